@@ -1,0 +1,877 @@
+//! The node: wires state, pool, miner thread and block log together behind one cloneable handle.
+//!
+//! Concurrency: the world state sits behind a read-write lock. Calls and queries read it from any
+//! thread; the miner thread alone writes it while sealing a block. A block becomes visible (its
+//! receipts queryable, its submitters answered) only after the block log has synced it to disk.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc,
+        mpsc::{self, RecvTimeoutError},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    consensus::{SignableTransaction, Transaction, TxEip1559, TxEnvelope, TxLegacy},
+    eips::Decodable2718,
+    primitives::{Address, B256, Bytes, TxKind, U256},
+    signers::SignerSync,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{oneshot, watch};
+
+use crate::{
+    DEV_MNEMONIC, DevAccounts, Error, Genesis, Result, SealedBlock, TxError, TxLocation,
+    executor::{self, BlockContext, CallOutcome, CallRequest, PendingTx, TX_GAS_CAP},
+    pool::Pool,
+    state::State,
+    store::{self, BlockLog},
+};
+
+/// How blocks are produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MiningMode {
+    /// Every waiting transaction is mined at once, as many per block as are waiting.
+    Auto,
+    /// A block every interval, with whatever is waiting (possibly none).
+    Interval(Duration),
+}
+
+/// Everything the node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where blocks persist. `None` keeps the chain in memory only (tests).
+    pub data_dir: Option<PathBuf>,
+    pub chain_id: u64,
+    pub accounts: usize,
+    /// Balance of each dev account, in wei.
+    pub balance: U256,
+    pub mnemonic: String,
+    pub mining: MiningMode,
+    pub gas_limit: u64,
+}
+
+impl NodeConfig {
+    /// Ganache-like defaults: chain 1337, ten accounts of 1000 ETH, automatic mining.
+    pub fn new(data_dir: Option<PathBuf>) -> Self {
+        NodeConfig {
+            data_dir,
+            chain_id: 1337,
+            accounts: 10,
+            balance: U256::from(1000u64) * U256::from(10u64).pow(U256::from(18u64)),
+            mnemonic: DEV_MNEMONIC.to_string(),
+            mining: MiningMode::Auto,
+            gas_limit: Genesis::DEFAULT_GAS_LIMIT,
+        }
+    }
+
+    /// An in-memory node for tests.
+    pub fn test() -> Self {
+        Self::new(None)
+    }
+}
+
+/// Which state a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockTag {
+    Latest,
+    Pending,
+    Earliest,
+    Number(u64),
+}
+
+/// A block and its hash.
+#[derive(Debug, Clone)]
+pub struct BlockRef {
+    pub hash: B256,
+    pub block: Arc<SealedBlock>,
+}
+
+/// A transaction found by hash: mined (with its block) or still waiting.
+#[derive(Debug, Clone)]
+pub enum TxLookup {
+    Mined { block: BlockRef, index: usize },
+    Pending { tx: TxEnvelope, sender: Address },
+}
+
+#[derive(Default)]
+struct ChainIndex {
+    blocks: Vec<BlockRef>,
+    by_hash: HashMap<B256, u64>,
+    txs: HashMap<B256, TxLocation>,
+}
+
+impl ChainIndex {
+    fn push(&mut self, block: SealedBlock) -> BlockRef {
+        let hash = block.hash();
+        let number = block.number();
+        for (index, tx) in block.transactions.iter().enumerate() {
+            self.txs.insert(
+                *tx.tx_hash(),
+                TxLocation {
+                    block: number,
+                    index,
+                },
+            );
+        }
+        self.by_hash.insert(hash, number);
+        let entry = BlockRef {
+            hash,
+            block: Arc::new(block),
+        };
+        self.blocks.push(entry.clone());
+        entry
+    }
+
+    fn truncate(&mut self, keep: u64) {
+        for dropped in self.blocks.drain(keep as usize + 1..) {
+            self.by_hash.remove(&dropped.hash);
+            for tx in &dropped.block.transactions {
+                self.txs.remove(tx.tx_hash());
+            }
+        }
+    }
+
+    fn head(&self) -> &BlockRef {
+        self.blocks
+            .last()
+            .expect("the chain always holds its genesis block")
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Clock {
+    offset: i64,
+    next: Option<u64>,
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        secs.saturating_add_signed(self.offset)
+    }
+}
+
+struct Snapshot {
+    state: State,
+    number: u64,
+    clock: Clock,
+}
+
+enum MinerMsg {
+    Wake,
+    Mine {
+        timestamp: Option<u64>,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    Revert {
+        id: u64,
+        reply: oneshot::Sender<Result<bool>>,
+    },
+    Shutdown,
+}
+
+struct Inner {
+    chain_id: u64,
+    genesis: Genesis,
+    accounts: DevAccounts,
+    mining: MiningMode,
+    state: RwLock<State>,
+    chain: RwLock<ChainIndex>,
+    pool: Mutex<Pool>,
+    /// Why recently refused transactions were refused, for the submitters waiting on them.
+    refused: Mutex<HashMap<B256, TxError>>,
+    log: Mutex<Option<BlockLog>>,
+    clock: Mutex<Clock>,
+    snapshots: Mutex<Vec<(u64, Snapshot)>>,
+    next_snapshot: Mutex<u64>,
+    head: watch::Sender<u64>,
+    miner: Mutex<Option<mpsc::Sender<MinerMsg>>>,
+    /// State at a past block, kept after the last historical query (they come in runs).
+    history: Mutex<Option<(u64, Arc<State>)>>,
+}
+
+/// A handle to a running node. Cheap to clone; the miner stops when the last handle is dropped
+/// (or on `shutdown`).
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+    _guard: Arc<ShutdownGuard>,
+}
+
+struct ShutdownGuard {
+    miner: mpsc::Sender<MinerMsg>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        let _ = self.miner.send(MinerMsg::Shutdown);
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("chain_id", &self.inner.chain_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Opens (or creates) the chain and starts the miner.
+    pub fn spawn(config: NodeConfig) -> Result<Node> {
+        let accounts = DevAccounts::from_mnemonic(&config.mnemonic, config.accounts)?;
+        let fresh = Genesis {
+            chain_id: config.chain_id,
+            timestamp: Clock::default().now(),
+            gas_limit: config.gas_limit,
+            base_fee: Genesis::INITIAL_BASE_FEE,
+            alloc: accounts
+                .addresses()
+                .into_iter()
+                .map(|a| (a, config.balance))
+                .collect(),
+        };
+        let (genesis, log, stored) = match &config.data_dir {
+            None => (fresh, None, Vec::new()),
+            Some(dir) => {
+                let genesis = match store::read_genesis(dir)? {
+                    Some(existing) => existing,
+                    None => {
+                        store::write_genesis(dir, &fresh)?;
+                        fresh
+                    }
+                };
+                let (log, blocks) = BlockLog::open(dir)?;
+                (genesis, Some(log), blocks)
+            }
+        };
+        let (state, chain) = replay(&genesis, stored)?;
+        let head = chain.head().block.number();
+        let (miner_tx, miner_rx) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            chain_id: genesis.chain_id,
+            genesis,
+            accounts,
+            mining: config.mining,
+            state: RwLock::new(state),
+            chain: RwLock::new(chain),
+            pool: Mutex::new(Pool::default()),
+            refused: Mutex::new(HashMap::new()),
+            log: Mutex::new(log),
+            clock: Mutex::new(Clock::default()),
+            snapshots: Mutex::new(Vec::new()),
+            next_snapshot: Mutex::new(1),
+            head: watch::Sender::new(head),
+            miner: Mutex::new(Some(miner_tx.clone())),
+            history: Mutex::new(None),
+        });
+        let worker = Arc::clone(&inner);
+        let thread = std::thread::Builder::new()
+            .name("miner".into())
+            .spawn(move || worker.run_miner(miner_rx))?;
+        Ok(Node {
+            inner,
+            _guard: Arc::new(ShutdownGuard {
+                miner: miner_tx,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.inner.chain_id
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.inner.genesis
+    }
+
+    pub fn dev_accounts(&self) -> &DevAccounts {
+        &self.inner.accounts
+    }
+
+    pub fn mining_mode(&self) -> MiningMode {
+        self.inner.mining
+    }
+
+    /// A receiver that changes whenever a new block is published.
+    pub fn subscribe_heads(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+
+    pub fn block_number(&self) -> u64 {
+        self.inner.chain.read().head().block.number()
+    }
+
+    pub fn block(&self, tag: BlockTag) -> Option<BlockRef> {
+        let chain = self.inner.chain.read();
+        match tag {
+            BlockTag::Latest | BlockTag::Pending => Some(chain.head().clone()),
+            BlockTag::Earliest => chain.blocks.first().cloned(),
+            BlockTag::Number(n) => chain.blocks.get(n as usize).cloned(),
+        }
+    }
+
+    pub fn block_by_hash(&self, hash: &B256) -> Option<BlockRef> {
+        let chain = self.inner.chain.read();
+        let number = *chain.by_hash.get(hash)?;
+        chain.blocks.get(number as usize).cloned()
+    }
+
+    /// Resolves a tag to a block number, failing for blocks that do not exist yet.
+    pub fn resolve(&self, tag: BlockTag) -> Result<u64> {
+        let head = self.block_number();
+        match tag {
+            BlockTag::Latest | BlockTag::Pending => Ok(head),
+            BlockTag::Earliest => Ok(0),
+            BlockTag::Number(n) if n <= head => Ok(n),
+            BlockTag::Number(_) => Err(Error::UnknownBlock),
+        }
+    }
+
+    pub fn transaction(&self, hash: &B256) -> Option<TxLookup> {
+        let location = self.inner.chain.read().txs.get(hash).copied();
+        if let Some(location) = location {
+            let block = self.block(BlockTag::Number(location.block))?;
+            return Some(TxLookup::Mined {
+                block,
+                index: location.index,
+            });
+        }
+        let pool = self.inner.pool.lock();
+        pool.get(hash).map(|p| TxLookup::Pending {
+            tx: p.tx.clone(),
+            sender: p.sender,
+        })
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.inner.pool.lock().len()
+    }
+
+    fn with_state<T>(&self, tag: BlockTag, f: impl FnOnce(&State) -> T) -> Result<T> {
+        let number = self.resolve(tag)?;
+        if number == self.block_number() {
+            // The head may move on between the two reads; reading a newer state is what a
+            // client asking for "latest" a moment later would see anyway.
+            return Ok(f(&self.inner.state.read()));
+        }
+        let state = self.inner.state_at(number)?;
+        Ok(f(&state))
+    }
+
+    pub fn balance(&self, address: Address, tag: BlockTag) -> Result<U256> {
+        self.with_state(tag, |s| s.balance(&address))
+    }
+
+    pub fn nonce(&self, address: Address, tag: BlockTag) -> Result<u64> {
+        if tag == BlockTag::Pending {
+            let state_nonce = self.inner.state.read().nonce(&address);
+            return Ok(self.inner.pool.lock().pending_nonce(&address, state_nonce));
+        }
+        self.with_state(tag, |s| s.nonce(&address))
+    }
+
+    pub fn code(&self, address: Address, tag: BlockTag) -> Result<Bytes> {
+        self.with_state(tag, |s| {
+            s.code(&address)
+                .map(|c| c.original_bytes())
+                .unwrap_or_default()
+        })
+    }
+
+    pub fn storage(&self, address: Address, slot: U256, tag: BlockTag) -> Result<B256> {
+        self.with_state(tag, |s| B256::from(s.storage(&address, slot)))
+    }
+
+    /// The base fee the next block will charge.
+    pub fn next_base_fee(&self) -> u64 {
+        let chain = self.inner.chain.read();
+        BlockContext::next(&chain.head().block.header, 0).base_fee
+    }
+
+    /// Suggested tip: 1 gwei, as geth and Ganache suggest on a quiet chain.
+    pub fn max_priority_fee(&self) -> u128 {
+        1_000_000_000
+    }
+
+    /// Suggested legacy gas price: next base fee plus the suggested tip.
+    pub fn gas_price(&self) -> u128 {
+        self.next_base_fee() as u128 + self.max_priority_fee()
+    }
+
+    fn call_context(&self, number: u64) -> Result<BlockContext> {
+        let block = self
+            .block(BlockTag::Number(number))
+            .ok_or(Error::UnknownBlock)?;
+        let h = &block.block.header;
+        Ok(BlockContext {
+            number: h.number,
+            timestamp: h.timestamp,
+            gas_limit: h.gas_limit,
+            base_fee: h.base_fee_per_gas.unwrap_or_default(),
+            prevrandao: h.mix_hash,
+        })
+    }
+
+    /// `eth_call`: executes against the state after block `tag`, changing nothing.
+    pub fn call(&self, request: &CallRequest, tag: BlockTag) -> Result<CallOutcome> {
+        let number = self.resolve(tag)?;
+        let ctx = self.call_context(number)?;
+        let gas = request.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
+        self.with_state(BlockTag::Number(number), |state| {
+            executor::call(state, self.inner.chain_id, ctx, request, gas)
+        })?
+    }
+
+    /// `eth_estimateGas`.
+    pub fn estimate_gas(&self, request: &CallRequest, tag: BlockTag) -> Result<u64> {
+        let number = self.resolve(tag)?;
+        let ctx = self.call_context(number)?;
+        self.with_state(BlockTag::Number(number), |state| {
+            executor::estimate_gas(state, self.inner.chain_id, ctx, request)
+        })?
+    }
+
+    /// Decodes, checks and pools a signed transaction. With automatic mining this returns once
+    /// the transaction is in a block that is safely on disk (as Ganache's instamine does), or
+    /// with the reason the EVM refused it.
+    pub async fn send_raw_transaction(&self, raw: &[u8]) -> Result<B256> {
+        let mut slice = raw;
+        let tx = TxEnvelope::decode_2718(&mut slice)
+            .map_err(|e| Error::InvalidInput(format!("invalid transaction encoding: {e}")))?;
+        if !slice.is_empty() {
+            return Err(Error::InvalidInput(
+                "trailing bytes after the transaction".into(),
+            ));
+        }
+        let sender = alloy::consensus::transaction::SignerRecoverable::recover_signer(&tx)
+            .map_err(|e| TxError::InvalidSignature(e.to_string()))?;
+        self.submit(tx, sender).await
+    }
+
+    /// `eth_sendTransaction` for the node's own dev accounts: fills in what is missing, signs
+    /// with the account's key and submits.
+    pub async fn send_transaction(&self, request: CallRequest) -> Result<B256> {
+        let from = request
+            .from
+            .ok_or_else(|| Error::InvalidInput("missing \"from\"".into()))?;
+        let signer = self
+            .inner
+            .accounts
+            .signer(&from)
+            .ok_or(TxError::UnknownAccount)?
+            .clone();
+        let nonce = match request.nonce {
+            Some(n) => n,
+            None => self.nonce(from, BlockTag::Pending)?,
+        };
+        let gas_limit = match request.gas {
+            Some(g) => g,
+            None => self.estimate_gas(&request, BlockTag::Latest)?,
+        };
+        let kind = request.to.map_or(TxKind::Create, TxKind::Call);
+        let input = request.input.clone().unwrap_or_default();
+        let value = request.value.unwrap_or_default();
+        let tx = if let Some(gas_price) = request.gas_price {
+            let tx = TxLegacy {
+                chain_id: Some(self.inner.chain_id),
+                nonce,
+                gas_price,
+                gas_limit,
+                to: kind,
+                value,
+                input,
+            };
+            let signature = signer
+                .sign_hash_sync(&tx.signature_hash())
+                .map_err(|e| Error::InvalidInput(format!("signing: {e}")))?;
+            TxEnvelope::Legacy(tx.into_signed(signature))
+        } else {
+            let tip = request
+                .max_priority_fee_per_gas
+                .unwrap_or(self.max_priority_fee());
+            let max_fee = request
+                .max_fee_per_gas
+                .unwrap_or(2 * self.next_base_fee() as u128 + tip);
+            let tx = TxEip1559 {
+                chain_id: self.inner.chain_id,
+                nonce,
+                gas_limit,
+                max_fee_per_gas: max_fee,
+                max_priority_fee_per_gas: tip.min(max_fee),
+                to: kind,
+                value,
+                access_list: request.access_list.clone().unwrap_or_default(),
+                input,
+            };
+            let signature = signer
+                .sign_hash_sync(&tx.signature_hash())
+                .map_err(|e| Error::InvalidInput(format!("signing: {e}")))?;
+            TxEnvelope::Eip1559(tx.into_signed(signature))
+        };
+        self.submit(tx, from).await
+    }
+
+    async fn submit(&self, tx: TxEnvelope, sender: Address) -> Result<B256> {
+        let hash = *tx.tx_hash();
+        self.check(&tx, sender)?;
+        let mut heads = self.subscribe_heads();
+        let executable_now = {
+            let state_nonce = self.inner.state.read().nonce(&sender);
+            let mut pool = self.inner.pool.lock();
+            let expected = pool.pending_nonce(&sender, state_nonce);
+            pool.insert(PendingTx { tx, sender, hash }, state_nonce)?;
+            expected == hash_nonce(&pool, &hash).unwrap_or(u64::MAX)
+        };
+        self.inner.wake_miner();
+        if self.inner.mining != MiningMode::Auto || !executable_now {
+            return Ok(hash);
+        }
+        loop {
+            if self.inner.chain.read().txs.contains_key(&hash) {
+                return Ok(hash);
+            }
+            if let Some(reason) = self.inner.refused.lock().remove(&hash) {
+                return Err(reason.into());
+            }
+            if heads.changed().await.is_err() {
+                return Err(Error::ShuttingDown);
+            }
+        }
+    }
+
+    /// The checks a node makes before pooling a transaction.
+    fn check(&self, tx: &TxEnvelope, sender: Address) -> Result<(), TxError> {
+        if tx.is_eip4844() {
+            return Err(TxError::UnsupportedType);
+        }
+        if let Some(id) = tx.chain_id()
+            && id != self.inner.chain_id
+        {
+            return Err(TxError::WrongChainId {
+                expected: self.inner.chain_id,
+                got: id,
+            });
+        }
+        let gas_limit = self
+            .block(BlockTag::Latest)
+            .map_or(0, |b| b.block.header.gas_limit);
+        if tx.gas_limit() > gas_limit.min(TX_GAS_CAP) {
+            return Err(TxError::GasLimitExceeded);
+        }
+        if let Some(tip) = tx.max_priority_fee_per_gas()
+            && tip > tx.max_fee_per_gas()
+        {
+            return Err(TxError::TipAboveFeeCap);
+        }
+        let base_fee = self.next_base_fee();
+        if tx.max_fee_per_gas() < base_fee as u128 {
+            return Err(TxError::FeeBelowBaseFee {
+                max_fee: tx.max_fee_per_gas(),
+                base_fee,
+            });
+        }
+        let cost = U256::from(tx.gas_limit()) * U256::from(tx.max_fee_per_gas()) + tx.value();
+        let balance = self.inner.state.read().balance(&sender);
+        if balance < cost {
+            return Err(TxError::InsufficientFunds {
+                balance: balance.to_string(),
+                cost: cost.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `evm_mine`: seals a block now (with whatever is waiting), optionally at `timestamp`.
+    pub async fn mine(&self, timestamp: Option<u64>) -> Result<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.send_miner(MinerMsg::Mine { timestamp, reply })?;
+        answer.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// `evm_snapshot`: remembers the current state; `revert` returns to it.
+    pub fn snapshot(&self) -> u64 {
+        // Hold the state lock while reading the head so both describe the same block.
+        let state = self.inner.state.read();
+        let number = self.block_number();
+        let snapshot = Snapshot {
+            state: state.clone(),
+            number,
+            clock: *self.inner.clock.lock(),
+        };
+        drop(state);
+        let mut next = self.inner.next_snapshot.lock();
+        let id = *next;
+        *next += 1;
+        self.inner.snapshots.lock().push((id, snapshot));
+        id
+    }
+
+    /// `evm_revert`: drops every block mined since snapshot `id` (in memory and on disk).
+    pub async fn revert(&self, id: u64) -> Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.send_miner(MinerMsg::Revert { id, reply })?;
+        answer.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// `evm_increaseTime`: moves the clock of future blocks forward; returns the total offset.
+    pub fn increase_time(&self, seconds: u64) -> u64 {
+        let mut clock = self.inner.clock.lock();
+        clock.offset = clock.offset.saturating_add(seconds as i64);
+        clock.offset.max(0) as u64
+    }
+
+    /// `evm_setNextBlockTimestamp`.
+    pub fn set_next_block_timestamp(&self, timestamp: u64) -> Result<()> {
+        let head = self.inner.chain.read().head().block.header.timestamp;
+        if timestamp < head {
+            return Err(Error::InvalidInput(format!(
+                "timestamp {timestamp} is before the latest block's ({head})"
+            )));
+        }
+        self.inner.clock.lock().next = Some(timestamp);
+        Ok(())
+    }
+
+    /// Stops the miner; pending work is dropped, mined blocks are already on disk.
+    pub fn shutdown(&self) {
+        if let Some(miner) = self.inner.miner.lock().take() {
+            let _ = miner.send(MinerMsg::Shutdown);
+        }
+    }
+}
+
+fn hash_nonce(pool: &Pool, hash: &B256) -> Option<u64> {
+    pool.get(hash).map(|p| p.tx.nonce())
+}
+
+/// Rebuilds state and index from genesis and the stored blocks, checking each block re-seals
+/// to the stored hash.
+fn replay(genesis: &Genesis, stored: Vec<SealedBlock>) -> Result<(State, ChainIndex)> {
+    let mut state = State::from_alloc(&genesis.alloc);
+    let mut chain = ChainIndex::default();
+    let genesis_block = SealedBlock {
+        header: genesis.header(state.root()),
+        transactions: Vec::new(),
+        senders: Vec::new(),
+        receipts: Vec::new(),
+    };
+    state.push_block_hash(genesis_block.hash());
+    chain.push(genesis_block);
+    for block in stored {
+        let resealed = reexecute(
+            &mut state,
+            genesis.chain_id,
+            &chain.head().block.header,
+            &block,
+        );
+        if resealed.header != block.header {
+            return Err(Error::Storage(format!(
+                "block {} does not re-execute to the stored block; run `medledger verify`",
+                block.number()
+            )));
+        }
+        chain.push(block);
+    }
+    Ok((state, chain))
+}
+
+/// Executes a stored block's transactions again on `state` and returns the block that results.
+pub(crate) fn reexecute(
+    state: &mut State,
+    chain_id: u64,
+    parent: &alloy::consensus::Header,
+    block: &SealedBlock,
+) -> SealedBlock {
+    let h = &block.header;
+    let ctx = BlockContext {
+        number: h.number,
+        timestamp: h.timestamp,
+        gas_limit: h.gas_limit,
+        base_fee: h.base_fee_per_gas.unwrap_or_default(),
+        prevrandao: h.mix_hash,
+    };
+    let txs = block
+        .transactions
+        .iter()
+        .zip(&block.senders)
+        .map(|(tx, sender)| PendingTx {
+            tx: tx.clone(),
+            sender: *sender,
+            hash: *tx.tx_hash(),
+        })
+        .collect();
+    executor::seal_block(state, chain_id, parent, ctx, txs).block
+}
+
+impl Inner {
+    fn send_miner(&self, msg: MinerMsg) -> Result<()> {
+        let miner = self.miner.lock();
+        miner
+            .as_ref()
+            .ok_or(Error::ShuttingDown)?
+            .send(msg)
+            .map_err(|_| Error::ShuttingDown)
+    }
+
+    fn wake_miner(&self) {
+        let _ = self.send_miner(MinerMsg::Wake);
+    }
+
+    fn state_at(&self, number: u64) -> Result<Arc<State>> {
+        if let Some((cached, state)) = self.history.lock().as_ref()
+            && *cached == number
+        {
+            return Ok(Arc::clone(state));
+        }
+        let blocks: Vec<Arc<SealedBlock>> = {
+            let chain = self.chain.read();
+            chain
+                .blocks
+                .iter()
+                .skip(1)
+                .take(number as usize)
+                .map(|b| Arc::clone(&b.block))
+                .collect()
+        };
+        let mut state = State::from_alloc(&self.genesis.alloc);
+        let mut parent = self.genesis.header(state.root());
+        state.push_block_hash(parent.hash_slow());
+        for block in blocks {
+            let resealed = reexecute(&mut state, self.chain_id, &parent, &block);
+            parent = resealed.header;
+        }
+        let state = Arc::new(state);
+        *self.history.lock() = Some((number, Arc::clone(&state)));
+        Ok(state)
+    }
+
+    fn run_miner(&self, inbox: mpsc::Receiver<MinerMsg>) {
+        let mut next_tick = match self.mining {
+            MiningMode::Interval(every) => Some(Instant::now() + every),
+            MiningMode::Auto => None,
+        };
+        loop {
+            let msg = match next_tick {
+                None => inbox.recv().ok(),
+                Some(at) => {
+                    match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                        Ok(msg) => Some(msg),
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let MiningMode::Interval(every) = self.mining {
+                                next_tick = Some(Instant::now() + every);
+                            }
+                            if let Err(e) = self.mine_block(None) {
+                                tracing::error!("mining failed: {e}");
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => None,
+                    }
+                }
+            };
+            match msg {
+                None | Some(MinerMsg::Shutdown) => return,
+                Some(MinerMsg::Wake) => {
+                    if self.mining == MiningMode::Auto {
+                        // Coalesce a burst of submissions into one block.
+                        while let Ok(MinerMsg::Wake) = inbox.try_recv() {}
+                        while self.has_executable() {
+                            if let Err(e) = self.mine_block(None) {
+                                tracing::error!("mining failed: {e}");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Some(MinerMsg::Mine { timestamp, reply }) => {
+                    let _ = reply.send(self.mine_block(timestamp));
+                }
+                Some(MinerMsg::Revert { id, reply }) => {
+                    let _ = reply.send(self.revert_to(id));
+                }
+            }
+        }
+    }
+
+    fn has_executable(&self) -> bool {
+        let state = self.state.read();
+        self.pool.lock().has_executable(|a| state.nonce(a))
+    }
+
+    /// Seals one block from the pool, syncs it to disk, then publishes it.
+    fn mine_block(&self, timestamp: Option<u64>) -> Result<u64> {
+        let (txs, stale) = {
+            let state = self.state.read();
+            self.pool.lock().take_executable(|a| state.nonce(a))
+        };
+        let timestamp = {
+            let mut clock = self.clock.lock();
+            timestamp
+                .or(clock.next.take())
+                .unwrap_or_else(|| clock.now())
+        };
+        let parent = self.chain.read().head().block.header.clone();
+        let ctx = BlockContext::next(&parent, timestamp);
+        let sealed = {
+            let mut state = self.state.write();
+            executor::seal_block(&mut state, self.chain_id, &parent, ctx, txs)
+        };
+        {
+            let mut refused = self.refused.lock();
+            if refused.len() > 10_000 {
+                refused.clear();
+            }
+            for hash in stale {
+                refused.insert(
+                    hash,
+                    TxError::NonceTooLow {
+                        expected: 0,
+                        got: 0,
+                    },
+                );
+            }
+            refused.extend(sealed.rejected);
+        }
+        self.pool.lock().restore(sealed.deferred);
+        if let Some(log) = self.log.lock().as_mut() {
+            log.append(&sealed.block)?;
+        }
+        let number = sealed.block.number();
+        self.chain.write().push(sealed.block);
+        self.head.send_replace(number);
+        Ok(number)
+    }
+
+    fn revert_to(&self, id: u64) -> Result<bool> {
+        let mut snapshots = self.snapshots.lock();
+        let Some(position) = snapshots.iter().position(|(sid, _)| *sid == id) else {
+            return Ok(false);
+        };
+        let (_, snapshot) = snapshots.swap_remove(position);
+        snapshots.retain(|(sid, _)| *sid < id);
+        drop(snapshots);
+        if let Some(log) = self.log.lock().as_mut() {
+            log.truncate(snapshot.number)?;
+        }
+        *self.state.write() = snapshot.state;
+        self.chain.write().truncate(snapshot.number);
+        self.pool.lock().clear();
+        *self.clock.lock() = snapshot.clock;
+        *self.history.lock() = None;
+        self.head.send_replace(snapshot.number);
+        Ok(true)
+    }
+}

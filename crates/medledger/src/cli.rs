@@ -1,0 +1,191 @@
+//! Command-line arguments (raw flags), their validation into configurations, and the commands.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use medledger_chain::{MiningMode, Node, NodeConfig, alloy::primitives::U256, verify_data_dir};
+use medledger_rpc::Rpc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "medledger",
+    version,
+    about = "Patient-owned health records anchored on an Ethereum ledger"
+)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the embedded Ethereum node alone: a drop-in for `ganache` (JSON-RPC over HTTP).
+    Node(NodeArgs),
+    /// Re-check a stored chain from genesis; exits non-zero naming the first bad block.
+    Verify {
+        /// The data directory to check (as given to `node` or `serve`).
+        #[arg(long, default_value = "medledger-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct NodeArgs {
+    /// Where blocks are kept (created if missing). The chain lives in DIR/chain.
+    #[arg(long, default_value = "medledger-data")]
+    data_dir: PathBuf,
+    /// Keep the chain in memory only: nothing survives a restart.
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
+    /// Address for JSON-RPC; use port 0 for any free port.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    rpc_addr: SocketAddr,
+    /// EIP-155 chain id (only for a new chain).
+    #[arg(long)]
+    chain_id: Option<u64>,
+    /// Seconds between blocks; without it every transaction is mined at once.
+    #[arg(long)]
+    block_time: Option<u64>,
+    /// How many pre-funded dev accounts to create (only for a new chain).
+    #[arg(long)]
+    accounts: Option<usize>,
+    /// Balance of each dev account, in ETH (only for a new chain).
+    #[arg(long)]
+    balance: Option<u64>,
+    /// Mnemonic of the dev accounts.
+    #[arg(long, default_value = medledger_chain::DEV_MNEMONIC)]
+    mnemonic: String,
+}
+
+impl NodeArgs {
+    /// Validates the flags into a node configuration.
+    fn config(&self) -> anyhow::Result<NodeConfig> {
+        let data_dir = (!self.in_memory).then(|| self.data_dir.join("chain"));
+        let mut config = NodeConfig::new(data_dir);
+        if let Some(id) = self.chain_id {
+            if id == 0 {
+                bail!("--chain-id must be greater than 0");
+            }
+            config.chain_id = id;
+        }
+        if let Some(n) = self.accounts {
+            if n == 0 || n > 1000 {
+                bail!("--accounts must be between 1 and 1000");
+            }
+            config.accounts = n;
+        }
+        if let Some(eth) = self.balance {
+            config.balance = U256::from(eth) * U256::from(10u64).pow(U256::from(18u64));
+        }
+        if let Some(secs) = self.block_time {
+            if secs == 0 {
+                bail!("--block-time must be at least 1 second (leave it out for instant mining)");
+            }
+            config.mining = MiningMode::Interval(Duration::from_secs(secs));
+        }
+        config.mnemonic = self.mnemonic.clone();
+        Ok(config)
+    }
+
+    /// Flags that only shape a new chain must agree with an existing one.
+    fn check_against(&self, node: &Node) -> anyhow::Result<()> {
+        if let Some(id) = self.chain_id
+            && id != node.chain_id()
+        {
+            bail!(
+                "{} holds a chain with id {}, not {id}; use another --data-dir for a new chain",
+                self.data_dir.display(),
+                node.chain_id()
+            );
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Node(node) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(run_node(node))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { data_dir } => {
+            let chain_dir = data_dir.join("chain");
+            let report = verify_data_dir(&chain_dir).context("verifying the chain")?;
+            println!(
+                "chain: {} blocks and {} transactions verified (signatures, parent links, re-execution, receipts, state)",
+                report.blocks_ok, report.transactions_ok
+            );
+            match report.problem {
+                None => {
+                    println!("chain: OK");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(problem) => {
+                    println!("chain: MISMATCH at {problem}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let node = Node::spawn(config.clone()).context("opening the chain")?;
+    args.check_against(&node)?;
+    let listener = tokio::net::TcpListener::bind(args.rpc_addr)
+        .await
+        .with_context(|| format!("binding JSON-RPC to {}", args.rpc_addr))?;
+    let addr = listener.local_addr()?;
+    print_banner(&node, &config);
+    println!("Listening on {addr}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    medledger_rpc::serve(listener, Rpc::new(node.clone()), shutdown)
+        .await
+        .context("serving JSON-RPC")?;
+    node.shutdown();
+    Ok(())
+}
+
+fn print_banner(node: &Node, config: &NodeConfig) {
+    println!(
+        "medledger node v{} (chain id {})",
+        env!("CARGO_PKG_VERSION"),
+        node.chain_id()
+    );
+    match &config.data_dir {
+        Some(dir) => println!(
+            "Data directory: {} (block {})",
+            dir.display(),
+            node.block_number()
+        ),
+        None => println!("Data directory: none (in memory)"),
+    }
+    println!("\nAvailable Accounts\n==================");
+    let ether = U256::from(10u64).pow(U256::from(18u64));
+    for (i, signer) in node.dev_accounts().signers().iter().enumerate() {
+        let balance = node
+            .balance(signer.address(), medledger_chain::BlockTag::Latest)
+            .unwrap_or_default();
+        println!("({i}) {} ({} ETH)", signer.address(), balance / ether);
+    }
+    println!("\nPrivate Keys\n==================");
+    for (i, signer) in node.dev_accounts().signers().iter().enumerate() {
+        println!(
+            "({i}) 0x{}",
+            medledger_chain::alloy::primitives::hex::encode(signer.to_bytes())
+        );
+    }
+    println!("\nMnemonic: {}", config.mnemonic);
+    match config.mining {
+        MiningMode::Auto => println!("Mining: automatic (every transaction is mined at once)"),
+        MiningMode::Interval(d) => println!("Mining: a block every {} s", d.as_secs()),
+    }
+}

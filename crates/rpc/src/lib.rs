@@ -1,0 +1,12 @@
+//! Ethereum JSON-RPC over HTTP: the `eth_*`, `net_*`, `web3_*` and `evm_*` methods that ethers.js,
+//! web3.py and MetaMask use, served by axum with batching and CORS for browser wallets.
+
+mod convert;
+mod error;
+mod filters;
+mod request;
+mod server;
+
+pub use error::RpcError;
+pub use request::EthRequest;
+pub use server::{Rpc, router, serve};

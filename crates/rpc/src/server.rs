@@ -1,0 +1,471 @@
+//! The HTTP side: one POST endpoint taking single or batched JSON-RPC requests, and the one
+//! `match` that answers each method.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use medledger_chain::{
+    BlockTag, CallRequest, Node, TxLookup,
+    alloy::{
+        eips::{BlockId, BlockNumberOrTag},
+        primitives::{B256, TxKind, U64, U256, keccak256},
+        rpc::types::{FeeHistory, Filter, FilterBlockOption, Log, TransactionRequest},
+    },
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tower_http::cors::CorsLayer;
+
+use crate::{
+    EthRequest, RpcError, convert,
+    filters::{FilterKind, Filters},
+};
+
+/// Most logs one `eth_getLogs` answers, so one query cannot exhaust memory.
+const MAX_LOGS: usize = 100_000;
+
+/// The JSON-RPC service over a node.
+#[derive(Clone)]
+pub struct Rpc {
+    node: Node,
+    filters: Arc<Filters>,
+}
+
+impl Rpc {
+    pub fn new(node: Node) -> Self {
+        Rpc {
+            node,
+            filters: Arc::new(Filters::default()),
+        }
+    }
+
+    /// Answers one JSON-RPC body (a request or a batch); `None` when nothing is to be sent back
+    /// (a batch of notifications only).
+    pub async fn handle_body(&self, body: &[u8]) -> Option<Value> {
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return Some(failure(
+                    Value::Null,
+                    RpcError::parse(format!("parse error: {e}")),
+                ));
+            }
+        };
+        match value {
+            Value::Array(items) if items.is_empty() => Some(failure(
+                Value::Null,
+                RpcError::invalid_request("empty batch"),
+            )),
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Some(answer) = self.handle_one(item).await {
+                        out.push(answer);
+                    }
+                }
+                (!out.is_empty()).then_some(Value::Array(out))
+            }
+            single => self.handle_one(single).await,
+        }
+    }
+
+    async fn handle_one(&self, request: Value) -> Option<Value> {
+        let Value::Object(mut object) = request else {
+            return Some(failure(
+                Value::Null,
+                RpcError::invalid_request("a request must be an object"),
+            ));
+        };
+        let id = object.remove("id");
+        let Some(Value::String(method)) = object.remove("method") else {
+            return Some(failure(
+                id.unwrap_or(Value::Null),
+                RpcError::invalid_request("missing method"),
+            ));
+        };
+        let params = object.remove("params").unwrap_or(Value::Null);
+        let result = match EthRequest::parse(&method, &params) {
+            Ok(req) => self.execute(req).await,
+            Err(e) => Err(e),
+        };
+        // A request without an id is a notification: it gets no answer.
+        let id = id?;
+        Some(match result {
+            Ok(value) => json!({"jsonrpc": "2.0", "id": id, "result": value}),
+            Err(e) => failure(id, e),
+        })
+    }
+
+    fn tag(&self, block: BlockId) -> Result<BlockTag, RpcError> {
+        match block {
+            BlockId::Hash(hash) => self
+                .node
+                .block_by_hash(&hash.block_hash)
+                .map(|b| BlockTag::Number(b.block.number()))
+                .ok_or_else(|| RpcError::new(RpcError::SERVER, "header not found")),
+            BlockId::Number(n) => Ok(number_tag(n)),
+        }
+    }
+
+    fn block_number(&self, tag: BlockNumberOrTag) -> Result<u64, RpcError> {
+        Ok(self.node.resolve(number_tag(tag))?)
+    }
+
+    /// Answers one parsed request.
+    pub async fn execute(&self, request: EthRequest) -> Result<Value, RpcError> {
+        use EthRequest as R;
+        let node = &self.node;
+        Ok(match request {
+            R::ClientVersion => json!(concat!("medledger/v", env!("CARGO_PKG_VERSION"))),
+            R::Sha3(data) => json!(keccak256(&data)),
+            R::NetVersion => json!(node.chain_id().to_string()),
+            R::NetListening => json!(true),
+            R::NetPeerCount => json!(U64::ZERO),
+            R::ChainId => json!(U64::from(node.chain_id())),
+            R::Syncing | R::Mining => json!(false),
+            R::Coinbase => json!(medledger_chain::alloy::primitives::Address::ZERO),
+            R::BlockNumber => json!(U64::from(node.block_number())),
+            R::Accounts => json!(node.dev_accounts().addresses()),
+            R::GetBalance(a, b) => json!(node.balance(a, self.tag(b)?)?),
+            R::GetTransactionCount(a, b) => json!(U64::from(node.nonce(a, self.tag(b)?)?)),
+            R::GetCode(a, b) => json!(node.code(a, self.tag(b)?)?),
+            R::GetStorageAt(a, s, b) => json!(node.storage(a, s, self.tag(b)?)?),
+            R::GasPrice => json!(U256::from(node.gas_price())),
+            R::MaxPriorityFeePerGas => json!(U256::from(node.max_priority_fee())),
+            R::BlobBaseFee => json!(U256::from(1)),
+            R::FeeHistory(count, newest, percentiles) => {
+                json!(self.fee_history(count.to::<u64>(), newest, &percentiles)?)
+            }
+            R::EstimateGas(tx, b) => {
+                json!(U64::from(
+                    node.estimate_gas(&call_request(&tx), self.tag(b)?)?
+                ))
+            }
+            R::Call(tx, b) => json!(node.call(&call_request(&tx), self.tag(b)?)?.output),
+            R::SendRawTransaction(raw) => json!(node.send_raw_transaction(&raw).await?),
+            R::SendTransaction(tx) => json!(node.send_transaction(call_request(&tx)).await?),
+            R::GetTransactionByHash(hash) => match node.transaction(&hash) {
+                Some(TxLookup::Mined { block, index }) => {
+                    json!(convert::transaction(&block, index))
+                }
+                Some(TxLookup::Pending { tx, sender }) => {
+                    json!(medledger_chain::alloy::rpc::types::Transaction {
+                        inner:
+                            medledger_chain::alloy::consensus::transaction::Recovered::new_unchecked(
+                                tx, sender
+                            ),
+                        block_hash: None,
+                        block_number: None,
+                        transaction_index: None,
+                        effective_gas_price: None,
+                        block_timestamp: None,
+                    })
+                }
+                None => Value::Null,
+            },
+            R::GetTransactionReceipt(hash) => match node.transaction(&hash) {
+                Some(TxLookup::Mined { block, index }) => json!(convert::receipt(&block, index)),
+                _ => Value::Null,
+            },
+            R::GetTransactionByBlockNumberAndIndex(b, i) => {
+                let block = node.block(number_tag(b));
+                tx_at(block, i)
+            }
+            R::GetTransactionByBlockHashAndIndex(h, i) => tx_at(node.block_by_hash(&h), i),
+            R::GetBlockByNumber(b, full) => match node.block(number_tag(b)) {
+                Some(block) => json!(convert::block(&block, full)),
+                None => Value::Null,
+            },
+            R::GetBlockByHash(h, full) => match node.block_by_hash(&h) {
+                Some(block) => json!(convert::block(&block, full)),
+                None => Value::Null,
+            },
+            R::GetBlockTransactionCountByNumber(b) => match node.block(number_tag(b)) {
+                Some(block) => json!(U64::from(block.block.transactions.len())),
+                None => Value::Null,
+            },
+            R::GetBlockTransactionCountByHash(h) => match node.block_by_hash(&h) {
+                Some(block) => json!(U64::from(block.block.transactions.len())),
+                None => Value::Null,
+            },
+            R::GetUncleCountByBlockNumber(_) | R::GetUncleCountByBlockHash(_) => json!(U64::ZERO),
+            R::GetLogs(filter) => json!(self.logs(&filter)?),
+            R::NewFilter(filter) => {
+                json!(
+                    self.filters
+                        .install(FilterKind::Logs(filter), node.block_number())
+                )
+            }
+            R::NewBlockFilter => json!(
+                self.filters
+                    .install(FilterKind::Blocks, node.block_number())
+            ),
+            R::NewPendingTransactionFilter => {
+                json!(
+                    self.filters
+                        .install(FilterKind::PendingTransactions, node.block_number())
+                )
+            }
+            R::GetFilterChanges(id) => self.filter_changes(id)?,
+            R::GetFilterLogs(id) => match self.filters.get(id) {
+                Some(FilterKind::Logs(filter)) => json!(self.logs(&filter)?),
+                Some(_) => json!([]),
+                None => return Err(RpcError::new(RpcError::SERVER, "filter not found")),
+            },
+            R::UninstallFilter(id) => json!(self.filters.uninstall(id)),
+            R::EvmMine(timestamp) => {
+                node.mine(timestamp.map(|t| t.to::<u64>())).await?;
+                json!("0x0")
+            }
+            R::EvmSnapshot => json!(U64::from(node.snapshot())),
+            R::EvmRevert(id) => {
+                let id = u64::try_from(id).unwrap_or(u64::MAX);
+                json!(node.revert(id).await?)
+            }
+            R::EvmIncreaseTime(seconds) => json!(node.increase_time(seconds.to::<u64>())),
+            R::EvmSetNextBlockTimestamp(t) => {
+                node.set_next_block_timestamp(t.to::<u64>())?;
+                json!(t)
+            }
+        })
+    }
+
+    fn fee_history(
+        &self,
+        count: u64,
+        newest: BlockNumberOrTag,
+        percentiles: &[f64],
+    ) -> Result<FeeHistory, RpcError> {
+        if percentiles.iter().any(|p| !(0.0..=100.0).contains(p))
+            || percentiles.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(RpcError::invalid_params(
+                "reward percentiles must rise within 0..=100",
+            ));
+        }
+        let newest = self.block_number(newest)?;
+        let count = count.clamp(1, 1024).min(newest + 1);
+        let oldest = newest + 1 - count;
+        let mut history = FeeHistory {
+            oldest_block: oldest,
+            ..Default::default()
+        };
+        let mut rewards = Vec::new();
+        for n in oldest..=newest {
+            let block = self
+                .node
+                .block(BlockTag::Number(n))
+                .ok_or_else(|| RpcError::from(medledger_chain::Error::UnknownBlock))?;
+            let h = &block.block.header;
+            history
+                .base_fee_per_gas
+                .push(h.base_fee_per_gas.unwrap_or_default() as u128);
+            history
+                .gas_used_ratio
+                .push(h.gas_used as f64 / h.gas_limit as f64);
+            history.base_fee_per_blob_gas.push(1);
+            history.blob_gas_used_ratio.push(0.0);
+            rewards.push(convert::reward_percentiles(&block, percentiles));
+        }
+        // The base fee of the block after the newest one.
+        let next = if newest == self.node.block_number() {
+            self.node.next_base_fee()
+        } else {
+            self.node
+                .block(BlockTag::Number(newest + 1))
+                .and_then(|b| b.block.header.base_fee_per_gas)
+                .unwrap_or_default()
+        };
+        history.base_fee_per_gas.push(next as u128);
+        history.base_fee_per_blob_gas.push(1);
+        if !percentiles.is_empty() {
+            history.reward = Some(rewards);
+        }
+        Ok(history)
+    }
+
+    fn logs(&self, filter: &Filter) -> Result<Vec<Log>, RpcError> {
+        let (from, to) = match &filter.block_option {
+            FilterBlockOption::AtBlockHash(hash) => {
+                let block = self
+                    .node
+                    .block_by_hash(hash)
+                    .ok_or_else(|| RpcError::new(RpcError::SERVER, "unknown block"))?;
+                (block.block.number(), block.block.number())
+            }
+            FilterBlockOption::Range {
+                from_block,
+                to_block,
+            } => {
+                let head = self.node.block_number();
+                let resolve = |b: Option<BlockNumberOrTag>| match b {
+                    None => Ok(head),
+                    Some(BlockNumberOrTag::Number(n)) => Ok(n.min(head)),
+                    Some(tag) => self.block_number(tag),
+                };
+                (resolve(*from_block)?, resolve(*to_block)?)
+            }
+        };
+        if from > to {
+            return Err(RpcError::invalid_params(
+                "invalid block range: fromBlock is after toBlock",
+            ));
+        }
+        self.logs_in(filter, from, to)
+    }
+
+    fn logs_in(&self, filter: &Filter, from: u64, to: u64) -> Result<Vec<Log>, RpcError> {
+        let mut logs = Vec::new();
+        for n in from..=to {
+            let Some(block) = self.node.block(BlockTag::Number(n)) else {
+                break;
+            };
+            if !filter.matches_bloom(block.block.header.logs_bloom) {
+                continue;
+            }
+            logs.extend(
+                convert::block_logs(&block)
+                    .into_iter()
+                    .filter(|l| filter.matches(&l.inner)),
+            );
+            if logs.len() > MAX_LOGS {
+                return Err(RpcError::new(
+                    RpcError::SERVER,
+                    format!("query returned more than {MAX_LOGS} results; narrow the block range"),
+                ));
+            }
+        }
+        Ok(logs)
+    }
+
+    fn filter_changes(&self, id: U256) -> Result<Value, RpcError> {
+        let head = self.node.block_number();
+        let Some((kind, from, to)) = self.filters.poll(id, head) else {
+            return Err(RpcError::new(RpcError::SERVER, "filter not found"));
+        };
+        Ok(match kind {
+            FilterKind::Blocks => {
+                let hashes: Vec<B256> = (from..=to)
+                    .filter_map(|n| self.node.block(BlockTag::Number(n)).map(|b| b.hash))
+                    .collect();
+                json!(hashes)
+            }
+            FilterKind::PendingTransactions => {
+                // Mined at once under automatic mining: report what reached blocks since.
+                let hashes: Vec<B256> = (from..=to)
+                    .filter_map(|n| self.node.block(BlockTag::Number(n)))
+                    .flat_map(|b| {
+                        b.block
+                            .transactions
+                            .iter()
+                            .map(|t| *t.tx_hash())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                json!(hashes)
+            }
+            FilterKind::Logs(filter) => {
+                let (lo, hi) = match filter.block_option {
+                    FilterBlockOption::Range {
+                        from_block,
+                        to_block,
+                    } => {
+                        let lo = match from_block {
+                            Some(BlockNumberOrTag::Number(n)) => from.max(n),
+                            _ => from,
+                        };
+                        let hi = match to_block {
+                            Some(BlockNumberOrTag::Number(n)) => to.min(n),
+                            _ => to,
+                        };
+                        (lo, hi)
+                    }
+                    FilterBlockOption::AtBlockHash(_) => (from, to),
+                };
+                if lo > hi {
+                    json!([])
+                } else {
+                    json!(self.logs_in(&filter, lo, hi)?)
+                }
+            }
+        })
+    }
+}
+
+fn failure(id: Value, error: RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+fn number_tag(tag: BlockNumberOrTag) -> BlockTag {
+    match tag {
+        BlockNumberOrTag::Number(n) => BlockTag::Number(n),
+        BlockNumberOrTag::Earliest => BlockTag::Earliest,
+        BlockNumberOrTag::Pending => BlockTag::Pending,
+        _ => BlockTag::Latest,
+    }
+}
+
+fn tx_at(block: Option<medledger_chain::BlockRef>, index: U64) -> Value {
+    let index = index.to::<usize>();
+    match block {
+        Some(block) if index < block.block.transactions.len() => {
+            json!(convert::transaction(&block, index))
+        }
+        _ => Value::Null,
+    }
+}
+
+fn call_request(tx: &TransactionRequest) -> CallRequest {
+    CallRequest {
+        from: tx.from,
+        to: match tx.to {
+            Some(TxKind::Call(a)) => Some(a),
+            _ => None,
+        },
+        gas: tx.gas,
+        gas_price: tx.gas_price,
+        max_fee_per_gas: tx.max_fee_per_gas,
+        max_priority_fee_per_gas: tx.max_priority_fee_per_gas,
+        value: tx.value,
+        input: tx.input.input().cloned(),
+        nonce: tx.nonce,
+        access_list: tx.access_list.clone(),
+    }
+}
+
+async fn handle(State(rpc): State<Rpc>, body: Bytes) -> Response {
+    match rpc.handle_body(&body).await {
+        Some(value) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            value.to_string(),
+        )
+            .into_response(),
+        None => axum::http::StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+/// The JSON-RPC endpoint at `/` (any origin may call it: browser wallets do).
+pub fn router(rpc: Rpc) -> Router {
+    Router::new()
+        .route("/", post(handle))
+        .layer(CorsLayer::permissive())
+        .with_state(rpc)
+}
+
+/// Serves JSON-RPC on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    rpc: Rpc,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(rpc))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
