@@ -1,0 +1,104 @@
+//! The domain's closed inventories: roles, record kinds, grant scopes and purposes. Their
+//! discriminants are the contracts' enum values (Solidity enums travel as `uint8`).
+
+/// Who an account is, as the Registry contract knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Role {
+    None = 0,
+    Admin = 1,
+    Patient = 2,
+    Doctor = 3,
+}
+
+/// What a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum RecordKind {
+    Report = 0,
+    Prescription = 1,
+    Other = 2,
+}
+
+/// Why a record is opened; a grant names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Purpose {
+    Treatment = 0,
+    Research = 1,
+}
+
+/// Which records a grant covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Scope {
+    All = 0,
+    Kinds = 1,
+    Records = 2,
+}
+
+macro_rules! wire {
+    ($($ty:ident { $($variant:ident),* }),*) => {$(
+        impl From<$ty> for u8 {
+            fn from(value: $ty) -> u8 {
+                value as u8
+            }
+        }
+        impl TryFrom<u8> for $ty {
+            type Error = u8;
+            fn try_from(value: u8) -> Result<Self, u8> {
+                [$($ty::$variant),*].into_iter().find(|v| *v as u8 == value).ok_or(value)
+            }
+        }
+    )*};
+}
+
+wire!(
+    Role {
+        None,
+        Admin,
+        Patient,
+        Doctor
+    },
+    RecordKind {
+        Report,
+        Prescription,
+        Other
+    },
+    Purpose {
+        Treatment,
+        Research
+    },
+    Scope {
+        All,
+        Kinds,
+        Records
+    }
+);
+
+impl RecordKind {
+    /// This kind's bit in a grant's kinds mask.
+    pub fn mask_bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_values_round_trip_and_unknown_values_are_refused() {
+        for kind in [
+            RecordKind::Report,
+            RecordKind::Prescription,
+            RecordKind::Other,
+        ] {
+            assert_eq!(RecordKind::try_from(u8::from(kind)), Ok(kind));
+        }
+        assert_eq!(RecordKind::try_from(3), Err(3));
+        assert_eq!(Role::try_from(3), Ok(Role::Doctor));
+        assert_eq!(Purpose::try_from(2), Err(2));
+        assert_eq!(RecordKind::Other.mask_bit(), 4);
+    }
+}
