@@ -54,6 +54,8 @@ pub struct CallRequest {
     pub input: Option<Bytes>,
     pub nonce: Option<u64>,
     pub access_list: Option<AccessList>,
+    /// The EIP-2718 type asked for; inferred from the fee fields and access list when absent.
+    pub tx_type: Option<u8>,
 }
 
 /// What a successful call returned.
@@ -106,6 +108,14 @@ impl BlockContext {
             prevrandao: keccak256(parent.hash_slow()),
         }
     }
+}
+
+/// The least gas a transaction must carry before executing anything (EIP-2028 calldata, access
+/// lists, creation, and the EIP-7623 floor).
+pub(crate) fn intrinsic_gas(tx: &TxEnvelope, sender: Address) -> Result<u64, TxError> {
+    let env = tx_env(tx, sender)?;
+    let gas = revm::context_interface::cfg::gas::calculate_initial_tx_gas_for_tx(&env, SPEC, None);
+    Ok((gas.initial_regular_gas + gas.initial_state_gas).max(gas.floor_gas))
 }
 
 /// The revm transaction for a signed Ethereum transaction.
@@ -340,11 +350,15 @@ pub(crate) fn call(
     let priority = request.max_priority_fee_per_gas;
     let gas_price = request.gas_price.or(request.max_fee_per_gas).unwrap_or(0);
     let env = TxEnv {
-        tx_type: if priority.is_some() || request.max_fee_per_gas.is_some() {
-            2
-        } else {
-            0
-        },
+        tx_type: request.tx_type.unwrap_or(
+            if priority.is_some() || request.max_fee_per_gas.is_some() {
+                2
+            } else if request.access_list.is_some() {
+                1
+            } else {
+                0
+            },
+        ),
         caller: request.from.unwrap_or_default(),
         gas_limit: gas,
         gas_price,
@@ -400,6 +414,15 @@ pub(crate) fn estimate_gas(
         .min(ctx.gas_limit);
     // Fails with the real reason (revert data, insufficient funds) when even the cap fails.
     let first = call(state, chain_id, ctx, request, hi)?;
+    // A plain transfer to an account without code costs exactly the intrinsic 21,000 (geth).
+    let plain = request.input.as_ref().is_none_or(|i| i.is_empty())
+        && request.access_list.as_ref().is_none_or(|l| l.0.is_empty());
+    if plain
+        && let Some(to) = request.to
+        && state.code(&to).is_none_or(|c| c.is_empty())
+    {
+        return Ok(first.gas_used);
+    }
     let mut lo = first.gas_used.saturating_sub(1);
     // Most calls succeed with a little headroom over the gas they used (the 63/64 rule).
     let guess = (first.gas_used + 2_300) * 64 / 63;

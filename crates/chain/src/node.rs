@@ -93,8 +93,14 @@ pub struct BlockRef {
 /// A transaction found by hash: mined (with its block) or still waiting.
 #[derive(Debug, Clone)]
 pub enum TxLookup {
-    Mined { block: BlockRef, index: usize },
-    Pending { tx: TxEnvelope, sender: Address },
+    Mined {
+        block: BlockRef,
+        index: usize,
+    },
+    Pending {
+        tx: Box<TxEnvelope>,
+        sender: Address,
+    },
 }
 
 #[derive(Default)]
@@ -192,6 +198,8 @@ struct Inner {
     snapshots: Mutex<Vec<(u64, Snapshot)>>,
     next_snapshot: Mutex<u64>,
     head: watch::Sender<u64>,
+    /// Bumped after every mining round, published or not, so submitters learn of refusals.
+    rounds: watch::Sender<u64>,
     miner: Mutex<Option<mpsc::Sender<MinerMsg>>>,
     /// State at a past block, kept after the last historical query (they come in runs).
     history: Mutex<Option<(u64, Arc<State>)>>,
@@ -273,6 +281,7 @@ impl Node {
             snapshots: Mutex::new(Vec::new()),
             next_snapshot: Mutex::new(1),
             head: watch::Sender::new(head),
+            rounds: watch::Sender::new(0),
             miner: Mutex::new(Some(miner_tx.clone())),
             history: Mutex::new(None),
         });
@@ -351,7 +360,7 @@ impl Node {
         }
         let pool = self.inner.pool.lock();
         pool.get(hash).map(|p| TxLookup::Pending {
-            tx: p.tx.clone(),
+            tx: Box::new(p.tx.clone()),
             sender: p.sender,
         })
     }
@@ -527,7 +536,7 @@ impl Node {
     async fn submit(&self, tx: TxEnvelope, sender: Address) -> Result<B256> {
         let hash = *tx.tx_hash();
         self.check(&tx, sender)?;
-        let mut heads = self.subscribe_heads();
+        let mut rounds = self.inner.rounds.subscribe();
         let executable_now = {
             let state_nonce = self.inner.state.read().nonce(&sender);
             let mut pool = self.inner.pool.lock();
@@ -546,7 +555,7 @@ impl Node {
             if let Some(reason) = self.inner.refused.lock().remove(&hash) {
                 return Err(reason.into());
             }
-            if heads.changed().await.is_err() {
+            if rounds.changed().await.is_err() {
                 return Err(Error::ShuttingDown);
             }
         }
@@ -570,6 +579,13 @@ impl Node {
             .map_or(0, |b| b.block.header.gas_limit);
         if tx.gas_limit() > gas_limit.min(TX_GAS_CAP) {
             return Err(TxError::GasLimitExceeded);
+        }
+        let needed = executor::intrinsic_gas(tx, sender)?;
+        if tx.gas_limit() < needed {
+            return Err(TxError::IntrinsicGasTooLow {
+                gas: tx.gas_limit(),
+                needed,
+            });
         }
         if let Some(tip) = tx.max_priority_fee_per_gas()
             && tip > tx.max_fee_per_gas()
@@ -751,6 +767,7 @@ impl Inner {
         state.push_block_hash(parent.hash_slow());
         for block in blocks {
             let resealed = reexecute(&mut state, self.chain_id, &parent, &block);
+            state.push_block_hash(resealed.hash());
             parent = resealed.header;
         }
         let state = Arc::new(state);
@@ -763,17 +780,20 @@ impl Inner {
             MiningMode::Interval(every) => Some(Instant::now() + every),
             MiningMode::Auto => None,
         };
+        // A message taken out of the inbox while coalescing wake-ups, handled next.
+        let mut held: Option<MinerMsg> = None;
         loop {
-            let msg = match next_tick {
-                None => inbox.recv().ok(),
-                Some(at) => {
+            let msg = match (held.take(), next_tick) {
+                (Some(msg), _) => Some(msg),
+                (None, None) => inbox.recv().ok(),
+                (None, Some(at)) => {
                     match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
                         Ok(msg) => Some(msg),
                         Err(RecvTimeoutError::Timeout) => {
                             if let MiningMode::Interval(every) = self.mining {
                                 next_tick = Some(Instant::now() + every);
                             }
-                            if let Err(e) = self.mine_block(None) {
+                            if let Err(e) = self.mine_block(Some(None)) {
                                 tracing::error!("mining failed: {e}");
                             }
                             continue;
@@ -787,7 +807,12 @@ impl Inner {
                 Some(MinerMsg::Wake) => {
                     if self.mining == MiningMode::Auto {
                         // Coalesce a burst of submissions into one block.
-                        while let Ok(MinerMsg::Wake) = inbox.try_recv() {}
+                        while let Ok(next) = inbox.try_recv() {
+                            if !matches!(next, MinerMsg::Wake) {
+                                held = Some(next);
+                                break;
+                            }
+                        }
                         while self.has_executable() {
                             if let Err(e) = self.mine_block(None) {
                                 tracing::error!("mining failed: {e}");
@@ -797,7 +822,10 @@ impl Inner {
                     }
                 }
                 Some(MinerMsg::Mine { timestamp, reply }) => {
-                    let _ = reply.send(self.mine_block(timestamp));
+                    let mined = self
+                        .mine_block(Some(timestamp))
+                        .and_then(|n| n.ok_or(Error::ShuttingDown));
+                    let _ = reply.send(mined);
                 }
                 Some(MinerMsg::Revert { id, reply }) => {
                     let _ = reply.send(self.revert_to(id));
@@ -811,8 +839,17 @@ impl Inner {
         self.pool.lock().has_executable(|a| state.nonce(a))
     }
 
-    /// Seals one block from the pool, syncs it to disk, then publishes it.
-    fn mine_block(&self, timestamp: Option<u64>) -> Result<u64> {
+    /// Seals one block from the pool, syncs it to disk, then publishes it. `forced` is `None` for
+    /// automatic mining, which keeps no block that mined nothing; `Some(timestamp)` always keeps
+    /// the block (interval mining and `evm_mine`). Returns the number of the block kept.
+    fn mine_block(&self, forced: Option<Option<u64>>) -> Result<Option<u64>> {
+        let mined = self.seal_and_publish(forced);
+        self.rounds.send_modify(|n| *n += 1);
+        mined
+    }
+
+    fn seal_and_publish(&self, forced: Option<Option<u64>>) -> Result<Option<u64>> {
+        let timestamp = forced.flatten();
         let (txs, stale) = {
             let state = self.state.read();
             self.pool.lock().take_executable(|a| state.nonce(a))
@@ -827,7 +864,12 @@ impl Inner {
         let ctx = BlockContext::next(&parent, timestamp);
         let sealed = {
             let mut state = self.state.write();
-            executor::seal_block(&mut state, self.chain_id, &parent, ctx, txs)
+            let sealed = executor::seal_block(&mut state, self.chain_id, &parent, ctx, txs);
+            // Rejected transactions changed nothing, so an empty block can simply be dropped.
+            if forced.is_some() || !sealed.block.transactions.is_empty() {
+                state.push_block_hash(sealed.block.hash());
+            }
+            sealed
         };
         {
             let mut refused = self.refused.lock();
@@ -846,13 +888,16 @@ impl Inner {
             refused.extend(sealed.rejected);
         }
         self.pool.lock().restore(sealed.deferred);
+        if forced.is_none() && sealed.block.transactions.is_empty() {
+            return Ok(None);
+        }
         if let Some(log) = self.log.lock().as_mut() {
             log.append(&sealed.block)?;
         }
         let number = sealed.block.number();
         self.chain.write().push(sealed.block);
         self.head.send_replace(number);
-        Ok(number)
+        Ok(Some(number))
     }
 
     fn revert_to(&self, id: u64) -> Result<bool> {

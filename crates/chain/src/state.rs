@@ -88,13 +88,6 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Overrides an account's balance (used by tests and faucets of the dev chain only through
-    /// genesis; kept crate-private).
-    #[cfg(test)]
-    pub(crate) fn set_balance(&mut self, address: Address, balance: U256) {
-        self.accounts.entry(address).or_default().balance = balance;
-    }
-
     /// Applies one transaction's changes and folds them into the state commitment.
     pub(crate) fn commit(&mut self, changes: EvmState) {
         let mut touched: Vec<(Address, Vec<u8>)> = Vec::with_capacity(changes.len());
@@ -117,10 +110,10 @@ impl State {
             entry.balance = account.info.balance;
             entry.nonce = account.info.nonce;
             entry.code_hash = account.info.code_hash;
-            if let Some(code) = account.info.code {
-                if account.info.code_hash != KECCAK256_EMPTY {
-                    self.code.entry(account.info.code_hash).or_insert(code);
-                }
+            if let Some(code) = account.info.code
+                && account.info.code_hash != KECCAK256_EMPTY
+            {
+                self.code.entry(account.info.code_hash).or_insert(code);
             }
             encoded.push(1);
             encoded.extend_from_slice(&entry.balance.to_be_bytes::<32>());

@@ -170,6 +170,7 @@ impl BlockLog {
         } = scan(&path)?;
         let file = OpenOptions::new()
             .create(true)
+            .truncate(false)
             .read(true)
             .write(true)
             .open(&path)?;

@@ -159,7 +159,7 @@ impl Rpc {
                     json!(medledger_chain::alloy::rpc::types::Transaction {
                         inner:
                             medledger_chain::alloy::consensus::transaction::Recovered::new_unchecked(
-                                tx, sender
+                                *tx, sender
                             ),
                         block_hash: None,
                         block_number: None,
@@ -437,6 +437,7 @@ fn call_request(tx: &TransactionRequest) -> CallRequest {
         input: tx.input.input().cloned(),
         nonce: tx.nonce,
         access_list: tx.access_list.clone(),
+        tx_type: tx.transaction_type,
     }
 }
 

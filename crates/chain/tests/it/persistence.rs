@@ -1,0 +1,194 @@
+//! Persistence: blocks, receipts and state survive a restart; a torn last write is dropped; any
+//! altered byte of the stored chain is found by `verify`, which names the block.
+
+use alloy::{
+    primitives::{B256, U256},
+    rlp::{Decodable, Encodable},
+};
+use medledger_chain::{BlockTag, Node, SealedBlock, TxLookup, verify_data_dir};
+
+use crate::{dev, persistent, transfer};
+
+async fn chain_with_blocks(dir: &std::path::Path, n: u64) -> Vec<B256> {
+    let node = Node::spawn(persistent(dir)).unwrap();
+    let (alice, bob) = (dev(&node, 0), dev(&node, 1).address());
+    let mut hashes = Vec::new();
+    for nonce in 0..n {
+        hashes.push(
+            node.send_raw_transaction(&transfer(&node, &alice, bob, 1000 + nonce, nonce))
+                .await
+                .unwrap(),
+        );
+    }
+    hashes
+}
+
+#[tokio::test]
+async fn blocks_receipts_and_state_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hashes = chain_with_blocks(dir.path(), 5).await;
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    assert_eq!(node.block_number(), 5);
+    for hash in &hashes {
+        assert!(matches!(
+            node.transaction(hash),
+            Some(TxLookup::Mined { .. })
+        ));
+    }
+    let bob = dev(&node, 1).address();
+    let expected = U256::from(1000u64) * U256::from(10u64).pow(U256::from(18)) + U256::from(5010);
+    assert_eq!(node.balance(bob, BlockTag::Latest).unwrap(), expected);
+    assert_eq!(
+        node.nonce(dev(&node, 0).address(), BlockTag::Latest)
+            .unwrap(),
+        5
+    );
+    // The chain goes on from where it was, and genesis flags of the first start stick.
+    let alice = dev(&node, 0);
+    node.send_raw_transaction(&transfer(&node, &alice, bob, 1, 5))
+        .await
+        .unwrap();
+    assert_eq!(node.block_number(), 6);
+    assert!(verify_data_dir(dir.path()).unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_torn_last_write_is_dropped_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    chain_with_blocks(dir.path(), 3).await;
+    let log = dir.path().join("blocks.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(&[200, 1, 0, 0, 1, 2, 3]); // a frame header promising more than follows
+    std::fs::write(&log, &bytes).unwrap();
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(
+        report.problem.unwrap().starts_with("block 4:"),
+        "verify reports the torn frame"
+    );
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    assert_eq!(node.block_number(), 3);
+    drop(node);
+    assert!(
+        verify_data_dir(dir.path()).unwrap().is_ok(),
+        "opening cut the torn tail"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_block_in_the_middle_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    chain_with_blocks(dir.path(), 3).await;
+    let log = dir.path().join("blocks.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[20] ^= 0x01;
+    std::fs::write(&log, &bytes).unwrap();
+    let err = Node::spawn(persistent(dir.path())).unwrap_err().to_string();
+    assert!(
+        err.contains("block 1") && err.contains("medledger verify"),
+        "{err}"
+    );
+}
+
+/// Splits the log into (offset, payload) frames.
+fn frames(bytes: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        out.push((pos, bytes[pos + 8..pos + 8 + len].to_vec()));
+        pos += 8 + len;
+    }
+    out
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn verify_detects_every_flipped_byte_and_names_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    chain_with_blocks(dir.path(), 4).await;
+    assert!(verify_data_dir(dir.path()).unwrap().is_ok());
+    let log = dir.path().join("blocks.log");
+    let original = std::fs::read(&log).unwrap();
+    let starts: Vec<usize> = frames(&original)
+        .iter()
+        .map(|(offset, _)| *offset)
+        .collect();
+    // Every byte of the file, one at a time.
+    for position in 0..original.len() {
+        let mut damaged = original.clone();
+        damaged[position] ^= 0x40;
+        std::fs::write(&log, &damaged).unwrap();
+        let report = verify_data_dir(dir.path()).unwrap();
+        let block = starts.iter().rposition(|s| *s <= position).unwrap() + 1;
+        let problem = report
+            .problem
+            .unwrap_or_else(|| panic!("byte {position} flipped unnoticed"));
+        assert!(
+            problem.starts_with(&format!("block {block}:")),
+            "byte {position}: {problem}"
+        );
+    }
+    std::fs::write(&log, &original).unwrap();
+}
+
+#[tokio::test]
+async fn verify_re_executes_and_catches_consistent_looking_forgeries() {
+    // A forger who re-frames a block with a valid checksum is caught by re-execution.
+    let dir = tempfile::tempdir().unwrap();
+    chain_with_blocks(dir.path(), 3).await;
+    let log = dir.path().join("blocks.log");
+    let original = std::fs::read(&log).unwrap();
+    let decoded: Vec<SealedBlock> = frames(&original)
+        .iter()
+        .map(|(_, payload)| SealedBlock::decode(&mut payload.as_slice()).unwrap())
+        .collect();
+    let forge = |change: &dyn Fn(&mut SealedBlock), expect: &str| {
+        let mut blocks = decoded.clone();
+        change(&mut blocks[1]);
+        let mut bytes = Vec::new();
+        for block in &blocks {
+            let mut payload = Vec::new();
+            block.encode(&mut payload);
+            bytes.extend(frame(&payload));
+        }
+        std::fs::write(&log, &bytes).unwrap();
+        let problem = verify_data_dir(dir.path())
+            .unwrap()
+            .problem
+            .expect("forgery detected");
+        assert!(
+            problem.starts_with("block 2:") && problem.contains(expect),
+            "{problem}"
+        );
+    };
+    forge(
+        &|b| b.senders[0] = alloy::primitives::Address::repeat_byte(7),
+        "signed by",
+    );
+    forge(
+        &|b| b.header.state_root = B256::repeat_byte(1),
+        "state root",
+    );
+    forge(&|b| b.header.gas_used += 1, "gas used");
+    forge(
+        &|b| b.header.parent_hash = B256::repeat_byte(2),
+        "parent hash",
+    );
+    forge(
+        &|b| {
+            let alloy::consensus::ReceiptEnvelope::Eip1559(r) = &mut b.receipts[0] else {
+                panic!()
+            };
+            r.receipt.cumulative_gas_used += 1;
+        },
+        "receipt 0",
+    );
+    std::fs::write(&log, &original).unwrap();
+    assert!(verify_data_dir(dir.path()).unwrap().is_ok());
+}
