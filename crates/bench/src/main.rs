@@ -1,0 +1,123 @@
+//! `medledger-bench`: the records workload (40% anchors, 20% grants, 40% access logs), pre-signed,
+//! pushed through JSON-RPC with a fixed number of requests in flight, against the embedded node
+//! and against Ganache in the same run. Prints figures; asserts nothing about time.
+
+mod backend;
+mod workload;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::{backend::Backend, workload::Workload};
+
+#[derive(Debug, Parser)]
+#[command(about = "Records workload over JSON-RPC: embedded node vs Ganache")]
+struct Args {
+    /// Transactions in the measured workload.
+    #[arg(long, default_value_t = 10_000)]
+    n: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Transactions for Ganache (it manages tens per second; the ratio uses tx/s either way).
+    #[arg(long)]
+    ganache_n: Option<usize>,
+    /// canAccess eth_calls to time.
+    #[arg(long, default_value_t = 20_000)]
+    calls: usize,
+    /// Leave Ganache out.
+    #[arg(long)]
+    skip_ganache: bool,
+    /// Also run N = 100,000 on the embedded node: scaling, memory, restart time.
+    #[arg(long)]
+    scale: bool,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub(crate) struct Figures {
+    pub(crate) txs: usize,
+    pub(crate) failed: usize,
+    pub(crate) elapsed: Duration,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) calls_per_sec: f64,
+}
+
+impl Figures {
+    fn tx_per_sec(&self) -> f64 {
+        self.txs as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn print(name: &str, f: &Figures) {
+    println!(
+        "{name:<28} {:>8} tx {:>10.0} tx/s   p50 {:>8.2} ms   p99 {:>8.2} ms   canAccess {:>9.0} calls/s   failed {}",
+        f.txs,
+        f.tx_per_sec(),
+        f.p50.as_secs_f64() * 1e3,
+        f.p99.as_secs_f64() * 1e3,
+        f.calls_per_sec,
+        f.failed
+    );
+}
+
+async fn run(
+    backend: &Backend,
+    n: usize,
+    in_flight: usize,
+    calls: usize,
+) -> anyhow::Result<Figures> {
+    let workload = Workload::prepare(backend, n, in_flight)
+        .await
+        .context("setting up the workload")?;
+    workload.run(backend, calls).await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!(
+        "records workload: 40% anchors / 20% grants / 40% access logs, pre-signed, {} in flight; machine: {} cores",
+        args.in_flight,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let node = Backend::medledger().await?;
+    let ours = run(&node, args.n, args.in_flight, args.calls).await?;
+    print("medledger (embedded node)", &ours);
+    if args.scale {
+        let before = node.rss_mb();
+        let big = run(&node, 100_000, args.in_flight, args.calls).await?;
+        print("medledger, N = 100,000", &big);
+        println!(
+            "  throughput at N = 100,000 vs N = {}: {:.2}x; resident memory {:.0} MB (was {:.0} MB)",
+            args.n,
+            big.tx_per_sec() / ours.tx_per_sec(),
+            node.rss_mb(),
+            before
+        );
+        let started = Instant::now();
+        let blocks = node.restart().await?;
+        println!(
+            "  restart with {} blocks ({} workload transactions so far): {:.2} s to answer JSON-RPC",
+            blocks,
+            args.n + 100_000,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    drop(node);
+    if !args.skip_ganache {
+        let ganache = Backend::ganache().await?;
+        let n = args.ganache_n.unwrap_or(args.n);
+        let theirs = run(&ganache, n, args.in_flight, args.calls.min(5_000)).await?;
+        print("ganache 7.9.2", &theirs);
+        println!(
+            "ratio medledger / ganache: {:.1}x tx/s, {:.1}x canAccess calls/s",
+            ours.tx_per_sec() / theirs.tx_per_sec(),
+            ours.calls_per_sec / theirs.calls_per_sec
+        );
+    }
+    Ok(())
+}
