@@ -157,12 +157,14 @@ impl Backend {
             .data_dir
             .clone()
             .context("only the embedded node restarts")?;
-        let mut child = self.child.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-        child.kill()?;
-        child.wait()?;
-        let (fresh, url) = spawn_medledger(&dir)?;
-        *child = fresh;
-        drop(child);
+        let url = {
+            let mut child = self.child.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            child.kill()?;
+            child.wait()?;
+            let (fresh, url) = spawn_medledger(&dir)?;
+            *child = fresh;
+            url
+        };
         let height = reqwest::Client::new()
             .post(&url)
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}))
