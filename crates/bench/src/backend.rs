@@ -150,6 +150,29 @@ impl Backend {
             .map_or(0.0, |kb| kb / 1024.0)
     }
 
+    /// CPU time the chain's process has used so far (user + system), in seconds.
+    pub(crate) fn cpu_secs(&self) -> f64 {
+        let pid = self.child.lock().map(|c| c.id()).unwrap_or(0);
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0.0;
+        };
+        // Fields after the command name (which may hold spaces) start at field 3.
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 here; Linux counts 100 ticks/s.
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// Kills the embedded node (SIGKILL) and starts it again on the same data; returns the
     /// block height it came back with.
     pub(crate) async fn restart(&self) -> anyhow::Result<u64> {

@@ -44,6 +44,8 @@ pub(crate) struct Figures {
     pub(crate) p50: Duration,
     pub(crate) p99: Duration,
     pub(crate) calls_per_sec: f64,
+    /// CPU seconds the chain's process used during the transactions.
+    pub(crate) chain_cpu: f64,
 }
 
 impl Figures {
@@ -54,12 +56,13 @@ impl Figures {
 
 fn print(name: &str, f: &Figures) {
     println!(
-        "{name:<28} {:>8} tx {:>10.0} tx/s   p50 {:>8.2} ms   p99 {:>8.2} ms   canAccess {:>9.0} calls/s   failed {}",
+        "{name:<28} {:>8} tx {:>10.0} tx/s   p50 {:>8.2} ms   p99 {:>8.2} ms   canAccess {:>9.0} calls/s   chain CPU {:>5.0} us/tx   failed {}",
         f.txs,
         f.tx_per_sec(),
         f.p50.as_secs_f64() * 1e3,
         f.p99.as_secs_f64() * 1e3,
         f.calls_per_sec,
+        f.chain_cpu * 1e6 / f.txs as f64,
         f.failed
     );
 }

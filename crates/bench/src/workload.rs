@@ -40,8 +40,9 @@ pub(crate) struct Workload {
     calls: Vec<(Address, String)>,
 }
 
-fn key(label: &str, i: usize) -> PrivateKeySigner {
-    PrivateKeySigner::from_bytes(&keccak256(format!("medledger-bench {label} {i}")))
+/// A deterministic key, distinct per run (`run` is that run's fresh Registry address).
+fn key(run: Address, label: &str, i: usize) -> PrivateKeySigner {
+    PrivateKeySigner::from_bytes(&keccak256(format!("medledger-bench {run} {label} {i}")))
         .expect("a valid key")
 }
 
@@ -205,9 +206,9 @@ impl Workload {
         send_all(backend, vec![admin_txs]).await?;
 
         // People: a doctor and PATIENTS_PER_WORKER patients per worker, funded by the dev accounts.
-        let doctors: Vec<_> = (0..in_flight).map(|i| key("doctor", i)).collect();
+        let doctors: Vec<_> = (0..in_flight).map(|i| key(registry, "doctor", i)).collect();
         let patients: Vec<_> = (0..in_flight * PATIENTS_PER_WORKER)
-            .map(|i| key("patient", i))
+            .map(|i| key(registry, "patient", i))
             .collect();
         let funders = &dev[1..];
         let mut funding = vec![Vec::new(); funders.len()];
@@ -218,7 +219,7 @@ impl Workload {
                 funder,
                 TxKind::Call(person.address()),
                 vec![],
-                U256::from(10) * ether,
+                ether,
             ));
         }
         send_all(backend, funding).await?;
@@ -321,6 +322,7 @@ impl Workload {
 
     pub(crate) async fn run(self, backend: &Backend, calls: usize) -> anyhow::Result<Figures> {
         let total: usize = self.txs.iter().map(Vec::len).sum();
+        let cpu_before = backend.cpu_secs();
         let started = Instant::now();
         let mut tasks = Vec::new();
         for list in self.txs {
@@ -356,6 +358,7 @@ impl Workload {
             failed += f;
         }
         let elapsed = started.elapsed();
+        let chain_cpu = backend.cpu_secs() - cpu_before;
         latencies.sort_unstable();
         let pct = |p: f64| {
             latencies
@@ -407,6 +410,7 @@ impl Workload {
             p50,
             p99,
             calls_per_sec,
+            chain_cpu,
         })
     }
 }

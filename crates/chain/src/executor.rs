@@ -92,22 +92,26 @@ impl BlockContext {
         env
     }
 
-    /// The context of the block that follows `parent`.
-    pub(crate) fn next(parent: &Header, timestamp: u64) -> Self {
-        let base_fee = calc_next_block_base_fee(
-            parent.gas_used,
-            parent.gas_limit,
-            parent.base_fee_per_gas.unwrap_or_default(),
-            BaseFeeParams::ethereum(),
-        );
+    /// The context of the block that follows `parent` (whose hash is `parent_hash`).
+    pub(crate) fn next(parent: &Header, parent_hash: B256, timestamp: u64) -> Self {
         BlockContext {
             number: parent.number + 1,
             timestamp: timestamp.max(parent.timestamp),
             gas_limit: parent.gas_limit,
-            base_fee,
-            prevrandao: keccak256(parent.hash_slow()),
+            base_fee: next_base_fee(parent),
+            prevrandao: keccak256(parent_hash),
         }
     }
+}
+
+/// EIP-1559: the base fee of the block after `parent`.
+pub(crate) fn next_base_fee(parent: &Header) -> u64 {
+    calc_next_block_base_fee(
+        parent.gas_used,
+        parent.gas_limit,
+        parent.base_fee_per_gas.unwrap_or_default(),
+        BaseFeeParams::ethereum(),
+    )
 }
 
 /// The least gas a transaction must carry before executing anything (EIP-2028 calldata, access
@@ -225,7 +229,7 @@ pub(crate) struct Sealed {
 pub(crate) fn seal_block(
     state: &mut State,
     chain_id: u64,
-    parent: &Header,
+    parent_hash: B256,
     ctx: BlockContext,
     txs: Vec<PendingTx>,
 ) -> Sealed {
@@ -302,7 +306,7 @@ pub(crate) fn seal_block(
         bloom
     });
     let header = Header {
-        parent_hash: parent.hash_slow(),
+        parent_hash,
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: Address::ZERO,
         state_root: state.root(),

@@ -406,8 +406,7 @@ impl Node {
 
     /// The base fee the next block will charge.
     pub fn next_base_fee(&self) -> u64 {
-        let chain = self.inner.chain.read();
-        BlockContext::next(&chain.head().block.header, 0).base_fee
+        executor::next_base_fee(&self.inner.chain.read().head().block.header)
     }
 
     /// Suggested tip: 1 gwei, as geth and Ganache suggest on a quiet chain.
@@ -687,12 +686,7 @@ fn replay(genesis: &Genesis, stored: Vec<SealedBlock>) -> Result<(State, ChainIn
     state.push_block_hash(genesis_block.hash());
     chain.push(genesis_block);
     for block in stored {
-        let resealed = reexecute(
-            &mut state,
-            genesis.chain_id,
-            &chain.head().block.header,
-            &block,
-        );
+        let resealed = reexecute(&mut state, genesis.chain_id, chain.head().hash, &block);
         if resealed.header != block.header {
             return Err(Error::Storage(format!(
                 "block {} does not re-execute to the stored block; run `medledger verify`",
@@ -708,7 +702,7 @@ fn replay(genesis: &Genesis, stored: Vec<SealedBlock>) -> Result<(State, ChainIn
 pub(crate) fn reexecute(
     state: &mut State,
     chain_id: u64,
-    parent: &alloy::consensus::Header,
+    parent_hash: B256,
     block: &SealedBlock,
 ) -> SealedBlock {
     let h = &block.header;
@@ -729,7 +723,7 @@ pub(crate) fn reexecute(
             hash: *tx.tx_hash(),
         })
         .collect();
-    executor::seal_block(state, chain_id, parent, ctx, txs).block
+    executor::seal_block(state, chain_id, parent_hash, ctx, txs).block
 }
 
 impl Inner {
@@ -763,12 +757,11 @@ impl Inner {
                 .collect()
         };
         let mut state = State::from_alloc(&self.genesis.alloc);
-        let mut parent = self.genesis.header(state.root());
-        state.push_block_hash(parent.hash_slow());
+        let mut parent_hash = self.genesis.header(state.root()).hash_slow();
+        state.push_block_hash(parent_hash);
         for block in blocks {
-            let resealed = reexecute(&mut state, self.chain_id, &parent, &block);
-            state.push_block_hash(resealed.hash());
-            parent = resealed.header;
+            parent_hash = reexecute(&mut state, self.chain_id, parent_hash, &block).hash();
+            state.push_block_hash(parent_hash);
         }
         let state = Arc::new(state);
         *self.history.lock() = Some((number, Arc::clone(&state)));
@@ -860,11 +853,14 @@ impl Inner {
                 .or(clock.next.take())
                 .unwrap_or_else(|| clock.now())
         };
-        let parent = self.chain.read().head().block.header.clone();
-        let ctx = BlockContext::next(&parent, timestamp);
+        let (parent, parent_hash) = {
+            let chain = self.chain.read();
+            (chain.head().block.header.clone(), chain.head().hash)
+        };
+        let ctx = BlockContext::next(&parent, parent_hash, timestamp);
         let sealed = {
             let mut state = self.state.write();
-            let sealed = executor::seal_block(&mut state, self.chain_id, &parent, ctx, txs);
+            let sealed = executor::seal_block(&mut state, self.chain_id, parent_hash, ctx, txs);
             // Rejected transactions changed nothing, so an empty block can simply be dropped.
             if forced.is_some() || !sealed.block.transactions.is_empty() {
                 state.push_block_hash(sealed.block.hash());

@@ -93,7 +93,7 @@ fn check_block(
             Err(e) => return Err(format!("transaction {index} has an invalid signature: {e}")),
         }
     }
-    let redone = reexecute(state, chain_id, parent, block);
+    let redone = reexecute(state, chain_id, header.parent_hash, block);
     if redone.transactions.len() != block.transactions.len() {
         return Err("a stored transaction is not valid on re-execution".into());
     }
