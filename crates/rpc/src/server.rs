@@ -19,7 +19,7 @@ use medledger_chain::{
         rpc::types::{FeeHistory, Filter, FilterBlockOption, Log, TransactionRequest},
     },
 };
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 
@@ -48,7 +48,7 @@ impl Rpc {
 
     /// Answers one JSON-RPC body (a request or a batch); `None` when nothing is to be sent back
     /// (a batch of notifications only).
-    pub async fn handle_body(&self, body: &[u8]) -> Option<Value> {
+    pub async fn handle_body(&self, body: &[u8]) -> Option<Box<RawValue>> {
         let value: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
@@ -70,13 +70,13 @@ impl Rpc {
                         out.push(answer);
                     }
                 }
-                (!out.is_empty()).then_some(Value::Array(out))
+                if out.is_empty() { None } else { raw(&out).ok() }
             }
             single => self.handle_one(single).await,
         }
     }
 
-    async fn handle_one(&self, request: Value) -> Option<Value> {
+    async fn handle_one(&self, request: Value) -> Option<Box<RawValue>> {
         let Value::Object(mut object) = request else {
             return Some(failure(
                 Value::Null,
@@ -98,7 +98,12 @@ impl Rpc {
         // A request without an id is a notification: it gets no answer.
         let id = id?;
         Some(match result {
-            Ok(value) => json!({"jsonrpc": "2.0", "id": id, "result": value}),
+            Ok(result) => raw(&Success {
+                jsonrpc: "2.0",
+                id,
+                result,
+            })
+            .unwrap_or_else(|e| failure(Value::Null, e)),
             Err(e) => failure(id, e),
         })
     }
@@ -119,47 +124,43 @@ impl Rpc {
     }
 
     /// Answers one parsed request.
-    pub async fn execute(&self, request: EthRequest) -> Result<Value, RpcError> {
+    pub async fn execute(&self, request: EthRequest) -> Result<Box<RawValue>, RpcError> {
         use EthRequest as R;
         let node = &self.node;
-        Ok(match request {
-            R::ClientVersion => json!(concat!("medledger/v", env!("CARGO_PKG_VERSION"))),
-            R::Sha3(data) => json!(keccak256(&data)),
-            R::NetVersion => json!(node.chain_id().to_string()),
-            R::NetListening => json!(true),
-            R::NetPeerCount => json!(U64::ZERO),
-            R::ChainId => json!(U64::from(node.chain_id())),
-            R::Syncing | R::Mining => json!(false),
-            R::Coinbase => json!(medledger_chain::alloy::primitives::Address::ZERO),
-            R::BlockNumber => json!(U64::from(node.block_number())),
-            R::Accounts => json!(node.dev_accounts().addresses()),
-            R::GetBalance(a, b) => json!(node.balance(a, self.tag(b)?)?),
-            R::GetTransactionCount(a, b) => json!(U64::from(node.nonce(a, self.tag(b)?)?)),
-            R::GetCode(a, b) => json!(node.code(a, self.tag(b)?)?),
-            R::GetStorageAt(a, s, b) => json!(node.storage(a, s, self.tag(b)?)?),
-            R::GasPrice => json!(U256::from(node.gas_price())),
-            R::MaxPriorityFeePerGas => json!(U256::from(node.max_priority_fee())),
-            R::BlobBaseFee => json!(U256::from(1)),
+        match request {
+            R::ClientVersion => raw(&concat!("medledger/v", env!("CARGO_PKG_VERSION"))),
+            R::Sha3(data) => raw(&keccak256(&data)),
+            R::NetVersion => raw(&node.chain_id().to_string()),
+            R::NetListening => raw(&true),
+            R::NetPeerCount => raw(&U64::ZERO),
+            R::ChainId => raw(&U64::from(node.chain_id())),
+            R::Syncing | R::Mining => raw(&false),
+            R::Coinbase => raw(&medledger_chain::alloy::primitives::Address::ZERO),
+            R::BlockNumber => raw(&U64::from(node.block_number())),
+            R::Accounts => raw(&node.dev_accounts().addresses()),
+            R::GetBalance(a, b) => raw(&node.balance(a, self.tag(b)?)?),
+            R::GetTransactionCount(a, b) => raw(&U64::from(node.nonce(a, self.tag(b)?)?)),
+            R::GetCode(a, b) => raw(&node.code(a, self.tag(b)?)?),
+            R::GetStorageAt(a, s, b) => raw(&node.storage(a, s, self.tag(b)?)?),
+            R::GasPrice => raw(&U256::from(node.gas_price())),
+            R::MaxPriorityFeePerGas => raw(&U256::from(node.max_priority_fee())),
+            R::BlobBaseFee => raw(&U256::from(1)),
             R::FeeHistory(count, newest, percentiles) => {
-                json!(self.fee_history(count.to::<u64>(), newest, &percentiles)?)
+                raw(&self.fee_history(count.to::<u64>(), newest, &percentiles)?)
             }
-            R::EstimateGas(tx, b) => {
-                json!(U64::from(
-                    node.estimate_gas(&call_request(&tx), self.tag(b)?)?
-                ))
-            }
-            R::Call(tx, b) => json!(node.call(&call_request(&tx), self.tag(b)?)?.output),
-            R::SendRawTransaction(raw) => json!(node.send_raw_transaction(&raw).await?),
-            R::SendTransaction(tx) => json!(node.send_transaction(call_request(&tx)).await?),
+            R::EstimateGas(tx, b) => raw(&U64::from(
+                node.estimate_gas(&call_request(&tx), self.tag(b)?)?,
+            )),
+            R::Call(tx, b) => raw(&node.call(&call_request(&tx), self.tag(b)?)?.output),
+            R::SendRawTransaction(bytes) => raw(&node.send_raw_transaction(&bytes).await?),
+            R::SendTransaction(tx) => raw(&node.send_transaction(call_request(&tx)).await?),
             R::GetTransactionByHash(hash) => match node.transaction(&hash) {
-                Some(TxLookup::Mined { block, index }) => {
-                    json!(convert::transaction(&block, index))
-                }
+                Some(TxLookup::Mined { block, index }) => raw(&convert::transaction(&block, index)),
                 Some(TxLookup::Pending { tx, sender }) => {
-                    json!(medledger_chain::alloy::rpc::types::Transaction {
+                    raw(&medledger_chain::alloy::rpc::types::Transaction {
                         inner:
                             medledger_chain::alloy::consensus::transaction::Recovered::new_unchecked(
-                                *tx, sender
+                                *tx, sender,
                             ),
                         block_hash: None,
                         block_number: None,
@@ -168,73 +169,66 @@ impl Rpc {
                         block_timestamp: None,
                     })
                 }
-                None => Value::Null,
+                None => raw(&()),
             },
             R::GetTransactionReceipt(hash) => match node.transaction(&hash) {
-                Some(TxLookup::Mined { block, index }) => json!(convert::receipt(&block, index)),
-                _ => Value::Null,
+                Some(TxLookup::Mined { block, index }) => raw(&convert::receipt(&block, index)),
+                _ => raw(&()),
             },
             R::GetTransactionByBlockNumberAndIndex(b, i) => {
                 let block = node.block(number_tag(b));
-                tx_at(block, i)
+                raw(&tx_at(block, i))
             }
-            R::GetTransactionByBlockHashAndIndex(h, i) => tx_at(node.block_by_hash(&h), i),
+            R::GetTransactionByBlockHashAndIndex(h, i) => raw(&tx_at(node.block_by_hash(&h), i)),
             R::GetBlockByNumber(b, full) => match node.block(number_tag(b)) {
-                Some(block) => json!(convert::block(&block, full)),
-                None => Value::Null,
+                Some(block) => raw(&convert::block(&block, full)),
+                None => raw(&()),
             },
             R::GetBlockByHash(h, full) => match node.block_by_hash(&h) {
-                Some(block) => json!(convert::block(&block, full)),
-                None => Value::Null,
+                Some(block) => raw(&convert::block(&block, full)),
+                None => raw(&()),
             },
             R::GetBlockTransactionCountByNumber(b) => match node.block(number_tag(b)) {
-                Some(block) => json!(U64::from(block.block.transactions.len())),
-                None => Value::Null,
+                Some(block) => raw(&U64::from(block.block.transactions.len())),
+                None => raw(&()),
             },
             R::GetBlockTransactionCountByHash(h) => match node.block_by_hash(&h) {
-                Some(block) => json!(U64::from(block.block.transactions.len())),
-                None => Value::Null,
+                Some(block) => raw(&U64::from(block.block.transactions.len())),
+                None => raw(&()),
             },
-            R::GetUncleCountByBlockNumber(_) | R::GetUncleCountByBlockHash(_) => json!(U64::ZERO),
-            R::GetLogs(filter) => json!(self.logs(&filter)?),
-            R::NewFilter(filter) => {
-                json!(
-                    self.filters
-                        .install(FilterKind::Logs(filter), node.block_number())
-                )
-            }
-            R::NewBlockFilter => json!(
-                self.filters
-                    .install(FilterKind::Blocks, node.block_number())
-            ),
-            R::NewPendingTransactionFilter => {
-                json!(
-                    self.filters
-                        .install(FilterKind::PendingTransactions, node.block_number())
-                )
-            }
-            R::GetFilterChanges(id) => self.filter_changes(id)?,
+            R::GetUncleCountByBlockNumber(_) | R::GetUncleCountByBlockHash(_) => raw(&U64::ZERO),
+            R::GetLogs(filter) => raw(&self.logs(&filter)?),
+            R::NewFilter(filter) => raw(&self
+                .filters
+                .install(FilterKind::Logs(filter), node.block_number())),
+            R::NewBlockFilter => raw(&self
+                .filters
+                .install(FilterKind::Blocks, node.block_number())),
+            R::NewPendingTransactionFilter => raw(&self
+                .filters
+                .install(FilterKind::PendingTransactions, node.block_number())),
+            R::GetFilterChanges(id) => raw(&self.filter_changes(id)?),
             R::GetFilterLogs(id) => match self.filters.get(id) {
-                Some(FilterKind::Logs(filter)) => json!(self.logs(&filter)?),
-                Some(_) => json!([]),
-                None => return Err(RpcError::new(RpcError::SERVER, "filter not found")),
+                Some(FilterKind::Logs(filter)) => raw(&self.logs(&filter)?),
+                Some(_) => raw(&Vec::<Log>::new()),
+                None => Err(RpcError::new(RpcError::SERVER, "filter not found")),
             },
-            R::UninstallFilter(id) => json!(self.filters.uninstall(id)),
+            R::UninstallFilter(id) => raw(&self.filters.uninstall(id)),
             R::EvmMine(timestamp) => {
                 node.mine(timestamp.map(|t| t.to::<u64>())).await?;
-                json!("0x0")
+                raw(&"0x0")
             }
-            R::EvmSnapshot => json!(U64::from(node.snapshot())),
+            R::EvmSnapshot => raw(&U64::from(node.snapshot())),
             R::EvmRevert(id) => {
                 let id = u64::try_from(id).unwrap_or(u64::MAX);
-                json!(node.revert(id).await?)
+                raw(&node.revert(id).await?)
             }
-            R::EvmIncreaseTime(seconds) => json!(node.increase_time(seconds.to::<u64>())),
+            R::EvmIncreaseTime(seconds) => raw(&node.increase_time(seconds.to::<u64>())),
             R::EvmSetNextBlockTimestamp(t) => {
                 node.set_next_block_timestamp(t.to::<u64>())?;
-                json!(t)
+                raw(&t)
             }
-        })
+        }
     }
 
     fn fee_history(
@@ -399,8 +393,24 @@ impl Rpc {
     }
 }
 
-fn failure(id: Value, error: RpcError) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": error})
+#[derive(serde::Serialize)]
+struct Success {
+    jsonrpc: &'static str,
+    id: Value,
+    result: Box<RawValue>,
+}
+
+/// Serialises straight to JSON text: responses are written once, never built as a `Value` tree.
+fn raw<T: serde::Serialize + ?Sized>(value: &T) -> Result<Box<RawValue>, RpcError> {
+    serde_json::value::to_raw_value(value).map_err(|e| {
+        tracing::error!("cannot serialise a JSON-RPC answer: {e}");
+        RpcError::new(RpcError::INTERNAL, "internal error")
+    })
+}
+
+fn failure(id: Value, error: RpcError) -> Box<RawValue> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
+    serde_json::value::to_raw_value(&body).unwrap_or_default()
 }
 
 fn number_tag(tag: BlockNumberOrTag) -> BlockTag {
