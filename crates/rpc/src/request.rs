@@ -98,6 +98,9 @@ impl EthRequest {
     /// Parses a call. Unknown methods give -32601; bad params -32602.
     pub fn parse(method: &str, p: &Value) -> Result<Self, RpcError> {
         use EthRequest as R;
+        if !matches!(p, Value::Null | Value::Array(_)) {
+            return Err(RpcError::invalid_params("params must be an array"));
+        }
         Ok(match method {
             "web3_clientVersion" => R::ClientVersion,
             "web3_sha3" => R::Sha3(required(params(p, 1)?, "data")?),
