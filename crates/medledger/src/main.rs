@@ -7,11 +7,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// The node allocates per request (JSON, HTTP, receipts); mimalloc measured ~ faster than glibc's
-// malloc here (see the README's benchmark section).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     tracing_subscriber::fmt()
