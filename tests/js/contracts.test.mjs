@@ -193,7 +193,7 @@ test("happy path: directory, anchor, grant, access, revoke, expiry, emergency", 
   assert.equal((await consent.getGrant(grantId)).revoked, true);
   const denied = await expectCustomError(
     consent,
-    consent.connect(doctor).logAccess(patient.address, reportId, Purpose.Treatment),
+    consent.connect(doctor).logAccess.staticCall(patient.address, reportId, Purpose.Treatment),
     "AccessDenied",
   );
   assert.deepEqual([...denied], [patient.address, doctor.address, reportId]);
