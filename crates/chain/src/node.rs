@@ -203,6 +203,8 @@ struct Inner {
     miner: Mutex<Option<mpsc::Sender<MinerMsg>>>,
     /// State at a past block, kept after the last historical query (they come in runs).
     history: Mutex<Option<(u64, Arc<State>)>>,
+    /// The data directory's lock, released when the node is gone.
+    _lock: Option<std::fs::File>,
 }
 
 /// A handle to a running node. Cheap to clone; the miner stops when the last handle is dropped
@@ -250,6 +252,11 @@ impl Node {
                 .map(|a| (a, config.balance))
                 .collect(),
         };
+        let lock = config
+            .data_dir
+            .as_deref()
+            .map(store::lock_dir)
+            .transpose()?;
         let (genesis, log, stored) = match &config.data_dir {
             None => (fresh, None, Vec::new()),
             Some(dir) => {
@@ -284,6 +291,7 @@ impl Node {
             rounds: watch::Sender::new(0),
             miner: Mutex::new(Some(miner_tx.clone())),
             history: Mutex::new(None),
+            _lock: lock,
         });
         let worker = Arc::clone(&inner);
         let thread = std::thread::Builder::new()

@@ -49,6 +49,25 @@ pub(crate) fn log_path(dir: &Path) -> PathBuf {
     dir.join(LOG_FILE)
 }
 
+/// Takes the data directory for this process alone: two nodes appending to one block log would
+/// interleave their frames. The lock is held as long as the returned file is open.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(dir)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Storage(format!(
+            "{} is in use by another medledger process",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
 pub(crate) fn read_genesis(dir: &Path) -> Result<Option<Genesis>> {
     match std::fs::read_to_string(genesis_path(dir)) {
         Ok(text) => Genesis::from_text(&text).map(Some),

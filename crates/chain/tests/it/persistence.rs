@@ -53,6 +53,16 @@ async fn blocks_receipts_and_state_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_data_directory_serves_one_node_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Node::spawn(persistent(dir.path())).unwrap();
+    let err = Node::spawn(persistent(dir.path())).unwrap_err().to_string();
+    assert!(err.contains("in use by another medledger process"), "{err}");
+    drop(first);
+    Node::spawn(persistent(dir.path())).expect("the lock is released with the node");
+}
+
+#[tokio::test]
 async fn a_torn_last_write_is_dropped_and_the_rest_kept() {
     let dir = tempfile::tempdir().unwrap();
     chain_with_blocks(dir.path(), 3).await;
