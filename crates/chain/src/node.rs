@@ -191,15 +191,14 @@ struct Inner {
     state: RwLock<State>,
     chain: RwLock<ChainIndex>,
     pool: Mutex<Pool>,
-    /// Why recently refused transactions were refused, for the submitters waiting on them.
-    refused: Mutex<HashMap<B256, TxError>>,
+    /// Submitters waiting for their transaction's block (automatic mining), by hash: told once
+    /// the block is on disk, or why the transaction was refused.
+    waiters: Mutex<HashMap<B256, oneshot::Sender<Result<()>>>>,
     log: Mutex<Option<BlockLog>>,
     clock: Mutex<Clock>,
     snapshots: Mutex<Vec<(u64, Snapshot)>>,
     next_snapshot: Mutex<u64>,
     head: watch::Sender<u64>,
-    /// Bumped after every mining round, published or not, so submitters learn of refusals.
-    rounds: watch::Sender<u64>,
     miner: Mutex<Option<mpsc::Sender<MinerMsg>>>,
     /// State at a past block, kept after the last historical query (they come in runs).
     history: Mutex<Option<(u64, Arc<State>)>>,
@@ -282,13 +281,12 @@ impl Node {
             state: RwLock::new(state),
             chain: RwLock::new(chain),
             pool: Mutex::new(Pool::default()),
-            refused: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
             log: Mutex::new(log),
             clock: Mutex::new(Clock::default()),
             snapshots: Mutex::new(Vec::new()),
             next_snapshot: Mutex::new(1),
             head: watch::Sender::new(head),
-            rounds: watch::Sender::new(0),
             miner: Mutex::new(Some(miner_tx.clone())),
             history: Mutex::new(None),
             _lock: lock,
@@ -543,28 +541,35 @@ impl Node {
     async fn submit(&self, tx: TxEnvelope, sender: Address) -> Result<B256> {
         let hash = *tx.tx_hash();
         self.check(&tx, sender)?;
-        let mut rounds = self.inner.rounds.subscribe();
-        let executable_now = {
+        let nonce = tx.nonce();
+        let waiter = {
             let state_nonce = self.inner.state.read().nonce(&sender);
             let mut pool = self.inner.pool.lock();
-            let expected = pool.pending_nonce(&sender, state_nonce);
-            pool.insert(PendingTx { tx, sender, hash }, state_nonce)?;
-            expected == hash_nonce(&pool, &hash).unwrap_or(u64::MAX)
+            // Under automatic mining a transaction that can run now is answered when its block
+            // is on disk; one behind a nonce gap is answered at once, like an interval chain.
+            let wait = self.inner.mining == MiningMode::Auto
+                && pool.pending_nonce(&sender, state_nonce) == nonce;
+            let replaced = pool.insert(PendingTx { tx, sender, hash }, state_nonce)?;
+            let mut waiters = self.inner.waiters.lock();
+            if let Some(old) = replaced.and_then(|old| waiters.remove(&old)) {
+                let _ = old.send(Err(TxError::Invalid(
+                    "replaced by a higher-fee transaction".into(),
+                )
+                .into()));
+            }
+            wait.then(|| {
+                let (tell, told) = oneshot::channel();
+                waiters.insert(hash, tell);
+                told
+            })
         };
         self.inner.wake_miner();
-        if self.inner.mining != MiningMode::Auto || !executable_now {
-            return Ok(hash);
-        }
-        loop {
-            if self.inner.chain.read().txs.contains_key(&hash) {
-                return Ok(hash);
-            }
-            if let Some(reason) = self.inner.refused.lock().remove(&hash) {
-                return Err(reason.into());
-            }
-            if rounds.changed().await.is_err() {
-                return Err(Error::ShuttingDown);
-            }
+        match waiter {
+            None => Ok(hash),
+            Some(told) => match told.await {
+                Ok(outcome) => outcome.map(|()| hash),
+                Err(_) => Err(Error::ShuttingDown),
+            },
         }
     }
 
@@ -674,10 +679,6 @@ impl Node {
             let _ = miner.send(MinerMsg::Shutdown);
         }
     }
-}
-
-fn hash_nonce(pool: &Pool, hash: &B256) -> Option<u64> {
-    pool.get(hash).map(|p| p.tx.nonce())
 }
 
 /// Rebuilds state and index from genesis and the stored blocks, checking each block re-seals
@@ -844,12 +845,6 @@ impl Inner {
     /// automatic mining, which keeps no block that mined nothing; `Some(timestamp)` always keeps
     /// the block (interval mining and `evm_mine`). Returns the number of the block kept.
     fn mine_block(&self, forced: Option<Option<u64>>) -> Result<Option<u64>> {
-        let mined = self.seal_and_publish(forced);
-        self.rounds.send_modify(|n| *n += 1);
-        mined
-    }
-
-    fn seal_and_publish(&self, forced: Option<Option<u64>>) -> Result<Option<u64>> {
         let timestamp = forced.flatten();
         let (txs, stale) = {
             let state = self.state.read();
@@ -875,33 +870,54 @@ impl Inner {
             }
             sealed
         };
-        {
-            let mut refused = self.refused.lock();
-            if refused.len() > 10_000 {
-                refused.clear();
-            }
-            for hash in stale {
-                refused.insert(
-                    hash,
-                    TxError::NonceTooLow {
-                        expected: 0,
-                        got: 0,
-                    },
-                );
-            }
-            refused.extend(sealed.rejected);
-        }
+        self.tell_refused(
+            stale
+                .into_iter()
+                .chain(sealed.rejected)
+                .map(|(hash, reason)| (hash, reason.into())),
+        );
         self.pool.lock().restore(sealed.deferred);
         if forced.is_none() && sealed.block.transactions.is_empty() {
             return Ok(None);
         }
-        if let Some(log) = self.log.lock().as_mut() {
-            log.append(&sealed.block)?;
+        if let Some(log) = self.log.lock().as_mut()
+            && let Err(e) = log.append(&sealed.block)
+        {
+            let failed = sealed.block.transactions.iter().map(|tx| {
+                (
+                    *tx.tx_hash(),
+                    Error::Storage(format!("the block could not be stored: {e}")),
+                )
+            });
+            self.tell_refused(failed);
+            return Err(e);
         }
         let number = sealed.block.number();
+        let hashes: Vec<B256> = sealed
+            .block
+            .transactions
+            .iter()
+            .map(|t| *t.tx_hash())
+            .collect();
         self.chain.write().push(sealed.block);
         self.head.send_replace(number);
+        let mut waiters = self.waiters.lock();
+        for hash in hashes {
+            if let Some(waiter) = waiters.remove(&hash) {
+                let _ = waiter.send(Ok(()));
+            }
+        }
         Ok(Some(number))
+    }
+
+    /// Answers the submitters of transactions that will not be mined.
+    fn tell_refused(&self, refused: impl IntoIterator<Item = (B256, Error)>) {
+        let mut waiters = self.waiters.lock();
+        for (hash, reason) in refused {
+            if let Some(waiter) = waiters.remove(&hash) {
+                let _ = waiter.send(Err(reason));
+            }
+        }
     }
 
     fn revert_to(&self, id: u64) -> Result<bool> {
@@ -918,6 +934,10 @@ impl Inner {
         *self.state.write() = snapshot.state;
         self.chain.write().truncate(snapshot.number);
         self.pool.lock().clear();
+        let dropped = std::mem::take(&mut *self.waiters.lock());
+        for (_, waiter) in dropped {
+            let _ = waiter.send(Err(TxError::Invalid("dropped by evm_revert".into()).into()));
+        }
         *self.clock.lock() = snapshot.clock;
         *self.history.lock() = None;
         self.head.send_replace(snapshot.number);

@@ -27,8 +27,13 @@ impl Pool {
         self.by_sender.get(sender)?.get(nonce).map(|(_, tx)| tx)
     }
 
-    /// Accepts a transaction whose sender's next nonce on chain is `state_nonce`.
-    pub(crate) fn insert(&mut self, tx: PendingTx, state_nonce: u64) -> Result<(), TxError> {
+    /// Accepts a transaction whose sender's next nonce on chain is `state_nonce`; returns the
+    /// hash of the pooled transaction it replaced, if any.
+    pub(crate) fn insert(
+        &mut self,
+        tx: PendingTx,
+        state_nonce: u64,
+    ) -> Result<Option<B256>, TxError> {
         let nonce = tx.tx.nonce();
         if nonce < state_nonce {
             return Err(TxError::NonceTooLow {
@@ -40,6 +45,7 @@ impl Pool {
             return Err(TxError::AlreadyKnown);
         }
         let queue = self.by_sender.entry(tx.sender).or_default();
+        let mut replaced = None;
         if let Some((_, old)) = queue.get(&nonce) {
             // A replacement must raise both fee caps by at least 10%, as geth requires.
             let bumped = |new: u128, old: u128| new >= old + old / 10;
@@ -52,12 +58,15 @@ impl Pool {
             {
                 return Err(TxError::ReplacementUnderpriced);
             }
-            self.by_hash.remove(&old.hash);
+            replaced = Some(old.hash);
+        }
+        if let Some(old) = replaced {
+            self.by_hash.remove(&old);
         }
         self.arrivals += 1;
         self.by_hash.insert(tx.hash, (tx.sender, nonce));
         queue.insert(nonce, (self.arrivals, tx));
-        Ok(())
+        Ok(replaced)
     }
 
     /// The nonce a new transaction from `sender` should use: past the on-chain nonce and every
@@ -87,14 +96,22 @@ impl Pool {
     pub(crate) fn take_executable(
         &mut self,
         nonce_of: impl Fn(&Address) -> u64,
-    ) -> (Vec<PendingTx>, Vec<B256>) {
+    ) -> (Vec<PendingTx>, Vec<(B256, TxError)>) {
         let mut runs: Vec<(u64, Vec<PendingTx>)> = Vec::new();
         let mut stale = Vec::new();
         for (sender, queue) in self.by_sender.iter_mut() {
             let mut next = nonce_of(sender);
             while let Some(entry) = queue.first_entry() {
                 if *entry.key() < next {
-                    stale.push(entry.remove().1.hash);
+                    let got = *entry.key();
+                    let hash = entry.remove().1.hash;
+                    stale.push((
+                        hash,
+                        TxError::NonceTooLow {
+                            expected: next,
+                            got,
+                        },
+                    ));
                 } else {
                     break;
                 }
@@ -115,7 +132,7 @@ impl Pool {
             }
         }
         self.by_sender.retain(|_, queue| !queue.is_empty());
-        for hash in &stale {
+        for (hash, _) in &stale {
             self.by_hash.remove(hash);
         }
         runs.sort_unstable_by_key(|(arrival, _)| *arrival);

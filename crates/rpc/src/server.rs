@@ -476,6 +476,12 @@ pub async fn serve(
     rpc: Rpc,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Answers are small and clients wait for each one: never let Nagle hold them back.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router(rpc))
         .with_graceful_shutdown(shutdown)
         .await
