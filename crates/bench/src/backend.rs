@@ -135,6 +135,10 @@ impl Backend {
         Ok(value["result"].clone())
     }
 
+    pub(crate) fn parsed_url(&self) -> reqwest::Url {
+        reqwest::Url::parse(&self.url).expect("the backend URL is http://127.0.0.1:PORT")
+    }
+
     /// Resident memory of the node process, in MB.
     pub(crate) fn rss_mb(&self) -> f64 {
         let pid = self.child.lock().map(|c| c.id()).unwrap_or(0);
