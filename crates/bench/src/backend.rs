@@ -120,19 +120,15 @@ impl Backend {
     }
 
     pub(crate) async fn rpc(&self, method: &str, params: Value) -> anyhow::Result<Value> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let value: Value = self
-            .client
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if let Some(error) = value.get("error") {
-            bail!("{method}: {error}");
+        self.client().call(method, params).await
+    }
+
+    /// A JSON-RPC client of this chain.
+    pub(crate) fn client(&self) -> crate::workload::Rpc {
+        crate::workload::Rpc {
+            client: self.client.clone(),
+            url: self.parsed_url(),
         }
-        Ok(value["result"].clone())
     }
 
     pub(crate) fn parsed_url(&self) -> reqwest::Url {

@@ -78,9 +78,8 @@ impl Signer {
 async fn send_all(backend: &Backend, lists: Vec<Vec<String>>) -> anyhow::Result<Vec<Value>> {
     let mut tasks = Vec::new();
     for list in lists {
-        let (client, url) = (backend.client.clone(), backend.parsed_url());
+        let b = backend.client();
         tasks.push(tokio::spawn(async move {
-            let b = Rpc { client, url };
             let mut receipts = Vec::new();
             for raw in list {
                 let (receipt, _) = b.submit(&raw).await?;
@@ -99,15 +98,16 @@ async fn send_all(backend: &Backend, lists: Vec<Vec<String>>) -> anyhow::Result<
     Ok(all)
 }
 
+/// A JSON-RPC client: one connection pool, the URL parsed once (a client re-parsing it for every
+/// request would measure itself, not the chain).
 #[derive(Clone)]
-struct Rpc {
-    client: reqwest::Client,
-    /// Parsed once: a client re-parsing the URL for every request measures itself, not the chain.
-    url: reqwest::Url,
+pub(crate) struct Rpc {
+    pub(crate) client: reqwest::Client,
+    pub(crate) url: reqwest::Url,
 }
 
 impl Rpc {
-    async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let value: Value = self
             .client
@@ -327,10 +327,7 @@ impl Workload {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for list in self.txs {
-            let rpc = Rpc {
-                client: backend.client.clone(),
-                url: backend.parsed_url(),
-            };
+            let rpc = backend.client();
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(list.len());
                 let mut failed = 0;
@@ -374,10 +371,7 @@ impl Workload {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for w in 0..workers {
-            let rpc = Rpc {
-                client: backend.client.clone(),
-                url: backend.parsed_url(),
-            };
+            let rpc = backend.client();
             let mine: Vec<_> = self
                 .calls
                 .iter()

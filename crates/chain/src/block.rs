@@ -19,6 +19,23 @@ pub struct SealedBlock {
     pub receipts: Vec<ReceiptEnvelope>,
 }
 
+/// The fields every header of this chain shares: post-merge (no ommers, no difficulty), with
+/// the Shanghai, Cancun and Prague commitments empty (no withdrawals, blobs or requests).
+pub(crate) fn header_template() -> Header {
+    Header {
+        ommers_hash: alloy::consensus::EMPTY_OMMER_ROOT_HASH,
+        beneficiary: Address::ZERO,
+        difficulty: alloy::primitives::U256::ZERO,
+        nonce: Default::default(),
+        withdrawals_root: Some(alloy::consensus::constants::EMPTY_WITHDRAWALS),
+        blob_gas_used: Some(0),
+        excess_blob_gas: Some(0),
+        parent_beacon_block_root: Some(B256::ZERO),
+        requests_hash: Some(alloy::eips::eip7685::EMPTY_REQUESTS_HASH),
+        ..Default::default()
+    }
+}
+
 /// Where a transaction landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxLocation {

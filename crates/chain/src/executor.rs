@@ -3,16 +3,13 @@
 
 use alloy::{
     consensus::{
-        EMPTY_OMMER_ROOT_HASH, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction,
-        TxEnvelope,
-        constants::EMPTY_WITHDRAWALS,
+        Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope,
         proofs::{calculate_receipt_root, calculate_transaction_root},
     },
     eips::{
         Typed2718,
         eip1559::{BaseFeeParams, calc_next_block_base_fee},
         eip2930::AccessList,
-        eip7685::EMPTY_REQUESTS_HASH,
     },
     primitives::{Address, B256, Bloom, Bytes, Log, TxKind, U256, keccak256},
 };
@@ -225,7 +222,8 @@ pub(crate) struct Sealed {
     pub(crate) deferred: Vec<PendingTx>,
 }
 
-/// Executes `txs` in order on top of `state` and seals the block.
+/// Executes `txs` in order on top of `state` and seals the block. The caller records the new
+/// block's hash in `state` (for BLOCKHASH) if it keeps the block.
 pub(crate) fn seal_block(
     state: &mut State,
     chain_id: u64,
@@ -307,27 +305,17 @@ pub(crate) fn seal_block(
     });
     let header = Header {
         parent_hash,
-        ommers_hash: EMPTY_OMMER_ROOT_HASH,
-        beneficiary: Address::ZERO,
         state_root: state.root(),
         transactions_root: calculate_transaction_root(&transactions),
         receipts_root: calculate_receipt_root(&receipts),
         logs_bloom,
-        difficulty: U256::ZERO,
         number: ctx.number,
         gas_limit: ctx.gas_limit,
         gas_used: cumulative,
         timestamp: ctx.timestamp,
-        extra_data: Bytes::new(),
         mix_hash: ctx.prevrandao,
-        nonce: Default::default(),
         base_fee_per_gas: Some(ctx.base_fee),
-        withdrawals_root: Some(EMPTY_WITHDRAWALS),
-        blob_gas_used: Some(0),
-        excess_blob_gas: Some(0),
-        parent_beacon_block_root: Some(B256::ZERO),
-        requests_hash: Some(EMPTY_REQUESTS_HASH),
-        ..Default::default()
+        ..crate::block::header_template()
     };
     let block = SealedBlock {
         header,
@@ -335,7 +323,6 @@ pub(crate) fn seal_block(
         senders,
         receipts,
     };
-    state.push_block_hash(block.hash());
     Sealed {
         block,
         rejected,

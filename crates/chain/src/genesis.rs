@@ -1,8 +1,7 @@
 //! The genesis of a chain and the deterministic, pre-funded development accounts.
 
 use alloy::{
-    consensus::{EMPTY_OMMER_ROOT_HASH, Header, constants::EMPTY_WITHDRAWALS},
-    eips::eip7685::EMPTY_REQUESTS_HASH,
+    consensus::Header,
     primitives::{Address, B256, Bytes, U256, keccak256},
     signers::local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English},
 };
@@ -31,27 +30,16 @@ impl Genesis {
     pub(crate) fn header(&self, state_root: B256) -> Header {
         Header {
             parent_hash: B256::ZERO,
-            ommers_hash: EMPTY_OMMER_ROOT_HASH,
-            beneficiary: Address::ZERO,
             state_root,
             transactions_root: alloy::consensus::constants::EMPTY_TRANSACTIONS,
             receipts_root: alloy::consensus::constants::EMPTY_RECEIPTS,
-            logs_bloom: Default::default(),
-            difficulty: U256::ZERO,
             number: 0,
             gas_limit: self.gas_limit,
-            gas_used: 0,
             timestamp: self.timestamp,
             extra_data: Bytes::from_static(b"medledger"),
             mix_hash: keccak256(self.chain_id.to_be_bytes()),
-            nonce: Default::default(),
             base_fee_per_gas: Some(self.base_fee),
-            withdrawals_root: Some(EMPTY_WITHDRAWALS),
-            blob_gas_used: Some(0),
-            excess_blob_gas: Some(0),
-            parent_beacon_block_root: Some(B256::ZERO),
-            requests_hash: Some(EMPTY_REQUESTS_HASH),
-            ..Default::default()
+            ..crate::block::header_template()
         }
     }
 

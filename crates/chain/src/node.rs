@@ -696,6 +696,7 @@ fn replay(genesis: &Genesis, stored: Vec<SealedBlock>) -> Result<(State, ChainIn
     chain.push(genesis_block);
     for block in stored {
         let resealed = reexecute(&mut state, genesis.chain_id, chain.head().hash, &block);
+        state.push_block_hash(resealed.hash());
         if resealed.header != block.header {
             return Err(Error::Storage(format!(
                 "block {} does not re-execute to the stored block; run `medledger verify`",
@@ -708,6 +709,7 @@ fn replay(genesis: &Genesis, stored: Vec<SealedBlock>) -> Result<(State, ChainIn
 }
 
 /// Executes a stored block's transactions again on `state` and returns the block that results.
+/// The caller records the block's hash in `state` (for BLOCKHASH) once it accepts the block.
 pub(crate) fn reexecute(
     state: &mut State,
     chain_id: u64,

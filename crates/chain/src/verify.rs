@@ -94,6 +94,7 @@ fn check_block(
         }
     }
     let redone = reexecute(state, chain_id, header.parent_hash, block);
+    state.push_block_hash(redone.hash());
     if redone.transactions.len() != block.transactions.len() {
         return Err("a stored transaction is not valid on re-execution".into());
     }

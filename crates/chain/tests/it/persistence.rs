@@ -52,6 +52,69 @@ async fn blocks_receipts_and_state_survive_a_restart() {
     assert!(verify_data_dir(dir.path()).unwrap().is_ok());
 }
 
+/// Init code deploying `PUSH1 1 NUMBER SUB BLOCKHASH PUSH1 0 SSTORE STOP`: each call stores the
+/// hash of the previous block in slot 0.
+const BLOCKHASH_RECORDER: &str = "6009600c60003960096000f3600143034060005500";
+
+#[tokio::test]
+async fn blockhash_sees_the_real_parent_hash_live_on_replay_and_in_history() {
+    use alloy::primitives::{Bytes, TxKind};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    let alice = dev(&node, 0);
+    let code: Bytes = alloy::primitives::hex::decode(BLOCKHASH_RECORDER)
+        .unwrap()
+        .into();
+    let gwei = crate::GWEI;
+    let deploy = crate::eip1559(
+        1337,
+        &alice,
+        TxKind::Create,
+        0,
+        0,
+        100_000,
+        100 * gwei,
+        gwei,
+        code,
+    );
+    node.send_raw_transaction(&deploy).await.unwrap();
+    let contract = alice.address().create(0);
+    for nonce in 1..4 {
+        let call = crate::eip1559(
+            1337,
+            &alice,
+            TxKind::Call(contract),
+            0,
+            nonce,
+            60_000,
+            100 * gwei,
+            gwei,
+            Bytes::new(),
+        );
+        node.send_raw_transaction(&call).await.unwrap();
+        let head = node.block(BlockTag::Latest).unwrap();
+        let stored = node
+            .storage(contract, U256::ZERO, BlockTag::Latest)
+            .unwrap();
+        assert_eq!(
+            stored,
+            head.block.header.parent_hash,
+            "BLOCKHASH(n-1) in block {}",
+            head.block.number()
+        );
+    }
+    // A historical state (rebuilt by re-execution) agrees.
+    let at_3 = node
+        .storage(contract, U256::ZERO, BlockTag::Number(3))
+        .unwrap();
+    assert_eq!(at_3, node.block(BlockTag::Number(2)).unwrap().hash);
+    drop(node);
+    // The replay at restart executes BLOCKHASH the same way, or it would refuse the stored chain.
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    assert_eq!(node.block_number(), 4);
+    assert!(verify_data_dir(dir.path()).unwrap().is_ok());
+}
+
 #[tokio::test]
 async fn a_data_directory_serves_one_node_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
