@@ -8,17 +8,21 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
     rpc::types::{Filter, TransactionRequest},
     signers::local::PrivateKeySigner,
-    sol,
     sol_types::SolEvent,
 };
 use medledger_chain::{Node, NodeConfig};
 use medledger_rpc::Rpc;
 
-sol!(
-    #[sol(rpc, all_derives)]
-    Registry,
-    "../../contracts/artifacts/Registry.json"
-);
+// The generated `addHospital` builder takes the contract's six strings plus the provider.
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        Registry,
+        "../../contracts/artifacts/Registry.json"
+    );
+}
+use bindings::Registry;
 
 /// Starts an in-memory node with JSON-RPC on a free loopback port.
 async fn start() -> (Node, String, Vec<PrivateKeySigner>) {
