@@ -657,7 +657,9 @@ impl Node {
     /// `evm_increaseTime`: moves the clock of future blocks forward; returns the total offset.
     pub fn increase_time(&self, seconds: u64) -> u64 {
         let mut clock = self.inner.clock.lock();
-        clock.offset = clock.offset.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX));
+        clock.offset = clock
+            .offset
+            .saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX));
         clock.offset.max(0) as u64
     }
 
