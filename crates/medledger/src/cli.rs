@@ -20,6 +20,9 @@ pub(crate) struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole system: the web application and REST API, on the embedded chain (or
+    /// --chain-rpc), SQLite and a blob directory under --data-dir.
+    Serve(crate::serve::ServeArgs),
     /// Run the embedded Ethereum node alone: a drop-in for `ganache` (JSON-RPC over HTTP).
     Node(NodeArgs),
     /// Re-check a stored chain from genesis; exits non-zero naming the first bad block.
@@ -105,6 +108,14 @@ impl NodeArgs {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
+        Command::Serve(serve) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(crate::serve::run(serve))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Node(node) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

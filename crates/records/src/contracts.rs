@@ -4,17 +4,17 @@
 #![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
 
 alloy::sol!(
-    #[sol(all_derives)]
+    #[sol(rpc, all_derives)]
     Registry,
     "../../contracts/artifacts/Registry.json"
 );
 alloy::sol!(
-    #[sol(all_derives)]
+    #[sol(rpc, all_derives)]
     Records,
     "../../contracts/artifacts/Records.json"
 );
 alloy::sol!(
-    #[sol(all_derives)]
+    #[sol(rpc, all_derives)]
     Consent,
     "../../contracts/artifacts/Consent.json"
 );

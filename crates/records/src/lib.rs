@@ -1,5 +1,20 @@
-//! The healthcare domain: who may do what with which record. For now, the bindings to the
-//! Registry, Records and Consent contracts that hold the public ledger's half of the truth.
+//! The healthcare domain: accounts and keys, the public directory, reports and prescriptions,
+//! consent, emergencies and the audit trail. It talks to any Ethereum node through `ledger`, keeps
+//! the private half in the app database (SQLite) and the blob store, and sees plaintext only
+//! through `medledger_vault`.
 
+pub mod accounts;
+pub mod app;
 pub mod contracts;
+pub mod demo;
+pub mod directory;
+pub mod error;
+pub mod ledger;
 pub mod model;
+pub mod reports;
+pub mod sharing;
+
+pub use accounts::{Account, Person};
+pub use app::{App, Bootstrap, Health, Options};
+pub use error::{Error, Kind, Result};
+pub use ledger::{Contracts, Ledger, TxInfo};

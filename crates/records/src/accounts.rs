@@ -1,0 +1,412 @@
+//! People and their keys: user names, argon2id password hashes, Ethereum keys kept only as Web3
+//! Secret Storage keystores, login with per-name throttling, and the unlocked `Person` a session
+//! holds in memory.
+
+use std::{fmt, str::FromStr};
+
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+};
+use medledger_vault::{PublicKey, SecretKey};
+use rand::{Rng, rngs::OsRng};
+use sqlx::Row;
+
+use crate::{
+    app::{App, unix_now},
+    error::{Error, Kind, Result},
+    model::Role,
+};
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+const MAX_PASSWORD_CHARS: usize = 1024;
+/// Failed logins allowed per user name in a window before further tries are refused.
+const MAX_FAILURES: i64 = 5;
+const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+
+/// A logged-in person: their account and, unlocked from the keystore by their password, the keys
+/// that sign their transactions and open what was wrapped for them. Held in memory only.
+pub struct Person {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub address: Address,
+    pub signer: PrivateKeySigner,
+    pub secret: SecretKey,
+}
+
+impl fmt::Debug for Person {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Person({}, {:?}, {})",
+            self.username, self.role, self.address
+        )
+    }
+}
+
+/// An account as stored (no secrets unlocked).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub address: Address,
+    pub enc_public: PublicKey,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Patient => "patient",
+            Role::Doctor => "doctor",
+            Role::None => "none",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Role> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "patient" => Ok(Role::Patient),
+            "doctor" => Ok(Role::Doctor),
+            other => Err(Error::invalid(format!("unknown role {other:?}"))),
+        }
+    }
+}
+
+/// Checks a user name: 3 to 64 characters, lower-case letters, digits, `.`, `_`, `-`.
+pub fn check_username(name: &str) -> Result<()> {
+    let ok = (3..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "a user name has 3 to 64 characters: lower-case letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(Error::invalid(format!(
+            "a password needs at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(Error::invalid("that password is too long"));
+    }
+    Ok(())
+}
+
+/// A strong random password (for the first admin when none is given): 24 characters drawn from
+/// 57 unambiguous letters and digits, about 140 bits.
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = OsRng;
+    (0..24)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+pub(crate) fn hash_password(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal("hashing a password", e))
+}
+
+fn password_matches(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Seals a private key into a keystore JSON under `password`. eth-keystore writes files only, so
+/// it writes into a private temporary directory that is removed at once.
+pub(crate) fn encrypt_keystore(signer: &PrivateKeySigner, password: &str) -> Result<String> {
+    let dir = tempfile::tempdir().map_err(|e| Error::internal("keystore temp dir", e))?;
+    PrivateKeySigner::encrypt_keystore(
+        dir.path(),
+        &mut OsRng,
+        signer.to_bytes(),
+        password,
+        Some("key.json"),
+    )
+    .map_err(|e| Error::internal("encrypting a keystore", e))?;
+    std::fs::read_to_string(dir.path().join("key.json"))
+        .map_err(|e| Error::internal("reading a keystore", e))
+}
+
+fn decrypt_keystore(json: &str, password: &str) -> Result<PrivateKeySigner> {
+    let dir = tempfile::tempdir().map_err(|e| Error::internal("keystore temp dir", e))?;
+    let path = dir.path().join("key.json");
+    std::fs::write(&path, json).map_err(|e| Error::internal("writing a keystore", e))?;
+    PrivateKeySigner::decrypt_keystore(&path, password)
+        .map_err(|e| Error::internal("decrypting a keystore", e))
+}
+
+/// The X25519 key a person's data keys are wrapped to, derived from their Ethereum key so one
+/// keystore holds everything.
+pub fn encryption_key(signer: &PrivateKeySigner) -> SecretKey {
+    SecretKey::derive(signer.to_bytes().as_slice())
+}
+
+fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Account> {
+    let role: String = row.try_get("role")?;
+    let address: String = row.try_get("address")?;
+    let enc: String = row.try_get("enc_public")?;
+    Ok(Account {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        role: role.parse()?,
+        address: address
+            .parse()
+            .map_err(|e| Error::internal("stored address", e))?,
+        enc_public: enc
+            .parse()
+            .map_err(|e| Error::internal("stored public key", e))?,
+    })
+}
+
+impl App {
+    /// Creates an account with a fresh Ethereum key, funded from the faucet. The caller then
+    /// registers it on chain (signed by the right person).
+    pub(crate) async fn create_account(
+        &self,
+        role: Role,
+        username: &str,
+        password: &str,
+        profile: Option<Vec<u8>>,
+    ) -> Result<(Account, PrivateKeySigner)> {
+        check_username(username)?;
+        check_password(password)?;
+        if self.account_by_name(username).await?.is_some() {
+            return Err(Error::conflict("this user name is taken"));
+        }
+        let signer = PrivateKeySigner::random_with(&mut OsRng);
+        let keystore = encrypt_keystore(&signer, password)?;
+        let hash = hash_password(password)?;
+        let enc_public = encryption_key(&signer).public_key();
+        self.fund(signer.address()).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(username)
+        .bind(role.as_str())
+        .bind(address_key(signer.address()))
+        .bind(keystore)
+        .bind(hash)
+        .bind(enc_public.to_hex())
+        .bind(profile)
+        .bind(unix_now())
+        .fetch_one(self.db())
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(Error::conflict("this user name is taken"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let account = Account {
+            id: row.try_get("id")?,
+            username: username.to_string(),
+            role,
+            address: signer.address(),
+            enc_public,
+        };
+        Ok((account, signer))
+    }
+
+    /// Removes an account whose on-chain registration failed, so the name can be used again.
+    pub(crate) async fn forget_account(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(id)
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn account_by_name(&self, username: &str) -> Result<Option<Account>> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(self.db())
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    pub async fn account_by_address(&self, address: Address) -> Result<Option<Account>> {
+        let row = sqlx::query("SELECT * FROM users WHERE address = ?")
+            .bind(address_key(address))
+            .fetch_optional(self.db())
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    pub async fn accounts_with_role(&self, role: Role) -> Result<Vec<Account>> {
+        let rows = sqlx::query("SELECT * FROM users WHERE role = ? ORDER BY id")
+            .bind(role.as_str())
+            .fetch_all(self.db())
+            .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Checks a password and unlocks the person's keys. An unknown name and a wrong password get
+    /// the same answer (and about the same time); after five failures in fifteen minutes a name
+    /// is refused until the window passes.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Person> {
+        let refused = || Error::new(Kind::Unauthenticated, "wrong user name or password");
+        let now = unix_now();
+        let failures = sqlx::query("SELECT count, first_at FROM login_failures WHERE username = ?")
+            .bind(username)
+            .fetch_optional(self.db())
+            .await?;
+        if let Some(row) = failures {
+            let count: i64 = row.try_get("count")?;
+            let first_at: i64 = row.try_get("first_at")?;
+            if now - first_at < FAILURE_WINDOW_SECS && count >= MAX_FAILURES {
+                return Err(Error::new(
+                    Kind::TooManyAttempts,
+                    "too many failed logins for this name; try again in 15 minutes",
+                ));
+            }
+        }
+        let row = sqlx::query("SELECT * FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(self.db())
+            .await?;
+        let Some(row) = row else {
+            // Spend the time a real check would, so timing does not reveal the name is unknown.
+            let _ = password_matches(password, self.dummy_hash());
+            self.count_failure(username, now).await?;
+            return Err(refused());
+        };
+        let hash: String = row.try_get("password_hash")?;
+        if !password_matches(password, &hash) {
+            self.count_failure(username, now).await?;
+            return Err(refused());
+        }
+        sqlx::query("DELETE FROM login_failures WHERE username = ?")
+            .bind(username)
+            .execute(self.db())
+            .await?;
+        let account = account_from_row(&row)?;
+        let keystore: String = row.try_get("keystore")?;
+        let signer = decrypt_keystore(&keystore, password)?;
+        if signer.address() != account.address {
+            return Err(Error::internal(
+                "login",
+                "keystore does not match the account address",
+            ));
+        }
+        let secret = encryption_key(&signer);
+        Ok(Person {
+            id: account.id,
+            username: account.username,
+            role: account.role,
+            address: account.address,
+            signer,
+            secret,
+        })
+    }
+
+    async fn count_failure(&self, username: &str, now: i64) -> Result<()> {
+        // A window that has passed starts again at one.
+        sqlx::query(
+            "INSERT INTO login_failures (username, count, first_at) VALUES (?, 1, ?)
+             ON CONFLICT (username) DO UPDATE SET
+               count = CASE WHEN ? - first_at >= ? THEN 1 ELSE count + 1 END,
+               first_at = CASE WHEN ? - first_at >= ? THEN ? ELSE first_at END",
+        )
+        .bind(username)
+        .bind(now)
+        .bind(now)
+        .bind(FAILURE_WINDOW_SECS)
+        .bind(now)
+        .bind(FAILURE_WINDOW_SECS)
+        .bind(now)
+        .execute(self.db())
+        .await?;
+        Ok(())
+    }
+
+    /// Changes a password: re-seals the keystore and the hash under the new one.
+    pub async fn change_password(&self, person: &Person, current: &str, new: &str) -> Result<()> {
+        check_password(new)?;
+        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+            .bind(person.id)
+            .fetch_one(self.db())
+            .await?;
+        if !password_matches(current, &hash) {
+            return Err(Error::forbidden("the current password is wrong"));
+        }
+        let keystore = encrypt_keystore(&person.signer, new)?;
+        sqlx::query("UPDATE users SET keystore = ?, password_hash = ? WHERE id = ?")
+            .bind(keystore)
+            .bind(hash_password(new)?)
+            .bind(person.id)
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// The person's keystore JSON (still encrypted under their password), for download.
+    pub async fn keystore(&self, person: &Person) -> Result<String> {
+        Ok(
+            sqlx::query_scalar("SELECT keystore FROM users WHERE id = ?")
+                .bind(person.id)
+                .fetch_one(self.db())
+                .await?,
+        )
+    }
+}
+
+/// How addresses are stored: lower-case hex, so lookups are exact.
+pub fn address_key(address: Address) -> String {
+    format!("{address:#x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_passwords_are_checked() {
+        assert!(check_username("alice.smith-2").is_ok());
+        assert!(check_username("Al").is_err());
+        assert!(check_username("alice smith").is_err());
+        assert!(check_password("short").is_err());
+        assert!(check_password("twelve chars").is_ok());
+        let p = generate_password();
+        assert_eq!(p.len(), 24);
+        assert_ne!(p, generate_password());
+    }
+
+    #[test]
+    fn keystores_round_trip_and_refuse_a_wrong_password() {
+        let signer = PrivateKeySigner::random();
+        let json = encrypt_keystore(&signer, "correct horse battery").unwrap();
+        assert!(json.contains("\"crypto\""));
+        let back = decrypt_keystore(&json, "correct horse battery").unwrap();
+        assert_eq!(back.address(), signer.address());
+        assert!(decrypt_keystore(&json, "wrong horse battery").is_err());
+        let phc = hash_password("correct horse battery").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(password_matches("correct horse battery", &phc));
+        assert!(!password_matches("correct horse batterY", &phc));
+    }
+}

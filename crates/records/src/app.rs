@@ -1,0 +1,460 @@
+//! The application: the ledger, the app database, the blob store and the emergency escrow key,
+//! opened together and checked against each other. First start deploys the contracts signed by a
+//! new admin account; later starts refuse a database that belongs to another chain.
+
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::DynProvider,
+    signers::local::PrivateKeySigner,
+};
+use medledger_vault::{BlobStore, Dek, PublicKey, SecretKey};
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use crate::{
+    accounts::{self, address_key},
+    contracts::{Consent, Records, Registry},
+    error::{Error, Result},
+    ledger::{Contracts, Ledger},
+    model::Role,
+};
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// 32 random bytes from the operating system: record ids, salts.
+pub(crate) fn random_b256() -> alloy::primitives::B256 {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.into()
+}
+
+/// Everything the application needs, validated by the binary.
+pub struct Options {
+    /// SQLite database file.
+    pub database: std::path::PathBuf,
+    pub ledger: Ledger,
+    pub blobs: BlobStore,
+    /// Opens what was wrapped for declared emergencies; kept outside the data directory.
+    pub escrow: SecretKey,
+    /// Pays for new accounts' gas (the dev faucet on the embedded chain).
+    pub funder: PrivateKeySigner,
+    /// Given to a new account so it can pay for its transactions.
+    pub funding: U256,
+    /// The first admin's password; generated when absent.
+    pub admin_password: Option<String>,
+    pub emergency_window: Duration,
+    pub max_upload_bytes: usize,
+}
+
+/// What a first start created, for the binary to print once.
+#[derive(Debug)]
+pub struct Bootstrap {
+    pub admin_username: String,
+    /// Present when it was generated (never when it came from the environment).
+    pub generated_password: Option<String>,
+    pub contracts: Contracts,
+}
+
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: SqlitePool,
+    ledger: Ledger,
+    contracts: Contracts,
+    blobs: BlobStore,
+    escrow: SecretKey,
+    funder: PrivateKeySigner,
+    funding: U256,
+    emergency_window: Duration,
+    max_upload_bytes: usize,
+    dummy_hash: String,
+}
+
+pub const ADMIN_USERNAME: &str = "admin";
+
+impl App {
+    /// Opens (and on first start, sets up) the application.
+    pub async fn open(options: Options) -> Result<(App, Option<Bootstrap>)> {
+        let db = open_database(&options.database).await?;
+        let escrow_public = options.escrow.public_key();
+        match setting(&db, "escrow_public").await? {
+            Some(stored) if stored != escrow_public.to_hex() => {
+                return Err(Error::invalid(
+                    "the escrow key file does not match this data directory (its records are wrapped for another escrow key)",
+                ));
+            }
+            _ => {}
+        }
+        let chain_id = options.ledger.chain_id();
+        let (contracts, bootstrap) = match load_contracts(&db).await? {
+            Some((stored_chain, contracts)) => {
+                if stored_chain != chain_id {
+                    return Err(Error::invalid(format!(
+                        "this data directory belongs to chain id {stored_chain}, but the node answers with chain id {chain_id}"
+                    )));
+                }
+                if !options.ledger.has_code(contracts.registry).await? {
+                    return Err(Error::invalid(format!(
+                        "the Registry contract at {} is not on this chain; was the chain reset? Use a new --data-dir",
+                        contracts.registry
+                    )));
+                }
+                (contracts, None)
+            }
+            None => {
+                let (contracts, bootstrap) = first_start(&db, &options).await?;
+                (contracts, Some(bootstrap))
+            }
+        };
+        put_setting(&db, "escrow_public", &escrow_public.to_hex()).await?;
+        let app = App {
+            inner: Arc::new(Inner {
+                db,
+                ledger: options.ledger,
+                contracts,
+                blobs: options.blobs,
+                escrow: options.escrow,
+                funder: options.funder,
+                funding: options.funding,
+                emergency_window: options.emergency_window,
+                max_upload_bytes: options.max_upload_bytes,
+                dummy_hash: dummy_hash(),
+            }),
+        };
+        Ok((app, bootstrap))
+    }
+
+    pub fn db(&self) -> &SqlitePool {
+        &self.inner.db
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    pub fn contracts(&self) -> Contracts {
+        self.inner.contracts
+    }
+
+    pub(crate) fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    pub(crate) fn escrow(&self) -> &SecretKey {
+        &self.inner.escrow
+    }
+
+    pub fn emergency_window(&self) -> Duration {
+        self.inner.emergency_window
+    }
+
+    pub fn max_upload_bytes(&self) -> usize {
+        self.inner.max_upload_bytes
+    }
+
+    pub(crate) fn dummy_hash(&self) -> &str {
+        &self.inner.dummy_hash
+    }
+
+    pub(crate) fn registry(&self) -> Registry::RegistryInstance<DynProvider> {
+        Registry::new(
+            self.inner.contracts.registry,
+            self.inner.ledger.provider().clone(),
+        )
+    }
+
+    pub(crate) fn records(&self) -> Records::RecordsInstance<DynProvider> {
+        Records::new(
+            self.inner.contracts.records,
+            self.inner.ledger.provider().clone(),
+        )
+    }
+
+    pub(crate) fn consent(&self) -> Consent::ConsentInstance<DynProvider> {
+        Consent::new(
+            self.inner.contracts.consent,
+            self.inner.ledger.provider().clone(),
+        )
+    }
+
+    /// Gives a new account enough ether for its transactions.
+    pub(crate) async fn fund(&self, account: Address) -> Result<()> {
+        fund(
+            &self.inner.ledger,
+            &self.inner.funder,
+            account,
+            self.inner.funding,
+        )
+        .await
+    }
+
+    /// What the health check reports: the chain, and whether the database and blob store answer.
+    pub async fn health(&self) -> Health {
+        let block = self.inner.ledger.block_number().await.ok();
+        let database = sqlx::query("SELECT 1")
+            .execute(&self.inner.db)
+            .await
+            .is_ok();
+        let blobs = self.inner.blobs.check().await.is_ok();
+        Health {
+            chain_id: self.inner.ledger.chain_id(),
+            latest_block: block,
+            database,
+            blob_store: blobs,
+        }
+    }
+
+    /// The on-chain role of `account`, as the Registry says.
+    pub async fn role_on_chain(&self, account: Address) -> Result<Role> {
+        let role = self
+            .registry()
+            .roleOf(account)
+            .call()
+            .await
+            .map_err(|e| self.inner.ledger.call_error(e))?;
+        Role::try_from(role).map_err(|v| Error::internal("roleOf", format!("unknown role {v}")))
+    }
+
+    // ------------------------------------------------------------- wrapped keys
+
+    /// Stores `dek` wrapped for `reader` (an address or "escrow") under `object_id`.
+    pub(crate) async fn put_wrap(
+        &self,
+        object_id: &str,
+        reader: &str,
+        public: &PublicKey,
+        dek: &Dek,
+    ) -> Result<()> {
+        let wrapped = medledger_vault::wrap(public, dek, object_id.as_bytes());
+        sqlx::query(
+            "INSERT INTO wraps (object_id, reader, wrapped) VALUES (?, ?, ?)
+             ON CONFLICT (object_id, reader) DO NOTHING",
+        )
+        .bind(object_id)
+        .bind(reader)
+        .bind(wrapped)
+        .execute(self.db())
+        .await?;
+        Ok(())
+    }
+
+    /// Unwraps `object_id`'s key with `secret` if one was wrapped for `reader`.
+    pub(crate) async fn take_wrap(
+        &self,
+        object_id: &str,
+        reader: &str,
+        secret: &SecretKey,
+    ) -> Result<Option<Dek>> {
+        let wrapped: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT wrapped FROM wraps WHERE object_id = ? AND reader = ?")
+                .bind(object_id)
+                .bind(reader)
+                .fetch_optional(self.db())
+                .await?;
+        match wrapped {
+            Some(w) => Ok(Some(medledger_vault::unwrap(
+                secret,
+                &w,
+                object_id.as_bytes(),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn escrow_wrap(&self, object_id: &str, dek: &Dek) -> Result<()> {
+        let public = self.inner.escrow.public_key();
+        self.put_wrap(object_id, ESCROW, &public, dek).await
+    }
+}
+
+/// The reader name of the emergency escrow key in the wraps table.
+pub(crate) const ESCROW: &str = "escrow";
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub chain_id: u64,
+    pub latest_block: Option<u64>,
+    pub database: bool,
+    pub blob_store: bool,
+}
+
+impl Health {
+    pub fn ok(&self) -> bool {
+        self.latest_block.is_some() && self.database && self.blob_store
+    }
+}
+
+async fn open_database(path: &Path) -> Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str("sqlite://")
+        .map_err(|e| Error::internal("sqlite options", e))?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Every acknowledged write is on disk before the answer goes out.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let db = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(|e| Error::internal("opening the database", e))?;
+    sqlx::migrate!("./migrations")
+        .run(&db)
+        .await
+        .map_err(|e| Error::internal("migrating the database", e))?;
+    Ok(db)
+}
+
+async fn setting(db: &SqlitePool, key: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+async fn put_setting(db: &SqlitePool, key: &str, value: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES (?, ?)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn load_contracts(db: &SqlitePool) -> Result<Option<(u64, Contracts)>> {
+    let get = |key: &'static str| async move { setting(db, key).await };
+    let (Some(chain), Some(registry), Some(records), Some(consent), Some(at)) = (
+        get("chain_id").await?,
+        get("registry").await?,
+        get("records").await?,
+        get("consent").await?,
+        get("deployed_at").await?,
+    ) else {
+        return Ok(None);
+    };
+    let bad = |what: &str| Error::internal("stored settings", format!("bad {what}"));
+    Ok(Some((
+        chain.parse().map_err(|_| bad("chain id"))?,
+        Contracts {
+            registry: registry.parse().map_err(|_| bad("registry"))?,
+            records: records.parse().map_err(|_| bad("records"))?,
+            consent: consent.parse().map_err(|_| bad("consent"))?,
+            deployed_at: at.parse().map_err(|_| bad("block"))?,
+        },
+    )))
+}
+
+async fn fund(ledger: &Ledger, funder: &PrivateKeySigner, to: Address, wei: U256) -> Result<()> {
+    if wei.is_zero() {
+        return Ok(());
+    }
+    ledger.transfer(funder, to, wei).await.map_err(|e| {
+        if e.kind == crate::error::Kind::Forbidden {
+            Error::new(
+                crate::error::Kind::Unavailable,
+                "the faucet account has run out of ether; the operator must fund it",
+            )
+        } else {
+            e
+        }
+    })?;
+    Ok(())
+}
+
+/// Creates the admin account and deploys the contracts signed by it.
+async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, Bootstrap)> {
+    let (password, generated) = match &options.admin_password {
+        Some(p) => {
+            accounts::check_password(p)
+                .map_err(|e| Error::invalid(format!("MEDLEDGER_ADMIN_PASSWORD: {}", e.message)))?;
+            (p.clone(), None)
+        }
+        None => {
+            let p = accounts::generate_password();
+            (p.clone(), Some(p))
+        }
+    };
+    // A half-finished earlier first start may have left an admin row: start it over.
+    sqlx::query("DELETE FROM users WHERE username = ?")
+        .bind(ADMIN_USERNAME)
+        .execute(db)
+        .await?;
+    let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
+    fund(
+        &options.ledger,
+        &options.funder,
+        signer.address(),
+        options.funding * U256::from(10),
+    )
+    .await?;
+    let contracts = options
+        .ledger
+        .deploy(&signer, options.emergency_window)
+        .await?;
+    let keystore = accounts::encrypt_keystore(&signer, &password)?;
+    sqlx::query(
+        "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at)
+         VALUES (?, 'admin', ?, ?, ?, ?, NULL, ?)",
+    )
+    .bind(ADMIN_USERNAME)
+    .bind(address_key(signer.address()))
+    .bind(keystore)
+    .bind(accounts::hash_password(&password)?)
+    .bind(accounts::encryption_key(&signer).public_key().to_hex())
+    .bind(unix_now())
+    .execute(db)
+    .await?;
+    let mut tx = db.begin().await?;
+    for (key, value) in [
+        ("chain_id", options.ledger.chain_id().to_string()),
+        ("registry", contracts.registry.to_string()),
+        ("records", contracts.records.to_string()),
+        ("consent", contracts.consent.to_string()),
+        ("deployed_at", contracts.deployed_at.to_string()),
+    ] {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok((
+        contracts,
+        Bootstrap {
+            admin_username: ADMIN_USERNAME.to_string(),
+            generated_password: generated,
+            contracts,
+        },
+    ))
+}
+
+/// A hash to check wrong passwords of unknown names against, so they take as long as known ones.
+fn dummy_hash() -> String {
+    accounts::hash_password("medledger dummy password").unwrap_or_default()
+}

@@ -1,0 +1,497 @@
+//! The public directory on chain: hospitals and doctors (added and suspended by an admin, read by
+//! everyone) and patient sign-up. Patients' names and details stay off chain, sealed.
+
+use alloy::{
+    primitives::{Address, U256},
+    sol_types::SolCall,
+};
+use medledger_vault::{Dek, seal};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    accounts::{Account, Person, address_key},
+    app::App,
+    contracts::Registry,
+    error::{Error, Result},
+    ledger::TxInfo,
+    model::Role,
+};
+
+/// A hospital as the directory shows it (public data only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Hospital {
+    pub id: u64,
+    pub name: String,
+    pub city: String,
+    pub address: String,
+    pub specialties: String,
+    pub services: String,
+    pub contact: String,
+    pub active: bool,
+}
+
+/// What an admin writes about a hospital.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HospitalInput {
+    pub name: String,
+    #[serde(default)]
+    pub city: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub specialties: String,
+    #[serde(default)]
+    pub services: String,
+    #[serde(default)]
+    pub contact: String,
+}
+
+impl HospitalInput {
+    fn check(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid("a hospital needs a name"));
+        }
+        for (field, value) in [
+            ("name", &self.name),
+            ("city", &self.city),
+            ("address", &self.address),
+            ("specialties", &self.specialties),
+            ("services", &self.services),
+            ("contact", &self.contact),
+        ] {
+            if value.len() > 500 {
+                return Err(Error::invalid(format!(
+                    "{field} is too long (500 characters at most)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A doctor as the directory shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Doctor {
+    pub address: Address,
+    pub username: Option<String>,
+    pub name: String,
+    pub specialty: String,
+    pub licence_id: String,
+    pub hospital_id: u64,
+    pub active: bool,
+}
+
+/// What an admin writes to add a doctor: their login and their directory entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DoctorInput {
+    pub username: String,
+    pub password: String,
+    pub name: String,
+    #[serde(default)]
+    pub specialty: String,
+    #[serde(default)]
+    pub licence_id: String,
+    pub hospital_id: u64,
+}
+
+/// A patient's sign-up: the account and the personal details kept sealed off chain.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PatientSignup {
+    pub username: String,
+    pub password: String,
+    #[serde(flatten)]
+    pub profile: Profile,
+}
+
+/// A patient's personal details: sealed, readable by the patient and those they share with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    #[serde(default)]
+    pub date_of_birth: String,
+    #[serde(default)]
+    pub contact: String,
+}
+
+impl Profile {
+    fn check(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid("a name is required"));
+        }
+        if self.name.len() > 200 || self.contact.len() > 500 {
+            return Err(Error::invalid("name or contact is too long"));
+        }
+        if !self.date_of_birth.is_empty() && !is_iso_date(&self.date_of_birth) {
+            return Err(Error::invalid(
+                "date_of_birth must be a date like 1980-04-23",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `YYYY-MM-DD` with a plausible month and day.
+pub fn is_iso_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().ok();
+    matches!(
+        (num(0..4), num(5..7), num(8..10)),
+        (Some(1800..=2200), Some(1..=12), Some(1..=31))
+    )
+}
+
+/// The object id a patient's profile key is wrapped under.
+pub(crate) fn profile_object(patient: Address) -> String {
+    format!("profile:{}", address_key(patient))
+}
+
+fn hospital_from(h: Registry::Hospital) -> Hospital {
+    Hospital {
+        id: h.id,
+        name: h.name,
+        city: h.city,
+        address: h.addr,
+        specialties: h.specialties,
+        services: h.services,
+        contact: h.contact,
+        active: h.active,
+    }
+}
+
+/// Case-insensitive "contains", for directory search.
+fn matches(haystack: &str, needle: Option<&str>) -> bool {
+    needle.is_none_or(|n| haystack.to_lowercase().contains(&n.trim().to_lowercase()))
+}
+
+impl App {
+    fn require_role(&self, person: &Person, role: Role) -> Result<()> {
+        if person.role == role {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "only {} may do this",
+                match role {
+                    Role::Admin => "an admin",
+                    Role::Patient => "a patient",
+                    Role::Doctor => "a doctor",
+                    Role::None => "nobody",
+                }
+            )))
+        }
+    }
+
+    pub(crate) fn require_patient(&self, person: &Person) -> Result<()> {
+        self.require_role(person, Role::Patient)
+    }
+
+    pub(crate) fn require_doctor(&self, person: &Person) -> Result<()> {
+        self.require_role(person, Role::Doctor)
+    }
+
+    pub async fn add_hospital(
+        &self,
+        admin: &Person,
+        input: &HospitalInput,
+    ) -> Result<(u64, TxInfo)> {
+        self.require_role(admin, Role::Admin)?;
+        input.check()?;
+        let call = Registry::addHospitalCall {
+            name: input.name.trim().to_string(),
+            city: input.city.trim().to_string(),
+            addr: input.address.trim().to_string(),
+            specialties: input.specialties.trim().to_string(),
+            services: input.services.trim().to_string(),
+            contact: input.contact.trim().to_string(),
+        };
+        let (tx, receipt) = self
+            .ledger()
+            .send(
+                &admin.signer,
+                self.contracts().registry,
+                call.abi_encode().into(),
+            )
+            .await?;
+        let id = receipt
+            .decoded_log::<Registry::HospitalAdded>()
+            .map(|l| l.data.id)
+            .ok_or_else(|| Error::internal("addHospital", "no HospitalAdded event"))?;
+        Ok((id, tx))
+    }
+
+    pub async fn update_hospital(
+        &self,
+        admin: &Person,
+        id: u64,
+        input: &HospitalInput,
+    ) -> Result<TxInfo> {
+        self.require_role(admin, Role::Admin)?;
+        input.check()?;
+        let call = Registry::updateHospitalCall {
+            id,
+            name: input.name.trim().to_string(),
+            city: input.city.trim().to_string(),
+            addr: input.address.trim().to_string(),
+            specialties: input.specialties.trim().to_string(),
+            services: input.services.trim().to_string(),
+            contact: input.contact.trim().to_string(),
+        };
+        let registry = self.contracts().registry;
+        Ok(self
+            .ledger()
+            .send(&admin.signer, registry, call.abi_encode().into())
+            .await?
+            .0)
+    }
+
+    pub async fn set_hospital_active(
+        &self,
+        admin: &Person,
+        id: u64,
+        active: bool,
+    ) -> Result<TxInfo> {
+        self.require_role(admin, Role::Admin)?;
+        let input = if active {
+            Registry::reactivateHospitalCall { id }.abi_encode()
+        } else {
+            Registry::suspendHospitalCall { id }.abi_encode()
+        };
+        let registry = self.contracts().registry;
+        Ok(self
+            .ledger()
+            .send(&admin.signer, registry, input.into())
+            .await?
+            .0)
+    }
+
+    pub async fn hospital(&self, id: u64) -> Result<Hospital> {
+        let h = self
+            .registry()
+            .getHospital(id)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        Ok(hospital_from(h))
+    }
+
+    /// Every hospital, filtered by city and specialty (case-insensitive substrings).
+    pub async fn hospitals(
+        &self,
+        city: Option<&str>,
+        specialty: Option<&str>,
+    ) -> Result<Vec<Hospital>> {
+        let count = self
+            .registry()
+            .hospitalCount()
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        let mut out = Vec::new();
+        for id in 1..=count {
+            let h = self.hospital(id).await?;
+            if matches(&h.city, city) && matches(&h.specialties, specialty) {
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a doctor: a login with a fresh key, then the directory entry signed by the admin.
+    pub async fn add_doctor(
+        &self,
+        admin: &Person,
+        input: &DoctorInput,
+    ) -> Result<(Account, TxInfo)> {
+        self.require_role(admin, Role::Admin)?;
+        if input.name.trim().is_empty() {
+            return Err(Error::invalid("a doctor needs a name"));
+        }
+        if input.name.len() > 200 || input.specialty.len() > 200 || input.licence_id.len() > 100 {
+            return Err(Error::invalid("name, specialty or licence id is too long"));
+        }
+        // Refuse an unknown hospital before creating (and funding) an account.
+        self.hospital(input.hospital_id).await?;
+        let (account, _signer) = self
+            .create_account(Role::Doctor, &input.username, &input.password, None)
+            .await?;
+        let call = Registry::addDoctorCall {
+            account: account.address,
+            name: input.name.trim().to_string(),
+            specialty: input.specialty.trim().to_string(),
+            licenceId: input.licence_id.trim().to_string(),
+            hospitalId: input.hospital_id,
+        };
+        let registry = self.contracts().registry;
+        match self
+            .ledger()
+            .send(&admin.signer, registry, call.abi_encode().into())
+            .await
+        {
+            Ok((tx, _)) => Ok((account, tx)),
+            Err(e) => {
+                self.forget_account(account.id).await?;
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn set_doctor_active(
+        &self,
+        admin: &Person,
+        account: Address,
+        active: bool,
+    ) -> Result<TxInfo> {
+        self.require_role(admin, Role::Admin)?;
+        let input = if active {
+            Registry::reactivateDoctorCall { account }.abi_encode()
+        } else {
+            Registry::suspendDoctorCall { account }.abi_encode()
+        };
+        let registry = self.contracts().registry;
+        Ok(self
+            .ledger()
+            .send(&admin.signer, registry, input.into())
+            .await?
+            .0)
+    }
+
+    pub async fn doctor(&self, account: Address) -> Result<Doctor> {
+        let d = self
+            .registry()
+            .getDoctor(account)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        let username = self.account_by_address(account).await?.map(|a| a.username);
+        Ok(Doctor {
+            address: d.account,
+            username,
+            name: d.name,
+            specialty: d.specialty,
+            licence_id: d.licenceId,
+            hospital_id: d.hospitalId,
+            active: d.active,
+        })
+    }
+
+    /// Every doctor, optionally only those of one hospital.
+    pub async fn doctors(&self, hospital: Option<u64>) -> Result<Vec<Doctor>> {
+        let count = self
+            .registry()
+            .doctorCount()
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        let mut out = Vec::new();
+        let mut i = U256::ZERO;
+        while i < count {
+            let account = self
+                .registry()
+                .doctorAt(i)
+                .call()
+                .await
+                .map_err(|e| self.ledger().call_error(e))?;
+            let doctor = self.doctor(account).await?;
+            if hospital.is_none_or(|h| h == doctor.hospital_id) {
+                out.push(doctor);
+            }
+            i += U256::from(1);
+        }
+        Ok(out)
+    }
+
+    /// A patient signs up: an account, their sealed details, and their registration on chain
+    /// signed by their own new key.
+    pub async fn sign_up_patient(&self, signup: &PatientSignup) -> Result<(Account, TxInfo)> {
+        signup.profile.check()?;
+        let dek = Dek::generate();
+        let (account, signer) = self
+            .create_account(Role::Patient, &signup.username, &signup.password, None)
+            .await?;
+        let object = profile_object(account.address);
+        let sealed = seal(
+            &dek,
+            object.as_bytes(),
+            &serde_json::to_vec(&signup.profile).map_err(|e| Error::internal("profile", e))?,
+        );
+        let registered = async {
+            sqlx::query("UPDATE users SET profile = ? WHERE id = ?")
+                .bind(sealed)
+                .bind(account.id)
+                .execute(self.db())
+                .await?;
+            self.put_wrap(
+                &object,
+                &address_key(account.address),
+                &account.enc_public,
+                &dek,
+            )
+            .await?;
+            self.escrow_wrap(&object, &dek).await?;
+            let call = Registry::registerPatientCall {};
+            let registry = self.contracts().registry;
+            Ok::<_, Error>(
+                self.ledger()
+                    .send(&signer, registry, call.abi_encode().into())
+                    .await?
+                    .0,
+            )
+        }
+        .await;
+        match registered {
+            Ok(tx) => Ok((account, tx)),
+            Err(e) => {
+                sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+                    .bind(&object)
+                    .execute(self.db())
+                    .await?;
+                self.forget_account(account.id).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A patient's details, if `reader` holds a key to them (the patient, or whom they shared
+    /// with).
+    pub async fn profile(&self, reader: &Person, patient: Address) -> Result<Option<Profile>> {
+        let object = profile_object(patient);
+        let Some(dek) = self
+            .take_wrap(&object, &address_key(reader.address), &reader.secret)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.open_profile(patient, &dek).await.map(Some)
+    }
+
+    pub(crate) async fn open_profile(&self, patient: Address, dek: &Dek) -> Result<Profile> {
+        let object = profile_object(patient);
+        let sealed: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT profile FROM users WHERE address = ?")
+                .bind(address_key(patient))
+                .fetch_optional(self.db())
+                .await?
+                .flatten();
+        let sealed = sealed.ok_or_else(|| Error::not_found("no such patient"))?;
+        let plain = medledger_vault::open(dek, object.as_bytes(), &sealed)?;
+        serde_json::from_slice(&plain).map_err(|e| Error::internal("profile", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_search_terms() {
+        assert!(is_iso_date("1980-04-23"));
+        assert!(!is_iso_date("1980-13-01"));
+        assert!(!is_iso_date("23/04/1980"));
+        assert!(matches("Lyon", Some("ly")));
+        assert!(matches("Cardiology, Oncology", Some(" oncology ")));
+        assert!(!matches("Paris", Some("lyon")));
+        assert!(matches("anything", None));
+    }
+}

@@ -1,0 +1,408 @@
+//! The ledger client: the contracts on *any* Ethereum node (the embedded one, Ganache, a Besu or
+//! Geth network) through an alloy JSON-RPC provider. Writes are signed by the acting person's own
+//! key and answered with what MetaMask would show; refusals come back as the contracts' named
+//! errors, turned into sentences.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use alloy::{
+    network::{EthereumWallet, TransactionBuilder},
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::{
+        client::RpcClient,
+        types::{Filter, Log, TransactionReceipt, TransactionRequest},
+    },
+    signers::local::PrivateKeySigner,
+    sol_types::{SolCall, SolConstructor, SolInterface},
+    transports::{RpcError, TransportErrorKind},
+};
+use serde::Serialize;
+
+use crate::{
+    contracts::{Consent, Records, Registry},
+    error::{Error, Kind, Result},
+};
+
+/// Where the three contracts live, and from which block to read their events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contracts {
+    pub registry: Address,
+    pub records: Address,
+    pub consent: Address,
+    pub deployed_at: u64,
+}
+
+/// A mined transaction as its sender sees it (what MetaMask confirms).
+#[derive(Debug, Clone, Serialize)]
+pub struct TxInfo {
+    pub hash: B256,
+    pub block_number: u64,
+    pub gas_used: u64,
+    /// Wei per gas, as a decimal string (it may not fit a JSON number).
+    #[serde(with = "decimal")]
+    pub effective_gas_price: U256,
+    /// gas used x effective gas price, in wei, as a decimal string.
+    #[serde(with = "decimal")]
+    pub fee_wei: U256,
+}
+
+mod decimal {
+    use alloy::primitives::U256;
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(value: &U256, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&value.to_string())
+    }
+}
+
+/// A connection to one chain.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    client: RpcClient,
+    provider: DynProvider,
+    chain_id: u64,
+    /// One in-flight transaction per sender, so nonces never collide.
+    senders: Mutex<HashMap<Address, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Ledger {
+    /// Connects to the JSON-RPC endpoint at `url` and learns its chain id.
+    pub async fn connect(url: &str) -> Result<Ledger> {
+        let parsed = url
+            .parse()
+            .map_err(|_| Error::invalid(format!("{url} is not a valid JSON-RPC URL")))?;
+        let client = RpcClient::new_http(parsed);
+        let provider = ProviderBuilder::new()
+            .connect_client(client.clone())
+            .erased();
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| unavailable(url, e))?;
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                url: url.to_string(),
+                client,
+                provider,
+                chain_id,
+                senders: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.inner.chain_id
+    }
+
+    /// The read-only provider, for calls and queries.
+    pub fn provider(&self) -> &DynProvider {
+        &self.inner.provider
+    }
+
+    pub async fn block_number(&self) -> Result<u64> {
+        self.inner
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))
+    }
+
+    pub async fn balance(&self, account: Address) -> Result<U256> {
+        self.inner
+            .provider
+            .get_balance(account)
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))
+    }
+
+    pub async fn has_code(&self, account: Address) -> Result<bool> {
+        let code = self
+            .inner
+            .provider
+            .get_code_at(account)
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))?;
+        Ok(!code.is_empty())
+    }
+
+    /// The timestamp of block `number`, in seconds.
+    pub async fn block_time(&self, number: u64) -> Result<u64> {
+        let block = self
+            .inner
+            .provider
+            .get_block_by_number(number.into())
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))?
+            .ok_or_else(|| Error::internal("ledger", format!("block {number} is missing")))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// The time the next block will carry, near enough: the latest block's.
+    pub async fn now(&self) -> Result<u64> {
+        let latest = self.block_number().await?;
+        self.block_time(latest).await
+    }
+
+    pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>> {
+        self.inner
+            .provider
+            .get_logs(filter)
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))
+    }
+
+    /// Deploys the Registry, Records and Consent contracts, signed by `admin` (who becomes the
+    /// Registry's first admin), and wires Records to Consent.
+    pub async fn deploy(
+        &self,
+        admin: &PrivateKeySigner,
+        emergency_window: Duration,
+    ) -> Result<Contracts> {
+        let (registry, first) = self.deploy_one(admin, Registry::BYTECODE.to_vec()).await?;
+        let mut code = Records::BYTECODE.to_vec();
+        code.extend(Records::constructorCall { registry }.abi_encode());
+        let (records, _) = self.deploy_one(admin, code).await?;
+        let mut code = Consent::BYTECODE.to_vec();
+        code.extend(
+            Consent::constructorCall {
+                registry,
+                records,
+                emergencyWindowSeconds: emergency_window.as_secs(),
+            }
+            .abi_encode(),
+        );
+        let (consent, _) = self.deploy_one(admin, code).await?;
+        self.send(
+            admin,
+            records,
+            Records::setConsentCall { consent }.abi_encode().into(),
+        )
+        .await?;
+        Ok(Contracts {
+            registry,
+            records,
+            consent,
+            deployed_at: first.block_number,
+        })
+    }
+
+    async fn deploy_one(
+        &self,
+        signer: &PrivateKeySigner,
+        code: Vec<u8>,
+    ) -> Result<(Address, TxInfo)> {
+        let tx = TransactionRequest::default().with_deploy_code(code);
+        let (info, receipt) = self.submit(signer, tx).await?;
+        let address = receipt
+            .contract_address
+            .ok_or_else(|| Error::internal("deploy", "no contract address in the receipt"))?;
+        Ok((address, info))
+    }
+
+    /// Sends a contract call signed by `signer` and waits for it to be mined.
+    pub async fn send(
+        &self,
+        signer: &PrivateKeySigner,
+        to: Address,
+        input: Bytes,
+    ) -> Result<(TxInfo, TransactionReceipt)> {
+        let tx = TransactionRequest::default().with_to(to).with_input(input);
+        self.submit(signer, tx).await
+    }
+
+    /// Sends `wei` from `signer` to `to`.
+    pub async fn transfer(
+        &self,
+        signer: &PrivateKeySigner,
+        to: Address,
+        wei: U256,
+    ) -> Result<TxInfo> {
+        let tx = TransactionRequest::default().with_to(to).with_value(wei);
+        Ok(self.submit(signer, tx).await?.0)
+    }
+
+    async fn submit(
+        &self,
+        signer: &PrivateKeySigner,
+        tx: TransactionRequest,
+    ) -> Result<(TxInfo, TransactionReceipt)> {
+        let lock = {
+            let mut senders = self.inner.senders.lock().unwrap_or_else(|e| e.into_inner());
+            senders.entry(signer.address()).or_default().clone()
+        };
+        let _one_at_a_time = lock.lock().await;
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer.clone()))
+            .connect_client(self.inner.client.clone());
+        let pending = provider
+            .send_transaction(tx.with_from(signer.address()))
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        let hash = *pending.tx_hash();
+        let receipt = self.wait_for_receipt(hash).await?;
+        if !receipt.status() {
+            return Err(Error::conflict(format!(
+                "transaction {hash} was mined but reverted; nothing changed on chain"
+            )));
+        }
+        let price = U256::from(receipt.effective_gas_price);
+        let info = TxInfo {
+            hash,
+            block_number: receipt.block_number.unwrap_or_default(),
+            gas_used: receipt.gas_used,
+            effective_gas_price: price,
+            fee_wei: price * U256::from(receipt.gas_used),
+        };
+        Ok((info, receipt))
+    }
+
+    async fn wait_for_receipt(&self, hash: B256) -> Result<TransactionReceipt> {
+        let mut delay = Duration::from_millis(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let found = self
+                .inner
+                .provider
+                .get_transaction_receipt(hash)
+                .await
+                .map_err(|e| unavailable(&self.inner.url, e))?;
+            if let Some(receipt) = found {
+                return Ok(receipt);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::new(
+                    Kind::Unavailable,
+                    format!("transaction {hash} was not mined within 120 s"),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    fn rpc_error(&self, e: RpcError<TransportErrorKind>) -> Error {
+        match e.as_error_resp() {
+            Some(payload) => match payload.as_revert_data() {
+                Some(data) => refusal(&data),
+                None => node_refusal(&payload.message),
+            },
+            None => unavailable(&self.inner.url, e),
+        }
+    }
+
+    /// Turns a failed contract read into an error a person understands.
+    pub fn call_error(&self, e: alloy::contract::Error) -> Error {
+        if let Some(data) = e.as_revert_data() {
+            return refusal(&data);
+        }
+        match e {
+            alloy::contract::Error::TransportError(e) => self.rpc_error(e),
+            other => Error::internal("contract call", other),
+        }
+    }
+}
+
+fn unavailable(url: &str, e: impl std::fmt::Display) -> Error {
+    tracing::warn!("chain at {url}: {e}");
+    Error::new(
+        Kind::Unavailable,
+        format!("the Ethereum node at {url} does not answer; try again shortly"),
+    )
+}
+
+/// A node's own refusal of a transaction (not a contract's): funds, nonces, gas.
+fn node_refusal(message: &str) -> Error {
+    if message.contains("insufficient funds") {
+        Error::new(
+            Kind::Forbidden,
+            "your account has too little ether to pay for this transaction",
+        )
+    } else {
+        Error::internal("transaction refused by the node", message)
+    }
+}
+
+/// Decodes a contract's custom error into a sentence and the kind of failure it is.
+pub fn refusal(data: &[u8]) -> Error {
+    let name = Registry::RegistryErrors::abi_decode(data)
+        .map(|e| format!("{e:?}"))
+        .or_else(|_| Records::RecordsErrors::abi_decode(data).map(|e| format!("{e:?}")))
+        .or_else(|_| Consent::ConsentErrors::abi_decode(data).map(|e| format!("{e:?}")))
+        .unwrap_or_default();
+    let name = name.split(['(', ' ']).next().unwrap_or_default();
+    let (kind, message) = match name {
+        "NotAdmin" => (Kind::Forbidden, "only an admin may do this"),
+        "NotPatient" => (Kind::Forbidden, "only a registered patient may do this"),
+        "NotActiveDoctor" => (
+            Kind::Forbidden,
+            "only an active doctor at an active hospital may do this",
+        ),
+        "AccessDenied" => (
+            Kind::Forbidden,
+            "you have no access to this record: no live grant or emergency covers it",
+        ),
+        "NoTreatmentAccess" => (
+            Kind::Forbidden,
+            "you may not treat this patient: no live treatment grant or emergency",
+        ),
+        "NotGrantOwner" => (Kind::Forbidden, "this grant is not yours"),
+        "UnknownHospital" => (Kind::NotFound, "there is no such hospital"),
+        "UnknownDoctor" => (Kind::NotFound, "there is no such doctor"),
+        "UnknownGrant" => (Kind::NotFound, "there is no such grant"),
+        "UnknownRecord" => (Kind::NotFound, "there is no such record"),
+        "IndexOutOfRange" => (Kind::NotFound, "there is no such entry"),
+        "AlreadyRegistered" => (Kind::Conflict, "this account is already registered"),
+        "RecordExists" => (Kind::Conflict, "a record with this id already exists"),
+        "AlreadyRevoked" => (Kind::Conflict, "this grant is already revoked"),
+        "AlreadyInState" => (Kind::Conflict, "it is already in that state"),
+        "EmptyName" => (Kind::Unprocessable, "a name is required"),
+        "ExpiryInPast" => (Kind::Unprocessable, "the expiry must be in the future"),
+        "EmptyScope" => (
+            Kind::Unprocessable,
+            "the grant covers nothing: choose record kinds or records",
+        ),
+        "InvalidKindsMask" | "InvalidKind" => (Kind::Unprocessable, "unknown record kind"),
+        "ZeroAddress" => (Kind::Unprocessable, "the zero address is not an account"),
+        _ => {
+            return Error::internal(
+                "contract refusal",
+                format!("undecoded revert data 0x{}", hex::encode(data)),
+            );
+        }
+    };
+    Error::new(kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::SolError;
+
+    #[test]
+    fn custom_errors_become_sentences_of_the_right_kind() {
+        let data = Registry::NotAdmin {
+            caller: Address::ZERO,
+        }
+        .abi_encode();
+        let e = refusal(&data);
+        assert_eq!(e.kind, Kind::Forbidden);
+        assert_eq!(e.message, "only an admin may do this");
+        let data = Consent::AlreadyRevoked { id: U256::from(3) }.abi_encode();
+        assert_eq!(refusal(&data).kind, Kind::Conflict);
+        assert_eq!(refusal(&[1, 2, 3, 4]).kind, Kind::Internal);
+    }
+}

@@ -1,0 +1,761 @@
+//! Health reports and prescriptions: sealed under a fresh key each, stored as blobs named by their
+//! random id, anchored on chain by the hash of the ciphertext, and opened only after the chain
+//! says the reader may (`Consent.canAccess`), the blob matches its anchor, and the opening is
+//! logged on chain signed by the reader.
+
+use alloy::{
+    primitives::{Address, B256, keccak256},
+    sol_types::SolCall,
+};
+use medledger_vault::{Dek, open, seal};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::{
+    accounts::{Person, address_key},
+    app::{App, unix_now},
+    contracts::{Consent, Records},
+    error::{Error, Kind, Result},
+    ledger::TxInfo,
+    model::{Purpose, RecordKind, Role},
+};
+
+/// What a patient shares: the file and the share form's fields.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub title: String,
+    pub kind: RecordKind,
+    /// The date of the examination, `YYYY-MM-DD` (may be empty).
+    pub date: String,
+    pub notes: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The sealed metadata of a record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub title: String,
+    pub date: String,
+    pub notes: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A record as its reader sees it. `meta` is absent when the reader holds no key to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordView {
+    pub id: B256,
+    pub patient: Address,
+    pub author: Address,
+    pub kind: &'static str,
+    pub meta: Option<Meta>,
+    pub created_at: i64,
+    pub anchor: Anchor,
+}
+
+/// Where a record is anchored, and whether its stored ciphertext still matches.
+#[derive(Debug, Clone, Serialize)]
+pub struct Anchor {
+    pub content_hash: B256,
+    pub tx_hash: Option<B256>,
+    pub block_number: Option<u64>,
+    /// `verified`, `mismatch` (the blob was altered) or `missing`, when checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<&'static str>,
+}
+
+/// The bytes of a record, opened for an allowed reader, and the access event that logged it.
+pub struct Opened {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub access_tx: TxInfo,
+    pub emergency: bool,
+}
+
+/// One medication line of a prescription.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Medication {
+    pub name: String,
+    #[serde(default)]
+    pub dose: String,
+    #[serde(default)]
+    pub frequency: String,
+    #[serde(default)]
+    pub duration: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrescriptionBody {
+    pub medications: Vec<Medication>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrescriptionView {
+    pub id: B256,
+    pub patient: Address,
+    pub doctor: Address,
+    pub created_at: i64,
+    pub body: Option<PrescriptionBody>,
+    pub anchor: Anchor,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Report => "report",
+            RecordKind::Prescription => "prescription",
+            RecordKind::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<RecordKind> {
+        match s {
+            "report" => Ok(RecordKind::Report),
+            "prescription" => Ok(RecordKind::Prescription),
+            "other" => Ok(RecordKind::Other),
+            other => Err(Error::invalid(format!(
+                "unknown record kind {other:?}: use report, prescription or other"
+            ))),
+        }
+    }
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Treatment => "treatment",
+            Purpose::Research => "research",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Purpose> {
+        match s {
+            "treatment" => Ok(Purpose::Treatment),
+            "research" => Ok(Purpose::Research),
+            other => Err(Error::invalid(format!(
+                "unknown purpose {other:?}: use treatment or research"
+            ))),
+        }
+    }
+}
+
+/// Judges a file's type from its bytes, never from its name or the client's claim: PDF, PNG,
+/// JPEG, JSON (FHIR resources included) or plain UTF-8 text.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"%PDF-") {
+        return Some("application/pdf");
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Some("image/png");
+    }
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Some("image/jpeg");
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let trimmed = text.trim_start();
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+    {
+        return Some(if value.get("resourceType").is_some() {
+            "application/fhir+json"
+        } else {
+            "application/json"
+        });
+    }
+    let printable = text
+        .chars()
+        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+    (printable && !text.is_empty()).then_some("text/plain")
+}
+
+fn blob_key(id: &B256) -> String {
+    hex::encode(id)
+}
+
+fn meta_aad(id: &B256) -> Vec<u8> {
+    format!("meta:{id}").into_bytes()
+}
+
+fn object_id(id: &B256) -> String {
+    format!("{id}")
+}
+
+/// A stored record row.
+pub(crate) struct Row_ {
+    pub(crate) id: B256,
+    pub(crate) patient: Address,
+    pub(crate) author: Address,
+    pub(crate) kind: RecordKind,
+    pub(crate) meta: Vec<u8>,
+    pub(crate) content_hash: B256,
+    pub(crate) tx_hash: Option<B256>,
+    pub(crate) block_number: Option<u64>,
+    pub(crate) created_at: i64,
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| Error::internal("stored record", format!("bad {what}")))
+}
+
+fn row_from(row: &sqlx::sqlite::SqliteRow) -> Result<Row_> {
+    let kind: i64 = row.try_get("kind")?;
+    let tx: Option<String> = row.try_get("tx_hash")?;
+    let block: Option<i64> = row.try_get("block_number")?;
+    Ok(Row_ {
+        id: parse(&row.try_get::<String, _>("id")?, "id")?,
+        patient: parse(&row.try_get::<String, _>("patient")?, "patient")?,
+        author: parse(&row.try_get::<String, _>("author")?, "author")?,
+        kind: RecordKind::try_from(kind as u8)
+            .map_err(|_| Error::internal("stored record", "bad kind"))?,
+        meta: row.try_get("meta")?,
+        content_hash: parse(&row.try_get::<String, _>("content_hash")?, "hash")?,
+        tx_hash: tx.as_deref().map(|t| parse(t, "tx")).transpose()?,
+        block_number: block.map(|b| b as u64),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Parses a record id given by a client.
+pub fn parse_record_id(s: &str) -> Result<B256> {
+    s.parse()
+        .map_err(|_| Error::invalid("a record id is 0x followed by 64 hex digits"))
+}
+
+impl App {
+    pub(crate) async fn record_row(&self, id: &B256) -> Result<Row_> {
+        let row = sqlx::query("SELECT * FROM records WHERE id = ?")
+            .bind(object_id(id))
+            .fetch_optional(self.db())
+            .await?
+            .ok_or_else(|| Error::not_found("there is no such record"))?;
+        row_from(&row)
+    }
+
+    pub(crate) async fn record_rows(&self, column: &str, who: Address) -> Result<Vec<Row_>> {
+        let sql = match column {
+            "patient" => "SELECT * FROM records WHERE patient = ? ORDER BY created_at, id",
+            _ => "SELECT * FROM records WHERE author = ? ORDER BY created_at, id",
+        };
+        let rows = sqlx::query(sql)
+            .bind(address_key(who))
+            .fetch_all(self.db())
+            .await?;
+        rows.iter().map(row_from).collect()
+    }
+
+    /// A patient shares a report: sealed, stored, anchored on chain (signed by the patient),
+    /// and its key wrapped for the patient, the emergency escrow and every live grantee.
+    pub async fn share_report(
+        &self,
+        patient: &Person,
+        report: NewReport,
+    ) -> Result<(RecordView, TxInfo)> {
+        self.require_patient(patient)?;
+        if report.kind == RecordKind::Prescription {
+            return Err(Error::invalid(
+                "a patient shares reports or other records; prescriptions come from doctors",
+            ));
+        }
+        let title = report.title.trim();
+        if title.is_empty() || title.len() > 200 {
+            return Err(Error::invalid("a title of 1 to 200 characters is required"));
+        }
+        if report.notes.len() > 10_000 {
+            return Err(Error::invalid("notes are limited to 10,000 characters"));
+        }
+        if !report.date.is_empty() && !crate::directory::is_iso_date(&report.date) {
+            return Err(Error::invalid("date must look like 2026-11-25"));
+        }
+        if report.bytes.is_empty() {
+            return Err(Error::invalid("the file is empty"));
+        }
+        if report.bytes.len() > self.max_upload_bytes() {
+            return Err(Error::new(
+                Kind::TooLarge,
+                format!(
+                    "the file is larger than the {} MiB limit",
+                    self.max_upload_bytes() / (1024 * 1024)
+                ),
+            ));
+        }
+        let media_type = sniff(&report.bytes).ok_or_else(|| {
+            Error::new(
+                Kind::UnsupportedType,
+                "this kind of file is not accepted: share a PDF, PNG, JPEG, plain text or JSON (FHIR) file",
+            )
+        })?;
+        let meta = Meta {
+            title: title.to_string(),
+            date: report.date,
+            notes: report.notes,
+            media_type: media_type.to_string(),
+            size: report.bytes.len() as u64,
+        };
+        let (view, tx) = self
+            .store_record(patient, patient.address, report.kind, &meta, &report.bytes)
+            .await?;
+        self.sync_wraps(patient).await?;
+        Ok((view, tx))
+    }
+
+    /// Seals, stores and anchors a record written by `author` about `patient`.
+    async fn store_record(
+        &self,
+        author: &Person,
+        patient: Address,
+        kind: RecordKind,
+        meta: &Meta,
+        bytes: &[u8],
+    ) -> Result<(RecordView, TxInfo)> {
+        let id = crate::app::random_b256();
+        let dek = Dek::generate();
+        let object = object_id(&id);
+        let sealed = seal(&dek, object.as_bytes(), bytes);
+        let sealed_meta = seal(
+            &dek,
+            &meta_aad(&id),
+            &serde_json::to_vec(meta).map_err(|e| Error::internal("meta", e))?,
+        );
+        let hash = keccak256(&sealed);
+        let now = unix_now();
+        // The blob and the row go first, so an anchor on chain never points at nothing; if the
+        // anchor fails they are removed again.
+        self.blobs().put(&blob_key(&id), sealed).await?;
+        sqlx::query(
+            "INSERT INTO records (id, patient, author, kind, meta, content_hash, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&object)
+        .bind(address_key(patient))
+        .bind(address_key(author.address))
+        .bind(u8::from(kind) as i64)
+        .bind(sealed_meta)
+        .bind(hash.to_string())
+        .bind(now)
+        .execute(self.db())
+        .await?;
+        let patient_key = self
+            .account_by_address(patient)
+            .await?
+            .ok_or_else(|| Error::not_found("there is no such patient"))?
+            .enc_public;
+        self.put_wrap(&object, &address_key(patient), &patient_key, &dek)
+            .await?;
+        if author.address != patient {
+            self.put_wrap(
+                &object,
+                &address_key(author.address),
+                &author.secret.public_key(),
+                &dek,
+            )
+            .await?;
+        }
+        self.escrow_wrap(&object, &dek).await?;
+        let input = match kind {
+            RecordKind::Prescription => Records::anchorPrescriptionCall {
+                id,
+                patient,
+                contentHash: hash,
+            }
+            .abi_encode(),
+            _ => Records::anchorRecordCall {
+                id,
+                kind: u8::from(kind),
+                contentHash: hash,
+            }
+            .abi_encode(),
+        };
+        let records = self.contracts().records;
+        let tx = match self
+            .ledger()
+            .send(&author.signer, records, input.into())
+            .await
+        {
+            Ok((tx, _)) => tx,
+            Err(e) => {
+                sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+                    .bind(&object)
+                    .execute(self.db())
+                    .await?;
+                sqlx::query("DELETE FROM records WHERE id = ?")
+                    .bind(&object)
+                    .execute(self.db())
+                    .await?;
+                self.blobs().delete(&blob_key(&id)).await?;
+                return Err(e);
+            }
+        };
+        sqlx::query("UPDATE records SET tx_hash = ?, block_number = ? WHERE id = ?")
+            .bind(tx.hash.to_string())
+            .bind(tx.block_number as i64)
+            .bind(&object)
+            .execute(self.db())
+            .await?;
+        let view = RecordView {
+            id,
+            patient,
+            author: author.address,
+            kind: kind.as_str(),
+            meta: Some(meta.clone()),
+            created_at: now,
+            anchor: Anchor {
+                content_hash: hash,
+                tx_hash: Some(tx.hash),
+                block_number: Some(tx.block_number),
+                integrity: Some("verified"),
+            },
+        };
+        Ok((view, tx))
+    }
+
+    /// Whether the chain lets `reader` open `record` of `patient` for `purpose`.
+    pub async fn can_access(
+        &self,
+        patient: Address,
+        reader: Address,
+        record: B256,
+        purpose: Purpose,
+    ) -> Result<bool> {
+        self.consent()
+            .canAccess(patient, reader, record, u8::from(purpose))
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))
+    }
+
+    /// Whether `doctor`'s emergency access to `patient` is open now.
+    pub async fn emergency_open(&self, patient: Address, doctor: Address) -> Result<bool> {
+        let until = self
+            .consent()
+            .emergencyUntil(patient, doctor)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        Ok(until > self.ledger().now().await? && until > 0)
+    }
+
+    /// The data key of `row` for `reader`: their own wrap, or the escrow's when an emergency the
+    /// chain knows about is open for them.
+    async fn key_for(&self, reader: &Person, row: &Row_) -> Result<Option<(Dek, bool)>> {
+        let object = object_id(&row.id);
+        if let Some(dek) = self
+            .take_wrap(&object, &address_key(reader.address), &reader.secret)
+            .await?
+        {
+            return Ok(Some((dek, false)));
+        }
+        if reader.role == Role::Doctor && self.emergency_open(row.patient, reader.address).await? {
+            let dek = self
+                .take_wrap(&object, crate::app::ESCROW, self.escrow())
+                .await?;
+            return Ok(dek.map(|d| (d, true)));
+        }
+        Ok(None)
+    }
+
+    fn open_meta(&self, row: &Row_, dek: &Dek) -> Result<Meta> {
+        let plain = open(dek, &meta_aad(&row.id), &row.meta)?;
+        serde_json::from_slice(&plain).map_err(|e| Error::internal("meta", e))
+    }
+
+    async fn view(&self, reader: &Person, row: &Row_, check: bool) -> Result<RecordView> {
+        let meta = match self.key_for(reader, row).await? {
+            Some((dek, _)) => Some(self.open_meta(row, &dek)?),
+            None => None,
+        };
+        let integrity = if check {
+            Some(self.integrity(row).await?.0)
+        } else {
+            None
+        };
+        Ok(RecordView {
+            id: row.id,
+            patient: row.patient,
+            author: row.author,
+            kind: row.kind.as_str(),
+            meta,
+            created_at: row.created_at,
+            anchor: Anchor {
+                content_hash: row.content_hash,
+                tx_hash: row.tx_hash,
+                block_number: row.block_number,
+                integrity,
+            },
+        })
+    }
+
+    /// Compares the stored blob with the hash anchored on chain (not the database's copy).
+    async fn integrity(&self, row: &Row_) -> Result<(&'static str, Option<Vec<u8>>)> {
+        let anchor = self
+            .records()
+            .getRecord(row.id)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        let Some(blob) = self.blobs().get(&blob_key(&row.id)).await? else {
+            return Ok(("missing", None));
+        };
+        if keccak256(&blob) == anchor.contentHash && anchor.patient == row.patient {
+            Ok(("verified", Some(blob)))
+        } else {
+            Ok(("mismatch", None))
+        }
+    }
+
+    /// Refuses unless the chain says `reader` may open `row` for `purpose`.
+    async fn check_access(&self, reader: &Person, row: &Row_, purpose: Purpose) -> Result<()> {
+        if self
+            .can_access(row.patient, reader.address, row.id, purpose)
+            .await?
+        {
+            Ok(())
+        } else {
+            // Same answer whether the record exists for someone else or not, to anyone but its
+            // patient.
+            Err(Error::forbidden(
+                "you have no access to this record: no live grant or emergency covers it",
+            ))
+        }
+    }
+
+    /// A record's metadata and anchor, with a fresh integrity check.
+    pub async fn record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<RecordView> {
+        let row = self.record_row(&id).await?;
+        self.check_access(reader, &row, purpose).await?;
+        self.view(reader, &row, true).await
+    }
+
+    /// A patient's own records (reports and others; prescriptions are listed apart).
+    pub async fn my_records(&self, patient: &Person) -> Result<Vec<RecordView>> {
+        self.require_patient(patient)?;
+        let mut out = Vec::new();
+        for row in self.record_rows("patient", patient.address).await? {
+            if row.kind != RecordKind::Prescription {
+                out.push(self.view(patient, &row, false).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records of `patient` that `doctor` may open now, as the chain decides.
+    pub async fn records_for_doctor(
+        &self,
+        doctor: &Person,
+        patient: Address,
+        purpose: Purpose,
+    ) -> Result<Vec<RecordView>> {
+        self.require_doctor(doctor)?;
+        let mut out = Vec::new();
+        for row in self.record_rows("patient", patient).await? {
+            if self
+                .can_access(patient, doctor.address, row.id, purpose)
+                .await?
+            {
+                out.push(self.view(doctor, &row, false).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens a record's bytes: access on chain, integrity against the anchor, then the opening
+    /// logged on chain signed by the reader, and only then the plaintext.
+    pub async fn open_record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<Opened> {
+        let row = self.record_row(&id).await?;
+        self.check_access(reader, &row, purpose).await?;
+        let (dek, emergency) = self.key_for(reader, &row).await?.ok_or_else(|| {
+            Error::forbidden(
+                "no key to this record was shared with you; ask the patient to share it",
+            )
+        })?;
+        let meta = self.open_meta(&row, &dek)?;
+        let (status, blob) = self.integrity(&row).await?;
+        let blob = match (status, blob) {
+            ("verified", Some(blob)) => blob,
+            ("missing", _) => {
+                return Err(Error::new(
+                    Kind::Integrity,
+                    "the stored file of this record is missing",
+                ));
+            }
+            _ => {
+                return Err(Error::new(
+                    Kind::Integrity,
+                    "the stored file does not match its on-chain anchor: it was altered, and is not returned",
+                ));
+            }
+        };
+        let bytes = open(&dek, object_id(&row.id).as_bytes(), &blob)?;
+        let call = Consent::logAccessCall {
+            patient: row.patient,
+            recordId: row.id,
+            purpose: u8::from(purpose),
+        };
+        let consent = self.contracts().consent;
+        let (access_tx, _) = self
+            .ledger()
+            .send(&reader.signer, consent, call.abi_encode().into())
+            .await?;
+        Ok(Opened {
+            bytes,
+            media_type: meta.media_type,
+            access_tx,
+            emergency,
+        })
+    }
+
+    // ------------------------------------------------------------ prescriptions
+
+    /// A doctor prescribes for a patient they may treat (the contract decides; we check first to
+    /// answer clearly).
+    pub async fn prescribe(
+        &self,
+        doctor: &Person,
+        patient: Address,
+        body: &PrescriptionBody,
+    ) -> Result<(PrescriptionView, TxInfo)> {
+        self.require_doctor(doctor)?;
+        if body.medications.is_empty() || body.medications.len() > 50 {
+            return Err(Error::invalid(
+                "a prescription has 1 to 50 medication lines",
+            ));
+        }
+        for m in &body.medications {
+            if m.name.trim().is_empty() {
+                return Err(Error::invalid("every medication line needs a name"));
+            }
+            if [&m.name, &m.dose, &m.frequency, &m.duration]
+                .iter()
+                .any(|f| f.len() > 200)
+            {
+                return Err(Error::invalid(
+                    "a medication field is too long (200 at most)",
+                ));
+            }
+        }
+        if body.notes.len() > 10_000 {
+            return Err(Error::invalid("notes are limited to 10,000 characters"));
+        }
+        let can_treat = self
+            .consent()
+            .canTreat(patient, doctor.address)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        if !can_treat {
+            return Err(Error::forbidden(
+                "you may not treat this patient: no live treatment grant or emergency",
+            ));
+        }
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::internal("prescription", e))?;
+        let meta = Meta {
+            title: "Prescription".into(),
+            date: String::new(),
+            notes: String::new(),
+            media_type: "application/json".into(),
+            size: bytes.len() as u64,
+        };
+        let (view, tx) = self
+            .store_record(doctor, patient, RecordKind::Prescription, &meta, &bytes)
+            .await?;
+        Ok((
+            PrescriptionView {
+                id: view.id,
+                patient,
+                doctor: doctor.address,
+                created_at: view.created_at,
+                body: Some(body.clone()),
+                anchor: view.anchor,
+            },
+            tx,
+        ))
+    }
+
+    /// A patient's prescriptions, or those a doctor wrote.
+    pub async fn prescriptions(&self, person: &Person) -> Result<Vec<PrescriptionView>> {
+        let rows = match person.role {
+            Role::Patient => self.record_rows("patient", person.address).await?,
+            Role::Doctor => self.record_rows("author", person.address).await?,
+            _ => {
+                return Err(Error::forbidden(
+                    "only patients and doctors have prescriptions",
+                ));
+            }
+        };
+        let mut out = Vec::new();
+        for row in rows
+            .into_iter()
+            .filter(|r| r.kind == RecordKind::Prescription)
+        {
+            let body = match self.key_for(person, &row).await? {
+                Some((dek, _)) => {
+                    let blob = self.blobs().get(&blob_key(&row.id)).await?;
+                    match blob {
+                        Some(b) if keccak256(&b) == row.content_hash => {
+                            let plain = open(&dek, object_id(&row.id).as_bytes(), &b)?;
+                            Some(
+                                serde_json::from_slice(&plain)
+                                    .map_err(|e| Error::internal("prescription", e))?,
+                            )
+                        }
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            out.push(PrescriptionView {
+                id: row.id,
+                patient: row.patient,
+                doctor: row.author,
+                created_at: row.created_at,
+                body,
+                anchor: Anchor {
+                    content_hash: row.content_hash,
+                    tx_hash: row.tx_hash,
+                    block_number: row.block_number,
+                    integrity: None,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks every stored blob against its anchor on chain; returns the ids that fail.
+    pub async fn verify_blobs(&self) -> Result<(usize, Vec<(B256, &'static str)>)> {
+        let rows = sqlx::query("SELECT * FROM records WHERE tx_hash IS NOT NULL ORDER BY id")
+            .fetch_all(self.db())
+            .await?;
+        let mut bad = Vec::new();
+        for row in &rows {
+            let row = row_from(row)?;
+            let (status, _) = self.integrity(&row).await?;
+            if status != "verified" {
+                bad.push((row.id, status));
+            }
+        }
+        Ok((rows.len(), bad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_are_judged_from_the_bytes() {
+        assert_eq!(sniff(b"%PDF-1.7\n..."), Some("application/pdf"));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0"), Some("image/png"));
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
+        assert_eq!(
+            sniff(br#"{"resourceType":"Observation","status":"final"}"#),
+            Some("application/fhir+json")
+        );
+        assert_eq!(sniff(br#"[1,2]"#), Some("application/json"));
+        assert_eq!(sniff(b"blood pressure 120/80\n"), Some("text/plain"));
+        assert_eq!(sniff(b"MZ\x90\0\x03"), None, "an executable");
+        assert_eq!(sniff(b"<html>\x00</html>"), None);
+        assert_eq!(sniff(b"{not json"), Some("text/plain"));
+    }
+}

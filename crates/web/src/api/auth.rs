@@ -1,0 +1,108 @@
+//! Logging in and out, who am I, changing a password, and downloading one's own keystore.
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    ApiState, Json,
+    error::ApiResult,
+    session::{self, Auth},
+};
+
+#[derive(Deserialize)]
+pub(crate) struct Login {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/v1/auth/login`: a session as a cookie and as a bearer token.
+pub(crate) async fn login(
+    State(state): State<ApiState>,
+    Json(body): Json<Login>,
+) -> ApiResult<Response> {
+    let person = state.app.login(&body.username, &body.password).await?;
+    let answer = json!({
+        "username": person.username,
+        "role": person.role.as_str(),
+        "address": person.address,
+        "idle_timeout_seconds": session::IDLE.as_secs(),
+    });
+    let token = state.sessions.start(person);
+    let mut answer = answer;
+    answer["token"] = json!(token);
+    Ok((
+        [(
+            header::SET_COOKIE,
+            session::cookie(&token, state.secure_cookies),
+        )],
+        axum::Json(answer),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/auth/logout`.
+pub(crate) async fn logout(State(state): State<ApiState>, auth: Auth) -> Response {
+    state.sessions.end(&auth.token);
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session::clear_cookie())],
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/me`: role, address and balance.
+pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let p = &auth.person;
+    let balance = state.app.ledger().balance(p.address).await?;
+    Ok(axum::Json(json!({
+        "username": p.username,
+        "role": p.role.as_str(),
+        "address": p.address,
+        "balance_wei": balance.to_string(),
+        "chain_id": state.app.ledger().chain_id(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/me/password`: re-seals the keystore and ends every other session.
+pub(crate) async fn change_password(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Json(body): Json<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .change_password(&auth.person, &body.current_password, &body.new_password)
+        .await?;
+    state.sessions.end_others(auth.person.id, &auth.token);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/me/keystore`: the person's key as a Web3 Secret Storage file, still encrypted
+/// under their password (importable into MetaMask or geth).
+pub(crate) async fn keystore(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let json = state.app.keystore(&auth.person).await?;
+    let name = format!("medledger-{:#x}.json", auth.person.address);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        json,
+    )
+        .into_response())
+}

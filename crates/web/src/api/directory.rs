@@ -1,0 +1,186 @@
+//! The public directory: hospitals and doctors (admins write, anyone reads) and patient sign-up.
+
+use alloy::primitives::Address;
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use medledger_records::directory::{DoctorInput, HospitalInput, PatientSignup};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{bad_param, written};
+use crate::{ApiState, Json, error::ApiResult, session::Auth};
+
+#[derive(Deserialize)]
+pub(crate) struct HospitalSearch {
+    city: Option<String>,
+    specialty: Option<String>,
+}
+
+/// `GET /api/v1/hospitals?city=&specialty=`.
+pub(crate) async fn hospitals(
+    State(state): State<ApiState>,
+    Query(q): Query<HospitalSearch>,
+) -> ApiResult<Response> {
+    let list = state
+        .app
+        .hospitals(q.city.as_deref(), q.specialty.as_deref())
+        .await?;
+    Ok(axum::Json(json!({ "hospitals": list })).into_response())
+}
+
+fn hospital_id(raw: &str) -> ApiResult<u64> {
+    raw.parse().map_err(|_| bad_param("hospital id"))
+}
+
+/// `GET /api/v1/hospitals/{id}`.
+pub(crate) async fn hospital(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let h = state.app.hospital(hospital_id(&id)?).await?;
+    Ok(axum::Json(h).into_response())
+}
+
+/// `POST /api/v1/hospitals` (admin).
+pub(crate) async fn add_hospital(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Json(body): Json<HospitalInput>,
+) -> ApiResult<Response> {
+    let (id, tx) = state.app.add_hospital(&auth.person, &body).await?;
+    let h = state.app.hospital(id).await?;
+    Ok(written(StatusCode::CREATED, h, &tx))
+}
+
+/// `PUT /api/v1/hospitals/{id}` (admin).
+pub(crate) async fn update_hospital(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(body): Json<HospitalInput>,
+) -> ApiResult<Response> {
+    let id = hospital_id(&id)?;
+    let tx = state.app.update_hospital(&auth.person, id, &body).await?;
+    let h = state.app.hospital(id).await?;
+    Ok(written(StatusCode::OK, h, &tx))
+}
+
+async fn set_hospital(
+    state: ApiState,
+    auth: Auth,
+    id: String,
+    active: bool,
+) -> ApiResult<Response> {
+    let id = hospital_id(&id)?;
+    let tx = state
+        .app
+        .set_hospital_active(&auth.person, id, active)
+        .await?;
+    let h = state.app.hospital(id).await?;
+    Ok(written(StatusCode::OK, h, &tx))
+}
+
+/// `POST /api/v1/hospitals/{id}/suspend` (admin).
+pub(crate) async fn suspend_hospital(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    set_hospital(state, auth, id, false).await
+}
+
+/// `POST /api/v1/hospitals/{id}/reactivate` (admin).
+pub(crate) async fn reactivate_hospital(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    set_hospital(state, auth, id, true).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DoctorSearch {
+    hospital_id: Option<u64>,
+}
+
+/// `GET /api/v1/doctors?hospital_id=`.
+pub(crate) async fn doctors(
+    State(state): State<ApiState>,
+    Query(q): Query<DoctorSearch>,
+) -> ApiResult<Response> {
+    let list = state.app.doctors(q.hospital_id).await?;
+    Ok(axum::Json(json!({ "doctors": list })).into_response())
+}
+
+pub(crate) fn address(raw: &str) -> ApiResult<Address> {
+    raw.parse().map_err(|_| bad_param("account address"))
+}
+
+/// `GET /api/v1/doctors/{address}`.
+pub(crate) async fn doctor(
+    State(state): State<ApiState>,
+    Path(account): Path<String>,
+) -> ApiResult<Response> {
+    let d = state.app.doctor(address(&account)?).await?;
+    Ok(axum::Json(d).into_response())
+}
+
+/// `POST /api/v1/doctors` (admin): a login for the doctor and their directory entry.
+pub(crate) async fn add_doctor(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Json(body): Json<DoctorInput>,
+) -> ApiResult<Response> {
+    let (account, tx) = state.app.add_doctor(&auth.person, &body).await?;
+    let d = state.app.doctor(account.address).await?;
+    Ok(written(StatusCode::CREATED, d, &tx))
+}
+
+async fn set_doctor(
+    state: ApiState,
+    auth: Auth,
+    account: String,
+    active: bool,
+) -> ApiResult<Response> {
+    let account = address(&account)?;
+    let tx = state
+        .app
+        .set_doctor_active(&auth.person, account, active)
+        .await?;
+    let d = state.app.doctor(account).await?;
+    Ok(written(StatusCode::OK, d, &tx))
+}
+
+/// `POST /api/v1/doctors/{address}/suspend` (admin).
+pub(crate) async fn suspend_doctor(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(account): Path<String>,
+) -> ApiResult<Response> {
+    set_doctor(state, auth, account, false).await
+}
+
+/// `POST /api/v1/doctors/{address}/reactivate` (admin).
+pub(crate) async fn reactivate_doctor(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(account): Path<String>,
+) -> ApiResult<Response> {
+    set_doctor(state, auth, account, true).await
+}
+
+/// `POST /api/v1/patients`: anyone may sign up as a patient.
+pub(crate) async fn sign_up(
+    State(state): State<ApiState>,
+    Json(body): Json<PatientSignup>,
+) -> ApiResult<Response> {
+    let (account, tx) = state.app.sign_up_patient(&body).await?;
+    Ok(written(
+        StatusCode::CREATED,
+        json!({ "username": account.username, "address": account.address, "role": "patient" }),
+        &tx,
+    ))
+}

@@ -1,0 +1,73 @@
+//! Grants and revocations (patients), a doctor's patients, emergencies, and the audit trail.
+
+use alloy::primitives::Address;
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use medledger_records::sharing::GrantInput;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{bad_param, written};
+use crate::{ApiState, Json, error::ApiResult, session::Auth};
+
+/// `POST /api/v1/grants` (patient).
+pub(crate) async fn grant(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Json(body): Json<GrantInput>,
+) -> ApiResult<Response> {
+    let (grant, tx) = state.app.grant(&auth.person, &body).await?;
+    Ok(written(StatusCode::CREATED, grant, &tx))
+}
+
+/// `GET /api/v1/grants`: a patient's grants, or those given to a doctor.
+pub(crate) async fn grants(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let list = state.app.grants(&auth.person).await?;
+    Ok(axum::Json(json!({ "grants": list })).into_response())
+}
+
+/// `DELETE /api/v1/grants/{id}` (the patient who gave it).
+pub(crate) async fn revoke(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id: u64 = id.parse().map_err(|_| bad_param("grant id"))?;
+    let tx = state.app.revoke(&auth.person, id).await?;
+    let grant = state.app.grant_view(id).await?;
+    Ok(written(StatusCode::OK, grant, &tx))
+}
+
+/// `GET /api/v1/patients` (doctor): who shared with me, until when.
+pub(crate) async fn my_patients(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let list = state.app.my_patients(&auth.person).await?;
+    Ok(axum::Json(json!({ "patients": list })).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EmergencyInput {
+    patient: Address,
+    reason: String,
+}
+
+/// `POST /api/v1/emergency` (doctor): break-glass access for the configured window.
+pub(crate) async fn emergency(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Json(body): Json<EmergencyInput>,
+) -> ApiResult<Response> {
+    let (emergency, tx) = state
+        .app
+        .declare_emergency(&auth.person, body.patient, &body.reason)
+        .await?;
+    Ok(written(StatusCode::CREATED, emergency, &tx))
+}
+
+/// `GET /api/v1/audit`: every opening of my records (patient), or my openings (doctor).
+pub(crate) async fn audit(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let events = state.app.audit(&auth.person).await?;
+    Ok(axum::Json(json!({ "events": events })).into_response())
+}

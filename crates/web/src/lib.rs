@@ -1,0 +1,85 @@
+//! The HTTP face of medledger: the REST API under `/api/v1` (described by an OpenAPI document),
+//! sessions, and the health check. Handlers are thin: they parse, call the domain
+//! (`medledger_records::App`), and answer.
+
+pub mod api;
+pub mod error;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::{FromRequest, Request},
+    http::{HeaderValue, header},
+    response::Response,
+};
+use medledger_records::App;
+use serde::de::DeserializeOwned;
+
+use crate::{error::ApiError, session::Sessions};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub app: App,
+    pub sessions: Arc<Sessions>,
+    /// Mark session cookies `Secure` (the server is behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl ApiState {
+    pub fn new(app: App) -> ApiState {
+        ApiState {
+            app,
+            sessions: Arc::new(Sessions::default()),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// A JSON body whose rejections answer in the API's error format.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Json(value))
+    }
+}
+
+/// Headers on every answer: nothing here may be cached or sniffed into another type.
+async fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// The whole HTTP application.
+pub fn router(state: ApiState) -> Router {
+    api::router(state.clone()).layer(axum::middleware::map_response(harden))
+}
+
+/// Serves the application on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

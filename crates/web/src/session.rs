@@ -1,0 +1,188 @@
+//! Sessions: random opaque tokens mapped to an unlocked `Person` held in memory only (their keys
+//! never touch the disk unencrypted). A token travels as an HttpOnly SameSite cookie for browsers
+//! or a bearer token for API clients; it ends after 30 idle minutes, 12 hours in all, at logout,
+//! or when the password changes elsewhere.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::keccak256;
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts},
+};
+use medledger_records::{Kind, Person};
+use rand::{RngCore, rngs::OsRng};
+
+use crate::{ApiState, error::ApiError};
+
+pub const COOKIE: &str = "medledger_session";
+pub const IDLE: Duration = Duration::from_secs(30 * 60);
+pub const ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
+
+struct Entry {
+    person: Arc<Person>,
+    created: Instant,
+    last_seen: Instant,
+}
+
+/// The live sessions, keyed by a hash of the token (so a memory dump of keys does not yield
+/// usable tokens without the people's passwords being involved).
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<[u8; 32], Entry>>,
+    idle: Option<Duration>,
+}
+
+fn key(token: &str) -> [u8; 32] {
+    keccak256(token.as_bytes()).0
+}
+
+impl Sessions {
+    /// Sessions whose idle limit is `idle` (tests shorten it).
+    pub fn with_idle(idle: Duration) -> Sessions {
+        Sessions {
+            map: Mutex::default(),
+            idle: Some(idle),
+        }
+    }
+
+    fn idle(&self) -> Duration {
+        self.idle.unwrap_or(IDLE)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a session and returns its token.
+    pub fn start(&self, person: Person) -> String {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        let token = hex::encode(bytes);
+        let now = Instant::now();
+        let idle = self.idle();
+        let mut map = self.lock();
+        map.retain(|_, e| live(e, now, idle));
+        map.insert(
+            key(&token),
+            Entry {
+                person: Arc::new(person),
+                created: now,
+                last_seen: now,
+            },
+        );
+        token
+    }
+
+    /// The person behind `token`, if the session is live; touching it resets the idle clock.
+    pub fn get(&self, token: &str) -> Option<Arc<Person>> {
+        let now = Instant::now();
+        let idle = self.idle();
+        let mut map = self.lock();
+        let k = key(token);
+        match map.get_mut(&k) {
+            Some(e) if live(e, now, idle) => {
+                e.last_seen = now;
+                Some(e.person.clone())
+            }
+            Some(_) => {
+                map.remove(&k);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn end(&self, token: &str) {
+        self.lock().remove(&key(token));
+    }
+
+    /// Ends every session of user `id` except the one with token `keep`.
+    pub fn end_others(&self, id: i64, keep: &str) {
+        let keep = key(keep);
+        self.lock().retain(|k, e| e.person.id != id || *k == keep);
+    }
+}
+
+fn live(e: &Entry, now: Instant, idle: Duration) -> bool {
+    now.duration_since(e.last_seen) < idle && now.duration_since(e.created) < ABSOLUTE
+}
+
+/// The token a request carries: `Authorization: Bearer T` or the session cookie.
+pub fn token_of(parts: &Parts) -> Option<String> {
+    if let Some(auth) = parts.headers.get(header::AUTHORIZATION)
+        && let Ok(value) = auth.to_str()
+        && let Some(token) = value.strip_prefix("Bearer ")
+    {
+        return Some(token.trim().to_string());
+    }
+    for cookie in parts.headers.get_all(header::COOKIE) {
+        let Ok(cookie) = cookie.to_str() else {
+            continue;
+        };
+        for pair in cookie.split(';') {
+            if let Some((name, value)) = pair.trim().split_once('=')
+                && name == COOKIE
+            {
+                return Some(value.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// A logged-in person, or 401.
+pub struct Auth {
+    pub person: Arc<Person>,
+    pub token: String,
+}
+
+impl FromRequestParts<ApiState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Auth, ApiError> {
+        let unauthenticated = || {
+            ApiError::new(
+                Kind::Unauthenticated,
+                "log in first (your session may have expired)",
+            )
+        };
+        let token = token_of(parts).ok_or_else(unauthenticated)?;
+        let person = state.sessions.get(&token).ok_or_else(unauthenticated)?;
+        Ok(Auth { person, token })
+    }
+}
+
+/// A logged-in person if there is one (for routes anyone may call).
+pub struct MaybeAuth(pub Option<Arc<Person>>);
+
+impl FromRequestParts<ApiState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<MaybeAuth, ApiError> {
+        Ok(MaybeAuth(
+            token_of(parts).and_then(|t| state.sessions.get(&t)),
+        ))
+    }
+}
+
+/// The `Set-Cookie` value that starts a session (Secure when served over HTTPS).
+pub fn cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        ABSOLUTE.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that ends it.
+pub fn clear_cookie() -> String {
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
