@@ -1,0 +1,316 @@
+//! The REST API driven over HTTP on a loopback port, as a client would, against the embedded node
+//! and against Ganache 7.9 (npm `ganache`, started by the tests).
+
+mod matrix;
+mod security;
+mod story;
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use medledger_chain::{DEV_MNEMONIC, DevAccounts, Node, NodeConfig};
+use medledger_records::{App, Ledger, Options};
+use medledger_vault::{BlobStore, SecretKey};
+use medledger_web::ApiState;
+use reqwest::{Method, StatusCode, multipart};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+pub const ADMIN_PASSWORD: &str = "admin password for tests";
+pub const PASSWORD: &str = "a long enough password";
+/// Uploads above this are refused in tests (the default is 25 MiB).
+pub const MAX_UPLOAD: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Ganache,
+}
+
+enum Chain {
+    Embedded(Node),
+    Ganache(#[allow(dead_code)] tokio::process::Child),
+}
+
+/// A running server with its own chain, database, blob directory and escrow key.
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub app: App,
+    pub dir: tempfile::TempDir,
+    chain: Chain,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Starts Ganache 7.9 in a child node process (the JS harness's own launcher) on a free port.
+async fn start_ganache() -> (tokio::process::Child, String) {
+    let root = repo_root();
+    assert!(
+        root.join("node_modules/ganache").exists(),
+        "npm package ganache is missing: run `npm ci` in the repository (scripts/test does)"
+    );
+    let options = json!({
+        "chain": { "chainId": 1337, "networkId": 1337, "hardfork": "shanghai" },
+        "wallet": { "mnemonic": DEV_MNEMONIC, "totalAccounts": 2, "defaultBalance": 1000000 },
+        "logging": { "quiet": true },
+    });
+    let mut child = tokio::process::Command::new("node")
+        .arg(root.join("tests/js/harness.mjs"))
+        .arg("--ganache-child")
+        .arg(options.to_string())
+        .current_dir(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node (Node.js) runs: it is needed for the Ganache tests");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("Ganache starts within 60 s")
+        .unwrap()
+        .expect("Ganache prints its address");
+    let addr = line
+        .strip_prefix("Listening on ")
+        .expect("Listening on ADDR");
+    (child, format!("http://{addr}"))
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let (chain, url) = match backend {
+            Backend::Embedded => {
+                let node = Node::spawn(NodeConfig::test()).unwrap();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let url = format!("http://{}", listener.local_addr().unwrap());
+                tokio::spawn(medledger_rpc::serve(
+                    listener,
+                    medledger_rpc::Rpc::new(node.clone()),
+                    std::future::pending(),
+                ));
+                (Chain::Embedded(node), url)
+            }
+            Backend::Ganache => {
+                let (child, url) = start_ganache().await;
+                (Chain::Ganache(child), url)
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let funder = DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
+            .unwrap()
+            .signers()[0]
+            .clone();
+        let options = Options {
+            database: dir.path().join("medledger.db"),
+            ledger: Ledger::connect(&url).await.unwrap(),
+            blobs: BlobStore::local(&dir.path().join("blobs")).unwrap(),
+            // The escrow key lives outside the data directory (here: in memory only).
+            escrow: SecretKey::generate(),
+            funder,
+            funding: alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(18u64)),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+            emergency_window: Duration::from_secs(24 * 3600),
+            max_upload_bytes: MAX_UPLOAD,
+        };
+        let (app, bootstrap) = App::open(options).await.unwrap();
+        assert!(bootstrap.unwrap().generated_password.is_none());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(medledger_web::serve(
+            listener,
+            ApiState::new(app.clone()),
+            std::future::pending(),
+        ));
+        TestApp {
+            url,
+            http: reqwest::Client::new(),
+            app,
+            dir,
+            chain,
+        }
+    }
+
+    /// The embedded node, for moving its clock.
+    pub fn node(&self) -> &Node {
+        match &self.chain {
+            Chain::Embedded(node) => node,
+            Chain::Ganache(_) => panic!("not on the embedded node"),
+        }
+    }
+
+    /// Sends a request and returns the status and the JSON body (Null when there is none).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}: {value}");
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// The raw bytes of a record's content, with the status and headers.
+    pub async fn content(&self, id: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .get(format!("{}/api/v1/records/{id}/content", self.url));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({ "username": username, "password": password }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn admin(&self) -> String {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn add_hospital(&self, admin: &str, name: &str, city: &str) -> u64 {
+        let (status, body) = self
+            .post(
+                "/api/v1/hospitals",
+                Some(admin),
+                json!({ "name": name, "city": city, "specialties": "cardiology" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_u64().unwrap()
+    }
+
+    /// Adds a doctor; returns their address and a session token.
+    pub async fn add_doctor(&self, admin: &str, username: &str, hospital: u64) -> (String, String) {
+        let (status, body) = self
+            .post(
+                "/api/v1/doctors",
+                Some(admin),
+                json!({ "username": username, "password": PASSWORD, "name": format!("Dr. {username}"),
+                        "specialty": "cardiology", "licence_id": "LIC-1", "hospital_id": hospital }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let address = body["address"].as_str().unwrap().to_string();
+        (address, self.login(username, PASSWORD).await)
+    }
+
+    /// Signs a patient up; returns their address and a session token.
+    pub async fn sign_up(&self, username: &str, name: &str) -> (String, String) {
+        let (status, body) = self
+            .post(
+                "/api/v1/patients",
+                None,
+                json!({ "username": username, "password": PASSWORD, "name": name,
+                        "date_of_birth": "1984-03-12", "contact": "+33 6 00 00 00 00" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let address = body["address"].as_str().unwrap().to_string();
+        (address, self.login(username, PASSWORD).await)
+    }
+
+    /// Shares a report through the multipart form.
+    pub async fn upload(
+        &self,
+        token: Option<&str>,
+        fields: &[(&str, &str)],
+        file: Option<(&str, Vec<u8>)>,
+    ) -> (StatusCode, Value) {
+        let mut form = multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        if let Some((name, bytes)) = file {
+            form = form.part(
+                "file",
+                multipart::Part::bytes(bytes).file_name(name.to_string()),
+            );
+        }
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/records", self.url))
+            .multipart(form);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "upload: {value}");
+        (status, value)
+    }
+
+    /// Shares a plain-text report; returns its id.
+    pub async fn share(&self, token: &str, title: &str, text: &str, share_with: &[&str]) -> String {
+        let mut fields = vec![
+            ("title", title),
+            ("kind", "report"),
+            ("date", "2026-11-20"),
+            ("notes", "fasting"),
+        ];
+        for d in share_with {
+            fields.push(("share_with", d));
+        }
+        let (status, body) = self
+            .upload(
+                Some(token),
+                &fields,
+                Some(("scan.txt", text.as_bytes().to_vec())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Moves the embedded chain's clock on and mines a block at the new time.
+    pub async fn advance(&self, seconds: u64) {
+        self.node().increase_time(seconds);
+        self.node().mine(None).await.unwrap();
+    }
+}
+
+/// Asserts that a write's answer carries its transaction as MetaMask would show it.
+pub fn assert_transaction(body: &Value) {
+    let tx = &body["transaction"];
+    assert!(tx["hash"].as_str().is_some_and(|h| h.len() == 66), "{body}");
+    assert!(tx["block_number"].as_u64().is_some(), "{body}");
+    let gas = tx["gas_used"].as_u64().unwrap();
+    assert!(gas >= 21_000, "{body}");
+    let price: u128 = tx["effective_gas_price"].as_str().unwrap().parse().unwrap();
+    let fee: u128 = tx["fee_wei"].as_str().unwrap().parse().unwrap();
+    assert_eq!(fee, price * gas as u128, "{body}");
+    assert!(fee > 0);
+}
