@@ -191,6 +191,25 @@ impl App {
         self.require_role(person, Role::Doctor)
     }
 
+    /// A doctor whom the chain holds active at an active hospital; a suspension takes effect on
+    /// the very next request.
+    pub(crate) async fn require_active_doctor(&self, person: &Person) -> Result<()> {
+        self.require_doctor(person)?;
+        let active = self
+            .registry()
+            .isActiveDoctor(person.address)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        if active {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "your doctor account or your hospital is suspended",
+            ))
+        }
+    }
+
     pub async fn add_hospital(
         &self,
         admin: &Person,

@@ -547,7 +547,7 @@ impl App {
         patient: Address,
         purpose: Purpose,
     ) -> Result<Vec<RecordView>> {
-        self.require_doctor(doctor)?;
+        self.require_active_doctor(doctor).await?;
         let mut out = Vec::new();
         for row in self.record_rows("patient", patient).await? {
             if self

@@ -269,6 +269,7 @@ impl App {
         match person.role {
             Role::Patient => self.grants_of(person.address).await,
             Role::Doctor => {
+                self.require_active_doctor(person).await?;
                 let hospital = self.doctor(person.address).await?.hospital_id as i64;
                 let ids: Vec<i64> = sqlx::query_scalar(
                     "SELECT id FROM grants WHERE doctor = ? OR hospital_id = ? ORDER BY id",
@@ -480,7 +481,7 @@ impl App {
 
     /// The patients who shared with `doctor` through a live grant, or whose emergency is open.
     pub async fn my_patients(&self, doctor: &Person) -> Result<Vec<SharedPatient>> {
-        self.require_doctor(doctor)?;
+        self.require_active_doctor(doctor).await?;
         let mut until: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
         for g in self.grants(doctor).await? {
             if g.active && g.purpose == "treatment" {

@@ -1,1 +1,416 @@
-//! The access matrix.
+//! The access matrix: every route x {anonymous, the patient, another patient, a doctor with a
+//! grant, with an expired grant, with a revoked grant, without one, a suspended doctor, a doctor
+//! in an emergency, the admin}, asserting the status, that nothing secret leaked to whom it was
+//! not for, and that refusals changed nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{Backend, PASSWORD, TestApp};
+
+const WHO: [&str; 10] = [
+    "anonymous",
+    "patient",
+    "other patient",
+    "granted doctor",
+    "expired grant",
+    "revoked grant",
+    "no grant",
+    "suspended doctor",
+    "emergency doctor",
+    "admin",
+];
+/// Who may see the patient's secrets: the patient, the granted doctor, the emergency doctor.
+const MAY_SEE: [bool; 10] = [
+    false, true, false, true, false, false, false, false, true, false,
+];
+/// Every secret in the fixture contains this marker.
+const SECRET: &str = "SECRET";
+const REPORT: &str = "SECRET-LAB-VALUE potassium 4.2 mmol/L";
+
+struct Case {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    /// The expected status for each of `WHO`; `None` skips (tested elsewhere).
+    expect: [Option<u16>; 10],
+}
+
+fn case(method: Method, path: impl Into<String>, body: Option<Value>, expect: [u16; 10]) -> Case {
+    Case {
+        method,
+        path: path.into(),
+        body,
+        expect: expect.map(Some),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_for_every_kind_of_caller() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let admin = t.admin().await;
+    let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
+    let spare = t.add_hospital(&admin, "Spare", "Nice").await;
+    let mut doctors = Vec::new();
+    for name in [
+        "granted",
+        "expired",
+        "revoked",
+        "nogrant",
+        "suspended",
+        "emergency",
+    ] {
+        doctors.push(t.add_doctor(&admin, &format!("dr.{name}"), hospital).await);
+    }
+    let [granted, expired, revoked, nogrant, suspended, emergency] = &doctors[..] else {
+        unreachable!()
+    };
+    let (patient_address, patient) = t.sign_up("pauline", "Pauline SECRET-NAME").await;
+    let (_, other) = t.sign_up("oscar", "Oscar Other").await;
+    let record = t
+        .share(
+            &patient,
+            "SECRET-TITLE lipid panel",
+            REPORT,
+            &[&granted.0, &revoked.0, &suspended.0],
+        )
+        .await;
+    let now = t.app.ledger().now().await.unwrap();
+    let (status, body) = t
+        .post(
+            "/api/v1/grants",
+            Some(&patient),
+            json!({ "doctor": expired.0, "scope": "all", "purpose": "treatment", "expires_at": now + 60 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, grants) = t.get("/api/v1/grants", Some(&patient)).await;
+    let grant_of = |doctor: &str| {
+        grants["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["doctor"].as_str().unwrap().eq_ignore_ascii_case(doctor))
+            .unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let granted_grant = grant_of(&granted.0);
+    let (status, _) = t
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/grants/{}", grant_of(&revoked.0)),
+            Some(&patient),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/doctors/{}/suspend", suspended.0),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = t
+        .post(
+            "/api/v1/emergency",
+            Some(&emergency.1),
+            json!({ "patient": patient_address, "reason": "unconscious on arrival, SECRET reason" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(
+        !body.to_string().contains(SECRET),
+        "the reason stays off the answer: {body}"
+    );
+    t.advance(120).await; // the expired grant lapses
+
+    let tokens: [Option<&str>; 10] = [
+        None,
+        Some(&patient),
+        Some(&other),
+        Some(&granted.1),
+        Some(&expired.1),
+        Some(&revoked.1),
+        Some(&nogrant.1),
+        Some(&suspended.1),
+        Some(&emergency.1),
+        Some(&admin),
+    ];
+    let p = &patient_address;
+    let prescription =
+        json!({ "patient": p, "medications": [{ "name": "Amoxicillin", "dose": "500 mg" }] });
+    let hospital_body = json!({ "name": "Spare", "city": "Nice" });
+    let mut cases = vec![
+        // Public directory.
+        case(Method::GET, "/healthz", None, [200; 10]),
+        case(Method::GET, "/api/v1/openapi.json", None, [200; 10]),
+        case(Method::GET, "/api/v1/hospitals", None, [200; 10]),
+        case(
+            Method::GET,
+            format!("/api/v1/hospitals/{hospital}"),
+            None,
+            [200; 10],
+        ),
+        case(Method::GET, "/api/v1/doctors", None, [200; 10]),
+        case(
+            Method::GET,
+            format!("/api/v1/doctors/{}", granted.0),
+            None,
+            [200; 10],
+        ),
+        // One's own account.
+        case(
+            Method::GET,
+            "/api/v1/me",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/me/keystore",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/me/password",
+            Some(
+                json!({ "current_password": "not the password", "new_password": "another long password" }),
+            ),
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        // The record: the chain decides.
+        case(
+            Method::GET,
+            format!("/api/v1/records/{record}"),
+            None,
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/api/v1/records/{record}/content"),
+            None,
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+        ),
+        // Emergency access is for treatment only.
+        case(
+            Method::GET,
+            format!("/api/v1/records/{record}?purpose=research"),
+            None,
+            [401, 200, 403, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/records",
+            None,
+            [401, 200, 200, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/api/v1/records?patient={p}"),
+            None,
+            [401, 403, 403, 200, 200, 200, 200, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/patients",
+            None,
+            [401, 403, 403, 200, 200, 200, 200, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/grants",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/prescriptions",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/audit",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/prescriptions",
+            Some(prescription),
+            [401, 403, 403, 201, 403, 403, 403, 403, 201, 403],
+        ),
+        Case {
+            method: Method::DELETE,
+            path: format!("/api/v1/grants/{granted_grant}"),
+            body: None,
+            expect: [
+                Some(401),
+                None,
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+            ],
+        },
+        Case {
+            method: Method::POST,
+            path: "/api/v1/grants".into(),
+            body: Some(json!({ "doctor": nogrant.0, "scope": "all", "expires_in_days": 1 })),
+            expect: [
+                Some(401),
+                None,
+                Some(201),
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+                Some(403),
+            ],
+        },
+        // Admin writes (they change only the spare hospital and a new doctor).
+        case(
+            Method::POST,
+            "/api/v1/hospitals",
+            Some(hospital_body.clone()),
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 201],
+        ),
+        case(
+            Method::PUT,
+            format!("/api/v1/hospitals/{spare}"),
+            Some(hospital_body),
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+        ),
+        case(
+            Method::POST,
+            format!("/api/v1/hospitals/{spare}/suspend"),
+            Some(json!({})),
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+        ),
+        case(
+            Method::POST,
+            format!("/api/v1/hospitals/{spare}/reactivate"),
+            Some(json!({})),
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+        ),
+        case(
+            Method::POST,
+            format!("/api/v1/doctors/{}/suspend", nogrant.0),
+            Some(json!({})),
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+        ),
+        case(
+            Method::POST,
+            format!("/api/v1/doctors/{}/reactivate", nogrant.0),
+            Some(json!({})),
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+        ),
+        // Emergencies last: they open access.
+        case(
+            Method::POST,
+            "/api/v1/emergency",
+            Some(json!({ "patient": p, "reason": "collapsed" })),
+            [401, 403, 403, 201, 201, 201, 201, 403, 201, 403],
+        ),
+    ];
+    // Adding a doctor needs a fresh user name per caller.
+    for (i, expect) in [401u16, 403, 403, 403, 403, 403, 403, 403, 403, 201]
+        .into_iter()
+        .enumerate()
+    {
+        let mut expected = [None; 10];
+        expected[i] = Some(expect);
+        cases.insert(
+            cases.len() - 1,
+            Case {
+                method: Method::POST,
+                path: "/api/v1/doctors".into(),
+                body: Some(json!({ "username": format!("dr.new{i}"), "password": PASSWORD, "name": "Dr. New", "hospital_id": hospital })),
+                expect: expected,
+            },
+        );
+    }
+
+    let mut openings = 0;
+    let mut prescriptions = 0;
+    for case in &cases {
+        for (i, token) in tokens.iter().enumerate() {
+            let Some(expected) = case.expect[i] else {
+                continue;
+            };
+            let (status, body) = t
+                .call(case.method.clone(), &case.path, *token, case.body.clone())
+                .await;
+            assert_eq!(
+                status.as_u16(),
+                expected,
+                "{} {} as {}: {body}",
+                case.method,
+                case.path,
+                WHO[i]
+            );
+            let text = body.to_string();
+            if !status.is_success() {
+                assert!(
+                    body["error"]["code"].is_string(),
+                    "{} {}: {body}",
+                    case.method,
+                    case.path
+                );
+            }
+            if !(status.is_success() && MAY_SEE[i]) {
+                assert!(
+                    !text.contains(SECRET),
+                    "{} {} leaked to {}: {text}",
+                    case.method,
+                    case.path,
+                    WHO[i]
+                );
+            }
+            if case.path.ends_with("/content") && status.is_success() {
+                assert_eq!(body, Value::String(REPORT.into()));
+                openings += 1;
+            }
+            if case.path == "/api/v1/prescriptions"
+                && case.method == Method::POST
+                && status.is_success()
+            {
+                prescriptions += 1;
+            }
+        }
+    }
+
+    // Refusals changed nothing: the chain logged exactly the allowed openings, and only the
+    // allowed prescriptions exist.
+    let (_, audit) = t.get("/api/v1/audit", Some(&patient)).await;
+    assert_eq!(audit["events"].as_array().unwrap().len(), openings);
+    assert_eq!(openings, 3);
+    let emergencies = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["emergency"] == true)
+        .count();
+    assert_eq!(emergencies, 1);
+    let (_, list) = t.get("/api/v1/prescriptions", Some(&patient)).await;
+    assert_eq!(
+        list["prescriptions"].as_array().unwrap().len(),
+        prescriptions
+    );
+    assert_eq!(prescriptions, 2);
+    let (_, list) = t.get("/api/v1/records", Some(&patient)).await;
+    assert_eq!(list["records"].as_array().unwrap().len(), 1);
+    // The password-change attempts with a wrong current password changed nothing.
+    t.login("pauline", PASSWORD).await;
+    t.login("dr.granted", PASSWORD).await;
+}
