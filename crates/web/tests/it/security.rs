@@ -171,7 +171,14 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     let (_, patient) = t.sign_up("ursula", "Ursula Upload").await;
     let blobs = || files(&t.dir.path().join("blobs")).len();
     let title = [("title", "scan")];
-    let cases: Vec<(Option<(&str, Vec<u8>)>, &[(&str, &str)], u16, &str)> = vec![
+    // (file, other fields, status, error code)
+    type Case<'a> = (
+        Option<(&'a str, Vec<u8>)>,
+        &'a [(&'a str, &'a str)],
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             Some(("big.txt", vec![b'a'; MAX_UPLOAD + 1])),
             &title,
