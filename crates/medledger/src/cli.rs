@@ -25,11 +25,16 @@ enum Command {
     Serve(crate::serve::ServeArgs),
     /// Run the embedded Ethereum node alone: a drop-in for `ganache` (JSON-RPC over HTTP).
     Node(NodeArgs),
-    /// Re-check a stored chain from genesis; exits non-zero naming the first bad block.
+    /// Re-check a stored chain from genesis, and every stored report against its on-chain
+    /// anchor; exits non-zero naming the first bad block or every bad report.
     Verify {
         /// The data directory to check (as given to `node` or `serve`).
         #[arg(long, default_value = "medledger-data")]
         data_dir: PathBuf,
+        /// The deployment runs on this Ethereum node (as `serve --chain-rpc`): check the
+        /// reports against it; there is no local chain to re-execute.
+        #[arg(long)]
+        chain_rpc: Option<String>,
     },
 }
 
@@ -124,25 +129,94 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             runtime.block_on(run_node(node))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { data_dir } => {
-            let chain_dir = data_dir.join("chain");
-            let report = verify_data_dir(&chain_dir).context("verifying the chain")?;
-            println!(
-                "chain: {} blocks and {} transactions verified (signatures, parent links, re-execution, receipts, state)",
-                report.blocks_ok, report.transactions_ok
-            );
-            match report.problem {
-                None => {
-                    println!("chain: OK");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some(problem) => {
-                    println!("chain: MISMATCH at {problem}");
-                    Ok(ExitCode::FAILURE)
-                }
+        Command::Verify {
+            data_dir,
+            chain_rpc,
+        } => {
+            let mut ok = true;
+            if chain_rpc.is_none() {
+                ok &= verify_chain(&data_dir)?;
             }
+            if data_dir.join("medledger.db").exists() {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                ok &= runtime.block_on(verify_blobs(&data_dir, chain_rpc))?;
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
+}
+
+fn verify_chain(data_dir: &std::path::Path) -> anyhow::Result<bool> {
+    let report = verify_data_dir(&data_dir.join("chain")).context("verifying the chain")?;
+    println!(
+        "chain: {} blocks and {} transactions verified (signatures, parent links, re-execution, receipts, state)",
+        report.blocks_ok, report.transactions_ok
+    );
+    match report.problem {
+        None => {
+            println!("chain: OK");
+            Ok(true)
+        }
+        Some(problem) => {
+            println!("chain: MISMATCH at {problem}");
+            Ok(false)
+        }
+    }
+}
+
+/// Checks every report's blob against its anchor, on the stored chain (opened read-only through
+/// an internal JSON-RPC endpoint) or on `chain_rpc`.
+async fn verify_blobs(
+    data_dir: &std::path::Path,
+    chain_rpc: Option<String>,
+) -> anyhow::Result<bool> {
+    let mut node = None;
+    let url = match chain_rpc {
+        Some(url) => url,
+        None => {
+            let embedded = Node::spawn(NodeConfig::new(Some(data_dir.join("chain"))))
+                .context("opening the chain (is `medledger serve` still running on it?)")?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            tokio::spawn(medledger_rpc::serve(
+                listener,
+                Rpc::new(embedded.clone()),
+                std::future::pending(),
+            ));
+            node = Some(embedded);
+            format!("http://{addr}")
+        }
+    };
+    let ledger = medledger_records::Ledger::connect(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let blobs = medledger_vault::BlobStore::local(&data_dir.join("blobs"))
+        .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
+    let report =
+        medledger_records::reports::verify_store(&data_dir.join("medledger.db"), &ledger, &blobs)
+            .await
+            .map_err(|e| anyhow::anyhow!("verifying the reports: {e}"))?;
+    if let Some(node) = node {
+        node.shutdown();
+    }
+    println!(
+        "reports: {} stored reports checked against their on-chain anchors",
+        report.checked
+    );
+    for (id, status) in &report.bad {
+        println!("reports: MISMATCH {id}: {status}");
+    }
+    if report.bad.is_empty() {
+        println!("reports: OK");
+    }
+    Ok(report.bad.is_empty())
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {

@@ -58,8 +58,9 @@ pub(crate) struct ServeArgs {
     secure_cookies: bool,
 }
 
-/// Reads the escrow key, or creates one (readable by the owner only) if the file is missing.
-fn escrow_key(path: &Path) -> anyhow::Result<SecretKey> {
+/// Reads the escrow key, or creates one (readable by the owner only) if the file is missing and
+/// the deployment is new.
+fn escrow_key(path: &Path, new_deployment: bool) -> anyhow::Result<SecretKey> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let bytes = medledger_chain::alloy::primitives::hex::decode(text.trim())
@@ -67,6 +68,10 @@ fn escrow_key(path: &Path) -> anyhow::Result<SecretKey> {
                 .and_then(|b| SecretKey::from_bytes(&b).ok());
             bytes.with_context(|| format!("{} is not an escrow key file", path.display()))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !new_deployment => bail!(
+            "the escrow key file {} is missing, but this data directory's records are wrapped for an escrow key: restore the file (or point --escrow-key at it)",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SecretKey::generate();
             let mut options = std::fs::OpenOptions::new();
@@ -154,7 +159,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         name.push(".escrow-key");
         PathBuf::from(name)
     });
-    let escrow = escrow_key(&escrow_path)?;
+    let escrow = escrow_key(&escrow_path, !args.data_dir.join("medledger.db").exists())?;
     let blobs = BlobStore::local(&args.data_dir.join("blobs"))
         .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
     let options = Options {

@@ -346,7 +346,7 @@ async fn put_setting(db: &SqlitePool, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-async fn load_contracts(db: &SqlitePool) -> Result<Option<(u64, Contracts)>> {
+pub(crate) async fn load_contracts(db: &SqlitePool) -> Result<Option<(u64, Contracts)>> {
     let get = |key: &'static str| async move { setting(db, key).await };
     let (Some(chain), Some(registry), Some(records), Some(consent), Some(at)) = (
         get("chain_id").await?,

@@ -7,16 +7,20 @@ use alloy::{
     primitives::{Address, B256, keccak256},
     sol_types::SolCall,
 };
-use medledger_vault::{Dek, open, seal};
+use std::path::Path;
+
+use alloy::providers::DynProvider;
+use medledger_vault::{BlobStore, Dek, open, seal};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use sqlx::{SqlitePool, sqlite::SqliteConnectOptions};
 
 use crate::{
     accounts::{Person, address_key},
     app::{App, unix_now},
     contracts::{Consent, Records},
     error::{Error, Kind, Result},
-    ledger::TxInfo,
+    ledger::{Ledger, TxInfo},
     model::{Purpose, RecordKind, Role},
 };
 
@@ -489,20 +493,7 @@ impl App {
 
     /// Compares the stored blob with the hash anchored on chain (not the database's copy).
     async fn integrity(&self, row: &Row_) -> Result<(&'static str, Option<Vec<u8>>)> {
-        let anchor = self
-            .records()
-            .getRecord(row.id)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        let Some(blob) = self.blobs().get(&blob_key(&row.id)).await? else {
-            return Ok(("missing", None));
-        };
-        if keccak256(&blob) == anchor.contentHash && anchor.patient == row.patient {
-            Ok(("verified", Some(blob)))
-        } else {
-            Ok(("mismatch", None))
-        }
+        integrity(self.ledger(), &self.records(), self.blobs(), row).await
     }
 
     /// Refuses unless the chain says `reader` may open `row` for `purpose`.
@@ -722,21 +713,87 @@ impl App {
         Ok(out)
     }
 
-    /// Checks every stored blob against its anchor on chain; returns the ids that fail.
-    pub async fn verify_blobs(&self) -> Result<(usize, Vec<(B256, &'static str)>)> {
-        let rows = sqlx::query("SELECT * FROM records WHERE tx_hash IS NOT NULL ORDER BY id")
-            .fetch_all(self.db())
-            .await?;
-        let mut bad = Vec::new();
-        for row in &rows {
-            let row = row_from(row)?;
-            let (status, _) = self.integrity(&row).await?;
-            if status != "verified" {
-                bad.push((row.id, status));
-            }
-        }
-        Ok((rows.len(), bad))
+    /// Checks every stored blob against its anchor on chain.
+    pub async fn verify_blobs(&self) -> Result<BlobReport> {
+        verify_rows(self.db(), self.ledger(), &self.records(), self.blobs()).await
     }
+}
+
+/// What `verify` found in the blob store.
+#[derive(Debug, Default)]
+pub struct BlobReport {
+    pub checked: usize,
+    /// Records whose blob is `missing` or a `mismatch` with its anchor.
+    pub bad: Vec<(B256, &'static str)>,
+}
+
+/// Compares a record's stored blob with the hash anchored on chain (not the database's copy).
+async fn integrity(
+    ledger: &Ledger,
+    records: &Records::RecordsInstance<DynProvider>,
+    blobs: &BlobStore,
+    row: &Row_,
+) -> Result<(&'static str, Option<Vec<u8>>)> {
+    let anchor = records
+        .getRecord(row.id)
+        .call()
+        .await
+        .map_err(|e| ledger.call_error(e))?;
+    let Some(blob) = blobs.get(&blob_key(&row.id)).await? else {
+        return Ok(("missing", None));
+    };
+    if keccak256(&blob) == anchor.contentHash && anchor.patient == row.patient {
+        Ok(("verified", Some(blob)))
+    } else {
+        Ok(("mismatch", None))
+    }
+}
+
+async fn verify_rows(
+    db: &SqlitePool,
+    ledger: &Ledger,
+    records: &Records::RecordsInstance<DynProvider>,
+    blobs: &BlobStore,
+) -> Result<BlobReport> {
+    let rows = sqlx::query("SELECT * FROM records WHERE tx_hash IS NOT NULL ORDER BY id")
+        .fetch_all(db)
+        .await?;
+    let mut report = BlobReport::default();
+    for row in &rows {
+        let row = row_from(row)?;
+        let (status, _) = integrity(ledger, records, blobs, &row).await?;
+        report.checked += 1;
+        if status != "verified" {
+            report.bad.push((row.id, status));
+        }
+    }
+    Ok(report)
+}
+
+/// `medledger verify`'s second half: every blob of the deployment in `database` against its
+/// anchor on the chain `ledger` speaks to. Opens the database read-only and changes nothing.
+pub async fn verify_store(
+    database: &Path,
+    ledger: &Ledger,
+    blobs: &BlobStore,
+) -> Result<BlobReport> {
+    let options = SqliteConnectOptions::new()
+        .filename(database)
+        .read_only(true);
+    let db = SqlitePool::connect_with(options)
+        .await
+        .map_err(|e| Error::invalid(format!("cannot open {}: {e}", database.display())))?;
+    let (chain_id, contracts) = crate::app::load_contracts(&db)
+        .await?
+        .ok_or_else(|| Error::invalid("this database has no deployment yet"))?;
+    if chain_id != ledger.chain_id() {
+        return Err(Error::invalid(format!(
+            "the database belongs to chain id {chain_id}, the node answers {}",
+            ledger.chain_id()
+        )));
+    }
+    let records = Records::new(contracts.records, ledger.provider().clone());
+    verify_rows(&db, ledger, &records, blobs).await
 }
 
 #[cfg(test)]

@@ -50,6 +50,12 @@ pub(crate) async fn share(
             let mut bytes = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                 if bytes.len() + chunk.len() > limit {
+                    // Read the rest (the body limit bounds it) so the client, still sending,
+                    // gets this answer instead of a reset connection.
+                    while let Ok(Some(_)) = field.chunk().await {}
+                    while let Ok(Some(mut rest)) = form.next_field().await {
+                        while let Ok(Some(_)) = rest.chunk().await {}
+                    }
                     return Err(ApiError::new(
                         Kind::TooLarge,
                         format!(

@@ -26,14 +26,18 @@ pub enum Backend {
     Ganache,
 }
 
+/// The chain a test app runs on; held so it lives as long as the app.
+#[allow(dead_code)]
 enum Chain {
     Embedded(Node),
-    Ganache(#[allow(dead_code)] tokio::process::Child),
+    Ganache(tokio::process::Child),
 }
 
 /// A running server with its own chain, database, blob directory and escrow key.
 pub struct TestApp {
     pub url: String,
+    /// The chain's JSON-RPC endpoint.
+    pub chain_url: String,
     pub http: reqwest::Client,
     pub app: App,
     pub dir: tempfile::TempDir,
@@ -81,7 +85,7 @@ async fn start_ganache() -> (tokio::process::Child, String) {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
-        let (chain, url) = match backend {
+        let (chain, chain_url) = match backend {
             Backend::Embedded => {
                 let node = Node::spawn(NodeConfig::test()).unwrap();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -105,7 +109,7 @@ impl TestApp {
             .clone();
         let options = Options {
             database: dir.path().join("medledger.db"),
-            ledger: Ledger::connect(&url).await.unwrap(),
+            ledger: Ledger::connect(&chain_url).await.unwrap(),
             blobs: BlobStore::local(&dir.path().join("blobs")).unwrap(),
             // The escrow key lives outside the data directory (here: in memory only).
             escrow: SecretKey::generate(),
@@ -126,18 +130,11 @@ impl TestApp {
         ));
         TestApp {
             url,
+            chain_url,
             http: reqwest::Client::new(),
             app,
             dir,
             chain,
-        }
-    }
-
-    /// The embedded node, for moving its clock.
-    pub fn node(&self) -> &Node {
-        match &self.chain {
-            Chain::Embedded(node) => node,
-            Chain::Ganache(_) => panic!("not on the embedded node"),
         }
     }
 
@@ -295,10 +292,25 @@ impl TestApp {
         body["id"].as_str().unwrap().to_string()
     }
 
-    /// Moves the embedded chain's clock on and mines a block at the new time.
+    /// Moves the chain's clock on and mines a block at the new time (`evm_increaseTime` and
+    /// `evm_mine`, which the embedded node and Ganache both answer).
     pub async fn advance(&self, seconds: u64) {
-        self.node().increase_time(seconds);
-        self.node().mine(None).await.unwrap();
+        for (method, params) in [
+            ("evm_increaseTime", json!([seconds])),
+            ("evm_mine", json!([])),
+        ] {
+            let answer: Value = self
+                .http
+                .post(&self.chain_url)
+                .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(answer.get("error").is_none(), "{method}: {answer}");
+        }
     }
 }
 

@@ -46,8 +46,17 @@ fn case(method: Method, path: impl Into<String>, body: Option<Value>, expect: [u
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_for_every_kind_of_caller() {
-    let t = TestApp::spawn(Backend::Embedded).await;
+async fn every_route_for_every_kind_of_caller_on_the_embedded_node() {
+    matrix(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_for_every_kind_of_caller_on_ganache() {
+    matrix(Backend::Ganache).await;
+}
+
+async fn matrix(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let admin = t.admin().await;
     let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
     let spare = t.add_hospital(&admin, "Spare", "Nice").await;

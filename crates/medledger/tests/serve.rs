@@ -1,0 +1,247 @@
+//! `medledger serve` as a newcomer runs it: first start (generated admin password, shown once),
+//! `--demo`, kill -9 and restart with everything acknowledged still there, `verify` catching a
+//! tampered report, and clear refusals of a weak admin password or a foreign escrow key.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_medledger");
+
+/// What a started server printed before `Listening on`. Dropping it kills the server, so a
+/// failing assertion never leaves one running.
+struct Started {
+    child: Child,
+    url: String,
+    lines: Vec<String>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir.join("data"))
+    .arg("--escrow-key")
+    .arg(dir.join("escrow.key"))
+    .args(extra)
+    .env_remove("MEDLEDGER_ADMIN_PASSWORD")
+    .env_remove("MEDLEDGER_FUNDER_KEY");
+    cmd
+}
+
+fn start(mut cmd: Command) -> Started {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the medledger binary runs");
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = Vec::new();
+    let url = loop {
+        let line = out.next().expect("serve prints its address").unwrap();
+        if let Some(addr) = line.strip_prefix("Listening on ") {
+            break addr.to_string();
+        }
+        lines.push(line);
+    };
+    std::thread::spawn(move || for _ in out {});
+    Started { child, url, lines }
+}
+
+/// The password printed after `label` (e.g. "Admin login: admin /", "patient  alice").
+fn printed_password(lines: &[String], label: &str) -> Option<String> {
+    lines.iter().find_map(|l| {
+        let rest = l.trim().strip_prefix(label)?;
+        rest.split_whitespace().next().map(str::to_string)
+    })
+}
+
+async fn login(client: &reqwest::Client, url: &str, user: &str, password: &str) -> Option<String> {
+    let response = client
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({ "username": user, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    if !response.status().is_success() {
+        return None;
+    }
+    let body: Value = response.json().await.unwrap();
+    Some(body["token"].as_str()?.to_string())
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn verify(dir: &Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["verify", "--data-dir"])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_demo_crash_restart_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let first = start({
+        let mut cmd = command(dir.path(), &["--demo"]);
+        cmd.env_remove("MEDLEDGER_ADMIN_PASSWORD");
+        cmd
+    });
+    let url = first.url.clone();
+    let admin_password =
+        printed_password(&first.lines, "Admin login: admin /").expect("a generated admin password");
+    assert!(admin_password.len() >= 20, "{admin_password}");
+    let alice = printed_password(&first.lines, "patient  alice").expect("alice's demo login");
+    let health: Value = client
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    let hospitals: Value = client
+        .get(format!("{url}/api/v1/hospitals"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hospitals["hospitals"].as_array().unwrap().len(), 3);
+    let token = login(&client, &url, "alice", &alice)
+        .await
+        .expect("alice logs in");
+    let records = get(&client, &format!("{url}/api/v1/records"), &token).await;
+    assert_eq!(records["records"].as_array().unwrap().len(), 1, "{records}");
+    assert!(
+        login(&client, &url, "admin", &admin_password)
+            .await
+            .is_some()
+    );
+    let doctors: Value = client
+        .get(format!("{url}/api/v1/doctors"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doctors["doctors"].as_array().unwrap().len(), 3);
+
+    // kill -9: everything acknowledged survives; the password is not printed again.
+    drop(first);
+    let second = start(command(dir.path(), &[]));
+    assert!(
+        !second.lines.iter().any(|l| l.contains(&admin_password)),
+        "{:?}",
+        second.lines
+    );
+    let url = second.url.clone();
+    let token = login(&client, &url, "alice", &alice)
+        .await
+        .expect("alice still logs in");
+    let records = get(&client, &format!("{url}/api/v1/records"), &token).await;
+    let id = records["records"][0]["id"].as_str().unwrap().to_string();
+    let bytes = client
+        .get(format!("{url}/api/v1/records/{id}/content"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bytes).starts_with("Demo report for Alice"));
+    drop(second);
+
+    let (ok, out) = verify(dir.path());
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("chain: OK") && out.contains("reports: OK"),
+        "{out}"
+    );
+    assert!(out.contains("2 stored reports checked"), "{out}");
+    let blob = std::fs::read_dir(dir.path().join("data/blobs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[10] ^= 0x80;
+    std::fs::write(&blob, bytes).unwrap();
+    let (ok, out) = verify(dir.path());
+    assert!(!ok, "{out}");
+    assert!(out.contains("reports: MISMATCH"), "{out}");
+}
+
+#[test]
+fn a_weak_admin_password_or_a_foreign_escrow_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path(), &[])
+        .env("MEDLEDGER_ADMIN_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("MEDLEDGER_ADMIN_PASSWORD") && stderr.contains("12"),
+        "{stderr}"
+    );
+
+    // A good start, then the escrow key swapped for another.
+    let started = start({
+        let mut cmd = command(dir.path(), &[]);
+        cmd.env("MEDLEDGER_ADMIN_PASSWORD", "a good long admin password");
+        cmd
+    });
+    assert!(
+        started
+            .lines
+            .iter()
+            .any(|l| l.contains("MEDLEDGER_ADMIN_PASSWORD")),
+        "{:?}",
+        started.lines
+    );
+    drop(started);
+    std::fs::remove_file(dir.path().join("escrow.key")).unwrap();
+    let out = command(dir.path(), &[]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("escrow key"), "{stderr}");
+}
