@@ -27,7 +27,7 @@ pub enum Backend {
 }
 
 /// The chain a test app runs on; held so it lives as long as the app.
-#[allow(dead_code)]
+#[allow(dead_code)] // held, never read
 enum Chain {
     Embedded(Node),
     Ganache(tokio::process::Child),
@@ -41,7 +41,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub app: App,
     pub dir: tempfile::TempDir,
-    chain: Chain,
+    _chain: Chain,
 }
 
 fn repo_root() -> PathBuf {
@@ -134,7 +134,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             app,
             dir,
-            chain,
+            _chain: chain,
         }
     }
 
