@@ -192,7 +192,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ),
         }
     }
-    if args.demo {
+    let seeded = !app
+        .hospitals(None, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_empty();
+    if args.demo && seeded {
+        println!("Demo: the directory already has hospitals; nothing seeded");
+    } else if args.demo {
         let password = match (&bootstrap, &admin_password) {
             (
                 Some(Bootstrap {

@@ -165,9 +165,15 @@ async fn first_start_demo_crash_restart_and_verify() {
 
     // kill -9: everything acknowledged survives; the password is not printed again.
     drop(first);
-    let second = start(command(dir.path(), &[]));
+    // Restarting with --demo (as the README's first command does) seeds nothing twice.
+    let second = start(command(dir.path(), &["--demo"]));
     assert!(
         !second.lines.iter().any(|l| l.contains(&admin_password)),
+        "{:?}",
+        second.lines
+    );
+    assert!(
+        second.lines.iter().any(|l| l.contains("nothing seeded")),
         "{:?}",
         second.lines
     );

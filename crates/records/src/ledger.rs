@@ -151,10 +151,13 @@ impl Ledger {
         Ok(block.header.timestamp)
     }
 
-    /// The time the next block will carry, near enough: the latest block's.
+    /// The time now, as the chain's rules will see it: the wall clock, or the latest block's time
+    /// if that is ahead (a chain whose clock was moved on). A quiet chain's last block may be
+    /// hours old, so its time alone would make new expiries too early.
     pub async fn now(&self) -> Result<u64> {
         let latest = self.block_number().await?;
-        self.block_time(latest).await
+        let wall = crate::app::unix_now().max(0) as u64;
+        Ok(self.block_time(latest).await?.max(wall))
     }
 
     pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>> {

@@ -29,8 +29,7 @@ struct Entry {
     last_seen: Instant,
 }
 
-/// The live sessions, keyed by a hash of the token (so a memory dump of keys does not yield
-/// usable tokens without the people's passwords being involved).
+/// The live sessions, keyed by a hash of the token, so the map itself holds no usable token.
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<[u8; 32], Entry>>,
@@ -185,4 +184,64 @@ pub fn cookie(token: &str, secure: bool) -> String {
 /// The `Set-Cookie` value that ends it.
 pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medledger_records::model::Role;
+
+    fn person(id: i64) -> Person {
+        let signer = alloy::signers::local::PrivateKeySigner::random();
+        Person {
+            id,
+            username: format!("user{id}"),
+            role: Role::Patient,
+            address: signer.address(),
+            secret: medledger_records::accounts::encryption_key(&signer),
+            signer,
+        }
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_and_end_on_request() {
+        let sessions = Sessions::with_idle(Duration::from_millis(150));
+        let token = sessions.start(person(1));
+        assert_eq!(token.len(), 64);
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(60));
+            assert!(sessions.get(&token).is_some(), "use keeps it alive");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(sessions.get(&token).is_none(), "idle too long");
+
+        let a = sessions.start(person(1));
+        let b = sessions.start(person(1));
+        let other = sessions.start(person(2));
+        sessions.end_others(1, &a);
+        assert!(sessions.get(&a).is_some());
+        assert!(sessions.get(&b).is_none());
+        assert!(sessions.get(&other).is_some());
+        sessions.end(&a);
+        assert!(sessions.get(&a).is_none());
+        assert!(sessions.get("not-a-token").is_none());
+    }
+
+    #[test]
+    fn tokens_come_from_the_bearer_header_or_the_cookie() {
+        let request = axum::http::Request::builder()
+            .header(header::COOKIE, "theme=dark; medledger_session=abc123")
+            .body(())
+            .unwrap();
+        let (parts, _) = request.into_parts();
+        assert_eq!(token_of(&parts).as_deref(), Some("abc123"));
+        let request = axum::http::Request::builder()
+            .header(header::AUTHORIZATION, "Bearer xyz")
+            .body(())
+            .unwrap();
+        let (parts, _) = request.into_parts();
+        assert_eq!(token_of(&parts).as_deref(), Some("xyz"));
+        assert!(cookie("t", true).contains("; Secure"));
+        assert!(!cookie("t", false).contains("Secure"));
+    }
 }
