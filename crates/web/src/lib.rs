@@ -1,9 +1,10 @@
-//! The HTTP face of medledger: the REST API under `/api/v1` (described by an OpenAPI document),
-//! sessions, and the health check. Handlers are thin: they parse, call the domain
-//! (`medledger_records::App`), and answer.
+//! The HTTP face of medledger: the web pages per role and the ledger explorer (`pages`), the REST
+//! API under `/api/v1` (`api`, described by an OpenAPI document), sessions, and the health check.
+//! Handlers are thin: they parse, call the domain (`medledger_records::App`), and answer.
 
 pub mod api;
 pub mod error;
+pub mod pages;
 pub mod session;
 
 use std::sync::Arc;
@@ -17,13 +18,14 @@ use axum::{
 use medledger_records::App;
 use serde::de::DeserializeOwned;
 
-use crate::{error::ApiError, session::Sessions};
+use crate::{error::ApiError, pages::Templates, session::Sessions};
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
     pub app: App,
     pub sessions: Arc<Sessions>,
+    pub templates: Arc<Templates>,
     /// Mark session cookies `Secure` (the server is behind HTTPS).
     pub secure_cookies: bool,
 }
@@ -33,6 +35,7 @@ impl ApiState {
         ApiState {
             app,
             sessions: Arc::new(Sessions::default()),
+            templates: Arc::new(Templates::load()),
             secure_cookies: false,
         }
     }

@@ -82,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/grants/{id}", delete(sharing::revoke))
         .route("/api/v1/emergency", post(sharing::emergency))
         .route("/api/v1/audit", get(sharing::audit))
+        .merge(crate::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

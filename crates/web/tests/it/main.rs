@@ -1,6 +1,7 @@
 //! The REST API driven over HTTP on a loopback port, as a client would, against the embedded node
 //! and against Ganache 7.9 (npm `ganache`, started by the tests).
 
+mod explorer;
 mod matrix;
 mod security;
 mod story;

@@ -1,0 +1,407 @@
+//! The web pages, rendered on the server (minijinja templates in `web/templates`), per role:
+//! home and login, patient, doctor, admin, and the ledger explorer. Shared here: the template
+//! environment, the browser session (cookie) with a redirect to login, CSRF tokens (double-submit
+//! cookie), the security headers of every page, and the transaction confirmation box.
+
+mod admin;
+mod doctor;
+mod explorer;
+mod patient;
+mod public;
+
+use std::{collections::HashMap, sync::Arc};
+
+use alloy::primitives::{B256, U256};
+use axum::{
+    Router,
+    extract::FromRequestParts,
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+};
+use medledger_records::{Error, Kind, Person, model::Role};
+use minijinja::{Environment, Value, context};
+use rand::{RngCore, rngs::OsRng};
+
+use crate::{
+    ApiState,
+    error::status_of,
+    session::{self, token_of},
+};
+
+/// The compiled templates.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+macro_rules! templates {
+    ($env:ident, $($name:literal),* $(,)?) => {
+        $( $env.add_template($name, include_str!(concat!("../../templates/", $name)))
+            .expect(concat!("template ", $name, " parses")); )*
+    };
+}
+
+impl Templates {
+    /// Loads every template (they are compiled into the binary; a syntax error fails the build's
+    /// tests, not a user's request).
+    pub fn load() -> Templates {
+        let mut env = Environment::new();
+        templates!(
+            env,
+            "base.html",
+            "macros.html",
+            "home.html",
+            "login.html",
+            "signup.html",
+            "error.html",
+            "hospitals.html",
+            "account.html",
+            "patient/records.html",
+            "patient/record.html",
+            "patient/share.html",
+            "patient/prescriptions.html",
+            "patient/sharing.html",
+            "patient/access_log.html",
+            "doctor/patients.html",
+            "doctor/patient.html",
+            "doctor/openings.html",
+            "doctor/prescriptions.html",
+            "admin/dashboard.html",
+            "admin/hospitals.html",
+            "admin/hospital.html",
+            "admin/doctors.html",
+            "explorer/index.html",
+            "explorer/block.html",
+            "explorer/tx.html",
+            "explorer/address.html",
+            "explorer/contracts.html",
+        );
+        env.add_filter("eth", format_eth);
+        env.add_filter("short", short);
+        env.add_filter("datetime", datetime);
+        Templates { env }
+    }
+}
+
+/// Wei (a decimal string or number) as ether with up to 6 decimals.
+fn format_eth(value: Value) -> String {
+    let wei: U256 = value.to_string().parse().unwrap_or_default();
+    let unit = U256::from(10u64).pow(U256::from(12u64));
+    let micro = wei / unit;
+    let whole = micro / U256::from(1_000_000u64);
+    let frac = (micro % U256::from(1_000_000u64)).to::<u64>();
+    format!("{whole}.{frac:06} ETH")
+}
+
+/// 0x1234…abcd.
+fn short(value: Value) -> String {
+    let s = value.to_string();
+    if s.len() > 14 {
+        format!("{}…{}", &s[..8], &s[s.len() - 4..])
+    } else {
+        s
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+fn datetime(value: Value) -> String {
+    let secs: i64 = value.to_string().parse().unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+pub(crate) const CSRF_COOKIE: &str = "medledger_csrf";
+
+/// What every page template gets: who is logged in, the CSRF token, the current path.
+pub(crate) struct Page {
+    pub(crate) person: Option<Arc<Person>>,
+    pub(crate) csrf: String,
+    /// A fresh CSRF cookie to set, when the browser had none.
+    new_csrf: bool,
+    pub(crate) path: String,
+    pub(crate) query: HashMap<String, String>,
+}
+
+impl FromRequestParts<ApiState> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Page, Response> {
+        let person = token_of(parts).and_then(|t| state.sessions.get(&t));
+        let (csrf, new_csrf) = match cookie(&parts.headers, CSRF_COOKIE) {
+            Some(c) if c.len() == 64 => (c, false),
+            _ => {
+                let mut bytes = [0u8; 32];
+                OsRng.fill_bytes(&mut bytes);
+                (hex::encode(bytes), true)
+            }
+        };
+        let query = parts
+            .uri
+            .query()
+            .map(|q| {
+                url_pairs(q)
+                    .into_iter()
+                    .collect::<HashMap<String, String>>()
+            })
+            .unwrap_or_default();
+        Ok(Page {
+            person,
+            csrf,
+            new_csrf,
+            path: parts.uri.path().to_string(),
+            query,
+        })
+    }
+}
+
+/// Decodes `a=1&b=x%20y` (application/x-www-form-urlencoded).
+pub(crate) fn url_pairs(query: &str) -> Vec<(String, String)> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{query}").parse().unwrap_or_default(),
+    )
+    .map(|q| q.0)
+    .unwrap_or_default()
+}
+
+/// The value of cookie `name`.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+impl Page {
+    /// The logged-in person with `role`, or a redirect to the login page (and back here after).
+    pub(crate) fn require(&self, role: Role) -> Result<Arc<Person>, Response> {
+        match &self.person {
+            Some(p) if p.role == role => Ok(p.clone()),
+            Some(_) => Err(self.error(Error::forbidden(
+                "this page belongs to another role; log in with the right account",
+            ))),
+            None => Err(Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response()),
+        }
+    }
+
+    /// The logged-in person of any role, or a redirect to login.
+    pub(crate) fn require_any(&self) -> Result<Arc<Person>, Response> {
+        match &self.person {
+            Some(p) => Ok(p.clone()),
+            None => Err(Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response()),
+        }
+    }
+
+    /// Renders `template` with `ctx` plus the page basics.
+    pub(crate) fn render(&self, state: &ApiState, template: &str, ctx: Value) -> Response {
+        self.render_status(state, StatusCode::OK, template, ctx)
+    }
+
+    pub(crate) fn render_status(
+        &self,
+        state: &ApiState,
+        status: StatusCode,
+        template: &str,
+        ctx: Value,
+    ) -> Response {
+        let me = self.person.as_ref().map(|p| {
+            context! { username => p.username.clone(), role => p.role.as_str(), address => p.address.to_string() }
+        });
+        let full = context! {
+            me => me,
+            csrf => self.csrf.clone(),
+            path => self.path.clone(),
+            ..ctx
+        };
+        let html = state
+            .templates
+            .env
+            .get_template(template)
+            .and_then(|t| t.render(full));
+        let mut response = match html {
+            Ok(html) => (status, axum::response::Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!("rendering {template}: {e:#}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+            ),
+        );
+        if self.new_csrf {
+            let secure = if state.secure_cookies { "; Secure" } else { "" };
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+                self.csrf
+            )) {
+                headers.append(header::SET_COOKIE, v);
+            }
+        }
+        response
+    }
+
+    /// An error page for a domain error, with the status its kind calls for.
+    pub(crate) fn error(&self, e: Error) -> Response {
+        // Rendering needs the state; errors are rendered by `fail` in handlers. This plain
+        // version is for extractors that have no state at hand.
+        let status = status_of(e.kind);
+        (status, axum::response::Html(format!(
+            "<!doctype html><meta charset=utf-8><title>medledger</title><p>{}</p><p><a href=\"/\">Home</a></p>",
+            html_escape(&e.message)
+        )))
+            .into_response()
+    }
+
+    /// Renders the error page (with the layout) for a domain error.
+    pub(crate) fn fail(&self, state: &ApiState, e: Error) -> Response {
+        if e.kind == Kind::Unauthenticated {
+            return Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response();
+        }
+        self.render_status(
+            state,
+            status_of(e.kind),
+            "error.html",
+            context! { message => e.message, code => e.kind.code() },
+        )
+    }
+
+    /// Checks the form's CSRF token against the cookie (double submit).
+    pub(crate) fn check_csrf(&self, submitted: Option<&str>) -> Result<(), Error> {
+        match submitted {
+            Some(t) if !self.new_csrf && constant_eq(t.as_bytes(), self.csrf.as_bytes()) => Ok(()),
+            _ => Err(Error::forbidden(
+                "this form has expired or did not come from this site; reload the page and try again",
+            )),
+        }
+    }
+
+    /// The confirmation box of a transaction named by `?tx=` (after a write).
+    pub(crate) async fn tx_box(&self, state: &ApiState) -> Option<Value> {
+        let hash: B256 = self.query.get("tx")?.parse().ok()?;
+        let receipt = alloy::providers::Provider::get_transaction_receipt(
+            state.app.ledger().provider(),
+            hash,
+        )
+        .await
+        .ok()??;
+        let price = U256::from(receipt.effective_gas_price);
+        Some(context! {
+            hash => hash.to_string(),
+            block => receipt.block_number,
+            gas_used => receipt.gas_used,
+            gas_price => price.to_string(),
+            fee => (price * U256::from(receipt.gas_used)).to_string(),
+            ok => receipt.status(),
+        })
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+pub(crate) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where to go after a write: `to`, with the transaction to confirm.
+pub(crate) fn after_write(to: &str, tx: &B256) -> Response {
+    let sep = if to.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{to}{sep}tx={tx}")).into_response()
+}
+
+/// A local path to return to after login (never another site).
+pub(crate) fn safe_next(next: Option<&str>) -> Option<String> {
+    let n = next?;
+    (n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).then(|| n.to_string())
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.js"),
+    )
+        .into_response()
+}
+
+/// Every page route.
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
+        .merge(public::router())
+        .merge(patient::router())
+        .merge(doctor::router())
+        .merge(admin::router())
+        .merge(explorer::router())
+}
+
+/// A page-handler's result: a page, or a redirect/error page already rendered.
+pub(crate) type PageResult = Result<Response, Response>;
+
+/// Shorthand for mapping a domain error into a rendered error page.
+pub(crate) trait OrPage<T> {
+    fn or_page(self, page: &Page, state: &ApiState) -> Result<T, Response>;
+}
+
+impl<T> OrPage<T> for Result<T, Error> {
+    fn or_page(self, page: &Page, state: &ApiState) -> Result<T, Response> {
+        self.map_err(|e| page.fail(state, e))
+    }
+}
+
+/// Reads the session token, to end it at logout.
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, session::COOKIE)
+}
