@@ -202,8 +202,8 @@ impl App {
         let enc_public = encryption_key(&signer).public_key();
         self.fund(signer.address()).await?;
         let inserted = sqlx::query(
-            "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at, funded_wei)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(username)
         .bind(role.as_str())
@@ -213,6 +213,7 @@ impl App {
         .bind(enc_public.to_hex())
         .bind(profile)
         .bind(unix_now())
+        .bind(self.funding().to_string())
         .fetch_one(self.db())
         .await;
         let row = match inserted {
@@ -362,6 +363,15 @@ impl App {
             .execute(self.db())
             .await?;
         Ok(())
+    }
+
+    /// The ether `person` was given at creation, in wei.
+    pub async fn funded_wei(&self, person: &Person) -> Result<alloy::primitives::U256> {
+        let text: String = sqlx::query_scalar("SELECT funded_wei FROM users WHERE id = ?")
+            .bind(person.id)
+            .fetch_one(self.db())
+            .await?;
+        Ok(text.parse().unwrap_or_default())
     }
 
     /// The person's keystore JSON (still encrypted under their password), for download.

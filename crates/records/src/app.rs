@@ -163,6 +163,24 @@ impl App {
         &self.inner.escrow
     }
 
+    pub(crate) fn funding(&self) -> U256 {
+        self.inner.funding
+    }
+
+    /// How many hospitals, doctors and patients the Registry holds.
+    pub async fn directory_counts(&self) -> Result<(u64, u64, u64)> {
+        let registry = self.registry();
+        let e = |e| self.inner.ledger.call_error(e);
+        let hospitals = registry.hospitalCount().call().await.map_err(e)?;
+        let doctors = registry.doctorCount().call().await.map_err(e)?;
+        let patients = registry.patientCount().call().await.map_err(e)?;
+        Ok((
+            hospitals,
+            doctors.try_into().unwrap_or(u64::MAX),
+            patients.try_into().unwrap_or(u64::MAX),
+        ))
+    }
+
     pub fn emergency_window(&self) -> Duration {
         self.inner.emergency_window
     }
@@ -418,8 +436,8 @@ async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, B
         .await?;
     let keystore = accounts::encrypt_keystore(&signer, &password)?;
     sqlx::query(
-        "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at)
-         VALUES (?, 'admin', ?, ?, ?, ?, NULL, ?)",
+        "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at, funded_wei)
+         VALUES (?, 'admin', ?, ?, ?, ?, NULL, ?, ?)",
     )
     .bind(ADMIN_USERNAME)
     .bind(address_key(signer.address()))
@@ -427,6 +445,7 @@ async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, B
     .bind(accounts::hash_password(&password)?)
     .bind(accounts::encryption_key(&signer).public_key().to_hex())
     .bind(unix_now())
+    .bind((options.funding * U256::from(10)).to_string())
     .execute(db)
     .await?;
     let mut tx = db.begin().await?;

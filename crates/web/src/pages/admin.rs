@@ -1,9 +1,228 @@
-//! admin pages.
+//! The admin's pages: a dashboard (counts, latest blocks), the hospital directory (add, edit,
+//! suspend, reactivate) and the doctors (add, suspend, reactivate).
 
-use axum::Router;
+use alloy::{primitives::Address, providers::Provider};
+use axum::{
+    Form, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{get, post},
+};
+use medledger_records::{
+    Error,
+    directory::{DoctorInput, HospitalInput},
+    model::Role,
+};
+use minijinja::{Value, context};
 
+use super::{OrPage, Page, PageResult, after_write, public::{Fields, field}, v};
 use crate::ApiState;
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
+        .route("/admin", get(dashboard))
+        .route("/admin/hospitals", get(hospitals).post(add_hospital))
+        .route("/admin/hospitals/{id}", get(hospital).post(update_hospital))
+        .route("/admin/hospitals/{id}/{action}", post(set_hospital))
+        .route("/admin/doctors", get(doctors).post(add_doctor))
+        .route("/admin/doctors/{address}/{action}", post(set_doctor))
+}
+
+async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
+    page.require(&state, Role::Admin)?;
+    let (hospitals, doctors, patients) = state.app.directory_counts().await.or_page(&page, &state)?;
+    let provider = state.app.ledger().provider();
+    let latest = state.app.ledger().block_number().await.or_page(&page, &state)?;
+    let mut blocks = Vec::new();
+    for n in (latest.saturating_sub(9)..=latest).rev() {
+        if let Ok(Some(b)) = provider.get_block_by_number(n.into()).await {
+            blocks.push(context! {
+                number => n, time => b.header.timestamp, txs => b.transactions.len(),
+                gas_used => b.header.gas_used, hash => b.header.hash.to_string(),
+            });
+        }
+    }
+    Ok(page.render(
+        &state,
+        "admin/dashboard.html",
+        context! { hospitals => hospitals, doctors => doctors, patients => patients,
+                   latest => latest, blocks => blocks, chain_id => state.app.ledger().chain_id() },
+    ))
+}
+
+fn hospital_input(fields: &Fields) -> HospitalInput {
+    HospitalInput {
+        name: field(fields, "name").to_string(),
+        city: field(fields, "city").to_string(),
+        address: field(fields, "address").to_string(),
+        specialties: field(fields, "specialties").to_string(),
+        services: field(fields, "services").to_string(),
+        contact: field(fields, "contact").to_string(),
+    }
+}
+
+fn hospital_values(fields: &Fields) -> Value {
+    context! {
+        name => field(fields, "name"), city => field(fields, "city"), address => field(fields, "address"),
+        specialties => field(fields, "specialties"), services => field(fields, "services"),
+        contact => field(fields, "contact"),
+    }
+}
+
+async fn hospitals_page(
+    state: &ApiState,
+    page: &Page,
+    status: StatusCode,
+    values: Value,
+    error: Option<String>,
+) -> PageResult {
+    let list = state.app.hospitals(None, None).await.or_page(page, state)?;
+    let tx = page.tx_box(state).await;
+    Ok(page.render_status(
+        state,
+        status,
+        "admin/hospitals.html",
+        context! { hospitals => v(&list), values => values, error => error, tx => tx },
+    ))
+}
+
+async fn hospitals(State(state): State<ApiState>, page: Page) -> PageResult {
+    page.require(&state, Role::Admin)?;
+    hospitals_page(&state, &page, StatusCode::OK, context! {}, None).await
+}
+
+async fn add_hospital(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> PageResult {
+    let me = page.require(&state, Role::Admin)?;
+    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    match state.app.add_hospital(&me, &hospital_input(&fields)).await {
+        Ok((_, tx)) => Ok(after_write("/admin/hospitals", &tx.hash)),
+        Err(e) => {
+            hospitals_page(&state, &page, crate::error::status_of(e.kind), hospital_values(&fields), Some(e.message)).await
+        }
+    }
+}
+
+fn hospital_id(page: &Page, state: &ApiState, raw: &str) -> Result<u64, axum::response::Response> {
+    raw.parse()
+        .map_err(|_| page.fail(state, Error::invalid("bad hospital id")))
+}
+
+async fn hospital(State(state): State<ApiState>, page: Page, Path(raw): Path<String>) -> PageResult {
+    page.require(&state, Role::Admin)?;
+    let id = hospital_id(&page, &state, &raw)?;
+    let h = state.app.hospital(id).await.or_page(&page, &state)?;
+    let tx = page.tx_box(&state).await;
+    Ok(page.render(&state, "admin/hospital.html", context! { hospital => v(&h), values => v(&h), tx => tx }))
+}
+
+async fn update_hospital(
+    State(state): State<ApiState>,
+    page: Page,
+    Path(raw): Path<String>,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require(&state, Role::Admin)?;
+    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    let id = hospital_id(&page, &state, &raw)?;
+    match state.app.update_hospital(&me, id, &hospital_input(&fields)).await {
+        Ok(tx) => Ok(after_write(&format!("/admin/hospitals/{id}"), &tx.hash)),
+        Err(e) => {
+            let h = state.app.hospital(id).await.or_page(&page, &state)?;
+            Ok(page.render_status(
+                &state,
+                crate::error::status_of(e.kind),
+                "admin/hospital.html",
+                context! { hospital => v(&h), values => hospital_values(&fields), error => e.message },
+            ))
+        }
+    }
+}
+
+async fn set_hospital(
+    State(state): State<ApiState>,
+    page: Page,
+    Path((raw, action)): Path<(String, String)>,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require(&state, Role::Admin)?;
+    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    let id = hospital_id(&page, &state, &raw)?;
+    let active = match action.as_str() {
+        "suspend" => false,
+        "reactivate" => true,
+        _ => return Err(page.fail(&state, Error::not_found("there is no such action"))),
+    };
+    let tx = state.app.set_hospital_active(&me, id, active).await.or_page(&page, &state)?;
+    Ok(after_write("/admin/hospitals", &tx.hash))
+}
+
+async fn doctors_page(
+    state: &ApiState,
+    page: &Page,
+    status: StatusCode,
+    values: Value,
+    error: Option<String>,
+) -> PageResult {
+    let list = state.app.doctors(None).await.or_page(page, state)?;
+    let hospitals = state.app.hospitals(None, None).await.or_page(page, state)?;
+    let names: std::collections::BTreeMap<String, String> =
+        hospitals.iter().map(|h| (h.id.to_string(), h.name.clone())).collect();
+    let tx = page.tx_box(state).await;
+    Ok(page.render_status(
+        state,
+        status,
+        "admin/doctors.html",
+        context! { doctors => v(&list), hospitals => v(&hospitals), hospital_names => names,
+                   values => values, error => error, tx => tx },
+    ))
+}
+
+async fn doctors(State(state): State<ApiState>, page: Page) -> PageResult {
+    page.require(&state, Role::Admin)?;
+    doctors_page(&state, &page, StatusCode::OK, context! {}, None).await
+}
+
+async fn add_doctor(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> PageResult {
+    let me = page.require(&state, Role::Admin)?;
+    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    let values = context! {
+        username => field(&fields, "username"), name => field(&fields, "name"),
+        specialty => field(&fields, "specialty"), licence_id => field(&fields, "licence_id"),
+        hospital_id => field(&fields, "hospital_id"),
+    };
+    let Ok(hospital_id) = field(&fields, "hospital_id").parse() else {
+        return doctors_page(&state, &page, StatusCode::BAD_REQUEST, values, Some("choose a hospital".into())).await;
+    };
+    let input = DoctorInput {
+        username: field(&fields, "username").trim().to_string(),
+        password: field(&fields, "password").to_string(),
+        name: field(&fields, "name").to_string(),
+        specialty: field(&fields, "specialty").to_string(),
+        licence_id: field(&fields, "licence_id").to_string(),
+        hospital_id,
+    };
+    match state.app.add_doctor(&me, &input).await {
+        Ok((_, tx)) => Ok(after_write("/admin/doctors", &tx.hash)),
+        Err(e) => doctors_page(&state, &page, crate::error::status_of(e.kind), values, Some(e.message)).await,
+    }
+}
+
+async fn set_doctor(
+    State(state): State<ApiState>,
+    page: Page,
+    Path((raw, action)): Path<(String, String)>,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require(&state, Role::Admin)?;
+    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    let account: Address = raw
+        .parse()
+        .map_err(|_| page.fail(&state, Error::invalid("bad doctor address")))?;
+    let active = match action.as_str() {
+        "suspend" => false,
+        "reactivate" => true,
+        _ => return Err(page.fail(&state, Error::not_found("there is no such action"))),
+    };
+    let tx = state.app.set_doctor_active(&me, account, active).await.or_page(&page, &state)?;
+    Ok(after_write("/admin/doctors", &tx.hash))
 }

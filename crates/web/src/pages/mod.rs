@@ -125,6 +125,11 @@ fn datetime(value: Value) -> String {
     )
 }
 
+/// Any serializable value, for a template.
+pub(crate) fn v(value: &impl serde::Serialize) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}
+
 pub(crate) const CSRF_COOKIE: &str = "medledger_csrf";
 
 /// What every page template gets: who is logged in, the CSRF token, the current path.
@@ -191,13 +196,15 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 impl Page {
-    /// The logged-in person with `role`, or a redirect to the login page (and back here after).
-    pub(crate) fn require(&self, role: Role) -> Result<Arc<Person>, Response> {
+    /// The logged-in person with `role`, or a redirect to the login page (and back here after),
+    /// or a refusal for another role.
+    pub(crate) fn require(&self, state: &ApiState, role: Role) -> Result<Arc<Person>, Response> {
         match &self.person {
             Some(p) if p.role == role => Ok(p.clone()),
-            Some(_) => Err(self.error(Error::forbidden(
-                "this page belongs to another role; log in with the right account",
-            ))),
+            Some(_) => Err(self.fail(
+                state,
+                Error::forbidden("this page belongs to another role; log in with the right account"),
+            )),
             None => Err(Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response()),
         }
     }
@@ -262,18 +269,6 @@ impl Page {
         response
     }
 
-    /// An error page for a domain error, with the status its kind calls for.
-    pub(crate) fn error(&self, e: Error) -> Response {
-        // Rendering needs the state; errors are rendered by `fail` in handlers. This plain
-        // version is for extractors that have no state at hand.
-        let status = status_of(e.kind);
-        (status, axum::response::Html(format!(
-            "<!doctype html><meta charset=utf-8><title>medledger</title><p>{}</p><p><a href=\"/\">Home</a></p>",
-            html_escape(&e.message)
-        )))
-            .into_response()
-    }
-
     /// Renders the error page (with the layout) for a domain error.
     pub(crate) fn fail(&self, state: &ApiState, e: Error) -> Response {
         if e.kind == Kind::Unauthenticated {
@@ -320,14 +315,6 @@ impl Page {
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 pub(crate) fn urlencode(s: &str) -> String {

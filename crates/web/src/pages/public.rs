@@ -1,9 +1,250 @@
-//! public pages.
+//! Pages anyone may see: home, login and logout, patient sign-up, the hospital directory, and
+//! one's own account (address, balance, fees spent, password, keystore).
 
-use axum::Router;
+use axum::{
+    Form, Router,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use medledger_records::{
+    directory::{PatientSignup, Profile},
+    model::Role,
+};
+use minijinja::context;
 
-use crate::ApiState;
+use super::{OrPage, Page, PageResult, after_write, safe_next, session_token, v};
+use crate::{ApiState, session};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/signup", get(signup_form).post(signup))
+        .route("/hospitals", get(hospitals))
+        .route("/account", get(account))
+        .route("/account/password", post(change_password))
 }
+
+/// A submitted form's fields (repeated names kept).
+pub(crate) type Fields = Vec<(String, String)>;
+
+pub(crate) fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+fn home_of(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "/admin",
+        Role::Doctor => "/doctor",
+        _ => "/patient",
+    }
+}
+
+async fn home(State(state): State<ApiState>, page: Page) -> Response {
+    page.render(&state, "home.html", context! {})
+}
+
+async fn login_form(State(state): State<ApiState>, page: Page) -> Response {
+    let next = page.query.get("next").cloned();
+    page.render(&state, "login.html", context! { next => next })
+}
+
+async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> Response {
+    let username = field(&fields, "username").trim().to_string();
+    let next = safe_next(Some(field(&fields, "next")));
+    if let Err(e) = page.check_csrf(Some(field(&fields, "csrf"))) {
+        return page.fail(&state, e);
+    }
+    match state.app.login(&username, field(&fields, "password")).await {
+        Ok(person) => {
+            let to = next.unwrap_or_else(|| home_of(person.role).to_string());
+            let token = state.sessions.start(person);
+            let mut response = Redirect::to(&to).into_response();
+            if let Ok(v) = HeaderValue::from_str(&session::cookie(&token, state.secure_cookies)) {
+                response.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            response
+        }
+        Err(e) => page.render_status(
+            &state,
+            crate::error::status_of(e.kind),
+            "login.html",
+            context! { error => e.message, username => username, next => next },
+        ),
+    }
+}
+
+async fn logout(
+    State(state): State<ApiState>,
+    page: Page,
+    headers: axum::http::HeaderMap,
+    Form(fields): Form<Fields>,
+) -> Response {
+    if let Err(e) = page.check_csrf(Some(field(&fields, "csrf"))) {
+        return page.fail(&state, e);
+    }
+    if let Some(token) = session_token(&headers) {
+        state.sessions.end(&token);
+    }
+    (
+        [(header::SET_COOKIE, session::clear_cookie())],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+async fn signup_form(State(state): State<ApiState>, page: Page) -> Response {
+    page.render(&state, "signup.html", context! { values => context! {} })
+}
+
+async fn signup(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> Response {
+    if let Err(e) = page.check_csrf(Some(field(&fields, "csrf"))) {
+        return page.fail(&state, e);
+    }
+    let values = context! {
+        username => field(&fields, "username"),
+        name => field(&fields, "name"),
+        date_of_birth => field(&fields, "date_of_birth"),
+        contact => field(&fields, "contact"),
+    };
+    let password = field(&fields, "password");
+    let mut errors = std::collections::BTreeMap::new();
+    if password != field(&fields, "password2") {
+        errors.insert("password2", "the two passwords differ".to_string());
+    }
+    if let Err(e) = medledger_records::accounts::check_password(password) {
+        errors.insert("password", e.message);
+    }
+    if let Err(e) = medledger_records::accounts::check_username(field(&fields, "username")) {
+        errors.insert("username", e.message);
+    }
+    if field(&fields, "name").trim().is_empty() {
+        errors.insert("name", "your name is required".into());
+    }
+    if !errors.is_empty() {
+        return page.render_status(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "signup.html",
+            context! { values => values, errors => errors },
+        );
+    }
+    let signup = PatientSignup {
+        username: field(&fields, "username").to_string(),
+        password: password.to_string(),
+        profile: Profile {
+            name: field(&fields, "name").trim().to_string(),
+            date_of_birth: field(&fields, "date_of_birth").to_string(),
+            contact: field(&fields, "contact").trim().to_string(),
+        },
+    };
+    let tx = match state.app.sign_up_patient(&signup).await {
+        Ok((_, tx)) => tx,
+        Err(e) => {
+            let status = crate::error::status_of(e.kind);
+            return page.render_status(
+                &state,
+                status,
+                "signup.html",
+                context! { values => values, error => e.message },
+            );
+        }
+    };
+    let Ok(person) = state.app.login(&signup.username, password).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let token = state.sessions.start(person);
+    let mut response = after_write("/patient", &tx.hash);
+    if let Ok(v) = HeaderValue::from_str(&session::cookie(&token, state.secure_cookies)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn hospitals(State(state): State<ApiState>, page: Page) -> PageResult {
+    let city = page.query.get("city").filter(|c| !c.trim().is_empty()).cloned();
+    let specialty = page
+        .query
+        .get("specialty")
+        .filter(|c| !c.trim().is_empty())
+        .cloned();
+    let list = state
+        .app
+        .hospitals(city.as_deref(), specialty.as_deref())
+        .await
+        .or_page(&page, &state)?;
+    Ok(page.render(
+        &state,
+        "hospitals.html",
+        context! { hospitals => v(&list), city => city, specialty => specialty },
+    ))
+}
+
+async fn account(State(state): State<ApiState>, page: Page) -> PageResult {
+    let me = page.require_any()?;
+    let balance = state.app.ledger().balance(me.address).await.or_page(&page, &state)?;
+    let funded = state.app.funded_wei(&me).await.or_page(&page, &state)?;
+    let spent = funded.saturating_sub(balance);
+    let tx = page.tx_box(&state).await;
+    Ok(page.render(
+        &state,
+        "account.html",
+        context! {
+            address => me.address.to_string(),
+            balance => balance.to_string(),
+            funded => funded.to_string(),
+            spent => spent.to_string(),
+            chain_id => state.app.ledger().chain_id(),
+            changed => page.query.contains_key("changed"),
+            tx => tx,
+        },
+    ))
+}
+
+async fn change_password(
+    State(state): State<ApiState>,
+    page: Page,
+    headers: axum::http::HeaderMap,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require_any()?;
+    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    let new = field(&fields, "new_password");
+    let mut errors = std::collections::BTreeMap::new();
+    if new != field(&fields, "new_password2") {
+        errors.insert("new_password2", "the two passwords differ".to_string());
+    } else if let Err(e) = state
+        .app
+        .change_password(&me, field(&fields, "current_password"), new)
+        .await
+    {
+        let name = if e.kind == medledger_records::Kind::Forbidden {
+            "current_password"
+        } else {
+            "new_password"
+        };
+        errors.insert(name, e.message);
+    }
+    if !errors.is_empty() {
+        let balance = state.app.ledger().balance(me.address).await.unwrap_or_default();
+        return Err(page.render_status(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "account.html",
+            context! { address => me.address.to_string(), balance => balance.to_string(),
+                       funded => "0", spent => "0", chain_id => state.app.ledger().chain_id(), errors => errors },
+        ));
+    }
+    if let Some(token) = session_token(&headers) {
+        state.sessions.end_others(me.id, &token);
+    }
+    Ok(Redirect::to("/account?changed=1").into_response())
+}
+
