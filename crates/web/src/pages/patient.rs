@@ -17,13 +17,17 @@ use medledger_records::{
 };
 use minijinja::context;
 
-use super::{OrPage, Page, PageResult, after_write, public::{Fields, field}, v};
+use super::{
+    OrPage, Page, PageResult, after_write,
+    public::{Fields, field},
+    v,
+};
 use crate::ApiState;
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/patient", get(records))
-        .route("/patient/records/{id}", get(record))
+        .route("/records/{id}", get(record))
         .route("/patient/share", get(share_form).post(share))
         .route("/patient/prescriptions", get(prescriptions))
         .route("/patient/sharing", get(sharing))
@@ -47,7 +51,11 @@ async fn records(State(state): State<ApiState>, page: Page) -> PageResult {
         );
     }
     let tx = page.tx_box(&state).await;
-    Ok(page.render(&state, "patient/records.html", context! { records => v(&list), tx => tx }))
+    Ok(page.render(
+        &state,
+        "patient/records.html",
+        context! { records => v(&list), tx => tx },
+    ))
 }
 
 async fn record(State(state): State<ApiState>, page: Page, Path(id): Path<String>) -> PageResult {
@@ -57,7 +65,11 @@ async fn record(State(state): State<ApiState>, page: Page, Path(id): Path<String
         Some(p) => Purpose::parse(p).or_page(&page, &state)?,
         None => Purpose::Treatment,
     };
-    let view = state.app.record(&me, id, purpose).await.or_page(&page, &state)?;
+    let view = state
+        .app
+        .record(&me, id, purpose)
+        .await
+        .or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "patient/record.html",
@@ -73,13 +85,18 @@ async fn download(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.require_any()?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let id = parse_record_id(&id).or_page(&page, &state)?;
     let purpose = match field(&fields, "purpose") {
         "" => Purpose::Treatment,
         p => Purpose::parse(p).or_page(&page, &state)?,
     };
-    let opened = state.app.open_record(&me, id, purpose).await.or_page(&page, &state)?;
+    let opened = state
+        .app
+        .open_record(&me, id, purpose)
+        .await
+        .or_page(&page, &state)?;
     let extension = match opened.media_type.as_str() {
         "application/pdf" => "pdf",
         "image/png" => "png",
@@ -92,7 +109,10 @@ async fn download(
             (header::CONTENT_TYPE, opened.media_type.clone()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"record-{}.{extension}\"", &hex::encode(id)[..16]),
+                format!(
+                    "attachment; filename=\"record-{}.{extension}\"",
+                    &hex::encode(id)[..16]
+                ),
             ),
             (
                 header::HeaderName::from_static("x-medledger-access-tx"),
@@ -188,7 +208,13 @@ async fn share(State(state): State<ApiState>, page: Page, mut form: Multipart) -
     }
     let mut errors = std::collections::BTreeMap::new();
     if too_large {
-        errors.insert("file", format!("the file is larger than the {} MiB limit", limit / (1024 * 1024)));
+        errors.insert(
+            "file",
+            format!(
+                "the file is larger than the {} MiB limit",
+                limit / (1024 * 1024)
+            ),
+        );
         return Err(rerender(StatusCode::PAYLOAD_TOO_LARGE, errors, None).await);
     }
     if file.is_empty() {
@@ -207,7 +233,10 @@ async fn share(State(state): State<ApiState>, page: Page, mut form: Multipart) -
     let days: u64 = match field(&fields, "expires_in_days").parse() {
         Ok(d) if (1..=3650).contains(&d) => d,
         _ => {
-            errors.insert("expires_in_days", "a number of days between 1 and 3650".to_string());
+            errors.insert(
+                "expires_in_days",
+                "a number of days between 1 and 3650".to_string(),
+            );
             30
         }
     };
@@ -219,7 +248,10 @@ async fn share(State(state): State<ApiState>, page: Page, mut form: Multipart) -
         .filter(|(k, v)| k == "doctor" && !v.is_empty())
         .filter_map(|(_, v)| v.parse().ok())
         .collect();
-    let hospital: Option<u64> = field(&fields, "hospital_id").parse().ok().filter(|h| *h > 0);
+    let hospital: Option<u64> = field(&fields, "hospital_id")
+        .parse()
+        .ok()
+        .filter(|h| *h > 0);
     let report = NewReport {
         title: field(&fields, "title").to_string(),
         kind,
@@ -233,7 +265,9 @@ async fn share(State(state): State<ApiState>, page: Page, mut form: Multipart) -
             let status = crate::error::status_of(e.kind);
             let mut errors = std::collections::BTreeMap::new();
             let top = match e.kind {
-                Kind::UnsupportedType | Kind::TooLarge | Kind::Invalid if e.message.contains("file") => {
+                Kind::UnsupportedType | Kind::TooLarge | Kind::Invalid
+                    if e.message.contains("file") =>
+                {
                     errors.insert("file", e.message);
                     None
                 }
@@ -258,10 +292,22 @@ async fn share(State(state): State<ApiState>, page: Page, mut form: Multipart) -
     };
     let mut last = tx.hash;
     for d in doctors {
-        last = state.app.grant(&me, &grant(Some(d), None)).await.or_page(&page, &state)?.1.hash;
+        last = state
+            .app
+            .grant(&me, &grant(Some(d), None))
+            .await
+            .or_page(&page, &state)?
+            .1
+            .hash;
     }
     if let Some(h) = hospital {
-        last = state.app.grant(&me, &grant(None, Some(h))).await.or_page(&page, &state)?.1.hash;
+        last = state
+            .app
+            .grant(&me, &grant(None, Some(h)))
+            .await
+            .or_page(&page, &state)?
+            .1
+            .hash;
     }
     Ok(after_write("/patient", &last))
 }
@@ -311,13 +357,18 @@ async fn sharing_page(
         status,
         "patient/sharing.html",
         context! { grants => v(&grants), doctors => v(&doctors), hospitals => v(&hospitals),
-                   names => names, hospital_names => hospital_names, error => error, tx => tx },
+        names => names, hospital_names => hospital_names, error => error, tx => tx },
     ))
 }
 
-async fn grant(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> PageResult {
+async fn grant(
+    State(state): State<ApiState>,
+    page: Page,
+    Form(fields): Form<Fields>,
+) -> PageResult {
     let me = page.require(&state, Role::Patient)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let (doctor, hospital_id) = match field(&fields, "grantee").split_once(':') {
         Some(("doctor", a)) => (a.parse().ok(), None),
         Some(("hospital", h)) => (None, h.parse().ok()),
@@ -339,7 +390,16 @@ async fn grant(State(state): State<ApiState>, page: Page, Form(fields): Form<Fie
     };
     match state.app.grant(&me, &input).await {
         Ok((_, tx)) => Ok(after_write("/patient/sharing", &tx.hash)),
-        Err(e) => sharing_page(&state, &page, &me, crate::error::status_of(e.kind), Some(e.message)).await,
+        Err(e) => {
+            sharing_page(
+                &state,
+                &page,
+                &me,
+                crate::error::status_of(e.kind),
+                Some(e.message),
+            )
+            .await
+        }
     }
 }
 
@@ -350,7 +410,8 @@ async fn revoke(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.require(&state, Role::Patient)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let id: u64 = id
         .parse()
         .map_err(|_| page.fail(&state, Error::invalid("bad grant id")))?;
@@ -362,5 +423,9 @@ async fn access_log(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Patient)?;
     let mut events = state.app.audit(&me).await.or_page(&page, &state)?;
     events.reverse();
-    Ok(page.render(&state, "patient/access_log.html", context! { events => v(&events) }))
+    Ok(page.render(
+        &state,
+        "patient/access_log.html",
+        context! { events => v(&events) },
+    ))
 }

@@ -3,6 +3,7 @@
 
 mod explorer;
 mod matrix;
+mod pages;
 mod security;
 mod story;
 

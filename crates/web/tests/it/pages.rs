@@ -1,0 +1,329 @@
+//! The web pages over HTTP, as a browser without JavaScript would use them: every page of every
+//! role renders, forms without their CSRF token are refused and change nothing, a person never
+//! sees another role's pages, an anonymous visit goes to login and back, and the security
+//! headers are there. (The real-browser walk is in tests/browser.)
+
+use reqwest::{StatusCode, header, redirect::Policy};
+
+use crate::{Backend, PASSWORD, TestApp};
+
+/// A cookie-keeping client that does not follow redirects, like a browser we can inspect.
+struct Browser<'a> {
+    t: &'a TestApp,
+    http: reqwest::Client,
+    csrf: String,
+}
+
+impl<'a> Browser<'a> {
+    async fn new(t: &'a TestApp) -> Browser<'a> {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .build()
+            .unwrap();
+        let mut b = Browser {
+            t,
+            http,
+            csrf: String::new(),
+        };
+        let (_, html) = b.get("/login").await;
+        b.csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_string();
+        b
+    }
+
+    async fn get(&self, path: &str) -> (reqwest::Response, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.t.url))
+            .send()
+            .await
+            .unwrap();
+        let text = self
+            .http
+            .get(format!("{}{path}", self.t.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (response, text)
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.t.url))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn login(&self, user: &str, password: &str) {
+        let r = self
+            .post(
+                "/login",
+                &[
+                    ("csrf", &self.csrf),
+                    ("username", user),
+                    ("password", password),
+                    ("next", ""),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "login {user}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_for_its_role_and_refuses_the_others() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let admin = t.admin().await;
+    let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
+    let (doctor_address, _) = t.add_doctor(&admin, "dr.page", hospital).await;
+    let (patient_address, patient) = t.sign_up("paula", "Paula Pages").await;
+    let record = t
+        .share(&patient, "Knee MRI", "no tear", &[&doctor_address])
+        .await;
+
+    let anonymous = Browser::new(&t).await;
+    for path in [
+        "/",
+        "/login",
+        "/signup",
+        "/hospitals",
+        "/hospitals?city=lyon",
+    ] {
+        let (r, html) = anonymous.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(html.contains("<main id=\"main\">"), "{path}");
+        let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("http"),
+            "{csp}"
+        );
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+    }
+    let (r, _) = anonymous.get("/patient/sharing").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[header::LOCATION],
+        "/login?next=/patient/sharing"
+    );
+
+    let pages: [(&str, &str, Vec<String>); 3] = [
+        (
+            "paula",
+            PASSWORD,
+            vec![
+                "/patient".into(),
+                "/patient/share".into(),
+                "/patient/prescriptions".into(),
+                "/patient/sharing".into(),
+                "/patient/access-log".into(),
+                format!("/records/{record}"),
+                "/account".into(),
+            ],
+        ),
+        (
+            "dr.page",
+            PASSWORD,
+            vec![
+                "/doctor".into(),
+                format!("/doctor/patients/{patient_address}"),
+                "/doctor/prescriptions".into(),
+                "/doctor/openings".into(),
+                "/account".into(),
+            ],
+        ),
+        (
+            "admin",
+            crate::ADMIN_PASSWORD,
+            vec![
+                "/admin".into(),
+                "/admin/hospitals".into(),
+                format!("/admin/hospitals/{hospital}"),
+                "/admin/doctors".into(),
+                "/account".into(),
+            ],
+        ),
+    ];
+    let mut own = Vec::new();
+    for (user, password, paths) in &pages {
+        let b = Browser::new(&t).await;
+        b.login(user, password).await;
+        for path in paths {
+            let (r, html) = b.get(path).await;
+            assert_eq!(r.status(), StatusCode::OK, "{user} {path}: {html}");
+            assert!(
+                html.contains(&format!("{user} (")),
+                "{user} {path} shows who is logged in"
+            );
+        }
+        own.push((b, paths.clone()));
+    }
+    // Nobody sees another role's pages by editing the URL.
+    for (i, (b, _)) in own.iter().enumerate() {
+        for (j, (_, paths)) in own.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            // A record's page is for whoever the chain lets open it (checked below).
+            for path in paths
+                .iter()
+                .filter(|p| !p.starts_with("/account") && !p.starts_with("/records/"))
+            {
+                let (r, html) = b.get(path).await;
+                assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} for another role");
+                assert!(
+                    !html.contains("Knee MRI") && !html.contains("Paula Pages"),
+                    "{path}"
+                );
+            }
+        }
+    }
+    let (r, _) = own[1].0.get(&format!("/records/{record}")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the granted doctor may see the record's page"
+    );
+    let (r, html) = own[2].0.get(&format!("/records/{record}")).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the admin may not");
+    assert!(!html.contains("Knee MRI"));
+    // The patient's pages show the report with its anchor and verified mark; the doctor's show
+    // the patient by name.
+    let (_, html) = own[0].0.get("/patient").await;
+    assert!(
+        html.contains("Knee MRI") && html.contains("✓ verified"),
+        "{html}"
+    );
+    let (_, html) = own[1].0.get("/doctor").await;
+    assert!(html.contains("Paula Pages"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let b = Browser::new(&t).await;
+    b.login("admin", crate::ADMIN_PASSWORD).await;
+    let fields = [("name", "Forged"), ("city", "Nowhere")];
+    let r = b.post("/admin/hospitals", &fields).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = b
+        .post(
+            "/admin/hospitals",
+            &[("csrf", "0".repeat(64).as_str()), ("name", "Forged")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A fresh browser's cookie does not fit another browser's token either.
+    let other = Browser::new(&t).await;
+    let r = b
+        .post(
+            "/admin/hospitals",
+            &[("csrf", other.csrf.as_str()), ("name", "Forged")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, hospitals) = t.get("/api/v1/hospitals", None).await;
+    assert_eq!(hospitals["hospitals"].as_array().unwrap().len(), 0);
+    // With the token it works, and the answer confirms the transaction.
+    let r = b
+        .post(
+            "/admin/hospitals",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("name", "Real"),
+                ("city", "Lyon"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    assert!(to.starts_with("/admin/hospitals?tx=0x"), "{to}");
+    let (_, html) = b.get(&to).await;
+    assert!(
+        html.contains("Transaction confirmed") && html.contains("Gas used"),
+        "{html}"
+    );
+    // Logging out needs the token too.
+    assert_eq!(b.post("/logout", &[]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(b.get("/admin").await.0.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_returns_to_the_page_asked_for_and_errors_stay_next_to_their_field() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    t.sign_up("lena", "Lena Login").await;
+    let b = Browser::new(&t).await;
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("username", "lena"),
+                ("password", "wrong password!"),
+                ("next", "/patient/sharing"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("wrong user name or password") && html.contains("value=\"lena\""),
+        "{html}"
+    );
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("username", "lena"),
+                ("password", PASSWORD),
+                ("next", "/patient/sharing"),
+            ],
+        )
+        .await;
+    assert_eq!(r.headers()[header::LOCATION], "/patient/sharing");
+    // Never to another site.
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("username", "lena"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.headers()[header::LOCATION], "/patient");
+
+    // Sign-up errors are shown next to their field, and nothing is created.
+    let r = b
+        .post(
+            "/signup",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("username", "Bad Name"),
+                ("password", "short"),
+                ("password2", "other"),
+                ("name", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    for id in ["e-username", "e-password", "e-password2", "e-name"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "{id}: {html}");
+    }
+    assert!(t.app.account_by_name("bad name").await.unwrap().is_none());
+}
