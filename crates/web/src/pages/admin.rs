@@ -15,7 +15,11 @@ use medledger_records::{
 };
 use minijinja::{Value, context};
 
-use super::{OrPage, Page, PageResult, after_write, public::{Fields, field}, v};
+use super::{
+    OrPage, Page, PageResult, after_write,
+    public::{Fields, field},
+    v,
+};
 use crate::ApiState;
 
 pub(crate) fn router() -> Router<ApiState> {
@@ -30,9 +34,15 @@ pub(crate) fn router() -> Router<ApiState> {
 
 async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
     page.require(&state, Role::Admin)?;
-    let (hospitals, doctors, patients) = state.app.directory_counts().await.or_page(&page, &state)?;
+    let (hospitals, doctors, patients) =
+        state.app.directory_counts().await.or_page(&page, &state)?;
     let provider = state.app.ledger().provider();
-    let latest = state.app.ledger().block_number().await.or_page(&page, &state)?;
+    let latest = state
+        .app
+        .ledger()
+        .block_number()
+        .await
+        .or_page(&page, &state)?;
     let mut blocks = Vec::new();
     for n in (latest.saturating_sub(9)..=latest).rev() {
         if let Ok(Some(b)) = provider.get_block_by_number(n.into()).await {
@@ -46,7 +56,7 @@ async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
         &state,
         "admin/dashboard.html",
         context! { hospitals => hospitals, doctors => doctors, patients => patients,
-                   latest => latest, blocks => blocks, chain_id => state.app.ledger().chain_id() },
+        latest => latest, blocks => blocks, chain_id => state.app.ledger().chain_id() },
     ))
 }
 
@@ -91,13 +101,25 @@ async fn hospitals(State(state): State<ApiState>, page: Page) -> PageResult {
     hospitals_page(&state, &page, StatusCode::OK, context! {}, None).await
 }
 
-async fn add_hospital(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> PageResult {
+async fn add_hospital(
+    State(state): State<ApiState>,
+    page: Page,
+    Form(fields): Form<Fields>,
+) -> PageResult {
     let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     match state.app.add_hospital(&me, &hospital_input(&fields)).await {
         Ok((_, tx)) => Ok(after_write("/admin/hospitals", &tx.hash)),
         Err(e) => {
-            hospitals_page(&state, &page, crate::error::status_of(e.kind), hospital_values(&fields), Some(e.message)).await
+            hospitals_page(
+                &state,
+                &page,
+                crate::error::status_of(e.kind),
+                hospital_values(&fields),
+                Some(e.message),
+            )
+            .await
         }
     }
 }
@@ -107,12 +129,20 @@ fn hospital_id(page: &Page, state: &ApiState, raw: &str) -> Result<u64, axum::re
         .map_err(|_| page.fail(state, Error::invalid("bad hospital id")))
 }
 
-async fn hospital(State(state): State<ApiState>, page: Page, Path(raw): Path<String>) -> PageResult {
+async fn hospital(
+    State(state): State<ApiState>,
+    page: Page,
+    Path(raw): Path<String>,
+) -> PageResult {
     page.require(&state, Role::Admin)?;
     let id = hospital_id(&page, &state, &raw)?;
     let h = state.app.hospital(id).await.or_page(&page, &state)?;
     let tx = page.tx_box(&state).await;
-    Ok(page.render(&state, "admin/hospital.html", context! { hospital => v(&h), values => v(&h), tx => tx }))
+    Ok(page.render(
+        &state,
+        "admin/hospital.html",
+        context! { hospital => v(&h), values => v(&h), tx => tx },
+    ))
 }
 
 async fn update_hospital(
@@ -122,9 +152,14 @@ async fn update_hospital(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let id = hospital_id(&page, &state, &raw)?;
-    match state.app.update_hospital(&me, id, &hospital_input(&fields)).await {
+    match state
+        .app
+        .update_hospital(&me, id, &hospital_input(&fields))
+        .await
+    {
         Ok(tx) => Ok(after_write(&format!("/admin/hospitals/{id}"), &tx.hash)),
         Err(e) => {
             let h = state.app.hospital(id).await.or_page(&page, &state)?;
@@ -145,14 +180,19 @@ async fn set_hospital(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let id = hospital_id(&page, &state, &raw)?;
     let active = match action.as_str() {
         "suspend" => false,
         "reactivate" => true,
         _ => return Err(page.fail(&state, Error::not_found("there is no such action"))),
     };
-    let tx = state.app.set_hospital_active(&me, id, active).await.or_page(&page, &state)?;
+    let tx = state
+        .app
+        .set_hospital_active(&me, id, active)
+        .await
+        .or_page(&page, &state)?;
     Ok(after_write("/admin/hospitals", &tx.hash))
 }
 
@@ -165,15 +205,17 @@ async fn doctors_page(
 ) -> PageResult {
     let list = state.app.doctors(None).await.or_page(page, state)?;
     let hospitals = state.app.hospitals(None, None).await.or_page(page, state)?;
-    let names: std::collections::BTreeMap<String, String> =
-        hospitals.iter().map(|h| (h.id.to_string(), h.name.clone())).collect();
+    let names: std::collections::BTreeMap<String, String> = hospitals
+        .iter()
+        .map(|h| (h.id.to_string(), h.name.clone()))
+        .collect();
     let tx = page.tx_box(state).await;
     Ok(page.render_status(
         state,
         status,
         "admin/doctors.html",
         context! { doctors => v(&list), hospitals => v(&hospitals), hospital_names => names,
-                   values => values, error => error, tx => tx },
+        values => values, error => error, tx => tx },
     ))
 }
 
@@ -182,16 +224,28 @@ async fn doctors(State(state): State<ApiState>, page: Page) -> PageResult {
     doctors_page(&state, &page, StatusCode::OK, context! {}, None).await
 }
 
-async fn add_doctor(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> PageResult {
+async fn add_doctor(
+    State(state): State<ApiState>,
+    page: Page,
+    Form(fields): Form<Fields>,
+) -> PageResult {
     let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let values = context! {
         username => field(&fields, "username"), name => field(&fields, "name"),
         specialty => field(&fields, "specialty"), licence_id => field(&fields, "licence_id"),
         hospital_id => field(&fields, "hospital_id"),
     };
     let Ok(hospital_id) = field(&fields, "hospital_id").parse() else {
-        return doctors_page(&state, &page, StatusCode::BAD_REQUEST, values, Some("choose a hospital".into())).await;
+        return doctors_page(
+            &state,
+            &page,
+            StatusCode::BAD_REQUEST,
+            values,
+            Some("choose a hospital".into()),
+        )
+        .await;
     };
     let input = DoctorInput {
         username: field(&fields, "username").trim().to_string(),
@@ -203,7 +257,16 @@ async fn add_doctor(State(state): State<ApiState>, page: Page, Form(fields): For
     };
     match state.app.add_doctor(&me, &input).await {
         Ok((_, tx)) => Ok(after_write("/admin/doctors", &tx.hash)),
-        Err(e) => doctors_page(&state, &page, crate::error::status_of(e.kind), values, Some(e.message)).await,
+        Err(e) => {
+            doctors_page(
+                &state,
+                &page,
+                crate::error::status_of(e.kind),
+                values,
+                Some(e.message),
+            )
+            .await
+        }
     }
 }
 
@@ -214,7 +277,8 @@ async fn set_doctor(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let account: Address = raw
         .parse()
         .map_err(|_| page.fail(&state, Error::invalid("bad doctor address")))?;
@@ -223,6 +287,10 @@ async fn set_doctor(
         "reactivate" => true,
         _ => return Err(page.fail(&state, Error::not_found("there is no such action"))),
     };
-    let tx = state.app.set_doctor_active(&me, account, active).await.or_page(&page, &state)?;
+    let tx = state
+        .app
+        .set_doctor_active(&me, account, active)
+        .await
+        .or_page(&page, &state)?;
     Ok(after_write("/admin/doctors", &tx.hash))
 }

@@ -15,7 +15,11 @@ use medledger_records::{
 };
 use minijinja::context;
 
-use super::{OrPage, Page, PageResult, after_write, public::{Fields, field}, v};
+use super::{
+    OrPage, Page, PageResult, after_write,
+    public::{Fields, field},
+    v,
+};
 use crate::ApiState;
 
 pub(crate) fn router() -> Router<ApiState> {
@@ -61,13 +65,18 @@ async fn patient(State(state): State<ApiState>, page: Page, Path(raw): Path<Stri
         &state,
         "doctor/patient.html",
         context! { patient => patient.to_string(), profile => v(&profile), entry => v(&entry),
-                   records => v(&records), tx => tx, error => page.query.get("error").cloned() },
+        records => v(&records), tx => tx, error => page.query.get("error").cloned() },
     ))
 }
 
-async fn prescribe(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> PageResult {
+async fn prescribe(
+    State(state): State<ApiState>,
+    page: Page,
+    Form(fields): Form<Fields>,
+) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let patient = address(&page, &state, field(&fields, "patient"))?;
     // The form repeats name/dose/frequency/duration per line; blank lines are skipped.
     let column = |name: &str| -> Vec<String> {
@@ -77,8 +86,12 @@ async fn prescribe(State(state): State<ApiState>, page: Page, Form(fields): Form
             .map(|(_, v)| v.trim().to_string())
             .collect()
     };
-    let (names, doses, freqs, durations) =
-        (column("name"), column("dose"), column("frequency"), column("duration"));
+    let (names, doses, freqs, durations) = (
+        column("name"),
+        column("dose"),
+        column("frequency"),
+        column("duration"),
+    );
     let medications = names
         .iter()
         .enumerate()
@@ -105,14 +118,24 @@ async fn prescribe(State(state): State<ApiState>, page: Page, Form(fields): Form
     }
 }
 
-async fn emergency(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> PageResult {
+async fn emergency(
+    State(state): State<ApiState>,
+    page: Page,
+    Form(fields): Form<Fields>,
+) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let who = field(&fields, "patient").trim();
     // A patient is named by user name or address.
     let patient = match who.parse::<Address>() {
         Ok(a) => a,
-        Err(_) => match state.app.account_by_name(who).await.or_page(&page, &state)? {
+        Err(_) => match state
+            .app
+            .account_by_name(who)
+            .await
+            .or_page(&page, &state)?
+        {
             Some(a) if a.role == Role::Patient => a.address,
             _ => {
                 return Ok(axum::response::Redirect::to(&format!(
@@ -123,8 +146,15 @@ async fn emergency(State(state): State<ApiState>, page: Page, Form(fields): Form
             }
         },
     };
-    match state.app.declare_emergency(&me, patient, field(&fields, "reason")).await {
-        Ok((_, tx)) => Ok(after_write(&format!("/doctor/patients/{patient}"), &tx.hash)),
+    match state
+        .app
+        .declare_emergency(&me, patient, field(&fields, "reason"))
+        .await
+    {
+        Ok((_, tx)) => Ok(after_write(
+            &format!("/doctor/patients/{patient}"),
+            &tx.hash,
+        )),
         Err(e) => Ok(axum::response::Redirect::to(&format!(
             "/doctor?error={}",
             super::urlencode(&e.message)
@@ -136,12 +166,20 @@ async fn emergency(State(state): State<ApiState>, page: Page, Form(fields): Form
 async fn prescriptions(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
     let list = state.app.prescriptions(&me).await.or_page(&page, &state)?;
-    Ok(page.render(&state, "doctor/prescriptions.html", context! { prescriptions => v(&list) }))
+    Ok(page.render(
+        &state,
+        "doctor/prescriptions.html",
+        context! { prescriptions => v(&list) },
+    ))
 }
 
 async fn openings(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
     let mut events = state.app.audit(&me).await.or_page(&page, &state)?;
     events.reverse();
-    Ok(page.render(&state, "doctor/openings.html", context! { events => v(&events) }))
+    Ok(page.render(
+        &state,
+        "doctor/openings.html",
+        context! { events => v(&events) },
+    ))
 }

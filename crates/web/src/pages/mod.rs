@@ -203,9 +203,13 @@ impl Page {
             Some(p) if p.role == role => Ok(p.clone()),
             Some(_) => Err(self.fail(
                 state,
-                Error::forbidden("this page belongs to another role; log in with the right account"),
+                Error::forbidden(
+                    "this page belongs to another role; log in with the right account",
+                ),
             )),
-            None => Err(Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response()),
+            None => {
+                Err(Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response())
+            }
         }
     }
 
@@ -213,7 +217,9 @@ impl Page {
     pub(crate) fn require_any(&self) -> Result<Arc<Person>, Response> {
         match &self.person {
             Some(p) => Ok(p.clone()),
-            None => Err(Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response()),
+            None => {
+                Err(Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response())
+            }
         }
     }
 
@@ -247,7 +253,11 @@ impl Page {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             Err(e) => {
                 tracing::error!("rendering {template}: {e:#}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page could not be rendered",
+                )
+                    .into_response()
             }
         };
         let headers = response.headers_mut();

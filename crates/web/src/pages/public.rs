@@ -169,7 +169,11 @@ async fn signup(State(state): State<ApiState>, page: Page, Form(fields): Form<Fi
 }
 
 async fn hospitals(State(state): State<ApiState>, page: Page) -> PageResult {
-    let city = page.query.get("city").filter(|c| !c.trim().is_empty()).cloned();
+    let city = page
+        .query
+        .get("city")
+        .filter(|c| !c.trim().is_empty())
+        .cloned();
     let specialty = page
         .query
         .get("specialty")
@@ -189,7 +193,12 @@ async fn hospitals(State(state): State<ApiState>, page: Page) -> PageResult {
 
 async fn account(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require_any()?;
-    let balance = state.app.ledger().balance(me.address).await.or_page(&page, &state)?;
+    let balance = state
+        .app
+        .ledger()
+        .balance(me.address)
+        .await
+        .or_page(&page, &state)?;
     let funded = state.app.funded_wei(&me).await.or_page(&page, &state)?;
     let spent = funded.saturating_sub(balance);
     let tx = page.tx_box(&state).await;
@@ -215,7 +224,8 @@ async fn change_password(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.require_any()?;
-    page.check_csrf(Some(field(&fields, "csrf"))).or_page(&page, &state)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
     let new = field(&fields, "new_password");
     let mut errors = std::collections::BTreeMap::new();
     if new != field(&fields, "new_password2") {
@@ -233,7 +243,12 @@ async fn change_password(
         errors.insert(name, e.message);
     }
     if !errors.is_empty() {
-        let balance = state.app.ledger().balance(me.address).await.unwrap_or_default();
+        let balance = state
+            .app
+            .ledger()
+            .balance(me.address)
+            .await
+            .unwrap_or_default();
         return Err(page.render_status(
             &state,
             StatusCode::BAD_REQUEST,
@@ -247,4 +262,3 @@ async fn change_password(
     }
     Ok(Redirect::to("/account?changed=1").into_response())
 }
-
