@@ -210,6 +210,19 @@ impl App {
         }
     }
 
+    /// An admin's write to the Registry, signed by the admin.
+    async fn registry_write(
+        &self,
+        admin: &Person,
+        input: Vec<u8>,
+    ) -> Result<(TxInfo, alloy::rpc::types::TransactionReceipt)> {
+        self.require_role(admin, Role::Admin)?;
+        let registry = self.contracts().registry;
+        self.ledger()
+            .send(&admin.signer, registry, input.into())
+            .await
+    }
+
     pub async fn add_hospital(
         &self,
         admin: &Person,
@@ -225,14 +238,7 @@ impl App {
             services: input.services.trim().to_string(),
             contact: input.contact.trim().to_string(),
         };
-        let (tx, receipt) = self
-            .ledger()
-            .send(
-                &admin.signer,
-                self.contracts().registry,
-                call.abi_encode().into(),
-            )
-            .await?;
+        let (tx, receipt) = self.registry_write(admin, call.abi_encode()).await?;
         let id = receipt
             .decoded_log::<Registry::HospitalAdded>()
             .map(|l| l.data.id)
@@ -257,12 +263,7 @@ impl App {
             services: input.services.trim().to_string(),
             contact: input.contact.trim().to_string(),
         };
-        let registry = self.contracts().registry;
-        Ok(self
-            .ledger()
-            .send(&admin.signer, registry, call.abi_encode().into())
-            .await?
-            .0)
+        Ok(self.registry_write(admin, call.abi_encode()).await?.0)
     }
 
     pub async fn set_hospital_active(
@@ -277,12 +278,7 @@ impl App {
         } else {
             Registry::suspendHospitalCall { id }.abi_encode()
         };
-        let registry = self.contracts().registry;
-        Ok(self
-            .ledger()
-            .send(&admin.signer, registry, input.into())
-            .await?
-            .0)
+        Ok(self.registry_write(admin, input).await?.0)
     }
 
     pub async fn hospital(&self, id: u64) -> Result<Hospital> {
@@ -342,12 +338,7 @@ impl App {
             licenceId: input.licence_id.trim().to_string(),
             hospitalId: input.hospital_id,
         };
-        let registry = self.contracts().registry;
-        match self
-            .ledger()
-            .send(&admin.signer, registry, call.abi_encode().into())
-            .await
-        {
+        match self.registry_write(admin, call.abi_encode()).await {
             Ok((tx, _)) => Ok((account, tx)),
             Err(e) => {
                 self.forget_account(account.id).await?;
@@ -368,12 +359,7 @@ impl App {
         } else {
             Registry::suspendDoctorCall { account }.abi_encode()
         };
-        let registry = self.contracts().registry;
-        Ok(self
-            .ledger()
-            .send(&admin.signer, registry, input.into())
-            .await?
-            .0)
+        Ok(self.registry_write(admin, input).await?.0)
     }
 
     pub async fn doctor(&self, account: Address) -> Result<Doctor> {

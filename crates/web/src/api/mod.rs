@@ -17,6 +17,8 @@ use medledger_records::{Kind, TxInfo};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub(crate) use records::attachment;
+
 use crate::{ApiState, error::ApiError};
 
 /// The OpenAPI 3.1 document describing every route below (a test holds the two together).

@@ -9,7 +9,7 @@ use axum::{
 use medledger_records::{
     Kind,
     model::{Purpose, RecordKind},
-    reports::{NewReport, PrescriptionBody, parse_record_id},
+    reports::{NewReport, Opened, PrescriptionBody, parse_record_id},
     sharing::GrantInput,
 };
 use serde::Deserialize;
@@ -206,6 +206,12 @@ pub(crate) async fn content(
         .app
         .open_record(&auth.person, id, purpose(q.purpose.as_deref())?)
         .await?;
+    Ok(attachment(&id, opened))
+}
+
+/// The answer carrying an opened record: an attachment (never rendered inline), named by the
+/// record id, with the access transaction that logged the opening.
+pub(crate) fn attachment(id: &alloy::primitives::B256, opened: Opened) -> Response {
     let extension = match opened.media_type.as_str() {
         "application/pdf" => "pdf",
         "image/png" => "png",
@@ -213,7 +219,7 @@ pub(crate) async fn content(
         "text/plain" => "txt",
         _ => "json",
     };
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, opened.media_type.clone()),
             (
@@ -234,7 +240,7 @@ pub(crate) async fn content(
         ],
         opened.bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 fn hex_short(bytes: &[u8]) -> String {

@@ -5,8 +5,7 @@
 use axum::{
     Form, Router,
     extract::{Multipart, Path, State},
-    http::{StatusCode, header},
-    response::IntoResponse,
+    http::StatusCode,
     routing::{get, post},
 };
 use medledger_records::{
@@ -97,31 +96,7 @@ async fn download(
         .open_record(&me, id, purpose)
         .await
         .or_page(&page, &state)?;
-    let extension = match opened.media_type.as_str() {
-        "application/pdf" => "pdf",
-        "image/png" => "png",
-        "image/jpeg" => "jpg",
-        "text/plain" => "txt",
-        _ => "json",
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, opened.media_type.clone()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"record-{}.{extension}\"",
-                    &hex::encode(id)[..16]
-                ),
-            ),
-            (
-                header::HeaderName::from_static("x-medledger-access-tx"),
-                opened.access_tx.hash.to_string(),
-            ),
-        ],
-        opened.bytes,
-    )
-        .into_response())
+    Ok(crate::api::attachment(&id, opened))
 }
 
 async fn share_context(state: &ApiState) -> minijinja::Value {
