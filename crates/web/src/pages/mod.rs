@@ -3,6 +3,9 @@
 //! environment, the browser session (cookie) with a redirect to login, CSRF tokens (double-submit
 //! cookie), the security headers of every page, and the transaction confirmation box.
 
+// Page handlers fail with a rendered page (an axum `Response`): boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 mod admin;
 mod doctor;
 mod explorer;
