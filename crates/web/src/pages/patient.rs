@@ -14,6 +14,7 @@ use medledger_records::{
     reports::{NewReport, parse_record_id},
     sharing::GrantInput,
 };
+use medledger_records::accounts::address_key;
 use minijinja::context;
 
 use super::{
@@ -293,7 +294,7 @@ async fn prescriptions(State(state): State<ApiState>, page: Page) -> PageResult 
     let mut doctors = std::collections::BTreeMap::new();
     for p in &list {
         if let Ok(d) = state.app.doctor(p.doctor).await {
-            doctors.insert(p.doctor.to_string(), d.name);
+            doctors.insert(address_key(p.doctor), d.name);
         }
     }
     Ok(page.render(
@@ -320,7 +321,7 @@ async fn sharing_page(
     let hospitals = state.app.hospitals(None, None).await.or_page(page, state)?;
     let names: std::collections::BTreeMap<String, String> = doctors
         .iter()
-        .map(|d| (d.address.to_string(), d.name.clone()))
+        .map(|d| (address_key(d.address), d.name.clone()))
         .collect();
     let hospital_names: std::collections::BTreeMap<String, String> = hospitals
         .iter()
