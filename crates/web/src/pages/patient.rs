@@ -8,13 +8,13 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
+use medledger_records::accounts::address_key;
 use medledger_records::{
     Error, Kind,
     model::{Purpose, RecordKind, Role},
     reports::{NewReport, parse_record_id},
     sharing::GrantInput,
 };
-use medledger_records::accounts::address_key;
 use minijinja::context;
 
 use super::{
