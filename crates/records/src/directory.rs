@@ -272,7 +272,6 @@ impl App {
         id: u64,
         active: bool,
     ) -> Result<TxInfo> {
-        self.require_role(admin, Role::Admin)?;
         let input = if active {
             Registry::reactivateHospitalCall { id }.abi_encode()
         } else {
@@ -353,7 +352,6 @@ impl App {
         account: Address,
         active: bool,
     ) -> Result<TxInfo> {
-        self.require_role(admin, Role::Admin)?;
         let input = if active {
             Registry::reactivateDoctorCall { account }.abi_encode()
         } else {
