@@ -229,10 +229,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     print_banner(&node, &config);
     println!("Listening on {addr}");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    medledger_rpc::serve(listener, Rpc::new(node.clone()), shutdown)
+    medledger_rpc::serve(listener, Rpc::new(node.clone()), stop_signal())
         .await
         .context("serving JSON-RPC")?;
     node.shutdown();
@@ -272,5 +269,29 @@ fn print_banner(node: &Node, config: &NodeConfig) {
     match config.mining {
         MiningMode::Auto => println!("Mining: automatic (every transaction is mined at once)"),
         MiningMode::Interval(d) => println!("Mining: a block every {} s", d.as_secs()),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what service managers and containers send), so the servers
+/// finish their requests and the node closes its block log cleanly.
+pub(crate) async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

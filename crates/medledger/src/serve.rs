@@ -246,10 +246,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut state = ApiState::new(app);
     state.secure_cookies = args.secure_cookies;
     println!("Listening on http://{addr}");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    medledger_web::serve(listener, state, shutdown)
+    medledger_web::serve(listener, state, crate::cli::stop_signal())
         .await
         .context("serving HTTP")?;
     if let Some(node) = node {

@@ -193,6 +193,18 @@ async fn first_start_demo_crash_restart_and_verify() {
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&bytes).starts_with("Demo report for Alice"));
+    // SIGTERM (what a service manager sends) stops it cleanly.
+    let mut second = second;
+    let pid = second.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = second.child.wait().unwrap();
+    assert!(status.success(), "{status}");
     drop(second);
 
     let (ok, out) = verify(dir.path());
