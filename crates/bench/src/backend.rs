@@ -27,7 +27,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn medledger_bin() -> anyhow::Result<PathBuf> {
+pub(crate) fn medledger_bin() -> anyhow::Result<PathBuf> {
     if let Ok(path) = std::env::var("MEDLEDGER_BIN") {
         return Ok(path.into());
     }

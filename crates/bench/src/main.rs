@@ -2,6 +2,7 @@
 //! pushed through JSON-RPC with a fixed number of requests in flight, against the embedded node
 //! and against Ganache in the same run. Prints figures; asserts nothing about time.
 
+mod app;
 mod backend;
 mod workload;
 
@@ -33,6 +34,9 @@ struct Args {
     /// Also run N = 100,000 on the embedded node: scaling, memory, restart time.
     #[arg(long)]
     scale: bool,
+    /// Benchmark the application (`medledger serve` over HTTP) instead of the chain.
+    #[arg(long)]
+    app: bool,
 }
 
 /// What one run measured.
@@ -82,6 +86,9 @@ async fn run(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.app {
+        return app::run().await;
+    }
     println!(
         "records workload: 40% anchors / 20% grants / 40% access logs, pre-signed, {} in flight; machine: {} cores",
         args.in_flight,

@@ -1,0 +1,256 @@
+//! The application benchmark: `medledger serve` (the release binary, embedded chain, SQLite, blob
+//! directory) driven over HTTP. Prints page and API requests per second at a fixed concurrency,
+//! and report upload and download throughput (each upload is sealed, stored and anchored on
+//! chain; each download is checked against its anchor, decrypted and logged on chain).
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+const ADMIN_PASSWORD: &str = "benchmark admin password";
+const PASSWORD: &str = "benchmark user password";
+
+struct Server {
+    child: Child,
+    url: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start() -> anyhow::Result<Server> {
+    let dir = std::env::temp_dir().join(format!("medledger-app-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let mut child = Command::new(crate::backend::medledger_bin()?)
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--rpc-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--max-upload-mib", "64", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--escrow-key")
+        .arg(dir.join("escrow.key"))
+        .env("MEDLEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting medledger serve")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .context("medledger serve exited before listening")??;
+        if let Some(url) = line.strip_prefix("Listening on ") {
+            break url.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server { child, url, dir })
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut request = http.post(url).json(&body);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let value: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("{url}: {status} {value}");
+    }
+    Ok(value)
+}
+
+async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let v = post(
+        http,
+        &format!("{base}/api/v1/auth/login"),
+        None,
+        json!({ "username": user, "password": password }),
+    )
+    .await?;
+    Ok(v["token"].as_str().context("token")?.to_string())
+}
+
+/// Requests per second for GET `path` with `concurrency` clients for `for_how_long`.
+async fn gets(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<String>,
+    concurrency: usize,
+    for_how_long: Duration,
+) -> anyhow::Result<f64> {
+    let url = Arc::new(url);
+    let token = Arc::new(token);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while started.elapsed() < for_how_long {
+                let mut request = http.get(url.as_str());
+                if let Some(t) = token.as_ref() {
+                    request = request.bearer_auth(t);
+                }
+                let response = request.send().await?;
+                if !response.status().is_success() {
+                    bail!("GET {url}: {}", response.status());
+                }
+                response.bytes().await?;
+                done += 1;
+            }
+            Ok::<_, anyhow::Error>(done)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+pub(crate) async fn run() -> anyhow::Result<()> {
+    let server = start()?;
+    let base = server.url.clone();
+    let http = reqwest::Client::new();
+    let admin = login(&http, &base, "admin", ADMIN_PASSWORD).await?;
+    let hospital = post(
+        &http,
+        &format!("{base}/api/v1/hospitals"),
+        Some(&admin),
+        json!({ "name": "Bench Hospital", "city": "Lyon" }),
+    )
+    .await?;
+    let doctor = post(
+        &http,
+        &format!("{base}/api/v1/doctors"),
+        Some(&admin),
+        json!({ "username": "dr.bench", "password": PASSWORD, "name": "Dr. Bench", "hospital_id": hospital["id"] }),
+    )
+    .await?;
+    post(
+        &http,
+        &format!("{base}/api/v1/patients"),
+        None,
+        json!({ "username": "bench", "password": PASSWORD, "name": "Ben Bench" }),
+    )
+    .await?;
+    let patient = login(&http, &base, "bench", PASSWORD).await?;
+    let doctor_address = doctor["address"]
+        .as_str()
+        .context("doctor address")?
+        .to_string();
+
+    // Uploads: 8 MiB of text each (sealed, stored, anchored, shared with the doctor).
+    let size = 8 * 1024 * 1024;
+    let body: Vec<u8> = (0..size).map(|i| b"ABCDEFGHIJ\n"[i % 11]).collect();
+    let rounds = 5;
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..rounds {
+        let form = reqwest::multipart::Form::new()
+            .text("title", format!("Scan {i}"))
+            .text("share_with", doctor_address.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(body.clone()).file_name("scan.txt"),
+            );
+        let response = http
+            .post(format!("{base}/api/v1/records"))
+            .bearer_auth(&patient)
+            .multipart(form)
+            .send()
+            .await?;
+        let status = response.status();
+        let v: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("upload: {status} {v}");
+        }
+        ids.push(v["id"].as_str().context("id")?.to_string());
+    }
+    let up = started.elapsed();
+    let doctor = login(&http, &base, "dr.bench", PASSWORD).await?;
+    let started = Instant::now();
+    for id in &ids {
+        let bytes = http
+            .get(format!("{base}/api/v1/records/{id}/content"))
+            .bearer_auth(&doctor)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        if bytes.len() != size {
+            bail!("download returned {} bytes", bytes.len());
+        }
+    }
+    let down = started.elapsed();
+    let mib = (rounds * size) as f64 / (1024.0 * 1024.0);
+    println!(
+        "application (medledger serve, embedded chain, SQLite, blob directory); machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "  upload   {rounds} x 8 MiB (seal, store, anchor, grant): {:>7.1} MB/s   {:>6.0} ms each",
+        mib / up.as_secs_f64(),
+        up.as_secs_f64() * 1e3 / rounds as f64
+    );
+    println!(
+        "  download {rounds} x 8 MiB (canAccess, verify, decrypt, logAccess): {:>7.1} MB/s   {:>6.0} ms each",
+        mib / down.as_secs_f64(),
+        down.as_secs_f64() * 1e3 / rounds as f64
+    );
+
+    let window = Duration::from_secs(3);
+    for (what, path, token) in [
+        ("GET /healthz", "/healthz".to_string(), None),
+        (
+            "GET /api/v1/hospitals (JSON, chain reads)",
+            "/api/v1/hospitals".into(),
+            None,
+        ),
+        ("GET /hospitals (page)", "/hospitals".into(), None),
+        (
+            "GET /api/v1/records (patient, 5 records)",
+            "/api/v1/records".into(),
+            Some(patient.clone()),
+        ),
+        (
+            "GET /api/v1/audit (patient)",
+            "/api/v1/audit".into(),
+            Some(patient.clone()),
+        ),
+    ] {
+        let rate = gets(&http, format!("{base}{path}"), token, 16, window).await?;
+        println!("  {what:<44} {rate:>8.0} requests/s (16 concurrent)");
+    }
+    drop(server);
+    Ok(())
+}
