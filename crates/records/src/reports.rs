@@ -451,11 +451,21 @@ impl App {
         {
             return Ok(Some((dek, false)));
         }
-        if reader.role == Role::Doctor && self.emergency_open(row.patient, reader.address).await? {
-            let dek = self
-                .take_wrap(&object, crate::app::ESCROW, self.escrow())
-                .await?;
-            return Ok(dek.map(|d| (d, true)));
+        // The escrow opens a record only where the chain itself grants this doctor access
+        // without a key of their own: an open emergency, or a live grant to their hospital that
+        // predates them (a doctor who joined later holds no wrap until the patient acts again).
+        if reader.role == Role::Doctor {
+            let emergency = self.emergency_open(row.patient, reader.address).await?;
+            if emergency
+                || self
+                    .hospital_grant_covers(row.patient, reader.address, Some((&row.id, row.kind)))
+                    .await?
+            {
+                let dek = self
+                    .take_wrap(&object, crate::app::ESCROW, self.escrow())
+                    .await?;
+                return Ok(dek.map(|d| (d, emergency)));
+            }
         }
         Ok(None)
     }

@@ -482,11 +482,13 @@ impl App {
     /// The patients who shared with `doctor` through a live grant, or whose emergency is open.
     pub async fn my_patients(&self, doctor: &Person) -> Result<Vec<SharedPatient>> {
         self.require_active_doctor(doctor).await?;
-        let mut until: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
+        // patient => (access until, by emergency, by a grant to my hospital)
+        let mut until: BTreeMap<Address, (u64, bool, bool)> = BTreeMap::new();
         for g in self.grants(doctor).await? {
             if g.active && g.purpose == "treatment" {
                 let e = until.entry(g.patient).or_default();
                 e.0 = e.0.max(g.expires_at);
+                e.2 |= g.hospital_id.is_some();
             }
         }
         let now = self.ledger().now().await?;
@@ -512,10 +514,10 @@ impl App {
             }
         }
         let mut out = Vec::new();
-        for (address, (until, emergency)) in until {
+        for (address, (until, emergency, via_hospital)) in until {
             let profile = match self.profile(doctor, address).await? {
                 Some(p) => Some(p),
-                None if emergency => {
+                None if emergency || via_hospital => {
                     match self
                         .take_wrap(&profile_object(address), ESCROW, self.escrow())
                         .await?
@@ -535,6 +537,30 @@ impl App {
             });
         }
         Ok(out)
+    }
+
+    /// Whether a live grant from `patient` to `doctor`'s hospital (the doctor active there)
+    /// covers `record` (or, with `None`, exists at all).
+    pub(crate) async fn hospital_grant_covers(
+        &self,
+        patient: Address,
+        doctor: Address,
+        record: Option<(&B256, RecordKind)>,
+    ) -> Result<bool> {
+        let hospital = self
+            .registry()
+            .activeHospitalOf(doctor)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        if hospital == 0 {
+            return Ok(false);
+        }
+        Ok(self.grants_of(patient).await?.iter().any(|g| {
+            g.active
+                && g.hospital_id == Some(hospital)
+                && record.is_none_or(|(id, kind)| g.covers(id, kind))
+        }))
     }
 
     /// Every opening of a patient's records (for the patient), or every opening by a doctor

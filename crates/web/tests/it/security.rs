@@ -630,3 +630,68 @@ async fn the_openapi_document_describes_exactly_the_routes() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doctor_who_joins_a_granted_hospital_later_can_open_what_the_grant_covers() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let admin = t.admin().await;
+    let granted = t.add_hospital(&admin, "Granted", "Lyon").await;
+    let other = t.add_hospital(&admin, "Other", "Nice").await;
+    let (patient_address, patient) = t.sign_up("hana", "Hana Hospital").await;
+    let record = t.share(&patient, "CT scan", "lungs clear", &[]).await;
+    let (status, body) = t
+        .post(
+            "/api/v1/grants",
+            Some(&patient),
+            json!({ "hospital_id": granted, "scope": "kinds", "kinds": ["report"], "expires_in_days": 7 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Both doctors join after the grant: the patient never wrapped a key for them.
+    let (_, newcomer) = t.add_doctor(&admin, "dr.newcomer", granted).await;
+    let (_, elsewhere) = t.add_doctor(&admin, "dr.elsewhere", other).await;
+    let (_, patients) = t.get("/api/v1/patients", Some(&newcomer)).await;
+    assert_eq!(
+        patients["patients"][0]["name"], "Hana Hospital",
+        "{patients}"
+    );
+    let (_, records) = t
+        .get(
+            &format!("/api/v1/records?patient={patient_address}"),
+            Some(&newcomer),
+        )
+        .await;
+    assert_eq!(
+        records["records"][0]["meta"]["title"], "CT scan",
+        "{records}"
+    );
+    let response = t.content(&record, Some(&newcomer)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-medledger-emergency"], "false");
+    assert_eq!(response.bytes().await.unwrap(), "lungs clear".as_bytes());
+
+    // A doctor of another hospital gets nothing, and neither does the newcomer once revoked.
+    assert_eq!(
+        t.content(&record, Some(&elsewhere)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let (_, patients) = t.get("/api/v1/patients", Some(&elsewhere)).await;
+    assert_eq!(patients["patients"].as_array().unwrap().len(), 0);
+    let grant = body["id"].as_u64().unwrap();
+    let (status, _) = t
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/grants/{grant}"),
+            Some(&patient),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        t.content(&record, Some(&newcomer)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let (_, patients) = t.get("/api/v1/patients", Some(&newcomer)).await;
+    assert_eq!(patients["patients"].as_array().unwrap().len(), 0);
+}
