@@ -529,16 +529,28 @@ impl App {
         self.view(reader, &row, true).await
     }
 
-    /// A patient's own records (reports and others; prescriptions are listed apart).
-    pub async fn my_records(&self, patient: &Person) -> Result<Vec<RecordView>> {
+    /// A patient's own records (reports and others; prescriptions are listed apart), each with
+    /// a fresh integrity check of its blob against its anchor when `verify` is set.
+    pub async fn my_records(&self, patient: &Person, verify: bool) -> Result<Vec<RecordView>> {
         self.require_patient(patient)?;
         let mut out = Vec::new();
         for row in self.record_rows("patient", patient.address).await? {
             if row.kind != RecordKind::Prescription {
-                out.push(self.view(patient, &row, false).await?);
+                out.push(self.view(patient, &row, verify).await?);
             }
         }
         Ok(out)
+    }
+
+    /// A record's title, if `reader` holds a key to it (for the audit trail).
+    pub(crate) async fn record_title(&self, reader: &Person, id: &B256) -> Result<Option<String>> {
+        let Ok(row) = self.record_row(id).await else {
+            return Ok(None);
+        };
+        Ok(match self.key_for(reader, &row).await? {
+            Some((dek, _)) => self.open_meta(&row, &dek).ok().map(|m| m.title),
+            None => None,
+        })
     }
 
     /// The records of `patient` that `doctor` may open now, as the chain decides.

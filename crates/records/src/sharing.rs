@@ -270,22 +270,27 @@ impl App {
             Role::Patient => self.grants_of(person.address).await,
             Role::Doctor => {
                 self.require_active_doctor(person).await?;
-                let hospital = self.doctor(person.address).await?.hospital_id as i64;
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM grants WHERE doctor = ? OR hospital_id = ? ORDER BY id",
-                )
-                .bind(address_key(person.address))
-                .bind(hospital)
-                .fetch_all(self.db())
-                .await?;
-                let mut out = Vec::new();
-                for id in ids {
-                    out.push(self.grant_view(id as u64).await?);
-                }
-                Ok(out)
+                self.grants_to(person).await
             }
             _ => Err(Error::forbidden("only patients and doctors have grants")),
         }
+    }
+
+    /// The grants given to a doctor or to their hospital (the caller checked they are active).
+    async fn grants_to(&self, doctor: &Person) -> Result<Vec<GrantView>> {
+        let hospital = self.doctor(doctor.address).await?.hospital_id as i64;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM grants WHERE doctor = ? OR hospital_id = ? ORDER BY id",
+        )
+        .bind(address_key(doctor.address))
+        .bind(hospital)
+        .fetch_all(self.db())
+        .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(self.grant_view(id as u64).await?);
+        }
+        Ok(out)
     }
 
     async fn grants_of(&self, patient: Address) -> Result<Vec<GrantView>> {
@@ -484,7 +489,7 @@ impl App {
         self.require_active_doctor(doctor).await?;
         // patient => (access until, by emergency, by a grant to my hospital)
         let mut until: BTreeMap<Address, (u64, bool, bool)> = BTreeMap::new();
-        for g in self.grants(doctor).await? {
+        for g in self.grants_to(doctor).await? {
             if g.active && g.purpose == "treatment" {
                 let e = until.entry(g.patient).or_default();
                 e.0 = e.0.max(g.expires_at);
@@ -598,27 +603,7 @@ impl App {
             if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(event.reader) {
                 slot.insert(self.display_name(event.reader).await?);
             }
-            let title = match self.record_row(&event.recordId).await {
-                Ok(row) => match self
-                    .take_wrap(
-                        &format!("{}", row.id),
-                        &address_key(person.address),
-                        &person.secret,
-                    )
-                    .await?
-                {
-                    Some(dek) => medledger_vault::open(
-                        &dek,
-                        format!("meta:{}", row.id).as_bytes(),
-                        &row.meta,
-                    )
-                    .ok()
-                    .and_then(|m| serde_json::from_slice::<crate::reports::Meta>(&m).ok())
-                    .map(|m| m.title),
-                    None => None,
-                },
-                Err(_) => None,
-            };
+            let title = self.record_title(person, &event.recordId).await?;
             out.push(AccessEvent {
                 patient: event.patient,
                 reader: event.reader,

@@ -169,7 +169,7 @@ pub(crate) async fn list(
                 .records_for_doctor(&auth.person, patient, purpose(q.purpose.as_deref())?)
                 .await?
         }
-        None => state.app.my_records(&auth.person).await?,
+        None => state.app.my_records(&auth.person, false).await?,
     };
     Ok(axum::Json(json!({ "records": list })).into_response())
 }

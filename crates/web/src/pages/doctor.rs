@@ -110,11 +110,7 @@ async fn prescribe(
     let back = format!("/doctor/patients/{patient}");
     match state.app.prescribe(&me, patient, &body).await {
         Ok((_, tx)) => Ok(after_write(&back, &tx.hash)),
-        Err(e) => Ok(axum::response::Redirect::to(&format!(
-            "{back}?error={}",
-            super::urlencode(&e.message)
-        ))
-        .into_response()),
+        Err(e) => Ok(back_with_error(&back, &e.message)),
     }
 }
 
@@ -138,11 +134,10 @@ async fn emergency(
         {
             Some(a) if a.role == Role::Patient => a.address,
             _ => {
-                return Ok(axum::response::Redirect::to(&format!(
-                    "/doctor?error={}",
-                    super::urlencode("there is no patient with that user name or address")
-                ))
-                .into_response());
+                return Ok(back_with_error(
+                    "/doctor",
+                    "there is no patient with that user name or address",
+                ));
             }
         },
     };
@@ -155,11 +150,7 @@ async fn emergency(
             &format!("/doctor/patients/{patient}"),
             &tx.hash,
         )),
-        Err(e) => Ok(axum::response::Redirect::to(&format!(
-            "/doctor?error={}",
-            super::urlencode(&e.message)
-        ))
-        .into_response()),
+        Err(e) => Ok(back_with_error("/doctor", &e.message)),
     }
 }
 
@@ -182,4 +173,10 @@ async fn openings(State(state): State<ApiState>, page: Page) -> PageResult {
         "doctor/openings.html",
         context! { events => v(&events) },
     ))
+}
+
+/// Back to the page a form was on, with the refusal shown there (`?error=`).
+fn back_with_error(to: &str, message: &str) -> axum::response::Response {
+    axum::response::Redirect::to(&format!("{to}?error={}", super::urlencode(message)))
+        .into_response()
 }

@@ -7,6 +7,22 @@ use reqwest::{StatusCode, header, redirect::Policy};
 
 use crate::{Backend, PASSWORD, TestApp};
 
+/// A response's status and headers (its body is read separately).
+struct Head {
+    status: StatusCode,
+    headers: header::HeaderMap,
+}
+
+impl Head {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn headers(&self) -> &header::HeaderMap {
+        &self.headers
+    }
+}
+
 /// A cookie-keeping client that does not follow redirects, like a browser we can inspect.
 struct Browser<'a> {
     t: &'a TestApp,
@@ -36,23 +52,19 @@ impl<'a> Browser<'a> {
         b
     }
 
-    async fn get(&self, path: &str) -> (reqwest::Response, String) {
+    /// GETs `path`: its status and headers, and its body.
+    async fn get(&self, path: &str) -> (Head, String) {
         let response = self
             .http
             .get(format!("{}{path}", self.t.url))
             .send()
             .await
             .unwrap();
-        let text = self
-            .http
-            .get(format!("{}{path}", self.t.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        (response, text)
+        let head = Head {
+            status: response.status(),
+            headers: response.headers().clone(),
+        };
+        (head, response.text().await.unwrap())
     }
 
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
