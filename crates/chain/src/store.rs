@@ -218,21 +218,28 @@ impl BlockLog {
         Ok((BlockLog { file, offsets, end }, blocks))
     }
 
-    /// Appends a block and syncs it to disk before returning.
-    pub(crate) fn append(&mut self, block: &SealedBlock) -> Result<()> {
-        let mut payload = Vec::with_capacity(block.length());
-        block.encode(&mut payload);
-        let len = u32::try_from(payload.len())
-            .map_err(|_| Error::Storage("block larger than 4 GiB".into()))?;
-        let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        frame.extend_from_slice(&payload);
+    /// Appends blocks, in order, and syncs them to disk with one sync before returning.
+    pub(crate) fn append<'a>(
+        &mut self,
+        blocks: impl IntoIterator<Item = &'a SealedBlock>,
+    ) -> Result<()> {
+        let mut frames = Vec::new();
+        let mut starts = Vec::new();
+        for block in blocks {
+            starts.push(self.end + frames.len() as u64);
+            let mut payload = Vec::with_capacity(block.length());
+            block.encode(&mut payload);
+            let len = u32::try_from(payload.len())
+                .map_err(|_| Error::Storage("block larger than 4 GiB".into()))?;
+            frames.extend_from_slice(&len.to_le_bytes());
+            frames.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            frames.extend_from_slice(&payload);
+        }
         self.file.seek(SeekFrom::Start(self.end))?;
-        self.file.write_all(&frame)?;
+        self.file.write_all(&frames)?;
         self.file.sync_data()?;
-        self.offsets.push(self.end);
-        self.end += frame.len() as u64;
+        self.offsets.extend(starts);
+        self.end += frames.len() as u64;
         Ok(())
     }
 

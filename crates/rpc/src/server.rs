@@ -218,7 +218,7 @@ impl Rpc {
                 node.mine(timestamp.map(|t| t.to::<u64>())).await?;
                 raw(&"0x0")
             }
-            R::EvmSnapshot => raw(&U64::from(node.snapshot())),
+            R::EvmSnapshot => raw(&U64::from(node.snapshot().await?)),
             R::EvmRevert(id) => {
                 let id = u64::try_from(id).unwrap_or(u64::MAX);
                 raw(&node.revert(id).await?)

@@ -265,3 +265,127 @@ async fn verify_re_executes_and_catches_consistent_looking_forgeries() {
     std::fs::write(&log, &original).unwrap();
     assert!(verify_data_dir(dir.path()).unwrap().is_ok());
 }
+
+/// Ten senders at once: every transaction is answered with its block on disk and in order, the
+/// blocks gather what arrived while the one before was being stored, and a transaction is always
+/// found by hash (pending or mined) from submission on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_senders_share_blocks_and_every_answer_is_on_disk() {
+    const SENDERS: usize = 10;
+    const EACH: u64 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    let bob = dev(&node, SENDERS - 1).address();
+    let mut tasks = Vec::new();
+    for s in 0..SENDERS - 1 {
+        let node = node.clone();
+        let from = dev(&node, s);
+        tasks.push(tokio::spawn(async move {
+            let mut hashes = Vec::new();
+            for nonce in 0..EACH {
+                let raw = transfer(&node, &from, bob, 1, nonce);
+                let lookup = node.clone();
+                let hash = alloy::primitives::keccak256(&raw);
+                // Looked up while it is pooled, sealed or being stored: never missing.
+                let watcher = tokio::spawn(async move {
+                    while !matches!(lookup.transaction(&hash), Some(TxLookup::Mined { .. })) {
+                        assert!(lookup.transaction(&hash).is_some(), "{hash} went missing");
+                        tokio::task::yield_now().await;
+                    }
+                });
+                hashes.push(node.send_raw_transaction(&raw).await.unwrap());
+                // Answered means stored and published.
+                assert!(matches!(
+                    node.transaction(&hash),
+                    Some(TxLookup::Mined { .. })
+                ));
+                watcher.await.unwrap();
+            }
+            hashes
+        }));
+    }
+    let mut hashes = Vec::new();
+    for task in tasks {
+        hashes.extend(task.await.unwrap());
+    }
+    let txs = hashes.len() as u64;
+    let blocks = node.block_number();
+    assert!(blocks >= EACH && blocks < txs, "{blocks} blocks for {txs}");
+    drop(node);
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    assert_eq!(node.block_number(), blocks);
+    for hash in &hashes {
+        assert!(matches!(
+            node.transaction(hash),
+            Some(TxLookup::Mined { .. })
+        ));
+    }
+    assert!(verify_data_dir(dir.path()).unwrap().is_ok());
+}
+
+/// Forced blocks asked for at once are stored together and each caller gets its own number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_evm_mine_calls_get_consecutive_blocks_that_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    let mines: Vec<_> = (0..20)
+        .map(|_| {
+            let node = node.clone();
+            tokio::spawn(async move { node.mine(None).await.unwrap() })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for mine in mines {
+        numbers.push(mine.await.unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=20).collect::<Vec<u64>>());
+    assert_eq!(node.block_number(), 20);
+    drop(node);
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    assert_eq!(node.block_number(), 20);
+    assert!(verify_data_dir(dir.path()).unwrap().is_ok());
+}
+
+/// A snapshot taken while blocks are being stored describes one block: reverting to it gives a
+/// head and a state that agree (the sender's nonce counts exactly its mined transactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_snapshot_under_load_reverts_to_a_consistent_head_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    let (alice, bob) = (dev(&node, 0), dev(&node, 1).address());
+    let sender = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            for nonce in 0..40 {
+                node.send_raw_transaction(&transfer(&node, &alice, bob, 1, nonce))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let id = node.snapshot().await.unwrap();
+    sender.await.unwrap();
+    assert!(node.revert(id).await.unwrap());
+    let head = node.block_number();
+    let mined: u64 = (1..=head)
+        .map(|n| {
+            node.block(BlockTag::Number(n))
+                .unwrap()
+                .block
+                .transactions
+                .len() as u64
+        })
+        .sum();
+    let alice = dev(&node, 0).address();
+    assert_eq!(node.nonce(alice, BlockTag::Latest).unwrap(), mined);
+    assert_eq!(
+        node.balance(bob, BlockTag::Latest).unwrap(),
+        U256::from(1000u64) * U256::from(10u64).pow(U256::from(18)) + U256::from(mined)
+    );
+    drop(node);
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    assert_eq!(node.block_number(), head);
+    assert!(verify_data_dir(dir.path()).unwrap().is_ok());
+}

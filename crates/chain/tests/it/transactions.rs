@@ -359,7 +359,7 @@ async fn a_reverting_call_returns_its_data_and_a_reverting_transaction_is_mined_
 async fn snapshot_and_revert_restore_state_and_blocks() {
     let node = Node::spawn(NodeConfig::test()).unwrap();
     let (alice, bob) = (dev(&node, 0), dev(&node, 1).address());
-    let id = node.snapshot();
+    let id = node.snapshot().await.unwrap();
     let before = node.balance(bob, BlockTag::Latest).unwrap();
     let hash = node
         .send_raw_transaction(&transfer(&node, &alice, bob, 99, 0))

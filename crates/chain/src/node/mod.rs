@@ -2,16 +2,16 @@
 //!
 //! Concurrency: the world state sits behind a read-write lock. Calls and queries read it from any
 //! thread; the miner thread alone writes it while sealing a block. A block becomes visible (its
-//! receipts queryable, its submitters answered) only after the block log has synced it to disk.
+//! receipts queryable, its submitters answered) only after the block writer has synced it to disk
+//! (see `miner`).
+
+mod miner;
 
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{
-        Arc,
-        mpsc::{self, RecvTimeoutError},
-    },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    sync::{Arc, atomic::AtomicUsize, mpsc},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use alloy::{
@@ -30,6 +30,7 @@ use crate::{
     state::State,
     store::{self, BlockLog},
 };
+use miner::MinerMsg;
 
 /// How blocks are produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,8 +112,7 @@ struct ChainIndex {
 }
 
 impl ChainIndex {
-    fn push(&mut self, block: SealedBlock) -> BlockRef {
-        let hash = block.hash();
+    fn push(&mut self, hash: B256, block: Arc<SealedBlock>) {
         let number = block.number();
         for (index, tx) in block.transactions.iter().enumerate() {
             self.txs.insert(
@@ -124,12 +124,7 @@ impl ChainIndex {
             );
         }
         self.by_hash.insert(hash, number);
-        let entry = BlockRef {
-            hash,
-            block: Arc::new(block),
-        };
-        self.blocks.push(entry.clone());
-        entry
+        self.blocks.push(BlockRef { hash, block });
     }
 
     fn truncate(&mut self, keep: u64) {
@@ -170,19 +165,6 @@ struct Snapshot {
     clock: Clock,
 }
 
-enum MinerMsg {
-    Wake,
-    Mine {
-        timestamp: Option<u64>,
-        reply: oneshot::Sender<Result<u64>>,
-    },
-    Revert {
-        id: u64,
-        reply: oneshot::Sender<Result<bool>>,
-    },
-    Shutdown,
-}
-
 struct Inner {
     chain_id: u64,
     genesis: Genesis,
@@ -194,6 +176,12 @@ struct Inner {
     /// Submitters waiting for their transaction's block (automatic mining), by hash: told once
     /// the block is on disk, or why the transaction was refused.
     waiters: Mutex<HashMap<B256, oneshot::Sender<Result<()>>>>,
+    /// Transactions taken from the pool into a block that is not published yet.
+    sealing: Mutex<HashMap<B256, (TxEnvelope, Address)>>,
+    /// Set when a block could not be stored; from then on no transaction is taken.
+    failure: Mutex<Option<String>>,
+    /// Blocks sealed and handed to the writer, not yet published.
+    unpublished: AtomicUsize,
     log: Mutex<Option<BlockLog>>,
     clock: Mutex<Clock>,
     snapshots: Mutex<Vec<(u64, Snapshot)>>,
@@ -282,6 +270,9 @@ impl Node {
             chain: RwLock::new(chain),
             pool: Mutex::new(Pool::default()),
             waiters: Mutex::new(HashMap::new()),
+            sealing: Mutex::new(HashMap::new()),
+            failure: Mutex::new(None),
+            unpublished: AtomicUsize::new(0),
             log: Mutex::new(log),
             clock: Mutex::new(Clock::default()),
             snapshots: Mutex::new(Vec::new()),
@@ -291,10 +282,15 @@ impl Node {
             history: Mutex::new(None),
             _lock: lock,
         });
+        let (writer_tx, writer_rx) = mpsc::channel();
+        let worker = Arc::clone(&inner);
+        let writer = std::thread::Builder::new()
+            .name("block-writer".into())
+            .spawn(move || worker.run_writer(writer_rx))?;
         let worker = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
             .name("miner".into())
-            .spawn(move || worker.run_miner(miner_rx))?;
+            .spawn(move || worker.run_miner(miner_rx, writer_tx, writer))?;
         Ok(Node {
             inner,
             _guard: Arc::new(ShutdownGuard {
@@ -356,18 +352,25 @@ impl Node {
     }
 
     pub fn transaction(&self, hash: &B256) -> Option<TxLookup> {
-        let location = self.inner.chain.read().txs.get(hash).copied();
-        if let Some(location) = location {
-            let block = self.block(BlockTag::Number(location.block))?;
-            return Some(TxLookup::Mined {
-                block,
-                index: location.index,
+        // In the order a transaction moves (pool, then a block being stored, then the chain);
+        // each place lets go of it only after the next holds it, so a lookup never misses it.
+        if let Some(p) = self.inner.pool.lock().get(hash) {
+            return Some(TxLookup::Pending {
+                tx: Box::new(p.tx.clone()),
+                sender: p.sender,
             });
         }
-        let pool = self.inner.pool.lock();
-        pool.get(hash).map(|p| TxLookup::Pending {
-            tx: Box::new(p.tx.clone()),
-            sender: p.sender,
+        if let Some((tx, sender)) = self.inner.sealing.lock().get(hash) {
+            return Some(TxLookup::Pending {
+                tx: Box::new(tx.clone()),
+                sender: *sender,
+            });
+        }
+        let location = self.inner.chain.read().txs.get(hash).copied()?;
+        let block = self.block(BlockTag::Number(location.block))?;
+        Some(TxLookup::Mined {
+            block,
+            index: location.index,
         })
     }
 
@@ -539,6 +542,9 @@ impl Node {
     }
 
     async fn submit(&self, tx: TxEnvelope, sender: Address) -> Result<B256> {
+        if let Some(why) = self.inner.failure() {
+            return Err(Error::Storage(why));
+        }
         let hash = *tx.tx_hash();
         self.check(&tx, sender)?;
         let nonce = tx.nonce();
@@ -630,21 +636,10 @@ impl Node {
     }
 
     /// `evm_snapshot`: remembers the current state; `revert` returns to it.
-    pub fn snapshot(&self) -> u64 {
-        // Hold the state lock while reading the head so both describe the same block.
-        let state = self.inner.state.read();
-        let number = self.block_number();
-        let snapshot = Snapshot {
-            state: state.clone(),
-            number,
-            clock: *self.inner.clock.lock(),
-        };
-        drop(state);
-        let mut next = self.inner.next_snapshot.lock();
-        let id = *next;
-        *next += 1;
-        self.inner.snapshots.lock().push((id, snapshot));
-        id
+    pub async fn snapshot(&self) -> Result<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.send_miner(MinerMsg::Snapshot { reply })?;
+        answer.await.map_err(|_| Error::ShuttingDown)
     }
 
     /// `evm_revert`: drops every block mined since snapshot `id` (in memory and on disk).
@@ -694,18 +689,20 @@ fn replay(genesis: &Genesis, stored: Vec<SealedBlock>) -> Result<(State, ChainIn
         senders: Vec::new(),
         receipts: Vec::new(),
     };
-    state.push_block_hash(genesis_block.hash());
-    chain.push(genesis_block);
+    let hash = genesis_block.hash();
+    state.push_block_hash(hash);
+    chain.push(hash, Arc::new(genesis_block));
     for block in stored {
         let resealed = reexecute(&mut state, genesis.chain_id, chain.head().hash, &block);
-        state.push_block_hash(resealed.hash());
+        let hash = resealed.hash();
+        state.push_block_hash(hash);
         if resealed.header != block.header {
             return Err(Error::Storage(format!(
                 "block {} does not re-execute to the stored block; run `medledger verify`",
                 block.number()
             )));
         }
-        chain.push(block);
+        chain.push(hash, Arc::new(block));
     }
     Ok((state, chain))
 }
@@ -753,6 +750,21 @@ impl Inner {
         let _ = self.send_miner(MinerMsg::Wake);
     }
 
+    /// Remembers the state at the head. The miner calls it once every sealed block is
+    /// published, so the state and the head describe the same block.
+    fn take_snapshot(&self) -> u64 {
+        let snapshot = Snapshot {
+            state: self.state.read().clone(),
+            number: self.chain.read().head().block.number(),
+            clock: *self.clock.lock(),
+        };
+        let mut next = self.next_snapshot.lock();
+        let id = *next;
+        *next += 1;
+        self.snapshots.lock().push((id, snapshot));
+        id
+    }
+
     fn state_at(&self, number: u64) -> Result<Arc<State>> {
         if let Some((cached, state)) = self.history.lock().as_ref()
             && *cached == number
@@ -779,172 +791,5 @@ impl Inner {
         let state = Arc::new(state);
         *self.history.lock() = Some((number, Arc::clone(&state)));
         Ok(state)
-    }
-
-    fn run_miner(&self, inbox: mpsc::Receiver<MinerMsg>) {
-        let mut next_tick = match self.mining {
-            MiningMode::Interval(every) => Some(Instant::now() + every),
-            MiningMode::Auto => None,
-        };
-        // A message taken out of the inbox while coalescing wake-ups, handled next.
-        let mut held: Option<MinerMsg> = None;
-        loop {
-            let msg = match (held.take(), next_tick) {
-                (Some(msg), _) => Some(msg),
-                (None, None) => inbox.recv().ok(),
-                (None, Some(at)) => {
-                    match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                        Ok(msg) => Some(msg),
-                        Err(RecvTimeoutError::Timeout) => {
-                            if let MiningMode::Interval(every) = self.mining {
-                                next_tick = Some(Instant::now() + every);
-                            }
-                            if let Err(e) = self.mine_block(Some(None)) {
-                                tracing::error!("mining failed: {e}");
-                            }
-                            continue;
-                        }
-                        Err(RecvTimeoutError::Disconnected) => None,
-                    }
-                }
-            };
-            match msg {
-                None | Some(MinerMsg::Shutdown) => return,
-                Some(MinerMsg::Wake) => {
-                    if self.mining == MiningMode::Auto {
-                        // Coalesce a burst of submissions into one block.
-                        while let Ok(next) = inbox.try_recv() {
-                            if !matches!(next, MinerMsg::Wake) {
-                                held = Some(next);
-                                break;
-                            }
-                        }
-                        while self.has_executable() {
-                            if let Err(e) = self.mine_block(None) {
-                                tracing::error!("mining failed: {e}");
-                                break;
-                            }
-                        }
-                    }
-                }
-                Some(MinerMsg::Mine { timestamp, reply }) => {
-                    let mined = self
-                        .mine_block(Some(timestamp))
-                        .and_then(|n| n.ok_or(Error::ShuttingDown));
-                    let _ = reply.send(mined);
-                }
-                Some(MinerMsg::Revert { id, reply }) => {
-                    let _ = reply.send(self.revert_to(id));
-                }
-            }
-        }
-    }
-
-    fn has_executable(&self) -> bool {
-        let state = self.state.read();
-        self.pool.lock().has_executable(|a| state.nonce(a))
-    }
-
-    /// Seals one block from the pool, syncs it to disk, then publishes it. `forced` is `None` for
-    /// automatic mining, which keeps no block that mined nothing; `Some(timestamp)` always keeps
-    /// the block (interval mining and `evm_mine`). Returns the number of the block kept.
-    fn mine_block(&self, forced: Option<Option<u64>>) -> Result<Option<u64>> {
-        let timestamp = forced.flatten();
-        let (txs, stale) = {
-            let state = self.state.read();
-            self.pool.lock().take_executable(|a| state.nonce(a))
-        };
-        let timestamp = {
-            let mut clock = self.clock.lock();
-            timestamp
-                .or(clock.next.take())
-                .unwrap_or_else(|| clock.now())
-        };
-        let (parent, parent_hash) = {
-            let chain = self.chain.read();
-            (chain.head().block.header.clone(), chain.head().hash)
-        };
-        let ctx = BlockContext::next(&parent, parent_hash, timestamp);
-        let sealed = {
-            let mut state = self.state.write();
-            let sealed = executor::seal_block(&mut state, self.chain_id, parent_hash, ctx, txs);
-            // Rejected transactions changed nothing, so an empty block can simply be dropped.
-            if forced.is_some() || !sealed.block.transactions.is_empty() {
-                state.push_block_hash(sealed.block.hash());
-            }
-            sealed
-        };
-        self.tell_refused(
-            stale
-                .into_iter()
-                .chain(sealed.rejected)
-                .map(|(hash, reason)| (hash, reason.into())),
-        );
-        self.pool.lock().restore(sealed.deferred);
-        if forced.is_none() && sealed.block.transactions.is_empty() {
-            return Ok(None);
-        }
-        if let Some(log) = self.log.lock().as_mut()
-            && let Err(e) = log.append(&sealed.block)
-        {
-            let failed = sealed.block.transactions.iter().map(|tx| {
-                (
-                    *tx.tx_hash(),
-                    Error::Storage(format!("the block could not be stored: {e}")),
-                )
-            });
-            self.tell_refused(failed);
-            return Err(e);
-        }
-        let number = sealed.block.number();
-        let hashes: Vec<B256> = sealed
-            .block
-            .transactions
-            .iter()
-            .map(|t| *t.tx_hash())
-            .collect();
-        self.chain.write().push(sealed.block);
-        self.head.send_replace(number);
-        let mut waiters = self.waiters.lock();
-        for hash in hashes {
-            if let Some(waiter) = waiters.remove(&hash) {
-                let _ = waiter.send(Ok(()));
-            }
-        }
-        Ok(Some(number))
-    }
-
-    /// Answers the submitters of transactions that will not be mined.
-    fn tell_refused(&self, refused: impl IntoIterator<Item = (B256, Error)>) {
-        let mut waiters = self.waiters.lock();
-        for (hash, reason) in refused {
-            if let Some(waiter) = waiters.remove(&hash) {
-                let _ = waiter.send(Err(reason));
-            }
-        }
-    }
-
-    fn revert_to(&self, id: u64) -> Result<bool> {
-        let mut snapshots = self.snapshots.lock();
-        let Some(position) = snapshots.iter().position(|(sid, _)| *sid == id) else {
-            return Ok(false);
-        };
-        let (_, snapshot) = snapshots.swap_remove(position);
-        snapshots.retain(|(sid, _)| *sid < id);
-        drop(snapshots);
-        if let Some(log) = self.log.lock().as_mut() {
-            log.truncate(snapshot.number)?;
-        }
-        *self.state.write() = snapshot.state;
-        self.chain.write().truncate(snapshot.number);
-        self.pool.lock().clear();
-        let dropped = std::mem::take(&mut *self.waiters.lock());
-        for (_, waiter) in dropped {
-            let _ = waiter.send(Err(TxError::Invalid("dropped by evm_revert".into()).into()));
-        }
-        *self.clock.lock() = snapshot.clock;
-        *self.history.lock() = None;
-        self.head.send_replace(snapshot.number);
-        Ok(true)
     }
 }
