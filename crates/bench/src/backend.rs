@@ -131,6 +131,14 @@ impl Backend {
         }
     }
 
+    /// The JSON-RPC socket address.
+    pub(crate) fn addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        self.url
+            .trim_start_matches("http://")
+            .parse()
+            .with_context(|| format!("{} is not http://IP:PORT", self.url))
+    }
+
     pub(crate) fn parsed_url(&self) -> reqwest::Url {
         reqwest::Url::parse(&self.url).expect("the backend URL is http://127.0.0.1:PORT")
     }
@@ -153,24 +161,7 @@ impl Backend {
     /// CPU time the chain's process has used so far (user + system), in seconds.
     pub(crate) fn cpu_secs(&self) -> f64 {
         let pid = self.child.lock().map(|c| c.id()).unwrap_or(0);
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return 0.0;
-        };
-        // Fields after the command name (which may hold spaces) start at field 3.
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15, i.e. 11 and 12 here; Linux counts 100 ticks/s.
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_secs_of(&pid.to_string())
     }
 
     /// Kills the embedded node (SIGKILL) and starts it again on the same data; returns the
@@ -213,4 +204,26 @@ impl Drop for Backend {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// CPU time (user + system) the process `pid` (a number, or `self`) has used so far, in seconds.
+pub(crate) fn cpu_secs_of(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 here; Linux counts 100 ticks/s.
+    (ticks(11) + ticks(12)) / 100.0
 }

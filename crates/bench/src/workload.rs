@@ -8,12 +8,13 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use hyper::body::Bytes;
 use medledger_chain::{
     DEV_MNEMONIC, DevAccounts,
     alloy::{
         consensus::{SignableTransaction, TxEip1559, TxEnvelope},
         eips::Encodable2718,
-        primitives::{Address, B256, Bytes, TxKind, U256, hex, keccak256},
+        primitives::{self, Address, B256, TxKind, U256, hex, keccak256},
         signers::{SignerSync, local::PrivateKeySigner},
         sol_types::{SolCall, SolConstructor},
     },
@@ -24,7 +25,11 @@ use medledger_records::{
 };
 use serde_json::{Value, json};
 
-use crate::{Figures, backend::Backend};
+use crate::{
+    Figures,
+    backend::Backend,
+    conn::{self, Conn},
+};
 
 const CHAIN_ID: u64 = 1337;
 const GAS: u64 = 500_000;
@@ -34,10 +39,10 @@ const TIP: u128 = 1_000_000_000;
 const PATIENTS_PER_WORKER: usize = 8;
 
 pub(crate) struct Workload {
-    /// Per worker, raw signed transactions in nonce order.
-    txs: Vec<Vec<String>>,
-    /// `canAccess` calls: (to, calldata).
-    calls: Vec<(Address, String)>,
+    /// Per worker, `eth_sendRawTransaction` request bodies in nonce order.
+    txs: Vec<Vec<Bytes>>,
+    /// `canAccess` `eth_call` request bodies.
+    calls: Vec<Bytes>,
 }
 
 /// A deterministic key, distinct per run (`run` is that run's fresh Registry address).
@@ -63,7 +68,7 @@ impl Signer {
             to,
             value,
             access_list: Default::default(),
-            input: Bytes::from(input),
+            input: primitives::Bytes::from(input),
         };
         *nonce += 1;
         let signature = from.sign_hash_sync(&tx.signature_hash()).expect("signing");
@@ -139,6 +144,32 @@ impl Rpc {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+    }
+}
+
+/// The part of a receipt the workload checks.
+#[derive(serde::Deserialize)]
+struct Status {
+    status: String,
+}
+
+/// Submits a transaction and waits for its receipt, over one connection; returns the receipt's
+/// status with the latency from submission to receipt.
+async fn submit(conn: &mut Conn, body: Bytes) -> anyhow::Result<(String, Duration)> {
+    let started = Instant::now();
+    let hash: String = conn
+        .call(body)
+        .await?
+        .context("eth_sendRawTransaction answered null")?;
+    let ask = conn::body("eth_getTransactionReceipt", &hash);
+    loop {
+        if let Some(receipt) = conn.call::<Status>(ask.clone()).await? {
+            return Ok((receipt.status, started.elapsed()));
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("no receipt for {hash} after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -269,7 +300,7 @@ impl Workload {
 
         // The measured workload, pre-signed: per worker, 2 anchors : 1 grant : 2 access logs.
         let per_worker = n.div_ceil(in_flight);
-        let mut txs = vec![Vec::with_capacity(per_worker); in_flight];
+        let mut txs: Vec<Vec<Bytes>> = vec![Vec::with_capacity(per_worker); in_flight];
         let mut made = 0;
         'outer: for i in 0..per_worker {
             for (w, list) in txs.iter_mut().enumerate() {
@@ -303,7 +334,7 @@ impl Workload {
                         )
                     }
                 };
-                list.push(raw);
+                list.push(conn::body("eth_sendRawTransaction", &raw));
                 made += 1;
             }
         }
@@ -315,7 +346,13 @@ impl Workload {
                     recordId: setup_records[p],
                     purpose: Purpose::Treatment.into(),
                 };
-                (consent, format!("0x{}", hex::encode(call.abi_encode())))
+                let request = json!({
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "eth_call",
+                    "params": [{"to": consent, "data": format!("0x{}", hex::encode(call.abi_encode()))}, "latest"],
+                });
+                Bytes::from(request.to_string())
             })
             .collect();
         Ok(Workload { txs, calls })
@@ -323,18 +360,24 @@ impl Workload {
 
     pub(crate) async fn run(self, backend: &Backend, calls: usize) -> anyhow::Result<Figures> {
         let total: usize = self.txs.iter().map(Vec::len).sum();
+        let addr = backend.addr()?;
+        let mut conns = Vec::with_capacity(self.txs.len());
+        for _ in &self.txs {
+            conns.push(Conn::open(addr).await?);
+        }
+        let first_block = block_number(backend).await?;
         let cpu_before = backend.cpu_secs();
+        let own_cpu_before = own_cpu_secs();
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for list in self.txs {
-            let rpc = backend.client();
+        for (list, mut conn) in self.txs.into_iter().zip(conns) {
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(list.len());
                 let mut failed = 0;
-                for raw in list {
-                    match rpc.submit(&raw).await {
-                        Ok((receipt, latency)) => {
-                            if receipt["status"] != "0x1" {
+                for body in list {
+                    match submit(&mut conn, body).await {
+                        Ok((status, latency)) => {
+                            if status != "0x1" {
                                 failed += 1;
                             }
                             latencies.push(latency);
@@ -357,6 +400,8 @@ impl Workload {
         }
         let elapsed = started.elapsed();
         let chain_cpu = backend.cpu_secs() - cpu_before;
+        let client_cpu = own_cpu_secs() - own_cpu_before;
+        let blocks = block_number(backend).await? - first_block;
         latencies.sort_unstable();
         let pct = |p: f64| {
             latencies
@@ -368,11 +413,15 @@ impl Workload {
 
         // canAccess through eth_call, the same number of workers.
         let workers = 64.min(calls.max(1));
+        let expected = format!("0x{}", hex::encode(B256::with_last_byte(1)));
+        let mut conns = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            conns.push(Conn::open(addr).await?);
+        }
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for w in 0..workers {
-            let rpc = backend.client();
-            let mine: Vec<_> = self
+        for (w, mut conn) in conns.into_iter().enumerate() {
+            let mine: Vec<Bytes> = self
                 .calls
                 .iter()
                 .cycle()
@@ -381,14 +430,12 @@ impl Workload {
                 .take(calls / workers)
                 .cloned()
                 .collect();
+            let expected = expected.clone();
             tasks.push(tokio::spawn(async move {
-                for (to, data) in mine {
-                    let out = rpc
-                        .call("eth_call", json!([{"to": to, "data": data}, "latest"]))
-                        .await?;
-                    if out.as_str() != Some(&format!("0x{}", hex::encode(B256::with_last_byte(1))))
-                    {
-                        bail!("canAccess answered {out}, expected true");
+                for body in mine {
+                    let out: Option<String> = conn.call(body).await?;
+                    if out.as_deref() != Some(expected.as_str()) {
+                        bail!("canAccess answered {out:?}, expected true");
                     }
                 }
                 Ok(())
@@ -406,8 +453,21 @@ impl Workload {
             p99,
             calls_per_sec,
             chain_cpu,
+            client_cpu,
+            blocks,
         })
     }
+}
+
+async fn block_number(backend: &Backend) -> anyhow::Result<u64> {
+    let number = backend.rpc("eth_blockNumber", json!([])).await?;
+    let hex = number.as_str().context("eth_blockNumber is not a string")?;
+    Ok(u64::from_str_radix(hex.trim_start_matches("0x"), 16)?)
+}
+
+/// CPU seconds this process (the bench client) has used so far.
+fn own_cpu_secs() -> f64 {
+    crate::backend::cpu_secs_of("self")
 }
 
 fn anchor(record: B256) -> Vec<u8> {

@@ -122,7 +122,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Node(node) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            // One worker more than there are cores (unless TOKIO_WORKER_THREADS says otherwise):
+            // signature recovery keeps a worker busy for tens of microseconds per transaction,
+            // and the spare one keeps answering meanwhile. Measured with the records workload on
+            // 2 cores: about 10,900 tx/s with 3 workers against 10,000 with 2.
+            if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                runtime.worker_threads(cores + 1);
+            }
+            let runtime = runtime
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
