@@ -44,7 +44,7 @@ schemas = {
     "SharedPatient": S("object", properties={"address": ADDR, "name": STR, "date_of_birth": STR, "until": INT, "emergency": BOOL}),
     "AccessEvent": S("object", properties={"patient": ADDR, "reader": ADDR, "reader_name": STR, "record_id": HASH, "record_title": STR,
         "purpose": STR, "emergency": BOOL, "time": INT, "block_number": INT, "tx_hash": HASH}),
-    "Health": S("object", properties={"status": S("string", enum=["ok", "degraded"]), "chain_id": INT, "latest_block": INT, "database": BOOL, "blob_store": BOOL}),
+    "Health": S("object", properties={"status": S("string", enum=["ok", "degraded"]), "chain_id": INT, "latest_block": INT, "chain_state": S("boolean", description="whether the chain answers a state query"), "database": BOOL, "blob_store": BOOL}),
 }
 
 def err(*codes):
@@ -79,7 +79,7 @@ def p(name, schema=STR):
 AUTH = (401,)
 lst = lambda key, item: S("object", properties={key: S("array", items=ref(item))})
 paths = {
-    "/healthz": {"get": op("Chain id, latest block, and whether the database and blob store answer", {**ok(200, "healthy", ref("Health")), "503": {"description": "degraded", "content": {"application/json": {"schema": ref("Health")}}}}, auth=False, tag="system")},
+    "/healthz": {"get": op("Chain id, latest block, and whether the chain's state, the database and the blob store answer", {**ok(200, "healthy", ref("Health")), "503": {"description": "degraded", "content": {"application/json": {"schema": ref("Health")}}}}, auth=False, tag="system")},
     "/api/v1/openapi.json": {"get": op("This document", ok(200, "the OpenAPI document"), auth=False, tag="system")},
     "/api/v1/auth/login": {"post": op("Log in: a session cookie and a bearer token", {**ok(200, "logged in", ref("Session")), **err(400, 401, 422, 429)}, auth=False, request=body("Login"), tag="auth")},
     "/api/v1/auth/logout": {"post": op("End this session", {"204": {"description": "logged out"}, **err(*AUTH)}, tag="auth")},

@@ -54,6 +54,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// A block could not be stored: the node refuses transactions and state queries (its state
+    /// may hold what is not on disk) until it is restarted, which replays what is.
+    #[error("{0}; the node takes no transactions and answers no state query until restarted")]
+    Stopped(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

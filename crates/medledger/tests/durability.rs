@@ -1,10 +1,12 @@
 //! Crash safety of the `medledger node` process: kill -9 under load, again and again; every
 //! transaction whose submission was acknowledged must be there, with its receipt, after each
-//! restart, and `medledger verify` must find the stored chain intact.
+//! restart, and `medledger verify` must find the stored chain intact. And a disk that refuses a
+//! write: the node says so, stops taking transactions, and a restart keeps what was acknowledged.
+
+mod support;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -14,81 +16,10 @@ use std::{
 
 use medledger_chain::{
     DEV_MNEMONIC, DevAccounts,
-    alloy::{
-        consensus::{SignableTransaction, TxEip1559, TxEnvelope},
-        eips::Encodable2718,
-        primitives::{Address, B256, TxKind, U256},
-        signers::{SignerSync, local::PrivateKeySigner},
-    },
+    alloy::primitives::{Address, B256},
 };
-use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_medledger");
-
-/// Starts the node on a free loopback port and returns it with its JSON-RPC URL.
-fn start(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["node", "--rpc-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the medledger binary runs");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("the node prints its address").unwrap();
-        if let Some(addr) = line.strip_prefix("Listening on ") {
-            break format!("http://{addr}");
-        }
-    };
-    // Keep draining stdout so the node never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
-
-async fn rpc(
-    client: &reqwest::Client,
-    url: &str,
-    method: &str,
-    params: Value,
-) -> Result<Value, String> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let response = client
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let value: Value = response.json().await.map_err(|e| e.to_string())?;
-    match value.get("error") {
-        Some(error) => Err(error.to_string()),
-        None => Ok(value["result"].clone()),
-    }
-}
-
-fn transfer(from: &PrivateKeySigner, to: Address, nonce: u64) -> String {
-    let tx = TxEip1559 {
-        chain_id: 1337,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 50_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(to),
-        value: U256::from(1),
-        access_list: Default::default(),
-        input: Default::default(),
-    };
-    let signature = from.sign_hash_sync(&tx.signature_hash()).unwrap();
-    format!(
-        "0x{}",
-        alloy_hex(&TxEnvelope::Eip1559(tx.into_signed(signature)).encoded_2718())
-    )
-}
-
-fn alloy_hex(bytes: &[u8]) -> String {
-    medledger_chain::alloy::primitives::hex::encode(bytes)
-}
+use serde_json::json;
+use support::{BIN, rpc, signed, start, start_with_file_limit, transfer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_transaction_survives_repeated_kill_9_under_load() {
@@ -150,8 +81,7 @@ async fn every_acknowledged_transaction_survives_repeated_kill_9_under_load() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(300 + 150 * round)).await;
-        child.kill().expect("SIGKILL"); // kill -9: no chance to flush anything
-        child.wait().unwrap();
+        child.kill();
         stop.store(true, Ordering::Relaxed);
         let before = acknowledged.len();
         for worker in workers {
@@ -172,8 +102,7 @@ async fn every_acknowledged_transaction_survives_repeated_kill_9_under_load() {
             "acknowledged {hash} lost after the last kill"
         );
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let verify = Command::new(BIN)
         .arg("verify")
         .arg("--data-dir")
@@ -189,5 +118,98 @@ async fn every_acknowledged_transaction_survives_repeated_kill_9_under_load() {
     eprintln!(
         "{} acknowledged transactions survived 5 kill -9 restarts",
         acknowledged.len()
+    );
+}
+
+/// A block the disk will not take: the submitter is told why, the node then refuses every
+/// transaction and state query (its state holds what is not on disk) but still serves the blocks
+/// it stored; after a restart everything acknowledged is there, the refused transaction is not,
+/// and it can be sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_the_disk_refuses_stops_the_node_and_a_restart_keeps_every_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let sender = DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
+        .unwrap()
+        .signers()[0]
+        .clone();
+    let sink = Address::repeat_byte(0x42);
+    let client = reqwest::Client::new();
+    let (mut child, url) = start_with_file_limit(dir.path(), 64);
+    // Transactions of 4 KiB of calldata each, one block each, until the log reaches the limit.
+    let payload = |nonce: u64| signed(&sender, sink, nonce, vec![nonce as u8 | 1; 4096]);
+    let mut acknowledged = Vec::new();
+    let refusal = loop {
+        let nonce = acknowledged.len() as u64;
+        assert!(nonce < 100, "the file size limit never took effect");
+        match rpc(
+            &client,
+            &url,
+            "eth_sendRawTransaction",
+            json!([payload(nonce)]),
+        )
+        .await
+        {
+            Ok(hash) => acknowledged.push(hash.as_str().unwrap().parse::<B256>().unwrap()),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        !acknowledged.is_empty(),
+        "no block fitted under the limit: {refusal}"
+    );
+    assert!(refusal.contains("could not be stored"), "{refusal}");
+    assert!(refusal.contains("until restarted"), "{refusal}");
+    let stored = acknowledged.len() as u64;
+    // From now on: no transaction, no state; the stored blocks are still served.
+    let again = rpc(
+        &client,
+        &url,
+        "eth_sendRawTransaction",
+        json!([transfer(&sender, sink, stored + 1)]),
+    )
+    .await
+    .unwrap_err();
+    assert!(again.contains("until restarted"), "{again}");
+    let balance = rpc(&client, &url, "eth_getBalance", json!([sink, "latest"]))
+        .await
+        .unwrap_err();
+    assert!(balance.contains("until restarted"), "{balance}");
+    let head = rpc(&client, &url, "eth_blockNumber", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(head, json!(format!("{stored:#x}")));
+    child.kill();
+
+    let (mut child, url) = start(dir.path());
+    let head = rpc(&client, &url, "eth_blockNumber", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(head, json!(format!("{stored:#x}")));
+    for hash in &acknowledged {
+        let receipt = rpc(&client, &url, "eth_getTransactionReceipt", json!([hash]))
+            .await
+            .unwrap();
+        assert_eq!(receipt["status"], "0x1", "acknowledged {hash} lost");
+    }
+    // The refused transaction never happened, so the same one goes through now.
+    rpc(
+        &client,
+        &url,
+        "eth_sendRawTransaction",
+        json!([payload(stored)]),
+    )
+    .await
+    .unwrap();
+    child.kill();
+    let verify = Command::new(BIN)
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success(),
+        "verify after the refusal: {report}"
     );
 }

@@ -1,6 +1,9 @@
 //! `medledger serve` as a newcomer runs it: first start (generated admin password, shown once),
 //! `--demo`, kill -9 and restart with everything acknowledged still there, `verify` catching a
-//! tampered report, and clear refusals of a weak admin password or a foreign escrow key.
+//! tampered report, and clear refusals of a weak admin password or a foreign escrow key. And on
+//! an external chain whose node stops storing blocks: a degraded health check and clear 503s.
+
+mod support;
 
 use std::{
     io::{BufRead, BufReader},
@@ -10,7 +13,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_medledger");
+use support::BIN;
 
 /// What a started server printed before `Listening on`. Dropping it kills the server, so a
 /// failing assertion never leaves one running.
@@ -262,4 +265,102 @@ fn a_weak_admin_password_or_a_foreign_escrow_key_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("escrow key"), "{stderr}");
+}
+
+/// The chain's node (a separate `medledger node`, as a consortium's would be) runs out of disk:
+/// `/healthz` turns degraded and says the chain answers no state; a write and a read of the
+/// chain are refused with 503 and a sentence saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_that_stops_storing_blocks_degrades_health_and_writes_get_503() {
+    use medledger_chain::{
+        DEV_MNEMONIC, DevAccounts,
+        alloy::primitives::{Address, hex},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    // Room for the deployment and the admin, not for much more.
+    let (_node, chain) = support::start_with_file_limit(&dir.path().join("chain"), 2048);
+    let dev = DevAccounts::from_mnemonic(DEV_MNEMONIC, 6)
+        .unwrap()
+        .signers()
+        .to_vec();
+    let password = "a long admin password";
+    let server = start({
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--http-addr", "127.0.0.1:0", "--chain-rpc", &chain])
+            .arg("--funder-key")
+            .arg(hex::encode(dev[0].to_bytes()))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--escrow-key")
+            .arg(dir.path().join("escrow.key"))
+            .env("MEDLEDGER_ADMIN_PASSWORD", password);
+        cmd
+    });
+    let url = server.url.clone();
+    let health = |client: reqwest::Client, url: String| async move {
+        let response = client.get(format!("{url}/healthz")).send().await.unwrap();
+        let status = response.status();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let (status, body) = health(client.clone(), url.clone()).await;
+    assert_eq!(
+        (status.as_u16(), &body["chain_state"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    let token = login(&client, &url, "admin", password)
+        .await
+        .expect("admin logs in");
+
+    // Someone else's transactions fill the node's disk.
+    let sink = Address::repeat_byte(0x42);
+    let mut nonce = 0;
+    let refusal = loop {
+        assert!(nonce < 1000, "the file size limit never took effect");
+        let raw = support::signed(&dev[5], sink, nonce, vec![7; 8192]);
+        match support::rpc(&client, &chain, "eth_sendRawTransaction", json!([raw])).await {
+            Ok(_) => nonce += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(refusal.contains("could not be stored"), "{refusal}");
+
+    let (status, body) = health(client.clone(), url.clone()).await;
+    assert_eq!(status.as_u16(), 503, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["chain_state"], false, "{body}");
+    assert!(
+        body["latest_block"].is_u64(),
+        "the stored blocks are still served: {body}"
+    );
+    let response = client
+        .post(format!("{url}/api/v1/hospitals"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Clinique du Disque Plein", "city": "Lyon"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("has stopped"), "{message}");
+    assert!(message.contains("nothing was changed"), "{message}");
+    // Reads of the chain's state are refused as clearly.
+    let response = client
+        .get(format!("{url}/api/v1/hospitals"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has stopped"),
+        "{body}"
+    );
 }

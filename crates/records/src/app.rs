@@ -228,6 +228,14 @@ impl App {
     /// What the health check reports: the chain, and whether the database and blob store answer.
     pub async fn health(&self) -> Health {
         let block = self.inner.ledger.block_number().await.ok();
+        // A node can serve its stored blocks and still refuse state (the embedded one does once
+        // it could not store a block): every write needs state, so ask for some.
+        let chain_state = self
+            .inner
+            .ledger
+            .balance(self.inner.funder.address())
+            .await
+            .is_ok();
         let database = sqlx::query("SELECT 1")
             .execute(&self.inner.db)
             .await
@@ -236,6 +244,7 @@ impl App {
         Health {
             chain_id: self.inner.ledger.chain_id(),
             latest_block: block,
+            chain_state,
             database,
             blob_store: blobs,
         }
@@ -311,13 +320,15 @@ pub(crate) const ESCROW: &str = "escrow";
 pub struct Health {
     pub chain_id: u64,
     pub latest_block: Option<u64>,
+    /// Whether the chain answers a state query (a balance).
+    pub chain_state: bool,
     pub database: bool,
     pub blob_store: bool,
 }
 
 impl Health {
     pub fn ok(&self) -> bool {
-        self.latest_block.is_some() && self.database && self.blob_store
+        self.latest_block.is_some() && self.chain_state && self.database && self.blob_store
     }
 }
 

@@ -301,7 +301,7 @@ impl Ledger {
         match e.as_error_resp() {
             Some(payload) => match payload.as_revert_data() {
                 Some(data) => refusal(&data),
-                None => node_refusal(&payload.message),
+                None => node_refusal(&self.inner.url, &payload.message),
             },
             None => unavailable(&self.inner.url, e),
         }
@@ -327,12 +327,22 @@ fn unavailable(url: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
-/// A node's own refusal of a transaction (not a contract's): funds, nonces, gas.
-fn node_refusal(message: &str) -> Error {
+/// A node's own refusal of a transaction (not a contract's): funds, nonces, gas, or a node that
+/// has stopped (the embedded node, once it could not store a block).
+fn node_refusal(url: &str, message: &str) -> Error {
     if message.contains("insufficient funds") {
         Error::new(
             Kind::Forbidden,
             "your account has too little ether to pay for this transaction",
+        )
+    } else if message.contains("until restarted") {
+        tracing::error!("chain at {url}: {message}");
+        Error::new(
+            Kind::Unavailable,
+            format!(
+                "the Ethereum node at {url} has stopped: it could not store a block; nothing was \
+                 changed, and an operator must fix its disk and restart it"
+            ),
         )
     } else {
         Error::internal("transaction refused by the node", message)

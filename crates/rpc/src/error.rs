@@ -66,7 +66,7 @@ impl From<Error> for RpcError {
             }
             Error::Tx(_) => Self::new(Self::SERVER, error.to_string()),
             Error::UnknownBlock => Self::new(Self::SERVER, "header not found"),
-            Error::ShuttingDown => Self::new(Self::SERVER, error.to_string()),
+            Error::ShuttingDown | Error::Stopped(_) => Self::new(Self::SERVER, error.to_string()),
             Error::Storage(_) | Error::Io(_) => {
                 tracing::error!("internal error answering a JSON-RPC request: {error}");
                 Self::new(Self::INTERNAL, "internal error")

@@ -166,10 +166,10 @@ impl Inner {
         if let Err(why) = stored {
             for sealed in batch {
                 let hashes = tx_hashes(&sealed);
-                self.tell_refused(hashes.iter().map(|h| (*h, Error::Storage(why.clone()))));
+                self.tell_refused(hashes.iter().map(|h| (*h, Error::Stopped(why.clone()))));
                 self.forget_sealing(&hashes);
                 if let Some(reply) = sealed.reply {
-                    let _ = reply.send(Err(Error::Storage(why.clone())));
+                    let _ = reply.send(Err(Error::Stopped(why.clone())));
                 }
                 self.unpublished.fetch_sub(1, Ordering::AcqRel);
             }
@@ -347,12 +347,12 @@ impl Miner<'_> {
             inner.tell_refused(
                 hashes
                     .iter()
-                    .map(|h| (*h, Error::Storage(why.clone())))
+                    .map(|h| (*h, Error::Stopped(why.clone())))
                     .chain(stale.into_iter().map(|(h, e)| (h, e.into()))),
             );
             inner.forget_sealing(&hashes);
             if let Some(reply) = reply {
-                let _ = reply.send(Err(Error::Storage(why)));
+                let _ = reply.send(Err(Error::Stopped(why)));
             }
             return None;
         }

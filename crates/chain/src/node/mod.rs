@@ -378,7 +378,20 @@ impl Node {
         self.inner.pool.lock().len()
     }
 
+    /// Why the node stopped taking transactions (a block could not be stored), if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failure()
+    }
+
+    fn check_running(&self) -> Result<()> {
+        match self.inner.failure() {
+            Some(why) => Err(Error::Stopped(why)),
+            None => Ok(()),
+        }
+    }
+
     fn with_state<T>(&self, tag: BlockTag, f: impl FnOnce(&State) -> T) -> Result<T> {
+        self.check_running()?;
         let number = self.resolve(tag)?;
         if number == self.block_number() {
             // The head may move on between the two reads; reading a newer state is what a
@@ -395,6 +408,7 @@ impl Node {
 
     pub fn nonce(&self, address: Address, tag: BlockTag) -> Result<u64> {
         if tag == BlockTag::Pending {
+            self.check_running()?;
             let state_nonce = self.inner.state.read().nonce(&address);
             return Ok(self.inner.pool.lock().pending_nonce(&address, state_nonce));
         }
@@ -542,9 +556,7 @@ impl Node {
     }
 
     async fn submit(&self, tx: TxEnvelope, sender: Address) -> Result<B256> {
-        if let Some(why) = self.inner.failure() {
-            return Err(Error::Storage(why));
-        }
+        self.check_running()?;
         let hash = *tx.tx_hash();
         self.check(&tx, sender)?;
         let nonce = tx.nonce();

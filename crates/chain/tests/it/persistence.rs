@@ -286,10 +286,15 @@ async fn concurrent_senders_share_blocks_and_every_answer_is_on_disk() {
                 let raw = transfer(&node, &from, bob, 1, nonce);
                 let lookup = node.clone();
                 let hash = alloy::primitives::keccak256(&raw);
-                // Looked up while it is pooled, sealed or being stored: never missing.
+                // Looked up while it is pooled, sealed or being stored: once seen, never missing.
                 let watcher = tokio::spawn(async move {
-                    while !matches!(lookup.transaction(&hash), Some(TxLookup::Mined { .. })) {
-                        assert!(lookup.transaction(&hash).is_some(), "{hash} went missing");
+                    let mut seen = false;
+                    loop {
+                        match lookup.transaction(&hash) {
+                            Some(TxLookup::Mined { .. }) => break,
+                            Some(TxLookup::Pending { .. }) => seen = true,
+                            None => assert!(!seen, "{hash} went missing"),
+                        }
                         tokio::task::yield_now().await;
                     }
                 });

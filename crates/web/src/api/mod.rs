@@ -106,7 +106,8 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// `GET /healthz`: the chain id, latest block, and whether database and blob store answer.
+/// `GET /healthz`: the chain id, latest block, and whether the chain's state, the database and
+/// the blob store answer.
 async fn health(State(state): State<ApiState>) -> Response {
     let health = state.app.health().await;
     let status = if health.ok() {

@@ -1,0 +1,122 @@
+//! What the process tests share: a `medledger node` started on a free loopback port (killed
+//! when dropped), optionally with a limit on the size of the files it writes, and a minimal
+//! JSON-RPC client with signed transactions.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use medledger_chain::alloy::{
+    consensus::{SignableTransaction, TxEip1559, TxEnvelope},
+    eips::Encodable2718,
+    primitives::{Address, TxKind, U256, hex},
+    signers::{SignerSync, local::PrivateKeySigner},
+};
+use serde_json::{Value, json};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_medledger");
+
+/// A node process, killed (SIGKILL) when dropped, so a failing test leaves none behind.
+pub(crate) struct Running(Child);
+
+impl Running {
+    /// kill -9: no chance to flush anything.
+    pub(crate) fn kill(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the node on a free loopback port and returns it with its JSON-RPC URL.
+pub(crate) fn start(dir: &std::path::Path) -> (Running, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(["node", "--rpc-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir);
+    spawn(command)
+}
+
+/// Starts the node with the files it writes limited to `blocks` blocks of the shell's
+/// `ulimit -f` (a write past it fails with EFBIG, as on a full disk; SIGXFSZ is ignored).
+pub(crate) fn start_with_file_limit(dir: &std::path::Path, blocks: u64) -> (Running, String) {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f "$1"; exec "$0" node --rpc-addr 127.0.0.1:0 --data-dir "$2""#)
+        .arg(BIN)
+        .arg(blocks.to_string())
+        .arg(dir);
+    spawn(command)
+}
+
+fn spawn(mut command: Command) -> (Running, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the medledger binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("the node prints its address").unwrap();
+        if let Some(addr) = line.strip_prefix("Listening on ") {
+            break format!("http://{addr}");
+        }
+    };
+    // Keep draining stdout so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Running(child), url)
+}
+
+pub(crate) async fn rpc(
+    client: &reqwest::Client,
+    url: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, String> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let response = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let value: Value = response.json().await.map_err(|e| e.to_string())?;
+    match value.get("error") {
+        Some(error) => Err(error.to_string()),
+        None => Ok(value["result"].clone()),
+    }
+}
+
+pub(crate) fn transfer(from: &PrivateKeySigner, to: Address, nonce: u64) -> String {
+    signed(from, to, nonce, Vec::new())
+}
+
+pub(crate) fn signed(from: &PrivateKeySigner, to: Address, nonce: u64, input: Vec<u8>) -> String {
+    let tx = TxEip1559 {
+        chain_id: 1337,
+        nonce,
+        // EIP-7623: calldata costs at least 40 gas a non-zero byte.
+        gas_limit: 21_000 + 40 * input.len() as u64,
+        max_fee_per_gas: 50_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value: U256::from(1),
+        access_list: Default::default(),
+        input: input.into(),
+    };
+    let signature = from.sign_hash_sync(&tx.signature_hash()).unwrap();
+    format!(
+        "0x{}",
+        hex::encode(TxEnvelope::Eip1559(tx.into_signed(signature)).encoded_2718())
+    )
+}
