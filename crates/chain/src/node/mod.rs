@@ -3,7 +3,9 @@
 //! Concurrency: the world state sits behind a read-write lock. Calls and queries read it from any
 //! thread; the miner thread alone writes it while sealing a block. A block becomes visible (its
 //! receipts queryable, its submitters answered) only after the block writer has synced it to disk
-//! (see `miner`).
+//! (see `miner`). The state itself is the miner's: while a block is being stored, a query of the
+//! `latest` state already sees its effects, a moment before its receipts appear (as it did when
+//! the miner synced blocks itself).
 
 mod miner;
 
