@@ -104,7 +104,7 @@ impl Inner {
 
     /// Why the node stopped taking transactions, if it did.
     pub(super) fn failure(&self) -> Option<String> {
-        self.failure.lock().clone()
+        self.failure.get().cloned()
     }
 
     fn has_executable(&self) -> bool {
@@ -152,7 +152,7 @@ impl Inner {
                 .map_err(|e| {
                     let why = format!("the block could not be stored: {e}");
                     tracing::error!("{why}; the node takes no more transactions until restarted");
-                    *self.failure.lock() = Some(why.clone());
+                    let _ = self.failure.set(why.clone());
                     why
                 }),
         };

@@ -12,7 +12,7 @@ mod miner;
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, atomic::AtomicUsize, mpsc},
+    sync::{Arc, OnceLock, atomic::AtomicUsize, mpsc},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -180,8 +180,9 @@ struct Inner {
     waiters: Mutex<HashMap<B256, oneshot::Sender<Result<()>>>>,
     /// Transactions taken from the pool into a block that is not published yet.
     sealing: Mutex<HashMap<B256, (TxEnvelope, Address)>>,
-    /// Set when a block could not be stored; from then on no transaction is taken.
-    failure: Mutex<Option<String>>,
+    /// Set when a block could not be stored: from then on no transaction is taken and no state
+    /// is read. Checked on every query, so reading it takes no lock.
+    failure: OnceLock<String>,
     /// Blocks sealed and handed to the writer, not yet published.
     unpublished: AtomicUsize,
     log: Mutex<Option<BlockLog>>,
@@ -273,7 +274,7 @@ impl Node {
             pool: Mutex::new(Pool::default()),
             waiters: Mutex::new(HashMap::new()),
             sealing: Mutex::new(HashMap::new()),
-            failure: Mutex::new(None),
+            failure: OnceLock::new(),
             unpublished: AtomicUsize::new(0),
             log: Mutex::new(log),
             clock: Mutex::new(Clock::default()),
