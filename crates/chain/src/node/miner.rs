@@ -17,8 +17,9 @@
 //! reports them as pending) and the world state already includes them. What needs the state and
 //! the head to agree (`evm_snapshot`, `evm_revert`) first waits for the writer to catch up.
 //!
-//! If a block cannot be stored, the node stops taking transactions: its state already holds
-//! blocks that will never be on disk, and only a restart (which replays the log) reconciles them.
+//! If a block cannot be stored, the node stops taking transactions and answering state queries
+//! (`Error::Stopped`): its state already holds blocks that will never be on disk, and only a
+//! restart (which replays the log) reconciles them. The blocks it stored are still served.
 
 use std::{
     sync::{
