@@ -6,7 +6,6 @@
 mod support;
 
 use std::{
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -19,7 +18,7 @@ use medledger_chain::{
     alloy::primitives::{Address, B256},
 };
 use serde_json::json;
-use support::{BIN, rpc, signed, start, start_with_file_limit, transfer};
+use support::{rpc, signed, start, start_with_file_limit, transfer, verify};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_transaction_survives_repeated_kill_9_under_load() {
@@ -103,17 +102,8 @@ async fn every_acknowledged_transaction_survives_repeated_kill_9_under_load() {
         );
     }
     child.kill();
-    let verify = Command::new(BIN)
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success(),
-        "verify after the crashes: {report}"
-    );
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "verify after the crashes: {report}");
     assert!(report.contains("chain: OK"), "{report}");
     eprintln!(
         "{} acknowledged transactions survived 5 kill -9 restarts",
@@ -201,15 +191,6 @@ async fn a_block_the_disk_refuses_stops_the_node_and_a_restart_keeps_every_ackno
     .await
     .unwrap();
     child.kill();
-    let verify = Command::new(BIN)
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success(),
-        "verify after the refusal: {report}"
-    );
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "verify after the refusal: {report}");
 }

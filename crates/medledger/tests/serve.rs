@@ -102,16 +102,9 @@ async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
         .unwrap()
 }
 
+/// `medledger verify` on the server's data directory.
 fn verify(dir: &Path) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(["verify", "--data-dir"])
-        .arg(dir.join("data"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    support::verify(&dir.join("data"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,19 @@ use serde_json::{Value, json};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_medledger");
 
+/// Runs `medledger verify --data-dir DIR`: whether it passed, and what it printed.
+pub(crate) fn verify(data_dir: &std::path::Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["verify", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// A node process, killed (SIGKILL) when dropped, so a failing test leaves none behind.
 pub(crate) struct Running(Child);
 
