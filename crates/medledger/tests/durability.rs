@@ -117,14 +117,35 @@ async fn every_acknowledged_transaction_survives_repeated_kill_9_under_load() {
 /// and it can be sent again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_the_disk_refuses_stops_the_node_and_a_restart_keeps_every_acknowledgement() {
+    disk_refuses_a_block(false).await;
+}
+
+/// The same, with the node's log going to a file that is already past the limit, so that no
+/// log line can be written either (this once killed the block writer and hung the node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_write_its_log_either_still_stops_cleanly() {
+    disk_refuses_a_block(true).await;
+}
+
+async fn disk_refuses_a_block(log_past_the_limit: bool) {
     let dir = tempfile::tempdir().unwrap();
     let sender = DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
         .unwrap()
         .signers()[0]
         .clone();
     let sink = Address::repeat_byte(0x42);
-    let client = reqwest::Client::new();
-    let (mut child, url) = start_with_file_limit(dir.path(), 64);
+    // Every wait has a bound: a node that hangs fails the test instead of stalling the suite.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let log = dir.path().join("node.log");
+    if log_past_the_limit {
+        std::fs::write(&log, vec![b'.'; 1 << 20]).unwrap();
+    }
+    let chain = dir.path().join("data");
+    let (mut child, url) = start_with_file_limit(&chain, 64, log_past_the_limit.then_some(&*log));
+    let dir = &chain;
     // Transactions of 4 KiB of calldata each, one block each, until the log reaches the limit.
     let payload = |nonce: u64| signed(&sender, sink, nonce, vec![nonce as u8 | 1; 4096]);
     let mut acknowledged = Vec::new();
@@ -170,7 +191,7 @@ async fn a_block_the_disk_refuses_stops_the_node_and_a_restart_keeps_every_ackno
     assert_eq!(head, json!(format!("{stored:#x}")));
     child.kill();
 
-    let (mut child, url) = start(dir.path());
+    let (mut child, url) = start(dir);
     let head = rpc(&client, &url, "eth_blockNumber", json!([]))
         .await
         .unwrap();
@@ -191,6 +212,6 @@ async fn a_block_the_disk_refuses_stops_the_node_and_a_restart_keeps_every_ackno
     .await
     .unwrap();
     child.kill();
-    let (ok, report) = verify(dir.path());
+    let (ok, report) = verify(dir);
     assert!(ok, "verify after the refusal: {report}");
 }

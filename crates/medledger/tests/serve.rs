@@ -272,7 +272,7 @@ async fn a_chain_that_stops_storing_blocks_degrades_health_and_writes_get_503() 
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     // Room for the deployment and the admin, not for much more.
-    let (_node, chain) = support::start_with_file_limit(&dir.path().join("chain"), 2048);
+    let (_node, chain) = support::start_with_file_limit(&dir.path().join("chain"), 2048, None);
     let dev = DevAccounts::from_mnemonic(DEV_MNEMONIC, 6)
         .unwrap()
         .signers()

@@ -108,6 +108,21 @@ impl Inner {
         self.failure.get().cloned()
     }
 
+    /// Stops the node the way a storage failure does, from a thread that can no longer do its
+    /// work (it panicked): every waiting submitter is told, and from now on transactions and
+    /// state queries are refused with `why`, so nothing waits for a block that will never come.
+    pub(super) fn halt(&self, why: String) {
+        tracing::error!("{why}; the node takes no more transactions until restarted");
+        let _ = self.failure.set(why);
+        let why = self.failure().unwrap_or_default();
+        let waiting = std::mem::take(&mut *self.waiters.lock());
+        for (_, waiter) in waiting {
+            let _ = waiter.send(Err(Error::Stopped(why.clone())));
+        }
+        self.unpublished.store(0, Ordering::Release);
+        self.wake_miner();
+    }
+
     fn has_executable(&self) -> bool {
         let state = self.state.read();
         self.pool.lock().has_executable(|a| state.nonce(a))
@@ -143,6 +158,10 @@ impl Inner {
     /// Stores `batch` with one sync, then publishes it; or refuses all of it if it cannot be
     /// stored.
     fn commit(&self, batch: Vec<Sealed>) {
+        #[cfg(test)]
+        if *self.panic_next.lock() == Some("writer") {
+            panic!("a test made the writer panic");
+        }
         let stored = match self.failure() {
             Some(why) => Err(why),
             None => self
@@ -332,6 +351,10 @@ impl Miner<'_> {
         reply: Option<oneshot::Sender<Result<u64>>>,
     ) -> Option<u64> {
         let inner = self.inner;
+        #[cfg(test)]
+        if *inner.panic_next.lock() == Some("miner") {
+            panic!("a test made the miner panic");
+        }
         let (txs, stale) = {
             let state = inner.state.read();
             let mut pool = inner.pool.lock();
@@ -414,5 +437,64 @@ impl Miner<'_> {
             return None;
         }
         Some(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use alloy::primitives::{Address, U256};
+
+    use crate::{BlockTag, CallRequest, Error, Node, NodeConfig};
+
+    fn transfer(node: &Node) -> CallRequest {
+        CallRequest {
+            from: Some(node.dev_accounts().addresses()[0]),
+            to: Some(Address::repeat_byte(7)),
+            value: Some(U256::from(1)),
+            ..Default::default()
+        }
+    }
+
+    /// A thread that panics stops the node as a full disk does: the submitter waiting for the
+    /// block is answered, and so is everything after it, within a bound, never left hanging.
+    async fn a_panic_stops_the_node_cleanly(thread: &'static str) {
+        let node = Node::spawn(NodeConfig::test()).unwrap();
+        node.send_transaction(transfer(&node)).await.unwrap();
+        *node.inner.panic_next.lock() = Some(thread);
+        let bound = Duration::from_secs(10);
+        let waiting = tokio::time::timeout(bound, node.send_transaction(transfer(&node)))
+            .await
+            .unwrap_or_else(|_| panic!("the submitter was not answered within {bound:?}"));
+        let Err(Error::Stopped(why)) = waiting else {
+            panic!("expected the node to stop, got {waiting:?}");
+        };
+        assert!(why.contains(thread), "{why}");
+        let next = tokio::time::timeout(bound, node.send_transaction(transfer(&node)))
+            .await
+            .expect("a later transaction is answered at once");
+        assert!(matches!(next, Err(Error::Stopped(_))), "{next:?}");
+        let mined = tokio::time::timeout(bound, node.mine(None))
+            .await
+            .expect("evm_mine is answered at once");
+        assert!(matches!(mined, Err(Error::Stopped(_))), "{mined:?}");
+        assert!(matches!(
+            node.balance(Address::ZERO, BlockTag::Latest),
+            Err(Error::Stopped(_))
+        ));
+        // What was stored before is still served.
+        assert_eq!(node.block_number(), 1);
+        assert!(node.failure().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_writer_stops_the_node_cleanly() {
+        a_panic_stops_the_node_cleanly("writer").await;
+    }
+
+    #[tokio::test]
+    async fn a_panicking_miner_stops_the_node_cleanly() {
+        a_panic_stops_the_node_cleanly("miner").await;
     }
 }

@@ -195,6 +195,9 @@ struct Inner {
     history: Mutex<Option<(u64, Arc<State>)>>,
     /// The data directory's lock, released when the node is gone.
     _lock: Option<std::fs::File>,
+    /// Tests make the miner or the writer panic on its next block, to see the node stop.
+    #[cfg(test)]
+    pub(super) panic_next: parking_lot::Mutex<Option<&'static str>>,
 }
 
 /// A handle to a running node. Cheap to clone; the miner stops when the last handle is dropped
@@ -284,16 +287,29 @@ impl Node {
             miner: Mutex::new(Some(miner_tx.clone())),
             history: Mutex::new(None),
             _lock: lock,
+            #[cfg(test)]
+            panic_next: parking_lot::Mutex::new(None),
         });
         let (writer_tx, writer_rx) = mpsc::channel();
         let worker = Arc::clone(&inner);
         let writer = std::thread::Builder::new()
             .name("block-writer".into())
-            .spawn(move || worker.run_writer(writer_rx))?;
+            .spawn(move || {
+                let writer = std::panic::AssertUnwindSafe(|| worker.run_writer(writer_rx));
+                if let Err(panic) = std::panic::catch_unwind(writer) {
+                    worker.halt(format!("the block writer failed ({})", panic_text(&*panic)));
+                }
+            })?;
         let worker = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
             .name("miner".into())
-            .spawn(move || worker.run_miner(miner_rx, writer_tx, writer))?;
+            .spawn(move || {
+                let miner =
+                    std::panic::AssertUnwindSafe(|| worker.run_miner(miner_rx, writer_tx, writer));
+                if let Err(panic) = std::panic::catch_unwind(miner) {
+                    worker.halt(format!("the miner failed ({})", panic_text(&*panic)));
+                }
+            })?;
         Ok(Node {
             inner,
             _guard: Arc::new(ShutdownGuard {
@@ -584,6 +600,12 @@ impl Node {
                 told
             })
         };
+        // A thread that failed meanwhile told every waiter it found; this one may have come
+        // after, and nobody else would answer it.
+        if let Some(why) = self.inner.failure() {
+            self.inner.waiters.lock().remove(&hash);
+            return Err(Error::Stopped(why));
+        }
         self.inner.wake_miner();
         match waiter {
             None => Ok(hash),
@@ -645,6 +667,7 @@ impl Node {
 
     /// `evm_mine`: seals a block now (with whatever is waiting), optionally at `timestamp`.
     pub async fn mine(&self, timestamp: Option<u64>) -> Result<u64> {
+        self.check_running()?;
         let (reply, answer) = oneshot::channel();
         self.inner.send_miner(MinerMsg::Mine { timestamp, reply })?;
         answer.await.map_err(|_| Error::ShuttingDown)?
@@ -691,6 +714,15 @@ impl Node {
             let _ = miner.send(MinerMsg::Shutdown);
         }
     }
+}
+
+/// What a caught panic said, for the reason the node gives when it stops.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Rebuilds state and index from genesis and the stored blocks, checking each block re-seals

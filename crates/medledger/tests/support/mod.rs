@@ -60,23 +60,41 @@ pub(crate) fn start(dir: &std::path::Path) -> (Running, String) {
 
 /// Starts the node with the files it writes limited to `blocks` blocks of the shell's
 /// `ulimit -f` (a write past it fails with EFBIG, as on a full disk; SIGXFSZ is ignored).
-pub(crate) fn start_with_file_limit(dir: &std::path::Path, blocks: u64) -> (Running, String) {
+/// With `log`, the node's stderr is appended to that file instead (one already past the limit
+/// makes every log line fail to be written, as `scripts/test > log 2>&1` once did).
+pub(crate) fn start_with_file_limit(
+    dir: &std::path::Path,
+    blocks: u64,
+    log: Option<&std::path::Path>,
+) -> (Running, String) {
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg(r#"trap '' XFSZ; ulimit -f "$1"; exec "$0" node --rpc-addr 127.0.0.1:0 --data-dir "$2""#)
+        .arg(
+            r#"trap '' XFSZ; ulimit -f "$1"; if [ -n "$3" ]; then exec 2>>"$3"; fi
+               exec "$0" node --rpc-addr 127.0.0.1:0 --data-dir "$2""#,
+        )
         .arg(BIN)
         .arg(blocks.to_string())
-        .arg(dir);
+        .arg(dir)
+        .arg(log.map(|p| p.as_os_str().to_owned()).unwrap_or_default());
     spawn(command)
 }
 
 fn spawn(mut command: Command) -> (Running, String) {
+    // The node's stderr comes through a pipe, never the test's own: with a file-size limit a
+    // node could not write to a log file already past it, whatever the test's output is.
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the medledger binary runs");
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[node] {line}");
+        }
+    });
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let url = loop {
