@@ -60,6 +60,7 @@ export async function startServer({ adminPassword, maxUploadMib = 1, extraArgs =
   const env = { ...process.env, MEDLEDGER_ADMIN_PASSWORD: adminPassword };
   delete env.MEDLEDGER_FUNDER_KEY;
   delete env.MEDLEDGER_ESCROW_KEY_FILE;
+  delete env.MEDLEDGER_FAUCET_KEY_FILE;
 
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env, cwd: dir });
   live.add(child);

@@ -68,6 +68,11 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
     }
 }
 
+/// Whether `dir` already holds a chain (its genesis is written when it is created).
+pub fn holds_chain(dir: &Path) -> bool {
+    genesis_path(dir).exists()
+}
+
 pub(crate) fn read_genesis(dir: &Path) -> Result<Option<Genesis>> {
     match std::fs::read_to_string(genesis_path(dir)) {
         Ok(text) => Genesis::from_text(&text).map(Some),

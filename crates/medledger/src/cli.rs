@@ -64,6 +64,10 @@ struct NodeArgs {
     /// Mnemonic of the dev accounts.
     #[arg(long, default_value = medledger_chain::DEV_MNEMONIC)]
     mnemonic: String,
+    /// Refuse the test methods (`evm_*`, `eth_sendTransaction`), as `medledger serve`'s node
+    /// does: nobody can then move the clock or rewrite history.
+    #[arg(long)]
+    disable_test_methods: bool,
 }
 
 impl NodeArgs {
@@ -236,9 +240,18 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding JSON-RPC to {}", args.rpc_addr))?;
     let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "warning: JSON-RPC listens on {addr}, reachable from other machines, and the dev accounts' keys are public"
+        );
+    }
     print_banner(&node, &config);
     println!("Listening on {addr}");
-    medledger_rpc::serve(listener, Rpc::new(node.clone()), stop_signal())
+    let mut rpc = medledger_rpc::RpcConfig::dev();
+    if args.disable_test_methods {
+        rpc.methods = medledger_rpc::Methods::Ledger;
+    }
+    medledger_rpc::serve(listener, Rpc::with_config(node.clone(), rpc), stop_signal())
         .await
         .context("serving JSON-RPC")?;
     node.shutdown();

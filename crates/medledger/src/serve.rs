@@ -15,7 +15,7 @@ use medledger_chain::{
     alloy::{primitives::U256, signers::local::PrivateKeySigner},
 };
 use medledger_records::{App, Bootstrap, Ledger, Options, app::ADMIN_USERNAME};
-use medledger_rpc::Rpc;
+use medledger_rpc::{Cors, Rpc, RpcConfig};
 use medledger_vault::{BlobStore, SecretKey};
 use medledger_web::ApiState;
 
@@ -34,9 +34,18 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8545", conflicts_with = "chain_rpc")]
     rpc_addr: SocketAddr,
     /// Private key (hex) of the account that funds new accounts; needed with --chain-rpc. On the
-    /// embedded chain the first dev account is the faucet.
+    /// embedded chain the faucet key file (--faucet-key) is used instead unless this is given.
     #[arg(long, env = "MEDLEDGER_FUNDER_KEY", hide_env_values = true)]
     funder_key: Option<String>,
+    /// The embedded chain's faucet key file: a new chain's ether is given to this key, made at
+    /// first start, kept outside the data directory and never printed. Default:
+    /// DIR.faucet-key beside DIR.
+    #[arg(long, env = "MEDLEDGER_FAUCET_KEY_FILE", conflicts_with = "chain_rpc")]
+    faucet_key: Option<PathBuf>,
+    /// Web origins whose pages may call the embedded node's JSON-RPC (comma-separated, or * for
+    /// any). Default: the app's own origin.
+    #[arg(long, conflicts_with = "chain_rpc")]
+    rpc_cors: Option<String>,
     /// Ether given to each new account (on the embedded chain, from the faucet).
     #[arg(long, default_value_t = 1)]
     funding_eth: u64,
@@ -58,36 +67,53 @@ pub(crate) struct ServeArgs {
     secure_cookies: bool,
 }
 
-/// Reads the escrow key, or creates one (readable by the owner only) if the file is missing and
-/// the deployment is new.
-fn escrow_key(path: &Path, new_deployment: bool) -> anyhow::Result<SecretKey> {
+/// A secret key kept in a file of its own (64 hex digits, readable by the owner only) outside
+/// the data directory: read it, or create it if the file is missing and the deployment is new.
+/// `what` names it in messages; `missing` says why an existing deployment needs it.
+fn key_file(
+    path: &Path,
+    new_deployment: bool,
+    what: &str,
+    missing: &str,
+) -> anyhow::Result<[u8; 32]> {
+    use medledger_chain::alloy::primitives::hex;
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let bytes = medledger_chain::alloy::primitives::hex::decode(text.trim())
-                .ok()
-                .and_then(|b| SecretKey::from_bytes(&b).ok());
-            bytes.with_context(|| format!("{} is not an escrow key file", path.display()))
+        Ok(text) => hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .with_context(|| format!("{} is not {what} file (64 hex digits)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !new_deployment => {
+            bail!("{what} file {} is missing, but {missing}", path.display())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !new_deployment => bail!(
-            "the escrow key file {} is missing, but this data directory's records are wrapped for an escrow key: restore the file (or point --escrow-key at it)",
-            path.display()
-        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SecretKey::generate();
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut file = options
                 .open(path)
-                .with_context(|| format!("creating the escrow key file {}", path.display()))?;
-            file.write_all(
-                medledger_chain::alloy::primitives::hex::encode(key.to_bytes()).as_bytes(),
-            )?;
+                .with_context(|| format!("creating {what} file {}", path.display()))?;
+            file.write_all(hex::encode(key).as_bytes())?;
             file.sync_all()?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// `DIR.suffix`, beside the data directory (so a copy of the directory alone does not hold it).
+fn beside(data_dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = data_dir.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Says so when a server listens beyond this machine.
+fn warn_if_exposed(what: &str, addr: SocketAddr, advice: &str) {
+    if !addr.ip().is_loopback() {
+        eprintln!("warning: {what} listens on {addr}, reachable from other machines: {advice}");
     }
 }
 
@@ -108,6 +134,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--emergency-hours must be between 1 and 720");
     }
     let admin_password = std::env::var("MEDLEDGER_ADMIN_PASSWORD").ok();
+    // The web server's address first: the node's CORS admits the app's own origin.
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the web server to {} (use --http-addr)",
+                args.http_addr
+            )
+        })?;
+    let http_addr = listener.local_addr()?;
 
     // The chain: embedded, with its JSON-RPC served for wallets, or an external node.
     let mut node = None;
@@ -120,10 +156,47 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             (url.clone(), parse_key(key)?)
         }
         None => {
-            let mut config = NodeConfig::new(Some(args.data_dir.join("chain")));
-            // The faucet funds every new account: give it room for many.
-            config.balance = U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64));
+            let chain_dir = args.data_dir.join("chain");
+            let new_chain = !medledger_chain::holds_chain(&chain_dir);
+            let funder = match &args.funder_key {
+                Some(key) => parse_key(key)?,
+                None => {
+                    let path = args
+                        .faucet_key
+                        .clone()
+                        .unwrap_or_else(|| beside(&args.data_dir, ".faucet-key"));
+                    let key = key_file(
+                        &path,
+                        new_chain,
+                        "the faucet key",
+                        "this data directory's chain keeps its ether on that key: restore the file (or point --faucet-key at it)",
+                    )?;
+                    PrivateKeySigner::from_slice(&key).context("the faucet key file")?
+                }
+            };
+            // A ledger, not a test chain: no dev accounts (their keys are public), and the
+            // ether of a new chain on the faucet key alone.
+            let mut config = NodeConfig::new(Some(chain_dir));
+            config.accounts = 0;
+            config.alloc = vec![(
+                funder.address(),
+                U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64)),
+            )];
             let embedded = Node::spawn(config).context("opening the embedded chain")?;
+            let public_dev_account =
+                medledger_chain::DevAccounts::from_mnemonic(medledger_chain::DEV_MNEMONIC, 1)?
+                    .addresses()[0];
+            if embedded
+                .genesis()
+                .alloc
+                .iter()
+                .any(|(a, _)| *a == public_dev_account)
+            {
+                bail!(
+                    "{} was made by an earlier medledger: its chain keeps ether on the public test mnemonic and runs the first contracts (unbounded emergencies, unlogged views). It cannot be upgraded in place: start this version with a new --data-dir, or keep running the earlier version on this one",
+                    args.data_dir.display()
+                );
+            }
             let listener = tokio::net::TcpListener::bind(args.rpc_addr)
                 .await
                 .with_context(|| {
@@ -133,15 +206,21 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     )
                 })?;
             let addr = listener.local_addr()?;
+            warn_if_exposed(
+                "the embedded node's JSON-RPC",
+                addr,
+                "anyone who reaches it can read the public ledger and send signed transactions; bind it to 127.0.0.1 (--rpc-addr) unless a firewall admits only your wallets and tools",
+            );
+            let cors = match &args.rpc_cors {
+                Some(list) => Cors::parse(list).map_err(|e| anyhow::anyhow!("--rpc-cors: {e}"))?,
+                None => Cors::parse(&app_origins(http_addr).join(","))
+                    .map_err(|e| anyhow::anyhow!("the app's origin: {e}"))?,
+            };
             tokio::spawn(medledger_rpc::serve(
                 listener,
-                Rpc::new(embedded.clone()),
+                Rpc::with_config(embedded.clone(), RpcConfig::ledger(cors)),
                 std::future::pending(),
             ));
-            let funder = match &args.funder_key {
-                Some(key) => parse_key(key)?,
-                None => embedded.dev_accounts().signers()[0].clone(),
-            };
             println!(
                 "Ethereum JSON-RPC (embedded node, chain id {}): http://{addr}",
                 embedded.chain_id()
@@ -154,12 +233,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let escrow_path = args.escrow_key.clone().unwrap_or_else(|| {
-        let mut name = args.data_dir.as_os_str().to_owned();
-        name.push(".escrow-key");
-        PathBuf::from(name)
-    });
-    let escrow = escrow_key(&escrow_path, !args.data_dir.join("medledger.db").exists())?;
+    let escrow_path = args
+        .escrow_key
+        .clone()
+        .unwrap_or_else(|| beside(&args.data_dir, ".escrow-key"));
+    let escrow = key_file(
+        &escrow_path,
+        !args.data_dir.join("medledger.db").exists(),
+        "the escrow key",
+        "this data directory's records are wrapped for an escrow key: restore the file (or point --escrow-key at it)",
+    )?;
+    let escrow = SecretKey::from_bytes(&escrow).context("the escrow key file")?;
     let blobs = BlobStore::local(&args.data_dir.join("blobs"))
         .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
     let options = Options {
@@ -234,18 +318,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
 
-    let listener = tokio::net::TcpListener::bind(args.http_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "binding the web server to {} (use --http-addr)",
-                args.http_addr
-            )
-        })?;
-    let addr = listener.local_addr()?;
     let mut state = ApiState::new(app);
     state.secure_cookies = args.secure_cookies;
-    println!("Listening on http://{addr}");
+    println!("Listening on http://{http_addr}");
     medledger_web::serve(listener, state, crate::cli::stop_signal())
         .await
         .context("serving HTTP")?;
@@ -253,4 +328,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         node.shutdown();
     }
     Ok(())
+}
+
+/// The origins a browser gives the app's own pages: its address, and `localhost` for a
+/// loopback one.
+fn app_origins(addr: SocketAddr) -> Vec<String> {
+    let mut origins = vec![format!("http://{addr}")];
+    if addr.ip().is_loopback() {
+        origins.push(format!("http://localhost:{}", addr.port()));
+    }
+    origins
 }

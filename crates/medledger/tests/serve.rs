@@ -43,6 +43,8 @@ fn command(dir: &Path, extra: &[&str]) -> Command {
     .arg(dir.join("data"))
     .arg("--escrow-key")
     .arg(dir.join("escrow.key"))
+    .arg("--faucet-key")
+    .arg(dir.join("faucet.key"))
     .args(extra)
     .env_remove("MEDLEDGER_ADMIN_PASSWORD")
     .env_remove("MEDLEDGER_FUNDER_KEY");
@@ -356,4 +358,134 @@ async fn a_chain_that_stops_storing_blocks_degrades_health_and_writes_get_503() 
             .contains("has stopped"),
         "{body}"
     );
+}
+
+/// The node inside `serve` is a ledger, not a test chain: no test method rewrites its history or
+/// moves its clock, no unlocked account signs, the public test mnemonic holds no ether, the
+/// faucet's key is made at first start and never printed, and CORS admits the app's own origin
+/// (or those the operator lists) only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_inside_serve_is_a_ledger_not_a_test_chain() {
+    use medledger_chain::{
+        DEV_MNEMONIC, DevAccounts,
+        alloy::primitives::{Address, hex},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let started = start({
+        let mut cmd = command(dir.path(), &["--rpc-cors", "http://wallet.example"]);
+        cmd.env("MEDLEDGER_ADMIN_PASSWORD", "a good long admin password");
+        cmd
+    });
+    let rpc_url = started
+        .lines
+        .iter()
+        .find_map(|l| l.split("): ").nth(1).filter(|_| l.contains("JSON-RPC")))
+        .expect("serve prints the node's JSON-RPC address")
+        .to_string();
+    for (method, params) in [
+        ("evm_snapshot", json!([])),
+        ("evm_revert", json!(["0x1"])),
+        ("evm_increaseTime", json!([365 * 86400])),
+        ("evm_mine", json!([])),
+        ("evm_setNextBlockTimestamp", json!(["0x7fffffff"])),
+        (
+            "eth_sendTransaction",
+            json!([{"from": Address::ZERO, "to": Address::ZERO}]),
+        ),
+    ] {
+        let error = support::rpc(&client, &rpc_url, method, params)
+            .await
+            .unwrap_err();
+        assert!(error.contains("-32601"), "{method}: {error}");
+    }
+    let accounts = support::rpc(&client, &rpc_url, "eth_accounts", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(accounts, json!([]), "no unlocked accounts");
+    // Account 0 of the public mnemonic (whose key every tutorial prints) holds nothing.
+    let public = DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
+        .unwrap()
+        .signers()[0]
+        .clone();
+    let balance = support::rpc(
+        &client,
+        &rpc_url,
+        "eth_getBalance",
+        json!([public.address(), "latest"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(balance, json!("0x0"));
+    let refused = support::rpc(
+        &client,
+        &rpc_url,
+        "eth_sendRawTransaction",
+        json!([support::transfer(&public, Address::repeat_byte(9), 0)]),
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.contains("insufficient funds"), "{refused}");
+    // The faucet key: made at first start, owner-only, never printed.
+    let key = std::fs::read_to_string(dir.path().join("faucet.key")).unwrap();
+    let key = key.trim();
+    assert_eq!(hex::decode(key).unwrap().len(), 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("faucet.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(!started.lines.iter().any(|l| l.contains(key)));
+    // CORS: the listed origin, no other.
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, &rpc_url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let wallet = preflight("http://wallet.example").await.unwrap();
+    assert_eq!(
+        wallet.headers()["access-control-allow-origin"],
+        "http://wallet.example"
+    );
+    let evil = preflight("http://evil.example").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+    drop(started);
+
+    // Without --rpc-cors, the app's own origin is the one admitted.
+    let again = start(command(dir.path(), &[]));
+    let rpc_url = again
+        .lines
+        .iter()
+        .find_map(|l| l.split("): ").nth(1).filter(|_| l.contains("JSON-RPC")))
+        .unwrap()
+        .to_string();
+    let origin = again.url.clone();
+    let answer = client
+        .post(&rpc_url)
+        .header("origin", &origin)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        origin.as_str()
+    );
+    // And the faucet key file is needed to start again.
+    drop(again);
+    std::fs::remove_file(dir.path().join("faucet.key")).unwrap();
+    let out = command(dir.path(), &[]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("faucet key"), "{stderr}");
 }

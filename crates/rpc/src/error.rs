@@ -21,6 +21,8 @@ impl RpcError {
     pub const INTERNAL: i64 = -32603;
     /// Geth's code for a refused transaction or a failed query.
     pub const SERVER: i64 = -32000;
+    /// EIP-1474: a request past one of the node's limits (block range, result count).
+    pub const LIMIT_EXCEEDED: i64 = -32005;
     /// EIP-1474 / geth: execution reverted, with the revert data.
     pub const REVERTED: i64 = 3;
 

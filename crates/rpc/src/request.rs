@@ -39,6 +39,8 @@ pub enum EthRequest {
     SendTransaction(Box<TransactionRequest>),
     GetTransactionByHash(B256),
     GetTransactionReceipt(B256),
+    /// Every receipt of a block (what explorers and indexers call).
+    GetBlockReceipts(BlockId),
     GetTransactionByBlockNumberAndIndex(BlockNumberOrTag, U64),
     GetTransactionByBlockHashAndIndex(B256, U64),
     GetBlockByNumber(BlockNumberOrTag, bool),
@@ -160,6 +162,7 @@ impl EthRequest {
             "eth_getTransactionReceipt" => {
                 R::GetTransactionReceipt(required(params(p, 1)?, "hash")?)
             }
+            "eth_getBlockReceipts" => R::GetBlockReceipts(required(params(p, 1)?, "block")?),
             "eth_getTransactionByBlockNumberAndIndex" => {
                 let (b, i): (Option<BlockNumberOrTag>, Option<U64>) = params(p, 2)?;
                 R::GetTransactionByBlockNumberAndIndex(required(b, "block")?, required(i, "index")?)

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    body::Bytes,
+    body::Body,
     extract::State,
-    http::header,
+    http::{Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -21,29 +21,37 @@ use medledger_chain::{
 };
 use serde_json::{Value, json, value::RawValue};
 use tokio::net::TcpListener;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
-    EthRequest, RpcError, convert,
+    Cors, EthRequest, RpcConfig, RpcError, convert,
     filters::{FilterKind, Filters},
 };
-
-/// Most logs one `eth_getLogs` answers, so one query cannot exhaust memory.
-const MAX_LOGS: usize = 100_000;
 
 /// The JSON-RPC service over a node.
 #[derive(Clone)]
 pub struct Rpc {
     node: Node,
     filters: Arc<Filters>,
+    config: Arc<RpcConfig>,
 }
 
 impl Rpc {
+    /// The Ganache drop-in: every method, any origin (`RpcConfig::dev`).
     pub fn new(node: Node) -> Self {
+        Rpc::with_config(node, RpcConfig::dev())
+    }
+
+    pub fn with_config(node: Node, config: RpcConfig) -> Self {
         Rpc {
             node,
             filters: Arc::new(Filters::default()),
+            config: Arc::new(config),
         }
+    }
+
+    pub fn config(&self) -> &RpcConfig {
+        &self.config
     }
 
     /// Answers one JSON-RPC body (a request or a batch); `None` when nothing is to be sent back
@@ -62,6 +70,13 @@ impl Rpc {
             Value::Array(items) if items.is_empty() => Some(failure(
                 Value::Null,
                 RpcError::invalid_request("empty batch"),
+            )),
+            Value::Array(items) if items.len() > self.config.limits.max_batch => Some(failure(
+                Value::Null,
+                RpcError::invalid_request(format!(
+                    "batch too large: at most {} requests in one batch",
+                    self.config.limits.max_batch
+                )),
             )),
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -91,9 +106,13 @@ impl Rpc {
             ));
         };
         let params = object.remove("params").unwrap_or(Value::Null);
-        let result = match EthRequest::parse(&method, &params) {
-            Ok(req) => self.execute(req).await,
-            Err(e) => Err(e),
+        let result = if !self.config.methods.allows(&method) {
+            Err(RpcError::method_not_found(&method))
+        } else {
+            match EthRequest::parse(&method, &params) {
+                Ok(req) => self.execute(req).await,
+                Err(e) => Err(e),
+            }
         };
         // A request without an id is a notification: it gets no answer.
         let id = id?;
@@ -175,6 +194,18 @@ impl Rpc {
                 Some(TxLookup::Mined { block, index }) => raw(&convert::receipt(&block, index)),
                 _ => raw(&()),
             },
+            R::GetBlockReceipts(b) => {
+                let block = match b {
+                    BlockId::Hash(hash) => node.block_by_hash(&hash.block_hash),
+                    BlockId::Number(n) => node.block(number_tag(n)),
+                };
+                match block {
+                    Some(block) => raw(&(0..block.block.transactions.len())
+                        .map(|i| convert::receipt(&block, i))
+                        .collect::<Vec<_>>()),
+                    None => raw(&()),
+                }
+            }
             R::GetTransactionByBlockNumberAndIndex(b, i) => {
                 let block = node.block(number_tag(b));
                 raw(&tx_at(block, i))
@@ -298,6 +329,14 @@ impl Rpc {
                 from_block,
                 to_block,
             } => {
+                if let (Some(BlockNumberOrTag::Number(from)), Some(BlockNumberOrTag::Number(to))) =
+                    (from_block, to_block)
+                    && from > to
+                {
+                    return Err(RpcError::invalid_params(
+                        "invalid block range: fromBlock is after toBlock",
+                    ));
+                }
                 let head = self.node.block_number();
                 let resolve = |b: Option<BlockNumberOrTag>| match b {
                     None => Ok(head),
@@ -310,6 +349,16 @@ impl Rpc {
         if from > to {
             return Err(RpcError::invalid_params(
                 "invalid block range: fromBlock is after toBlock",
+            ));
+        }
+        if let Some(max) = self.config.limits.max_log_blocks
+            && to - from >= max
+        {
+            return Err(RpcError::new(
+                RpcError::LIMIT_EXCEEDED,
+                format!(
+                    "query exceeds the limit of {max} blocks per eth_getLogs: asked for blocks {from} to {to}; narrow fromBlock/toBlock"
+                ),
             ));
         }
         self.logs_in(filter, from, to)
@@ -329,10 +378,11 @@ impl Rpc {
                     .into_iter()
                     .filter(|l| filter.matches(&l.inner)),
             );
-            if logs.len() > MAX_LOGS {
+            let max = self.config.limits.max_logs;
+            if logs.len() > max {
                 return Err(RpcError::new(
-                    RpcError::SERVER,
-                    format!("query returned more than {MAX_LOGS} results; narrow the block range"),
+                    RpcError::LIMIT_EXCEEDED,
+                    format!("query returned more than {max} results; narrow the block range"),
                 ));
             }
         }
@@ -451,7 +501,19 @@ fn call_request(tx: &TransactionRequest) -> CallRequest {
     }
 }
 
-async fn handle(State(rpc): State<Rpc>, body: Bytes) -> Response {
+async fn handle(State(rpc): State<Rpc>, body: Body) -> Response {
+    let limit = rpc.config.limits.max_body_bytes;
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        let error = RpcError::invalid_request(format!(
+            "request body too large (or unreadable): at most {limit} bytes"
+        ));
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONTENT_TYPE, "application/json")],
+            failure(Value::Null, error).to_string(),
+        )
+            .into_response();
+    };
     match rpc.handle_body(&body).await {
         Some(value) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -462,11 +524,20 @@ async fn handle(State(rpc): State<Rpc>, body: Bytes) -> Response {
     }
 }
 
-/// The JSON-RPC endpoint at `/` (any origin may call it: browser wallets do).
+/// The JSON-RPC endpoint at `/`, callable from the web pages its configuration names.
 pub fn router(rpc: Rpc) -> Router {
+    let cors = match &rpc.config.cors {
+        Cors::Any => CorsLayer::permissive(),
+        Cors::Origins(origins) => CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE])
+            .vary([header::ORIGIN]),
+    };
     Router::new()
         .route("/", post(handle))
-        .layer(CorsLayer::permissive())
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(cors)
         .with_state(rpc)
 }
 

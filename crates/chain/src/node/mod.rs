@@ -55,6 +55,9 @@ pub struct NodeConfig {
     pub mnemonic: String,
     pub mining: MiningMode,
     pub gas_limit: u64,
+    /// Further accounts funded at genesis (besides the dev accounts), e.g. a faucet whose key
+    /// only its operator holds (only for a new chain).
+    pub alloc: Vec<(Address, U256)>,
 }
 
 impl NodeConfig {
@@ -68,6 +71,7 @@ impl NodeConfig {
             mnemonic: DEV_MNEMONIC.to_string(),
             mining: MiningMode::Auto,
             gas_limit: Genesis::DEFAULT_GAS_LIMIT,
+            alloc: Vec::new(),
         }
     }
 
@@ -243,6 +247,7 @@ impl Node {
                 .addresses()
                 .into_iter()
                 .map(|a| (a, config.balance))
+                .chain(config.alloc.iter().copied())
                 .collect(),
         };
         let lock = config
