@@ -220,8 +220,8 @@ async fn verify_blobs(
         node.shutdown();
     }
     println!(
-        "reports: {} stored reports checked against their on-chain anchors",
-        report.checked
+        "reports: {} stored reports checked against their on-chain anchors, {} anchors against the stored reports",
+        report.checked, report.anchors
     );
     for (id, status) in &report.bad {
         println!("reports: MISMATCH {id}: {status}");

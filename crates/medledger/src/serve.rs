@@ -318,12 +318,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
 
+    // Writes a slow node left open are settled as their receipts come in.
+    let resolver = tokio::spawn(app.clone().resolve_forever(Duration::from_secs(5)));
     let mut state = ApiState::new(app);
     state.secure_cookies = args.secure_cookies;
     println!("Listening on http://{http_addr}");
     medledger_web::serve(listener, state, crate::cli::stop_signal())
         .await
         .context("serving HTTP")?;
+    resolver.abort();
     if let Some(node) = node {
         node.shutdown();
     }

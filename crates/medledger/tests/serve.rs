@@ -5,104 +5,11 @@
 
 mod support;
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
-};
+use std::{path::Path, process::Command};
 
 use serde_json::{Value, json};
 
-use support::BIN;
-
-/// What a started server printed before `Listening on`. Dropping it kills the server, so a
-/// failing assertion never leaves one running.
-struct Started {
-    child: Child,
-    url: String,
-    lines: Vec<String>,
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "serve",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--rpc-addr",
-        "127.0.0.1:0",
-        "--data-dir",
-    ])
-    .arg(dir.join("data"))
-    .arg("--escrow-key")
-    .arg(dir.join("escrow.key"))
-    .arg("--faucet-key")
-    .arg(dir.join("faucet.key"))
-    .args(extra)
-    .env_remove("MEDLEDGER_ADMIN_PASSWORD")
-    .env_remove("MEDLEDGER_FUNDER_KEY");
-    cmd
-}
-
-fn start(mut cmd: Command) -> Started {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the medledger binary runs");
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut lines = Vec::new();
-    let url = loop {
-        let line = out.next().expect("serve prints its address").unwrap();
-        if let Some(addr) = line.strip_prefix("Listening on ") {
-            break addr.to_string();
-        }
-        lines.push(line);
-    };
-    std::thread::spawn(move || for _ in out {});
-    Started { child, url, lines }
-}
-
-/// The password printed after `label` (e.g. "Admin login: admin /", "patient  alice").
-fn printed_password(lines: &[String], label: &str) -> Option<String> {
-    lines.iter().find_map(|l| {
-        let rest = l.trim().strip_prefix(label)?;
-        rest.split_whitespace().next().map(str::to_string)
-    })
-}
-
-async fn login(client: &reqwest::Client, url: &str, user: &str, password: &str) -> Option<String> {
-    let response = client
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&json!({ "username": user, "password": password }))
-        .send()
-        .await
-        .unwrap();
-    if !response.status().is_success() {
-        return None;
-    }
-    let body: Value = response.json().await.unwrap();
-    Some(body["token"].as_str()?.to_string())
-}
-
-async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
-    client
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+use support::{BIN, get, login, printed_password, serve_command as command, start_serve as start};
 
 /// `medledger verify` on the server's data directory.
 fn verify(dir: &Path) -> (bool, String) {

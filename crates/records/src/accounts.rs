@@ -182,28 +182,22 @@ fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Account> {
 }
 
 impl App {
-    /// Creates an account with a fresh Ethereum key, funded from the faucet. The caller then
-    /// registers it on chain (signed by the right person).
+    /// Stores an account for `signer`'s fresh key, funded from the faucet, pending until the
+    /// caller's registration of it on chain is mined (signed by the right person, journalled).
     pub(crate) async fn create_account(
         &self,
         role: Role,
         username: &str,
         password: &str,
-        profile: Option<Vec<u8>>,
-    ) -> Result<(Account, PrivateKeySigner)> {
-        check_username(username)?;
-        check_password(password)?;
-        if self.account_by_name(username).await?.is_some() {
-            return Err(Error::conflict("this user name is taken"));
-        }
-        let signer = PrivateKeySigner::random_with(&mut OsRng);
-        let keystore = encrypt_keystore(&signer, password)?;
+        signer: &PrivateKeySigner,
+    ) -> Result<Account> {
+        let keystore = encrypt_keystore(signer, password)?;
         let hash = hash_password(password)?;
-        let enc_public = encryption_key(&signer).public_key();
+        let enc_public = encryption_key(signer).public_key();
         self.fund(signer.address()).await?;
         let inserted = sqlx::query(
-            "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at, funded_wei)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at, funded_wei, status)
+             VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, 'pending') RETURNING id",
         )
         .bind(username)
         .bind(role.as_str())
@@ -211,7 +205,6 @@ impl App {
         .bind(keystore)
         .bind(hash)
         .bind(enc_public.to_hex())
-        .bind(profile)
         .bind(unix_now())
         .bind(self.funding().to_string())
         .fetch_one(self.db())
@@ -223,20 +216,34 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         };
-        let account = Account {
+        Ok(Account {
             id: row.try_get("id")?,
             username: username.to_string(),
             role,
             address: signer.address(),
             enc_public,
-        };
-        Ok((account, signer))
+        })
     }
 
-    /// Removes an account whose on-chain registration failed, so the name can be used again.
-    pub(crate) async fn forget_account(&self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(id)
+    /// Checks a new account's name and password before anything is stored or sent.
+    pub(crate) async fn check_new_account(&self, username: &str, password: &str) -> Result<()> {
+        check_username(username)?;
+        check_password(password)?;
+        if self.account_by_name(username).await?.is_some() {
+            return Err(Error::conflict("this user name is taken"));
+        }
+        Ok(())
+    }
+
+    /// Removes an account whose on-chain registration will never be mined (and its profile's
+    /// wrapped keys), so the name can be used again. Safe to repeat.
+    pub(crate) async fn forget_account(&self, account: Address) -> Result<()> {
+        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+            .bind(crate::directory::profile_object(account))
+            .execute(self.db())
+            .await?;
+        sqlx::query("DELETE FROM users WHERE address = ? AND status = 'pending'")
+            .bind(address_key(account))
             .execute(self.db())
             .await?;
         Ok(())
@@ -300,6 +307,12 @@ impl App {
         if !password_matches(password, &hash) {
             self.count_failure(username, now).await?;
             return Err(refused());
+        }
+        if row.try_get::<String, _>("status")? == "pending" {
+            return Err(Error::new(
+                Kind::Unavailable,
+                "your account is not confirmed on the ledger yet; try again in a moment",
+            ));
         }
         sqlx::query("DELETE FROM login_failures WHERE username = ?")
             .bind(username)

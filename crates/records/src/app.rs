@@ -23,7 +23,7 @@ use sqlx::{
 use crate::{
     accounts::{self, address_key},
     contracts::{Consent, Records, Registry},
-    error::{Error, Result},
+    error::{Error, Kind, Result},
     ledger::{Contracts, Ledger},
     model::Role,
 };
@@ -140,7 +140,26 @@ impl App {
                 dummy_hash: dummy_hash(),
             }),
         };
+        // Writes a crash left open are settled before anything else runs.
+        let resolved = app.resolve_journal(0).await?;
+        if resolved != Default::default() {
+            tracing::info!("open chain writes at start: {resolved:?}");
+        }
         Ok((app, bootstrap))
+    }
+
+    /// Settles, every `every`, the writes a slow node left open (those older than the receipt
+    /// timeout: a request still waiting for its own is left to it). Runs until dropped.
+    pub async fn resolve_forever(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let age = self.ledger().receipt_timeout().as_secs() as i64 + 1;
+            if let Err(e) = self.resolve_journal(age).await {
+                tracing::warn!("settling open chain writes: {e}");
+            }
+        }
     }
 
     pub fn db(&self) -> &SqlitePool {
@@ -332,6 +351,33 @@ impl Health {
     }
 }
 
+/// The version of the contracts this code deploys and speaks to. A deployment made with other
+/// contracts is refused, before anything of it is changed.
+pub const CONTRACTS_VERSION: &str = "2";
+
+/// Refuses a database whose deployment runs other contracts (looked at before migrating, so
+/// an old deployment is left exactly as it was).
+async fn check_contracts_version(db: &SqlitePool) -> Result<()> {
+    let has_settings: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings')",
+    )
+    .fetch_one(db)
+    .await?;
+    if !has_settings || setting(db, "registry").await?.is_none() {
+        return Ok(());
+    }
+    match setting(db, "contracts_version").await?.as_deref() {
+        Some(CONTRACTS_VERSION) => Ok(()),
+        found => Err(Error::new(
+            Kind::Unprocessable,
+            format!(
+                "this data directory was made by an earlier medledger, with contracts version {} (this one runs version {CONTRACTS_VERSION}: bounded emergencies that patients see and end, and every view of a patient's data logged on chain). It cannot be upgraded in place: start this version with a new --data-dir, or keep running the earlier version on this one",
+                found.unwrap_or("1")
+            ),
+        )),
+    }
+}
+
 async fn open_database(path: &Path) -> Result<SqlitePool> {
     let options = SqliteConnectOptions::from_str("sqlite://")
         .map_err(|e| Error::internal("sqlite options", e))?
@@ -347,6 +393,7 @@ async fn open_database(path: &Path) -> Result<SqlitePool> {
         .connect_with(options)
         .await
         .map_err(|e| Error::internal("opening the database", e))?;
+    check_contracts_version(&db).await?;
     sqlx::migrate!("./migrations")
         .run(&db)
         .await
@@ -402,7 +449,7 @@ async fn fund(ledger: &Ledger, funder: &PrivateKeySigner, to: Address, wei: U256
     if wei.is_zero() {
         return Ok(());
     }
-    ledger.transfer(funder, to, wei).await.map_err(|e| {
+    ledger.fund(funder, to, wei).await.map_err(|e| {
         if e.kind == crate::error::Kind::Forbidden {
             Error::new(
                 crate::error::Kind::Unavailable,
@@ -466,6 +513,7 @@ async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, B
         ("records", contracts.records.to_string()),
         ("consent", contracts.consent.to_string()),
         ("deployed_at", contracts.deployed_at.to_string()),
+        ("contracts_version", CONTRACTS_VERSION.to_string()),
     ] {
         sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?)")
             .bind(key)

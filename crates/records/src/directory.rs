@@ -3,6 +3,7 @@
 
 use alloy::{
     primitives::{Address, U256},
+    signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
 use medledger_vault::{Dek, seal};
@@ -13,6 +14,7 @@ use crate::{
     app::App,
     contracts::Registry,
     error::{Error, Result},
+    journal::Follow,
     ledger::TxInfo,
     model::Role,
 };
@@ -218,8 +220,7 @@ impl App {
     ) -> Result<(TxInfo, alloy::rpc::types::TransactionReceipt)> {
         self.require_role(admin, Role::Admin)?;
         let registry = self.contracts().registry;
-        self.ledger()
-            .send(&admin.signer, registry, input.into())
+        self.write(&admin.signer, registry, input, Follow::Nothing)
             .await
     }
 
@@ -327,23 +328,39 @@ impl App {
         }
         // Refuse an unknown hospital before creating (and funding) an account.
         self.hospital(input.hospital_id).await?;
-        let (account, _signer) = self
-            .create_account(Role::Doctor, &input.username, &input.password, None)
+        self.check_new_account(&input.username, &input.password)
             .await?;
+        let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
         let call = Registry::addDoctorCall {
-            account: account.address,
+            account: signer.address(),
             name: input.name.trim().to_string(),
             specialty: input.specialty.trim().to_string(),
             licenceId: input.licence_id.trim().to_string(),
             hospitalId: input.hospital_id,
         };
-        match self.registry_write(admin, call.abi_encode()).await {
-            Ok((tx, _)) => Ok((account, tx)),
-            Err(e) => {
-                self.forget_account(account.id).await?;
-                Err(e)
-            }
-        }
+        let mut account = None;
+        let stored = async {
+            account = Some(
+                self.create_account(Role::Doctor, &input.username, &input.password, &signer)
+                    .await?,
+            );
+            Ok(())
+        };
+        let registry = self.contracts().registry;
+        let (tx, _) = self
+            .write_after(
+                &admin.signer,
+                registry,
+                call.abi_encode(),
+                Follow::Register {
+                    account: signer.address(),
+                },
+                None,
+                stored,
+            )
+            .await?;
+        let account = account.ok_or_else(|| Error::internal("add_doctor", "no account"))?;
+        Ok((account, tx))
     }
 
     pub async fn set_doctor_active(
@@ -409,17 +426,21 @@ impl App {
     /// signed by their own new key.
     pub async fn sign_up_patient(&self, signup: &PatientSignup) -> Result<(Account, TxInfo)> {
         signup.profile.check()?;
-        let dek = Dek::generate();
-        let (account, signer) = self
-            .create_account(Role::Patient, &signup.username, &signup.password, None)
+        self.check_new_account(&signup.username, &signup.password)
             .await?;
-        let object = profile_object(account.address);
+        let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
+        let dek = Dek::generate();
+        let object = profile_object(signer.address());
         let sealed = seal(
             &dek,
             object.as_bytes(),
             &serde_json::to_vec(&signup.profile).map_err(|e| Error::internal("profile", e))?,
         );
-        let registered = async {
+        let mut created = None;
+        let stored = async {
+            let account = self
+                .create_account(Role::Patient, &signup.username, &signup.password, &signer)
+                .await?;
             sqlx::query("UPDATE users SET profile = ? WHERE id = ?")
                 .bind(sealed)
                 .bind(account.id)
@@ -433,27 +454,25 @@ impl App {
             )
             .await?;
             self.escrow_wrap(&object, &dek).await?;
-            let call = Registry::registerPatientCall {};
-            let registry = self.contracts().registry;
-            Ok::<_, Error>(
-                self.ledger()
-                    .send(&signer, registry, call.abi_encode().into())
-                    .await?
-                    .0,
+            created = Some(account);
+            Ok(())
+        };
+        let call = Registry::registerPatientCall {};
+        let registry = self.contracts().registry;
+        let (tx, _) = self
+            .write_after(
+                &signer,
+                registry,
+                call.abi_encode(),
+                Follow::Register {
+                    account: signer.address(),
+                },
+                None,
+                stored,
             )
-        }
-        .await;
-        match registered {
-            Ok(tx) => Ok((account, tx)),
-            Err(e) => {
-                sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-                    .bind(&object)
-                    .execute(self.db())
-                    .await?;
-                self.forget_account(account.id).await?;
-                Err(e)
-            }
-        }
+            .await?;
+        let account = created.ok_or_else(|| Error::internal("sign_up", "no account"))?;
+        Ok((account, tx))
     }
 
     /// A patient's details, if `reader` holds a key to them (the patient, or whom they shared

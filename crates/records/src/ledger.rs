@@ -10,9 +10,10 @@ use std::{
 };
 
 use alloy::{
+    eips::Encodable2718,
     network::{EthereumWallet, TransactionBuilder},
     primitives::{Address, B256, Bytes, U256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider, ProviderBuilder, SendableTx},
     rpc::{
         client::RpcClient,
         types::{Filter, Log, TransactionReceipt, TransactionRequest},
@@ -27,6 +28,9 @@ use crate::{
     contracts::{Consent, Records, Registry},
     error::{Error, Kind, Result},
 };
+
+/// Blocks per `eth_getLogs` query: within what Besu and common providers allow.
+const LOG_PAGE_BLOCKS: u64 = 2000;
 
 /// Where the three contracts live, and from which block to read their events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,7 @@ struct Inner {
     chain_id: u64,
     /// One in-flight transaction per sender, so nonces never collide.
     senders: Mutex<HashMap<Address, Arc<tokio::sync::Mutex<()>>>>,
+    receipt_timeout: Mutex<Duration>,
 }
 
 impl Ledger {
@@ -96,6 +101,7 @@ impl Ledger {
                 provider,
                 chain_id,
                 senders: Mutex::new(HashMap::new()),
+                receipt_timeout: Mutex::new(Duration::from_secs(120)),
             }),
         })
     }
@@ -160,12 +166,29 @@ impl Ledger {
         Ok(self.block_time(latest).await?.max(wall))
     }
 
+    /// The logs a filter over a block range matches, asked for in pages of `LOG_PAGE_BLOCKS`
+    /// blocks: nodes bound the range of one query (Besu at 5000 blocks, providers lower).
     pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>> {
-        self.inner
-            .provider
-            .get_logs(filter)
-            .await
-            .map_err(|e| unavailable(&self.inner.url, e))
+        let from = filter.get_from_block().unwrap_or(0);
+        let to = match filter.get_to_block() {
+            Some(to) => to,
+            None => self.block_number().await?,
+        };
+        let mut logs = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(LOG_PAGE_BLOCKS - 1));
+            let page = filter.clone().from_block(start).to_block(end);
+            logs.extend(
+                self.inner
+                    .provider
+                    .get_logs(&page)
+                    .await
+                    .map_err(|e| unavailable(&self.inner.url, e))?,
+            );
+            start = end + 1;
+        }
+        Ok(logs)
     }
 
     /// Deploys the Registry, Records and Consent contracts, signed by `admin` (who becomes the
@@ -227,15 +250,29 @@ impl Ledger {
         self.submit(signer, tx).await
     }
 
-    /// Sends `wei` from `signer` to `to`.
-    pub async fn transfer(
-        &self,
-        signer: &PrivateKeySigner,
-        to: Address,
-        wei: U256,
-    ) -> Result<TxInfo> {
-        let tx = TransactionRequest::default().with_to(to).with_value(wei);
-        Ok(self.submit(signer, tx).await?.0)
+    /// Gives `to` at least `wei` from `signer`, and returns once `to`'s balance shows it (what
+    /// a new account needs before it can pay for anything; its receipt matters to nobody).
+    pub async fn fund(&self, signer: &PrivateKeySigner, to: Address, wei: U256) -> Result<()> {
+        let before = self.balance(to).await?;
+        {
+            let _one_at_a_time = self.lock_sender(signer.address()).await;
+            let tx = TransactionRequest::default().with_to(to).with_value(wei);
+            let signed = self.prepare(signer, tx).await?;
+            self.broadcast(&signed.raw).await.map_err(|e| e.error)?;
+        }
+        let mut delay = Duration::from_millis(5);
+        let deadline = tokio::time::Instant::now() + self.receipt_timeout();
+        while self.balance(to).await? < before + wei {
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::new(
+                    Kind::Unavailable,
+                    "the new account's funding is not mined yet; try again shortly",
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+        Ok(())
     }
 
     async fn submit(
@@ -243,58 +280,126 @@ impl Ledger {
         signer: &PrivateKeySigner,
         tx: TransactionRequest,
     ) -> Result<(TxInfo, TransactionReceipt)> {
+        let _one_at_a_time = self.lock_sender(signer.address()).await;
+        let signed = self.prepare(signer, tx).await?;
+        self.broadcast(&signed.raw).await.map_err(|e| e.error)?;
+        let receipt = self.wait_for_receipt(signed.hash).await?;
+        mined(signed.hash, &receipt)
+    }
+
+    /// Holds `sender`'s turn: one transaction of a sender is prepared and sent at a time, so
+    /// two never get the same nonce.
+    pub(crate) async fn lock_sender(&self, sender: Address) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut senders = self.inner.senders.lock().unwrap_or_else(|e| e.into_inner());
-            senders.entry(signer.address()).or_default().clone()
+            senders.entry(sender).or_default().clone()
         };
-        let _one_at_a_time = lock.lock().await;
+        lock.lock_owned().await
+    }
+
+    /// Fills in a transaction (nonce, gas, fees, chain id) and signs it with `signer`, sending
+    /// nothing. A call the contract would refuse fails here, with the contract's own reason.
+    pub(crate) async fn prepare(
+        &self,
+        signer: &PrivateKeySigner,
+        tx: TransactionRequest,
+    ) -> Result<Signed> {
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer.clone()))
             .connect_client(self.inner.client.clone());
-        let pending = provider
-            .send_transaction(tx.with_from(signer.address()))
+        let filled = provider
+            .fill(tx.with_from(signer.address()))
             .await
             .map_err(|e| self.rpc_error(e))?;
-        let hash = *pending.tx_hash();
-        let receipt = self.wait_for_receipt(hash).await?;
-        if !receipt.status() {
-            return Err(Error::conflict(format!(
-                "transaction {hash} was mined but reverted; nothing changed on chain"
-            )));
-        }
-        let price = U256::from(receipt.effective_gas_price);
-        let info = TxInfo {
-            hash,
-            block_number: receipt.block_number.unwrap_or_default(),
-            gas_used: receipt.gas_used,
-            effective_gas_price: price,
-            fee_wei: price * U256::from(receipt.gas_used),
+        let SendableTx::Envelope(envelope) = filled else {
+            return Err(Error::internal("signing", "the wallet did not sign"));
         };
-        Ok((info, receipt))
+        Ok(Signed {
+            hash: *envelope.tx_hash(),
+            nonce: alloy::consensus::Transaction::nonce(&envelope),
+            raw: envelope.encoded_2718(),
+        })
     }
 
-    async fn wait_for_receipt(&self, hash: B256) -> Result<TransactionReceipt> {
+    /// Hands a signed transaction to the node. `Err` says whether the node surely did not take
+    /// it (it answered with a refusal) or might have (it could not be reached).
+    pub(crate) async fn broadcast(&self, raw: &[u8]) -> Result<(), BroadcastError> {
+        match self.inner.provider.send_raw_transaction(raw).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let refused = e.as_error_resp().is_some();
+                if refused
+                    && e.as_error_resp()
+                        .is_some_and(|p| p.message.contains("already known"))
+                {
+                    return Ok(());
+                }
+                Err(BroadcastError {
+                    refused,
+                    error: self.rpc_error(e),
+                })
+            }
+        }
+    }
+
+    /// The receipt of `hash`, if it is mined.
+    pub(crate) async fn receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>> {
+        self.inner
+            .provider
+            .get_transaction_receipt(hash)
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))
+    }
+
+    /// The number of transactions `account` has mined (its next nonce at the latest block).
+    pub(crate) async fn mined_nonce(&self, account: Address) -> Result<u64> {
+        self.inner
+            .provider
+            .get_transaction_count(account)
+            .latest()
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))
+    }
+
+    /// Waits (up to the receipt timeout) for `hash` to be mined.
+    pub(crate) async fn wait_for_receipt(&self, hash: B256) -> Result<TransactionReceipt> {
         let mut delay = Duration::from_millis(5);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let timeout = self.receipt_timeout();
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let found = self
-                .inner
-                .provider
-                .get_transaction_receipt(hash)
-                .await
-                .map_err(|e| unavailable(&self.inner.url, e))?;
-            if let Some(receipt) = found {
+            if let Some(receipt) = self.receipt(hash).await? {
                 return Ok(receipt);
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(Error::new(
                     Kind::Unavailable,
-                    format!("transaction {hash} was not mined within 120 s"),
+                    format!(
+                        "transaction {hash} was sent but is not mined after {} s; it completes when it is: look again shortly",
+                        timeout.as_secs()
+                    ),
                 ));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(500));
         }
+    }
+
+    pub fn receipt_timeout(&self) -> Duration {
+        *self
+            .inner
+            .receipt_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long a write waits for its receipt before answering that it is still pending (two
+    /// minutes unless set).
+    pub fn set_receipt_timeout(&self, timeout: Duration) {
+        *self
+            .inner
+            .receipt_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = timeout;
     }
 
     fn rpc_error(&self, e: RpcError<TransportErrorKind>) -> Error {
@@ -315,6 +420,50 @@ impl Ledger {
         match e {
             alloy::contract::Error::TransportError(e) => self.rpc_error(e),
             other => Error::internal("contract call", other),
+        }
+    }
+}
+
+/// A transaction signed and ready to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Signed {
+    pub(crate) hash: B256,
+    pub(crate) nonce: u64,
+    pub(crate) raw: Vec<u8>,
+}
+
+/// Why a node did not take a transaction.
+#[derive(Debug)]
+pub(crate) struct BroadcastError {
+    /// The node answered with a refusal, so it surely did not take it; otherwise it could not
+    /// be reached and may have.
+    pub(crate) refused: bool,
+    pub(crate) error: Error,
+}
+
+/// What a mined transaction cost, or the refusal if it reverted.
+pub(crate) fn mined(
+    hash: B256,
+    receipt: &TransactionReceipt,
+) -> Result<(TxInfo, TransactionReceipt)> {
+    if !receipt.status() {
+        return Err(Error::conflict(format!(
+            "transaction {hash} was mined but reverted; nothing changed on chain"
+        )));
+    }
+    Ok((TxInfo::of(receipt), receipt.clone()))
+}
+
+impl TxInfo {
+    /// What a receipt says a transaction cost.
+    pub fn of(receipt: &TransactionReceipt) -> TxInfo {
+        let price = U256::from(receipt.effective_gas_price);
+        TxInfo {
+            hash: receipt.transaction_hash,
+            block_number: receipt.block_number.unwrap_or_default(),
+            gas_used: receipt.gas_used,
+            effective_gas_price: price,
+            fee_wei: price * U256::from(receipt.gas_used),
         }
     }
 }

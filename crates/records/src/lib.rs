@@ -9,6 +9,7 @@ pub mod contracts;
 pub mod demo;
 pub mod directory;
 pub mod error;
+pub mod journal;
 pub mod ledger;
 pub mod model;
 pub mod reports;

@@ -5,7 +5,7 @@
 
 use alloy::{
     primitives::{Address, B256, keccak256},
-    sol_types::SolCall,
+    sol_types::{SolCall, SolEvent},
 };
 use std::path::Path;
 
@@ -20,6 +20,7 @@ use crate::{
     app::{App, unix_now},
     contracts::{Consent, Records},
     error::{Error, Kind, Result},
+    journal::Follow,
     ledger::{Ledger, TxInfo},
     model::{Purpose, RecordKind, Role},
 };
@@ -229,8 +230,23 @@ pub fn parse_record_id(s: &str) -> Result<B256> {
 }
 
 impl App {
+    /// Removes a record whose anchor will never be mined: its wrapped keys, row and blob.
+    pub(crate) async fn forget_record(&self, id: &B256) -> Result<()> {
+        let object = object_id(id);
+        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+            .bind(&object)
+            .execute(self.db())
+            .await?;
+        sqlx::query("DELETE FROM records WHERE id = ?")
+            .bind(&object)
+            .execute(self.db())
+            .await?;
+        self.blobs().delete(&blob_key(id)).await?;
+        Ok(())
+    }
+
     pub(crate) async fn record_row(&self, id: &B256) -> Result<Row_> {
-        let row = sqlx::query("SELECT * FROM records WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM records WHERE id = ? AND tx_hash IS NOT NULL")
             .bind(object_id(id))
             .fetch_optional(self.db())
             .await?
@@ -238,10 +254,16 @@ impl App {
         row_from(&row)
     }
 
+    /// A patient's (or an author's) anchored records; those whose anchor is not mined yet are
+    /// not there for anyone.
     pub(crate) async fn record_rows(&self, column: &str, who: Address) -> Result<Vec<Row_>> {
         let sql = match column {
-            "patient" => "SELECT * FROM records WHERE patient = ? ORDER BY created_at, id",
-            _ => "SELECT * FROM records WHERE author = ? ORDER BY created_at, id",
+            "patient" => {
+                "SELECT * FROM records WHERE patient = ? AND tx_hash IS NOT NULL ORDER BY created_at, id"
+            }
+            _ => {
+                "SELECT * FROM records WHERE author = ? AND tx_hash IS NOT NULL ORDER BY created_at, id"
+            }
         };
         let rows = sqlx::query(sql)
             .bind(address_key(who))
@@ -301,7 +323,8 @@ impl App {
         let (view, tx) = self
             .store_record(patient, patient.address, report.kind, &meta, &report.bytes)
             .await?;
-        self.sync_wraps(patient).await?;
+        self.sync_wraps(patient.address, Some(&patient.secret))
+            .await?;
         Ok((view, tx))
     }
 
@@ -325,39 +348,6 @@ impl App {
         );
         let hash = keccak256(&sealed);
         let now = unix_now();
-        // The blob and the row go first, so an anchor on chain never points at nothing; if the
-        // anchor fails they are removed again.
-        self.blobs().put(&blob_key(&id), sealed).await?;
-        sqlx::query(
-            "INSERT INTO records (id, patient, author, kind, meta, content_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&object)
-        .bind(address_key(patient))
-        .bind(address_key(author.address))
-        .bind(u8::from(kind) as i64)
-        .bind(sealed_meta)
-        .bind(hash.to_string())
-        .bind(now)
-        .execute(self.db())
-        .await?;
-        let patient_key = self
-            .account_by_address(patient)
-            .await?
-            .ok_or_else(|| Error::not_found("there is no such patient"))?
-            .enc_public;
-        self.put_wrap(&object, &address_key(patient), &patient_key, &dek)
-            .await?;
-        if author.address != patient {
-            self.put_wrap(
-                &object,
-                &address_key(author.address),
-                &author.secret.public_key(),
-                &dek,
-            )
-            .await?;
-        }
-        self.escrow_wrap(&object, &dek).await?;
         let input = match kind {
             RecordKind::Prescription => Records::anchorPrescriptionCall {
                 id,
@@ -372,31 +362,51 @@ impl App {
             }
             .abi_encode(),
         };
-        let records = self.contracts().records;
-        let tx = match self
-            .ledger()
-            .send(&author.signer, records, input.into())
-            .await
-        {
-            Ok((tx, _)) => tx,
-            Err(e) => {
-                sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-                    .bind(&object)
-                    .execute(self.db())
-                    .await?;
-                sqlx::query("DELETE FROM records WHERE id = ?")
-                    .bind(&object)
-                    .execute(self.db())
-                    .await?;
-                self.blobs().delete(&blob_key(&id)).await?;
-                return Err(e);
-            }
-        };
-        sqlx::query("UPDATE records SET tx_hash = ?, block_number = ? WHERE id = ?")
-            .bind(tx.hash.to_string())
-            .bind(tx.block_number as i64)
+        // The blob, the row and the wrapped keys go first, so an anchor on chain never points
+        // at nothing; the journal removes them only once the anchor surely never lands.
+        let stored = async {
+            self.blobs().put(&blob_key(&id), sealed).await?;
+            sqlx::query(
+                "INSERT INTO records (id, patient, author, kind, meta, content_hash, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
             .bind(&object)
+            .bind(address_key(patient))
+            .bind(address_key(author.address))
+            .bind(u8::from(kind) as i64)
+            .bind(sealed_meta)
+            .bind(hash.to_string())
+            .bind(now)
             .execute(self.db())
+            .await?;
+            let patient_key = self
+                .account_by_address(patient)
+                .await?
+                .ok_or_else(|| Error::not_found("there is no such patient"))?
+                .enc_public;
+            self.put_wrap(&object, &address_key(patient), &patient_key, &dek)
+                .await?;
+            if author.address != patient {
+                self.put_wrap(
+                    &object,
+                    &address_key(author.address),
+                    &author.secret.public_key(),
+                    &dek,
+                )
+                .await?;
+            }
+            self.escrow_wrap(&object, &dek).await
+        };
+        let records = self.contracts().records;
+        let (tx, _) = self
+            .write_after(
+                &author.signer,
+                records,
+                input,
+                Follow::AnchorRecord { record: id },
+                None,
+                stored,
+            )
             .await?;
         let view = RecordView {
             id,
@@ -608,8 +618,7 @@ impl App {
         };
         let consent = self.contracts().consent;
         let (access_tx, _) = self
-            .ledger()
-            .send(&reader.signer, consent, call.abi_encode().into())
+            .write(&reader.signer, consent, call.abi_encode(), Follow::Nothing)
             .await?;
         Ok(Opened {
             bytes,
@@ -737,7 +746,15 @@ impl App {
 
     /// Checks every stored blob against its anchor on chain.
     pub async fn verify_blobs(&self) -> Result<BlobReport> {
-        verify_rows(self.db(), self.ledger(), &self.records(), self.blobs()).await
+        let deployed_at = self.contracts().deployed_at;
+        verify_rows(
+            self.db(),
+            self.ledger(),
+            &self.records(),
+            deployed_at,
+            self.blobs(),
+        )
+        .await
     }
 }
 
@@ -745,7 +762,10 @@ impl App {
 #[derive(Debug, Default)]
 pub struct BlobReport {
     pub checked: usize,
-    /// Records whose blob is `missing` or a `mismatch` with its anchor.
+    /// Anchors on chain, each of which must point at a stored record.
+    pub anchors: usize,
+    /// Records whose blob is `missing` or a `mismatch` with its anchor, and anchors whose
+    /// record is not stored (`anchor without data`).
     pub bad: Vec<(B256, &'static str)>,
 }
 
@@ -775,6 +795,7 @@ async fn verify_rows(
     db: &SqlitePool,
     ledger: &Ledger,
     records: &Records::RecordsInstance<DynProvider>,
+    deployed_at: u64,
     blobs: &BlobStore,
 ) -> Result<BlobReport> {
     let rows = sqlx::query("SELECT * FROM records WHERE tx_hash IS NOT NULL ORDER BY id")
@@ -787,6 +808,25 @@ async fn verify_rows(
         report.checked += 1;
         if status != "verified" {
             report.bad.push((row.id, status));
+        }
+    }
+    // The other way round: every anchor on chain points at a stored record. One whose write a
+    // crash left open (stored, not yet marked anchored) is settled at the next start; its blob
+    // must be there all the same.
+    let filter = alloy::rpc::types::Filter::new()
+        .address(*records.address())
+        .event_signature(Records::RecordAnchored::SIGNATURE_HASH)
+        .from_block(deployed_at);
+    for log in ledger.logs(&filter).await? {
+        let anchored = Records::RecordAnchored::decode_log_data(log.data())
+            .map_err(|e| Error::internal("RecordAnchored", e))?;
+        report.anchors += 1;
+        let stored: Option<String> = sqlx::query_scalar("SELECT id FROM records WHERE id = ?")
+            .bind(object_id(&anchored.id))
+            .fetch_optional(db)
+            .await?;
+        if stored.is_none() || blobs.get(&blob_key(&anchored.id)).await?.is_none() {
+            report.bad.push((anchored.id, "anchor without data"));
         }
     }
     Ok(report)
@@ -815,7 +855,7 @@ pub async fn verify_store(
         )));
     }
     let records = Records::new(contracts.records, ledger.provider().clone());
-    verify_rows(&db, ledger, &records, blobs).await
+    verify_rows(&db, ledger, &records, contracts.deployed_at, blobs).await
 }
 
 #[cfg(test)]

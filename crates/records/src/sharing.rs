@@ -9,7 +9,7 @@ use alloy::{
     rpc::types::Filter,
     sol_types::{SolCall, SolEvent},
 };
-use medledger_vault::{Dek, seal};
+use medledger_vault::{Dek, SecretKey, seal};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -19,6 +19,7 @@ use crate::{
     contracts::Consent,
     directory::profile_object,
     error::{Error, Result},
+    journal::Follow,
     ledger::TxInfo,
     model::{Purpose, RecordKind, Role, Scope},
 };
@@ -231,27 +232,52 @@ impl App {
         };
         let consent = self.contracts().consent;
         let (tx, receipt) = self
-            .ledger()
-            .send(&patient.signer, consent, call.into())
+            .write_after(
+                &patient.signer,
+                consent,
+                call,
+                Follow::Consent {
+                    patient: patient.address,
+                },
+                Some(&patient.secret),
+                async { Ok(()) },
+            )
             .await?;
         let granted = receipt
             .decoded_log::<Consent::Granted>()
             .ok_or_else(|| Error::internal("grant", "no Granted event"))?;
         let id: u64 = granted.data.id.try_into().unwrap_or(u64::MAX);
-        sqlx::query(
-            "INSERT INTO grants (id, patient, doctor, hospital_id, tx_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id as i64)
-        .bind(address_key(patient.address))
-        .bind(input.doctor.map(address_key))
-        .bind(input.hospital_id.map(|h| h as i64))
-        .bind(tx.hash.to_string())
-        .bind(unix_now())
-        .execute(self.db())
-        .await?;
-        self.sync_wraps(patient).await?;
         Ok((self.grant_view(id).await?, tx))
+    }
+
+    /// Keeps the grants a mined transaction made, to find them by grantee (their truth stays on
+    /// chain). Safe to repeat.
+    pub(crate) async fn index_grants(
+        &self,
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> Result<()> {
+        for log in receipt.inner.logs() {
+            let Ok(granted) = log.log_decode::<Consent::Granted>() else {
+                continue;
+            };
+            if log.address() != self.contracts().consent {
+                continue;
+            }
+            let g = granted.inner.data;
+            sqlx::query(
+                "INSERT INTO grants (id, patient, doctor, hospital_id, tx_hash, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(i64::try_from(g.id).unwrap_or(i64::MAX))
+            .bind(address_key(g.patient))
+            .bind((g.doctor != Address::ZERO).then(|| address_key(g.doctor)))
+            .bind((g.hospitalId != 0).then_some(g.hospitalId as i64))
+            .bind(receipt.transaction_hash.to_string())
+            .bind(unix_now())
+            .execute(self.db())
+            .await?;
+        }
+        Ok(())
     }
 
     pub async fn grant_view(&self, id: u64) -> Result<GrantView> {
@@ -320,19 +346,31 @@ impl App {
         let call = Consent::revokeCall { id: U256::from(id) };
         let consent = self.contracts().consent;
         let (tx, _) = self
-            .ledger()
-            .send(&patient.signer, consent, call.abi_encode().into())
+            .write_after(
+                &patient.signer,
+                consent,
+                call.abi_encode(),
+                Follow::Consent {
+                    patient: patient.address,
+                },
+                Some(&patient.secret),
+                async { Ok(()) },
+            )
             .await?;
-        self.sync_wraps(patient).await?;
         Ok(tx)
     }
 
     /// Makes the wrapped keys of a patient's records and profile match their live grants: keys
     /// for every grantee a live grant covers, none for anyone else (besides the patient, a
-    /// prescription's author and the escrow). Needs the patient's own key to re-wrap.
-    pub(crate) async fn sync_wraps(&self, patient: &Person) -> Result<()> {
+    /// prescription's author and the escrow). Re-wraps with the patient's own key when they are
+    /// the one acting (`secret`); the journal, settling a grant after a crash, uses the escrow's.
+    pub(crate) async fn sync_wraps(
+        &self,
+        patient: Address,
+        secret: Option<&SecretKey>,
+    ) -> Result<()> {
         let grants: Vec<GrantView> = self
-            .grants_of(patient.address)
+            .grants_of(patient)
             .await?
             .into_iter()
             .filter(|g| g.active)
@@ -355,12 +393,11 @@ impl App {
             };
             grantees_of.push(grantees);
         }
-        let me = address_key(patient.address);
+        let me = address_key(patient);
         // (object id, the record's id and kind (None for the profile), its author)
         type Object = (String, Option<(B256, RecordKind)>, Address);
-        let mut objects: Vec<Object> =
-            vec![(profile_object(patient.address), None, patient.address)];
-        for row in self.record_rows("patient", patient.address).await? {
+        let mut objects: Vec<Object> = vec![(profile_object(patient), None, patient)];
+        for row in self.record_rows("patient", patient).await? {
             objects.push((format!("{}", row.id), Some((row.id, row.kind)), row.author));
         }
         for (object, record, author) in objects {
@@ -394,7 +431,11 @@ impl App {
             if missing.is_empty() {
                 continue;
             }
-            let Some(dek) = self.take_wrap(&object, &me, &patient.secret).await? else {
+            let dek = match secret {
+                Some(secret) => self.take_wrap(&object, &me, secret).await?,
+                None => self.take_wrap(&object, ESCROW, self.escrow()).await?,
+            };
+            let Some(dek) = dek else {
                 continue;
             };
             for reader in missing {
@@ -435,45 +476,55 @@ impl App {
             patient,
             reasonHash: keccak256(&salted),
         };
+        let dek = Dek::generate();
+        let body = serde_json::json!({ "reason": reason, "salt": salt });
+        let object = format!("emergency:{}", crate::app::random_b256());
+        let sealed = seal(&dek, object.as_bytes(), body.to_string().as_bytes());
+        // The sealed reason is stored first, so the patient can read why once the chain says it.
+        let stored = async {
+            sqlx::query(
+                "INSERT INTO emergencies (object, patient, doctor, reason, created_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&object)
+            .bind(address_key(patient))
+            .bind(address_key(doctor.address))
+            .bind(sealed)
+            .bind(unix_now())
+            .execute(self.db())
+            .await?;
+            self.put_wrap(
+                &object,
+                &address_key(patient),
+                &patient_account.enc_public,
+                &dek,
+            )
+            .await?;
+            self.put_wrap(
+                &object,
+                &address_key(doctor.address),
+                &doctor.secret.public_key(),
+                &dek,
+            )
+            .await
+        };
         let consent = self.contracts().consent;
         let (tx, receipt) = self
-            .ledger()
-            .send(&doctor.signer, consent, call.abi_encode().into())
+            .write_after(
+                &doctor.signer,
+                consent,
+                call.abi_encode(),
+                Follow::Emergency {
+                    object: object.clone(),
+                },
+                None,
+                stored,
+            )
             .await?;
         let until = receipt
             .decoded_log::<Consent::EmergencyDeclared>()
             .map(|l| l.data.until)
             .ok_or_else(|| Error::internal("emergency", "no EmergencyDeclared event"))?;
-        let dek = Dek::generate();
-        let body = serde_json::json!({ "reason": reason, "salt": salt });
-        let object = format!("emergency:{}", tx.hash);
-        let sealed = seal(&dek, object.as_bytes(), body.to_string().as_bytes());
-        sqlx::query(
-            "INSERT INTO emergencies (patient, doctor, reason, until, tx_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(address_key(patient))
-        .bind(address_key(doctor.address))
-        .bind(sealed)
-        .bind(until as i64)
-        .bind(tx.hash.to_string())
-        .bind(unix_now())
-        .execute(self.db())
-        .await?;
-        self.put_wrap(
-            &object,
-            &address_key(patient),
-            &patient_account.enc_public,
-            &dek,
-        )
-        .await?;
-        self.put_wrap(
-            &object,
-            &address_key(doctor.address),
-            &doctor.secret.public_key(),
-            &dek,
-        )
-        .await?;
         Ok((
             Emergency {
                 patient,
@@ -482,6 +533,25 @@ impl App {
             },
             tx,
         ))
+    }
+
+    /// Completes a mined emergency declaration's row with its transaction and end.
+    pub(crate) async fn emergency_mined(
+        &self,
+        object: &str,
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> Result<()> {
+        let until = receipt
+            .decoded_log::<Consent::EmergencyDeclared>()
+            .map(|l| l.data.until)
+            .unwrap_or_default();
+        sqlx::query("UPDATE emergencies SET until = ?, tx_hash = ? WHERE object = ?")
+            .bind(until as i64)
+            .bind(receipt.transaction_hash.to_string())
+            .bind(object)
+            .execute(self.db())
+            .await?;
+        Ok(())
     }
 
     /// The patients who shared with `doctor` through a live grant, or whose emergency is open.
@@ -497,10 +567,12 @@ impl App {
             }
         }
         let now = self.ledger().now().await?;
-        let rows = sqlx::query("SELECT DISTINCT patient FROM emergencies WHERE doctor = ?")
-            .bind(address_key(doctor.address))
-            .fetch_all(self.db())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT patient FROM emergencies WHERE doctor = ? AND tx_hash IS NOT NULL",
+        )
+        .bind(address_key(doctor.address))
+        .fetch_all(self.db())
+        .await?;
         for row in rows {
             let patient: Address = row
                 .try_get::<String, _>("patient")?

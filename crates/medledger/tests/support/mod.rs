@@ -5,6 +5,7 @@
 
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::{Child, Command, Stdio},
 };
 
@@ -49,6 +50,16 @@ impl Drop for Running {
     }
 }
 
+/// Passes a child's stderr on to the test's own, line by line, marked with `who`.
+fn forward_stderr(child: &mut Child, who: &'static str) {
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[{who}] {line}");
+        }
+    });
+}
+
 /// Starts the node on a free loopback port and returns it with its JSON-RPC URL.
 pub(crate) fn start(dir: &std::path::Path) -> (Running, String) {
     let mut command = Command::new(BIN);
@@ -89,12 +100,7 @@ fn spawn(mut command: Command) -> (Running, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the medledger binary runs");
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[node] {line}");
-        }
-    });
+    forward_stderr(&mut child, "node");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let url = loop {
@@ -150,4 +156,119 @@ pub(crate) fn signed(from: &PrivateKeySigner, to: Address, nonce: u64, input: Ve
         "0x{}",
         hex::encode(TxEnvelope::Eip1559(tx.into_signed(signature)).encoded_2718())
     )
+}
+
+// ---------------------------------------------------------------- medledger serve
+
+/// What a started server printed before `Listening on`. Dropping it kills the server, so a
+/// failing assertion never leaves one running.
+pub(crate) struct Started {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) lines: Vec<String>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn serve_command(dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir.join("data"))
+    .arg("--escrow-key")
+    .arg(dir.join("escrow.key"))
+    .arg("--faucet-key")
+    .arg(dir.join("faucet.key"))
+    .args(extra)
+    .env_remove("MEDLEDGER_ADMIN_PASSWORD")
+    .env_remove("MEDLEDGER_FUNDER_KEY");
+    cmd
+}
+
+pub(crate) fn start_serve(mut cmd: Command) -> Started {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the medledger binary runs");
+    forward_stderr(&mut child, "serve");
+    // Lines come through a channel, so waiting for the address has a bound.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let bound = std::time::Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + bound;
+    let mut lines = Vec::new();
+    let url = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => match line.strip_prefix("Listening on ") {
+                Some(addr) => break addr.to_string(),
+                None => lines.push(line),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "serve did not print \"Listening on\" within {bound:?} (or exited); it printed {lines:?}"
+                );
+            }
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in rx {});
+    Started { child, url, lines }
+}
+
+/// The password printed after `label` (e.g. "Admin login: admin /", "patient  alice").
+pub(crate) fn printed_password(lines: &[String], label: &str) -> Option<String> {
+    lines.iter().find_map(|l| {
+        let rest = l.trim().strip_prefix(label)?;
+        rest.split_whitespace().next().map(str::to_string)
+    })
+}
+
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> Option<String> {
+    let response = client
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({ "username": user, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    if !response.status().is_success() {
+        return None;
+    }
+    let body: Value = response.json().await.unwrap();
+    Some(body["token"].as_str()?.to_string())
+}
+
+pub(crate) async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

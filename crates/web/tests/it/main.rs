@@ -2,6 +2,7 @@
 //! and against Ganache 7.9 (npm `ganache`, started by the tests).
 
 mod explorer;
+mod journal;
 mod matrix;
 mod pages;
 mod security;
@@ -85,8 +86,82 @@ async fn start_ganache() -> (tokio::process::Child, String) {
     (child, format!("http://{addr}"))
 }
 
+/// A JSON-RPC proxy between the app and its chain that can make the chain look slow or lossy:
+/// receipts withheld (a mined transaction whose receipt the app does not see in time), or sent
+/// transactions dropped on the way (the node never gets them, the app cannot tell).
+pub struct ChainProxy {
+    pub url: String,
+    pub hide_receipts: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub drop_sends: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ChainProxy {
+    async fn start(upstream: String) -> ChainProxy {
+        use std::sync::{Arc, atomic::AtomicBool, atomic::Ordering};
+        let hide_receipts = Arc::new(AtomicBool::new(false));
+        let drop_sends = Arc::new(AtomicBool::new(false));
+        let (hide, drop_) = (hide_receipts.clone(), drop_sends.clone());
+        let client = reqwest::Client::new();
+        let handler = move |body: axum::body::Bytes| {
+            let (hide, drop_, client, upstream) = (
+                hide.clone(),
+                drop_.clone(),
+                client.clone(),
+                upstream.clone(),
+            );
+            async move {
+                use axum::response::IntoResponse;
+                let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let method = request["method"].as_str().unwrap_or_default();
+                if hide.load(Ordering::SeqCst) && method == "eth_getTransactionReceipt" {
+                    let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": null});
+                    return axum::Json(answer).into_response();
+                }
+                if drop_.load(Ordering::SeqCst) && method == "eth_sendRawTransaction" {
+                    return axum::http::StatusCode::BAD_GATEWAY.into_response();
+                }
+                let answer = client
+                    .post(&upstream)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = answer.status().as_u16();
+                let bytes = answer.bytes().await.unwrap();
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    bytes,
+                )
+                    .into_response()
+            }
+        };
+        let router = axum::Router::new().route("/", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        ChainProxy {
+            url,
+            hide_receipts,
+            drop_sends,
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, false).await.0
+    }
+
+    /// An app whose chain is reached through a `ChainProxy` (on the embedded node), with a
+    /// receipt timeout of one second.
+    pub async fn spawn_behind_proxy() -> (TestApp, ChainProxy) {
+        let (app, proxy) = TestApp::spawn_with(Backend::Embedded, true).await;
+        (app, proxy.unwrap())
+    }
+
+    async fn spawn_with(backend: Backend, proxied: bool) -> (TestApp, Option<ChainProxy>) {
         let (chain, chain_url) = match backend {
             Backend::Embedded => {
                 let node = Node::spawn(NodeConfig::test()).unwrap();
@@ -109,9 +184,19 @@ impl TestApp {
             .unwrap()
             .signers()[0]
             .clone();
+        let proxy = match proxied {
+            true => Some(ChainProxy::start(chain_url.clone()).await),
+            false => None,
+        };
+        let ledger = Ledger::connect(proxy.as_ref().map_or(&chain_url, |p| &p.url))
+            .await
+            .unwrap();
+        if proxied {
+            ledger.set_receipt_timeout(Duration::from_secs(1));
+        }
         let options = Options {
             database: dir.path().join("medledger.db"),
-            ledger: Ledger::connect(&chain_url).await.unwrap(),
+            ledger,
             blobs: BlobStore::local(&dir.path().join("blobs")).unwrap(),
             // The escrow key lives outside the data directory (here: in memory only).
             escrow: SecretKey::generate(),
@@ -130,14 +215,18 @@ impl TestApp {
             ApiState::new(app.clone()),
             std::future::pending(),
         ));
-        TestApp {
+        let app = TestApp {
             url,
             chain_url,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
             app,
             dir,
             _chain: chain,
-        }
+        };
+        (app, proxy)
     }
 
     /// Sends a request and returns the status and the JSON body (Null when there is none).

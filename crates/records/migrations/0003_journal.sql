@@ -1,0 +1,36 @@
+-- Every chain write the app starts, journalled before it is sent and resolved by its receipt:
+-- what follows from its success or failure is done exactly once, also after a crash.
+CREATE TABLE chain_writes (
+    id          INTEGER PRIMARY KEY,
+    -- JSON: what to do once the transaction is mined, or surely will never be.
+    follow      TEXT NOT NULL,
+    -- 'intent': nothing signed yet (a crash here means nothing was sent);
+    -- 'pending': signed and maybe sent; 'done'; 'failed'.
+    state       TEXT NOT NULL CHECK (state IN ('intent', 'pending', 'done', 'failed')),
+    sender      TEXT,
+    nonce       INTEGER,
+    tx_hash     TEXT UNIQUE,
+    raw         BLOB,                     -- the signed transaction, to send again if lost
+    created_at  INTEGER NOT NULL,
+    resolved_at INTEGER
+);
+CREATE INDEX chain_writes_open ON chain_writes (state) WHERE state IN ('intent', 'pending');
+
+-- An account whose on-chain registration is not confirmed yet cannot log in.
+ALTER TABLE users ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
+    CHECK (status IN ('pending', 'active'));
+
+-- A declared emergency: its reason sealed for the patient and the doctor (the chain holds a
+-- salted hash of it). Written before the declaration is sent; `tx_hash` and `until` once mined.
+DROP TABLE emergencies;
+CREATE TABLE emergencies (
+    object     TEXT PRIMARY KEY,          -- 'emergency:0x…': the reason's key is wrapped under it
+    patient    TEXT NOT NULL,
+    doctor     TEXT NOT NULL,
+    reason     BLOB NOT NULL,
+    until      INTEGER,
+    tx_hash    TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX emergencies_doctor ON emergencies (doctor);
+CREATE INDEX emergencies_patient ON emergencies (patient);
