@@ -5,6 +5,10 @@ pragma solidity 0.8.37;
 /// @notice Holds public, non-clinical directory data only. A patient registration is the bare
 ///         account address: no name, birth date or any other personal identifier goes on chain.
 /// @dev Every account has at most one role for its whole life (None -> Admin | Patient | Doctor).
+///      Doctors and admins join through an invitation: an admin registers an invitation key (an
+///      address whose private key only the invitation link carries), and the new person's own
+///      account accepts it with a signature by that key over its own address, so nobody who
+///      watches the chain can take the invitation, and the admin never holds their key.
 contract Registry {
     enum Role {
         None,
@@ -22,6 +26,19 @@ contract Registry {
         string services;
         string contact;
         bool active;
+    }
+
+    /// @dev What an invitation makes its acceptor: a Doctor (with this directory entry) or an
+    ///      Admin (the strings are then empty).
+    struct Invite {
+        Role role;
+        string name;
+        string specialty;
+        string licenceId;
+        uint64 hospitalId;
+        uint64 expiresAt;
+        bool used;
+        address account;
     }
 
     struct Doctor {
@@ -42,6 +59,13 @@ contract Registry {
     error AlreadyInState();
     /// @notice `doctorAt` was asked for an index past the end of the doctor list.
     error IndexOutOfRange(uint256 index, uint256 length);
+    error UnknownInvite(address inviteKey);
+    error InviteExists(address inviteKey);
+    error InviteUsed(address inviteKey);
+    error InviteExpired(address inviteKey, uint64 expiresAt);
+    /// @notice The acceptance was not signed by the invitation's key for this caller.
+    error BadInviteSignature();
+    error ExpiryInPast(uint64 expiresAt);
 
     event AdminAdded(address indexed account, address indexed addedBy);
     event HospitalAdded(uint64 indexed id);
@@ -50,10 +74,14 @@ contract Registry {
     event DoctorAdded(address indexed account, uint64 indexed hospitalId);
     event DoctorStatusChanged(address indexed account, bool active);
     event PatientRegistered(address indexed account);
+    event Invited(address indexed inviteKey, Role role, uint64 hospitalId, uint64 expiresAt);
+    event InviteAccepted(address indexed inviteKey, address indexed account, Role role);
+    event InviteRevoked(address indexed inviteKey);
 
     mapping(address => Role) private _roles;
     mapping(uint64 => Hospital) private _hospitals;
     mapping(address => Doctor) private _doctors;
+    mapping(address => Invite) private _invites;
     address[] private _doctorList;
     uint64 private _hospitalCount;
     uint256 private _patientCount;
@@ -73,6 +101,10 @@ contract Registry {
     // ------------------------------------------------------------------ admins
 
     function addAdmin(address account) external onlyAdmin {
+        _addAdmin(account);
+    }
+
+    function _addAdmin(address account) private {
         if (account == address(0)) revert ZeroAddress();
         if (_roles[account] != Role.None) revert AlreadyRegistered(account);
         _roles[account] = Role.Admin;
@@ -134,6 +166,7 @@ contract Registry {
 
     // ----------------------------------------------------------------- doctors
 
+    /// @notice Adds a doctor whose account (its address) they gave the admin themselves.
     function addDoctor(
         address account,
         string calldata name,
@@ -141,6 +174,96 @@ contract Registry {
         string calldata licenceId,
         uint64 hospitalId
     ) external onlyAdmin {
+        _addDoctor(account, name, specialty, licenceId, hospitalId);
+    }
+
+    // ------------------------------------------------------------- invitations
+
+    /// @notice Invites a doctor: the directory entry to be, waiting for the doctor's own account.
+    function inviteDoctor(
+        address inviteKey,
+        string calldata name,
+        string calldata specialty,
+        string calldata licenceId,
+        uint64 hospitalId,
+        uint64 expiresAt
+    ) external onlyAdmin {
+        if (bytes(name).length == 0) revert EmptyName();
+        _hospital(hospitalId);
+        _invite(inviteKey, Role.Doctor, expiresAt);
+        Invite storage i = _invites[inviteKey];
+        i.name = name;
+        i.specialty = specialty;
+        i.licenceId = licenceId;
+        i.hospitalId = hospitalId;
+        emit Invited(inviteKey, Role.Doctor, hospitalId, expiresAt);
+    }
+
+    /// @notice Invites another admin.
+    function inviteAdmin(address inviteKey, uint64 expiresAt) external onlyAdmin {
+        _invite(inviteKey, Role.Admin, expiresAt);
+        emit Invited(inviteKey, Role.Admin, 0, expiresAt);
+    }
+
+    /// @notice An admin withdraws an invitation nobody accepted yet.
+    function revokeInvite(address inviteKey) external onlyAdmin {
+        Invite storage i = _pendingInvite(inviteKey);
+        i.used = true;
+        emit InviteRevoked(inviteKey);
+    }
+
+    /// @notice The caller's new account takes up an invitation, proving it holds the link with
+    ///         a signature (EIP-191 personal_sign) by the invitation key over
+    ///         keccak256(abi.encode("medledger invite", this contract, chain id, caller)).
+    function acceptInvite(address inviteKey, bytes32 r, bytes32 s, uint8 v) external {
+        Invite storage i = _pendingInvite(inviteKey);
+        if (i.expiresAt <= block.timestamp) revert InviteExpired(inviteKey, i.expiresAt);
+        bytes32 inner = keccak256(abi.encode("medledger invite", address(this), block.chainid, msg.sender));
+        bytes32 digest = keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n32", inner));
+        // Only the lower half of s (EIP-2), so a signature has one form.
+        if (uint256(s) > 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0) {
+            revert BadInviteSignature();
+        }
+        address signer = ecrecover(digest, v, r, s);
+        if (signer == address(0) || signer != inviteKey) revert BadInviteSignature();
+        i.used = true;
+        i.account = msg.sender;
+        if (i.role == Role.Doctor) {
+            _addDoctor(msg.sender, i.name, i.specialty, i.licenceId, i.hospitalId);
+        } else {
+            _addAdmin(msg.sender);
+        }
+        emit InviteAccepted(inviteKey, msg.sender, i.role);
+    }
+
+    function getInvite(address inviteKey) external view returns (Invite memory) {
+        Invite storage i = _invites[inviteKey];
+        if (i.role == Role.None) revert UnknownInvite(inviteKey);
+        return i;
+    }
+
+    function _invite(address inviteKey, Role role, uint64 expiresAt) private {
+        if (inviteKey == address(0)) revert ZeroAddress();
+        if (_invites[inviteKey].role != Role.None) revert InviteExists(inviteKey);
+        if (expiresAt <= block.timestamp) revert ExpiryInPast(expiresAt);
+        Invite storage i = _invites[inviteKey];
+        i.role = role;
+        i.expiresAt = expiresAt;
+    }
+
+    function _pendingInvite(address inviteKey) private view returns (Invite storage i) {
+        i = _invites[inviteKey];
+        if (i.role == Role.None) revert UnknownInvite(inviteKey);
+        if (i.used) revert InviteUsed(inviteKey);
+    }
+
+    function _addDoctor(
+        address account,
+        string memory name,
+        string memory specialty,
+        string memory licenceId,
+        uint64 hospitalId
+    ) private {
         if (account == address(0)) revert ZeroAddress();
         if (_roles[account] != Role.None) revert AlreadyRegistered(account);
         if (bytes(name).length == 0) revert EmptyName();

@@ -81,10 +81,11 @@ function suite(kind) {
     provider = chain.provider;
     [admin, doctor, patient, outsider] = chain.wallets.slice(0, 4);
 
-    // Deploy order: Registry, Records(registry), Consent(registry, records, window), setConsent.
+    // Deploy order: Registry, Records(registry), Consent(registry, records, window, daily cap),
+    // setConsent.
     registry = await deploy("Registry", admin);
     records = await deploy("Records", admin, registry.target);
-    consent = await deploy("Consent", admin, registry.target, records.target, EMERGENCY_WINDOW);
+    consent = await deploy("Consent", admin, registry.target, records.target, EMERGENCY_WINDOW, 3);
     await send(records.setConsent(consent.target));
   });
 
@@ -209,7 +210,8 @@ function suite(kind) {
         .grantHospital(hospitalId, Scope.Kinds, 1 << Kind.Report, [], Purpose.Treatment, shortExpiry),
     );
     assert.equal(await consent.canAccess(patient.address, doctor.address, reportId, Purpose.Treatment), true);
-    assert.equal(await consent.canAccess(patient.address, doctor.address, rxId, Purpose.Treatment), false);
+    // The prescription is not a report, but its author, an active doctor, may always read it.
+    assert.equal(await consent.canAccess(patient.address, doctor.address, rxId, Purpose.Treatment), true);
     await send(consent.connect(doctor).logAccess(patient.address, reportId, Purpose.Treatment));
     await advance(601n);
     assert.equal(await consent.canAccess(patient.address, doctor.address, reportId, Purpose.Treatment), false);
@@ -239,7 +241,27 @@ function suite(kind) {
     assert.equal(await consent.canAccess(patient.address, doctor.address, reportId, Purpose.Research), false);
     const emLogRx = await send(consent.connect(doctor).logAccess(patient.address, reportId, Purpose.Treatment));
     assert.equal(eventsOf(consent, emLogRx, "AccessLogged")[0].args.emergency, true);
+    // No silent extension while it is open; views of details are logged like openings.
+    await expectCustomError(
+      consent,
+      consent.connect(doctor).declareEmergency.staticCall(patient.address, id("again")),
+      "EmergencyOpen",
+    );
+    const viewRx = await send(consent.connect(doctor).logViews([reportId], [patient.address], [1], Purpose.Treatment));
+    assert.equal(eventsOf(consent, viewRx, "RecordViewed")[0].args.emergency, true);
+    assert.equal(eventsOf(consent, viewRx, "ProfileViewed")[0].args.fields, 1n);
     await advance(EMERGENCY_WINDOW + 1n);
+    assert.equal(await consent.canAccess(patient.address, doctor.address, reportId, Purpose.Treatment), false);
+    // Declared again, then ended by the patient: access stops at once.
+    await send(consent.connect(doctor).declareEmergency(patient.address, id("again")));
+    assert.equal(await consent.canAccess(patient.address, doctor.address, reportId, Purpose.Treatment), true);
+    await expectCustomError(
+      consent,
+      consent.connect(doctor).endEmergency.staticCall(patient.address, doctor.address),
+      "NotPatientOrAdmin",
+    );
+    const endRx = await send(consent.connect(patient).endEmergency(patient.address, doctor.address));
+    assert.equal(eventsOf(consent, endRx, "EmergencyEnded")[0].args.endedBy, patient.address);
     assert.equal(await consent.canAccess(patient.address, doctor.address, reportId, Purpose.Treatment), false);
 
     // Strangers and wrong owners get nothing.

@@ -217,6 +217,7 @@ impl Workload {
                 registry,
                 records,
                 emergencyWindowSeconds: 86_400,
+                emergenciesPerDay: 3,
             }
             .abi_encode(),
         );

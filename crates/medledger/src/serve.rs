@@ -56,6 +56,9 @@ pub(crate) struct ServeArgs {
     /// How long a declared emergency opens a patient's records (only for a new deployment).
     #[arg(long, default_value_t = 24)]
     emergency_hours: u64,
+    /// How many emergencies one doctor may declare per day (only for a new deployment).
+    #[arg(long, default_value_t = 3)]
+    emergency_daily_cap: u8,
     /// Largest report upload, in MiB.
     #[arg(long, default_value_t = 25)]
     max_upload_mib: usize,
@@ -132,6 +135,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.emergency_hours == 0 || args.emergency_hours > 24 * 30 {
         bail!("--emergency-hours must be between 1 and 720");
+    }
+    if args.emergency_daily_cap == 0 || args.emergency_daily_cap > 50 {
+        bail!("--emergency-daily-cap must be between 1 and 50");
     }
     let admin_password = std::env::var("MEDLEDGER_ADMIN_PASSWORD").ok();
     // The web server's address first: the node's CORS admits the app's own origin.
@@ -255,6 +261,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         funding: U256::from(args.funding_eth) * U256::from(10u64).pow(U256::from(18u64)),
         admin_password: admin_password.clone(),
         emergency_window: Duration::from_secs(args.emergency_hours * 3600),
+        emergency_daily_cap: args.emergency_daily_cap,
         max_upload_bytes: args.max_upload_mib * 1024 * 1024,
     };
     let (app, bootstrap) = App::open(options)

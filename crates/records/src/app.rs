@@ -59,6 +59,8 @@ pub struct Options {
     /// The first admin's password; generated when absent.
     pub admin_password: Option<String>,
     pub emergency_window: Duration,
+    /// Emergencies one doctor may declare per day (UTC), for a new deployment.
+    pub emergency_daily_cap: u8,
     pub max_upload_bytes: usize,
 }
 
@@ -490,7 +492,11 @@ async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, B
     .await?;
     let contracts = options
         .ledger
-        .deploy(&signer, options.emergency_window)
+        .deploy(
+            &signer,
+            options.emergency_window,
+            options.emergency_daily_cap,
+        )
         .await?;
     let keystore = accounts::encrypt_keystore(&signer, &password)?;
     sqlx::query(

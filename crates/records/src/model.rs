@@ -83,6 +83,27 @@ impl RecordKind {
     }
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC`, for messages and pages.
+pub fn utc_datetime(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +121,11 @@ mod tests {
         assert_eq!(Role::try_from(3), Ok(Role::Doctor));
         assert_eq!(Purpose::try_from(2), Err(2));
         assert_eq!(RecordKind::Other.mask_bit(), 4);
+    }
+
+    #[test]
+    fn times_read_as_utc() {
+        assert_eq!(utc_datetime(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_datetime(1_764_633_600 + 3_660), "2025-12-02 01:01 UTC");
     }
 }

@@ -68,6 +68,7 @@ impl Ledger {
                 registry: ledger.registry,
                 records: ledger.records,
                 emergencyWindowSeconds: WINDOW,
+                emergenciesPerDay: 2,
             }
             .abi_encode(),
         );
@@ -1006,4 +1007,388 @@ async fn a_doctor_anchors_a_prescription_only_for_a_patient_they_may_treat() {
     let again = Records::setConsentCall { consent: l.consent };
     let _: Records::NotAdmin = error(l.send(&l.patient, l.records, again.clone()).await);
     let _: Records::ConsentAlreadySet = error(l.send(&l.admin, l.records, again).await);
+}
+
+#[tokio::test]
+async fn an_emergency_is_bounded_one_open_at_a_time_and_capped_per_day() {
+    let l = Ledger::with_cast().await;
+    // Start just after a midnight (UTC), so the test stays within one day of the cap.
+    l.pass_time(DAY - l.now() % DAY + 60).await;
+    let declare = |patient: &PrivateKeySigner| Consent::declareEmergencyCall {
+        patient: patient.address(),
+        reasonHash: keccak256(b"collapsed in the waiting room"),
+    };
+    l.send(&l.doctor, l.consent, declare(&l.patient))
+        .await
+        .unwrap();
+    // No silent extension while it is open.
+    let e: Consent::EmergencyOpen = error(l.send(&l.doctor, l.consent, declare(&l.patient)).await);
+    assert_eq!(
+        (e.patient, e.doctor),
+        (l.patient.address(), l.doctor.address())
+    );
+    assert_eq!(e.until, l.now() + WINDOW);
+    // A second patient is the second (and, with a cap of two, last) declaration today: even
+    // once the first is ended, a third is refused.
+    l.send(&l.doctor, l.consent, declare(&l.other_patient))
+        .await
+        .unwrap();
+    let end = Consent::endEmergencyCall {
+        patient: l.patient.address(),
+        doctor: l.doctor.address(),
+    };
+    l.send(&l.patient, l.consent, end).await.unwrap();
+    let cap: Consent::EmergencyCapReached =
+        error(l.send(&l.doctor, l.consent, declare(&l.patient)).await);
+    assert_eq!((cap.doctor, cap.cap), (l.doctor.address(), 2));
+    // Another doctor has a cap of their own; and a new day starts a new count.
+    l.send(&l.colleague, l.consent, declare(&l.patient))
+        .await
+        .unwrap();
+    l.pass_time(DAY).await;
+    l.send(&l.doctor, l.consent, declare(&l.patient))
+        .await
+        .unwrap();
+    assert_eq!(
+        l.view(l.consent, Consent::emergencyCountCall {}),
+        U256::from(4)
+    );
+}
+
+#[tokio::test]
+async fn the_patient_or_an_admin_ends_an_emergency_and_access_stops_at_once() {
+    let l = Ledger::with_cast().await;
+    let record = l.anchor(&l.patient, Kind::Report, 1).await;
+    let declare = Consent::declareEmergencyCall {
+        patient: l.patient.address(),
+        reasonHash: keccak256(b"chest pain"),
+    };
+    let end = Consent::endEmergencyCall {
+        patient: l.patient.address(),
+        doctor: l.doctor.address(),
+    };
+    let _: Consent::NoOpenEmergency = error(l.send(&l.patient, l.consent, end.clone()).await);
+    let mined = l.send(&l.doctor, l.consent, declare.clone()).await.unwrap();
+    let declared = mined
+        .logs
+        .iter()
+        .find_map(|log| Consent::EmergencyDeclared::decode_log_data(&log.data).ok())
+        .unwrap();
+    assert!(l.can_access(l.doctor.address(), record, Purpose::Treatment));
+    // Nobody else ends it: not the doctor, another patient, or another doctor.
+    for who in [&l.doctor, &l.other_patient, &l.colleague] {
+        let e: Consent::NotPatientOrAdmin = error(l.send(who, l.consent, end.clone()).await);
+        assert_eq!(e.caller, who.address());
+    }
+    let mined = l.send(&l.patient, l.consent, end.clone()).await.unwrap();
+    let ended = mined
+        .logs
+        .iter()
+        .find_map(|log| Consent::EmergencyEnded::decode_log_data(&log.data).ok())
+        .unwrap();
+    assert_eq!(
+        (ended.id, ended.endedBy),
+        (declared.id, l.patient.address())
+    );
+    assert!(!l.can_access(l.doctor.address(), record, Purpose::Treatment));
+    let _: Consent::AccessDenied = error(l.log_access(&l.doctor, record, Purpose::Treatment).await);
+    let e = l.view(l.consent, Consent::getEmergencyCall { id: declared.id });
+    assert_eq!((e.until, e.endedBy), (l.now(), l.patient.address()));
+    let _: Consent::NoOpenEmergency = error(l.send(&l.patient, l.consent, end.clone()).await);
+    // Once ended it may be declared again (within the cap); an admin ends this one.
+    l.send(&l.doctor, l.consent, declare).await.unwrap();
+    l.send(&l.admin, l.consent, end).await.unwrap();
+    assert!(!l.can_access(l.doctor.address(), record, Purpose::Treatment));
+}
+
+fn profile_access(l: &Ledger, reader: Address) -> (u8, bool) {
+    let r = l.view(
+        l.consent,
+        Consent::profileAccessCall {
+            patient: l.patient.address(),
+            reader,
+        },
+    );
+    (r.fields, r.emergency)
+}
+
+async fn log_views(
+    l: &Ledger,
+    reader: &PrivateKeySigner,
+    records: Vec<B256>,
+    profile_fields: Option<u8>,
+) -> Result<Mined, Bytes> {
+    let call = Consent::logViewsCall {
+        recordIds: records,
+        profiles: profile_fields
+            .map(|_| vec![l.patient.address()])
+            .unwrap_or_default(),
+        profileFields: profile_fields.map(|f| vec![f]).unwrap_or_default(),
+        purpose: Purpose::Treatment.into(),
+    };
+    l.send(reader, l.consent, call).await
+}
+
+#[tokio::test]
+async fn views_are_logged_only_when_allowed_and_a_grant_reveals_only_what_its_purpose_needs() {
+    let l = Ledger::with_cast().await;
+    let report = l.anchor(&l.patient, Kind::Report, 1).await;
+    let other = l.anchor(&l.patient, Kind::Other, 2).await;
+    const ID: u8 = 1;
+    const ALL: u8 = 3;
+    // Nothing without a grant.
+    assert_eq!(profile_access(&l, l.doctor.address()), (0, false));
+    let e: Consent::ProfileDenied = error(log_views(&l, &l.doctor, vec![], Some(ID)).await);
+    assert_eq!(
+        (e.patient, e.reader),
+        (l.patient.address(), l.doctor.address())
+    );
+    let _: Consent::AccessDenied = error(log_views(&l, &l.doctor, vec![report], None).await);
+    // A research grant of everything: no profile at all.
+    l.grant(
+        l.doctor.address(),
+        Scope::All,
+        0,
+        vec![],
+        Purpose::Research,
+        DAY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(profile_access(&l, l.doctor.address()), (0, false));
+    // A treatment grant of one record: that record's details, the identity, not the contact.
+    l.grant(
+        l.doctor.address(),
+        Scope::Records,
+        0,
+        vec![report],
+        Purpose::Treatment,
+        DAY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(profile_access(&l, l.doctor.address()), (ID, false));
+    let _: Consent::ProfileDenied = error(log_views(&l, &l.doctor, vec![], Some(ALL)).await);
+    let _: Consent::AccessDenied =
+        error(log_views(&l, &l.doctor, vec![report, other], Some(ID)).await);
+    let mined = log_views(&l, &l.doctor, vec![report], Some(ID))
+        .await
+        .unwrap();
+    let viewed: Vec<_> = mined
+        .logs
+        .iter()
+        .filter_map(|log| Consent::RecordViewed::decode_log_data(&log.data).ok())
+        .collect();
+    assert_eq!(viewed.len(), 1);
+    assert_eq!(
+        (
+            viewed[0].patient,
+            viewed[0].reader,
+            viewed[0].recordId,
+            viewed[0].emergency
+        ),
+        (l.patient.address(), l.doctor.address(), report, false)
+    );
+    let profile = mined
+        .logs
+        .iter()
+        .find_map(|log| Consent::ProfileViewed::decode_log_data(&log.data).ok())
+        .unwrap();
+    assert_eq!((profile.patient, profile.fields), (l.patient.address(), ID));
+    // A treatment grant of a kind: the whole profile.
+    l.grant(
+        l.doctor.address(),
+        Scope::Kinds,
+        1 << 2,
+        vec![],
+        Purpose::Treatment,
+        DAY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(profile_access(&l, l.doctor.address()), (ALL, false));
+    log_views(&l, &l.doctor, vec![report, other], Some(ALL))
+        .await
+        .unwrap();
+    // An emergency shows everything, flagged; the patient always sees their own.
+    let declare = Consent::declareEmergencyCall {
+        patient: l.patient.address(),
+        reasonHash: keccak256(b"x"),
+    };
+    l.send(&l.colleague, l.consent, declare).await.unwrap();
+    assert_eq!(profile_access(&l, l.colleague.address()), (ALL, true));
+    assert_eq!(profile_access(&l, l.patient.address()), (ALL, false));
+    // Expired grants reveal nothing.
+    l.pass_time(DAY + 1).await;
+    assert_eq!(profile_access(&l, l.doctor.address()), (0, false));
+    let mismatch = Consent::logViewsCall {
+        recordIds: vec![],
+        profiles: vec![l.patient.address()],
+        profileFields: vec![],
+        purpose: 0,
+    };
+    let _: Consent::LengthMismatch = error(l.send(&l.doctor, l.consent, mismatch).await);
+}
+
+#[tokio::test]
+async fn a_doctor_reads_the_prescriptions_they_wrote_while_active() {
+    let l = Ledger::with_cast().await;
+    l.grant(
+        l.doctor.address(),
+        Scope::All,
+        0,
+        vec![],
+        Purpose::Treatment,
+        DAY,
+    )
+    .await
+    .unwrap();
+    let id = keccak256(b"rx");
+    let call = Records::anchorPrescriptionCall {
+        id,
+        patient: l.patient.address(),
+        contentHash: keccak256(b"rx body"),
+    };
+    l.send(&l.doctor, l.records, call).await.unwrap();
+    assert_eq!(
+        l.view(l.records, Records::recordAuthorCall { id }),
+        l.doctor.address()
+    );
+    l.pass_time(DAY + 1).await;
+    assert!(l.can_access(l.doctor.address(), id, Purpose::Treatment));
+    assert!(!l.can_access(l.colleague.address(), id, Purpose::Treatment));
+    let suspend = Registry::suspendDoctorCall {
+        account: l.doctor.address(),
+    };
+    l.send(&l.admin, l.registry, suspend).await.unwrap();
+    assert!(!l.can_access(l.doctor.address(), id, Purpose::Treatment));
+}
+
+/// The acceptance an invitation link's key signs for `account`.
+fn invite_signature(l: &Ledger, key: &PrivateKeySigner, account: Address) -> (B256, B256, u8) {
+    use alloy::sol_types::SolValue;
+    let inner = keccak256(
+        (
+            "medledger invite",
+            l.registry,
+            U256::from(l.node.chain_id()),
+            account,
+        )
+            .abi_encode_params(),
+    );
+    let signature = key.sign_message_sync(inner.as_slice()).unwrap();
+    (
+        signature.r().into(),
+        signature.s().into(),
+        27 + signature.v() as u8,
+    )
+}
+
+#[tokio::test]
+async fn an_invitation_is_taken_up_once_by_the_account_its_key_signed_for() {
+    let l = Ledger::with_cast().await;
+    let key = PrivateKeySigner::random();
+    let invite = Registry::inviteDoctorCall {
+        inviteKey: key.address(),
+        name: "Dr Enrol".into(),
+        specialty: "oncology".into(),
+        licenceId: "LIC-9".into(),
+        hospitalId: 2,
+        expiresAt: l.now() + DAY,
+    };
+    let _: Registry::NotAdmin = error(l.send(&l.doctor, l.registry, invite.clone()).await);
+    l.send(&l.admin, l.registry, invite.clone()).await.unwrap();
+    let _: Registry::InviteExists = error(l.send(&l.admin, l.registry, invite).await);
+    let newcomer = PrivateKeySigner::random();
+    // Fund the newcomer so it can pay for its acceptance.
+    let fund = l
+        .submit(&l.admin, TxKind::Call(newcomer.address()), Bytes::new())
+        .await;
+    assert!(fund.is_ok());
+    let transfer = TxEip1559 {
+        chain_id: l.node.chain_id(),
+        nonce: l.node.nonce(l.admin.address(), BlockTag::Pending).unwrap(),
+        gas_limit: 21_000,
+        max_fee_per_gas: 100_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(newcomer.address()),
+        value: U256::from(10u64).pow(U256::from(18u64)),
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    let signature = l.admin.sign_hash_sync(&transfer.signature_hash()).unwrap();
+    l.node
+        .send_raw_transaction(&TxEnvelope::Eip1559(transfer.into_signed(signature)).encoded_2718())
+        .await
+        .unwrap();
+    // A signature made for someone else (as a watcher of the chain would replay) is refused.
+    let (r, s, v) = invite_signature(&l, &key, l.outsider.address());
+    let accept = |r, s, v| Registry::acceptInviteCall {
+        inviteKey: key.address(),
+        r,
+        s,
+        v,
+    };
+    let _: Registry::BadInviteSignature =
+        error(l.send(&newcomer, l.registry, accept(r, s, v)).await);
+    let (r, s, v) = invite_signature(&l, &PrivateKeySigner::random(), newcomer.address());
+    let _: Registry::BadInviteSignature =
+        error(l.send(&newcomer, l.registry, accept(r, s, v)).await);
+    let (r, s, v) = invite_signature(&l, &key, newcomer.address());
+    l.send(&newcomer, l.registry, accept(r, s, v))
+        .await
+        .unwrap();
+    let doctor = l.view(
+        l.registry,
+        Registry::getDoctorCall {
+            account: newcomer.address(),
+        },
+    );
+    assert_eq!((doctor.name.as_str(), doctor.hospitalId), ("Dr Enrol", 2));
+    let _: Registry::InviteUsed = error(l.send(&l.outsider, l.registry, accept(r, s, v)).await);
+    // An admin invitation, left to expire; another revoked.
+    let admin_key = PrivateKeySigner::random();
+    let call = Registry::inviteAdminCall {
+        inviteKey: admin_key.address(),
+        expiresAt: l.now() + 60,
+    };
+    l.send(&l.admin, l.registry, call).await.unwrap();
+    l.pass_time(120).await;
+    let (r, s, v) = invite_signature(&l, &admin_key, l.outsider.address());
+    let _: Registry::InviteExpired = error(
+        l.send(
+            &l.outsider,
+            l.registry,
+            accept_key(admin_key.address(), r, s, v),
+        )
+        .await,
+    );
+    let revoked = PrivateKeySigner::random();
+    let call = Registry::inviteAdminCall {
+        inviteKey: revoked.address(),
+        expiresAt: l.now() + DAY,
+    };
+    l.send(&l.admin, l.registry, call).await.unwrap();
+    let call = Registry::revokeInviteCall {
+        inviteKey: revoked.address(),
+    };
+    l.send(&l.admin, l.registry, call).await.unwrap();
+    let (r, s, v) = invite_signature(&l, &revoked, l.outsider.address());
+    let _: Registry::InviteUsed = error(
+        l.send(
+            &l.outsider,
+            l.registry,
+            accept_key(revoked.address(), r, s, v),
+        )
+        .await,
+    );
+}
+
+fn accept_key(key: Address, r: B256, s: B256, v: u8) -> Registry::acceptInviteCall {
+    Registry::acceptInviteCall {
+        inviteKey: key,
+        r,
+        s,
+        v,
+    }
 }

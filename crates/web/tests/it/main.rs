@@ -204,6 +204,7 @@ impl TestApp {
             funding: alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(18u64)),
             admin_password: Some(ADMIN_PASSWORD.into()),
             emergency_window: Duration::from_secs(24 * 3600),
+            emergency_daily_cap: 3,
             max_upload_bytes: MAX_UPLOAD,
         };
         let (app, bootstrap) = App::open(options).await.unwrap();

@@ -252,8 +252,8 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         "file",
         reqwest::multipart::Part::bytes(vec![b'a'; MAX_UPLOAD * 3]).file_name("huge.txt"),
     );
-    let sent = t
-        .http
+    // A client of its own: the connection it leaves half-closed must not be reused below.
+    let sent = reqwest::Client::new()
         .post(format!("{}/api/v1/records", t.url))
         .bearer_auth(&patient)
         .multipart(form)
