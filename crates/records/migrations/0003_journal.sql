@@ -30,7 +30,13 @@ CREATE TABLE emergencies (
     reason     BLOB NOT NULL,
     until      INTEGER,
     tx_hash    TEXT,
+    chain_id   INTEGER,                   -- the Consent contract's emergency id
     created_at INTEGER NOT NULL
 );
+CREATE INDEX emergencies_tx ON emergencies (tx_hash);
 CREATE INDEX emergencies_doctor ON emergencies (doctor);
 CREATE INDEX emergencies_patient ON emergencies (patient);
+
+-- A patient's contact details, sealed apart from their name and date of birth (`profile`): a
+-- grant of single records shows who the patient is, not how to reach them.
+ALTER TABLE users ADD COLUMN contact BLOB;

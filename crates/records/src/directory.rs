@@ -13,10 +13,11 @@ use crate::{
     accounts::{Account, Person, address_key},
     app::App,
     contracts::Registry,
+    disclosure::{Disclosure, PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
     journal::Follow,
     ledger::TxInfo,
-    model::Role,
+    model::{Purpose, Role},
 };
 
 /// A hospital as the directory shows it (public data only).
@@ -145,9 +146,33 @@ pub fn is_iso_date(s: &str) -> bool {
     )
 }
 
-/// The object id a patient's profile key is wrapped under.
+/// The object id the key of a patient's name and date of birth is wrapped under.
 pub(crate) fn profile_object(patient: Address) -> String {
     format!("profile:{}", address_key(patient))
+}
+
+/// The object id the key of a patient's contact details is wrapped under (kept apart: a grant
+/// of single records shows who the patient is, not how to reach them).
+pub(crate) fn contact_object(patient: Address) -> String {
+    format!("contact:{}", address_key(patient))
+}
+
+/// A patient's name and date of birth, as sealed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Identity {
+    name: String,
+    #[serde(default)]
+    date_of_birth: String,
+}
+
+/// A patient's details as a reader may see them: the contact only where the chain allows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProfileView {
+    pub name: String,
+    pub date_of_birth: String,
+    pub contact: Option<String>,
+    /// Seen only through an open emergency.
+    pub emergency: bool,
 }
 
 fn hospital_from(h: Registry::Hospital) -> Hospital {
@@ -429,31 +454,47 @@ impl App {
         self.check_new_account(&signup.username, &signup.password)
             .await?;
         let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
-        let dek = Dek::generate();
-        let object = profile_object(signer.address());
-        let sealed = seal(
-            &dek,
-            object.as_bytes(),
-            &serde_json::to_vec(&signup.profile).map_err(|e| Error::internal("profile", e))?,
-        );
+        let identity = Identity {
+            name: signup.profile.name.trim().to_string(),
+            date_of_birth: signup.profile.date_of_birth.clone(),
+        };
+        let contact = serde_json::json!({ "contact": signup.profile.contact });
+        let sealed = [
+            (
+                profile_object(signer.address()),
+                serde_json::to_vec(&identity).map_err(|e| Error::internal("profile", e))?,
+            ),
+            (
+                contact_object(signer.address()),
+                contact.to_string().into_bytes(),
+            ),
+        ]
+        .map(|(object, plain)| {
+            let dek = Dek::generate();
+            let sealed = seal(&dek, object.as_bytes(), &plain);
+            (object, dek, sealed)
+        });
         let mut created = None;
         let stored = async {
             let account = self
                 .create_account(Role::Patient, &signup.username, &signup.password, &signer)
                 .await?;
-            sqlx::query("UPDATE users SET profile = ? WHERE id = ?")
-                .bind(sealed)
+            sqlx::query("UPDATE users SET profile = ?, contact = ? WHERE id = ?")
+                .bind(&sealed[0].2)
+                .bind(&sealed[1].2)
                 .bind(account.id)
                 .execute(self.db())
                 .await?;
-            self.put_wrap(
-                &object,
-                &address_key(account.address),
-                &account.enc_public,
-                &dek,
-            )
-            .await?;
-            self.escrow_wrap(&object, &dek).await?;
+            for (object, dek, _) in &sealed {
+                self.put_wrap(
+                    object,
+                    &address_key(account.address),
+                    &account.enc_public,
+                    dek,
+                )
+                .await?;
+                self.escrow_wrap(object, dek).await?;
+            }
             created = Some(account);
             Ok(())
         };
@@ -475,30 +516,111 @@ impl App {
         Ok((account, tx))
     }
 
-    /// A patient's details, if `reader` holds a key to them (the patient, or whom they shared
-    /// with).
-    pub async fn profile(&self, reader: &Person, patient: Address) -> Result<Option<Profile>> {
-        let object = profile_object(patient);
-        let Some(dek) = self
-            .take_wrap(&object, &address_key(reader.address), &reader.secret)
+    /// A patient's details as `reader` may see them now (the chain decides which parts, if
+    /// any); shown to anyone but the patient only once the view is logged on chain.
+    pub async fn profile(&self, reader: &Person, patient: Address) -> Result<Option<ProfileView>> {
+        let mut shown = Disclosure::default();
+        let profile = self
+            .profile_parts(
+                reader,
+                patient,
+                PROFILE_IDENTITY | PROFILE_CONTACT,
+                &mut shown,
+            )
+            .await?;
+        self.disclose(reader, shown, Purpose::Treatment).await?;
+        Ok(profile)
+    }
+
+    /// The parts of `patient`'s profile in `want` that the chain lets `reader` see now, added
+    /// to `shown`. An expired grant reveals nothing: no wrapped key is used without the chain's
+    /// word.
+    pub(crate) async fn profile_parts(
+        &self,
+        reader: &Person,
+        patient: Address,
+        want: u8,
+        shown: &mut Disclosure,
+    ) -> Result<Option<ProfileView>> {
+        let (fields, emergency) = if reader.address == patient && reader.role == Role::Patient {
+            (PROFILE_IDENTITY | PROFILE_CONTACT, false)
+        } else {
+            self.profile_access(patient, reader.address).await?
+        };
+        let fields = fields & want;
+        if fields & PROFILE_IDENTITY == 0 {
+            return Ok(None);
+        }
+        let Some(plain) = self
+            .open_profile_part(reader, patient, &profile_object(patient), "profile")
             .await?
         else {
             return Ok(None);
         };
-        self.open_profile(patient, &dek).await.map(Some)
+        let identity: Identity =
+            serde_json::from_slice(&plain).map_err(|e| Error::internal("profile", e))?;
+        let mut revealed = PROFILE_IDENTITY;
+        let mut contact = None;
+        if fields & PROFILE_CONTACT != 0
+            && let Some(plain) = self
+                .open_profile_part(reader, patient, &contact_object(patient), "contact")
+                .await?
+        {
+            let value: serde_json::Value =
+                serde_json::from_slice(&plain).map_err(|e| Error::internal("contact", e))?;
+            contact = Some(value["contact"].as_str().unwrap_or_default().to_string());
+            revealed |= PROFILE_CONTACT;
+        }
+        shown.profile(reader, patient, revealed);
+        Ok(Some(ProfileView {
+            name: identity.name,
+            date_of_birth: identity.date_of_birth,
+            contact,
+            emergency,
+        }))
     }
 
-    pub(crate) async fn open_profile(&self, patient: Address, dek: &Dek) -> Result<Profile> {
-        let object = profile_object(patient);
-        let sealed: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT profile FROM users WHERE address = ?")
-                .bind(address_key(patient))
-                .fetch_optional(self.db())
-                .await?
-                .flatten();
-        let sealed = sealed.ok_or_else(|| Error::not_found("no such patient"))?;
-        let plain = medledger_vault::open(dek, object.as_bytes(), &sealed)?;
-        serde_json::from_slice(&plain).map_err(|e| Error::internal("profile", e))
+    /// Opens one sealed part of a profile (column `column` of the patient's row) for a reader
+    /// the chain allows: with their own wrapped key, or a doctor's way in without one (an
+    /// emergency, a grant to their hospital from before they joined) through the escrow's.
+    async fn open_profile_part(
+        &self,
+        reader: &Person,
+        patient: Address,
+        object: &str,
+        column: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let dek = match self
+            .take_wrap(object, &address_key(reader.address), &reader.secret)
+            .await?
+        {
+            Some(dek) => Some(dek),
+            None if reader.role == Role::Doctor => {
+                self.take_wrap(object, crate::app::ESCROW, self.escrow())
+                    .await?
+            }
+            None => None,
+        };
+        let Some(dek) = dek else {
+            return Ok(None);
+        };
+        let sql = match column {
+            "contact" => "SELECT contact FROM users WHERE address = ?",
+            _ => "SELECT profile FROM users WHERE address = ?",
+        };
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(sql)
+            .bind(address_key(patient))
+            .fetch_optional(self.db())
+            .await?
+            .flatten();
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        Ok(Some(medledger_vault::open(
+            &dek,
+            object.as_bytes(),
+            &sealed,
+        )?))
     }
 }
 

@@ -5,9 +5,12 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod contracts;
 pub mod demo;
 pub mod directory;
+pub mod disclosure;
+pub mod emergency;
 pub mod error;
 pub mod journal;
 pub mod ledger;

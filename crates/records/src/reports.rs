@@ -19,6 +19,7 @@ use crate::{
     accounts::{Person, address_key},
     app::{App, unix_now},
     contracts::{Consent, Records},
+    disclosure::Disclosure,
     error::{Error, Kind, Result},
     journal::Follow,
     ledger::{Ledger, TxInfo},
@@ -68,6 +69,10 @@ pub struct Anchor {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<&'static str>,
 }
+
+/// Proof that the chain allows a reader a record at this moment (only `App::allowed` makes
+/// one): no record's key is used without it.
+pub(crate) struct Allowed(());
 
 /// The bytes of a record, opened for an allowed reader, and the access event that logged it.
 pub struct Opened {
@@ -451,31 +456,38 @@ impl App {
         Ok(until > self.ledger().now().await? && until > 0)
     }
 
-    /// The data key of `row` for `reader`: their own wrap, or the escrow's when an emergency the
-    /// chain knows about is open for them.
-    async fn key_for(&self, reader: &Person, row: &Row_) -> Result<Option<(Dek, bool)>> {
+    /// Whether the chain lets `reader` open `row` now: the proof every use of its key needs.
+    /// The patient needs no question to the chain for their own.
+    async fn allowed(
+        &self,
+        reader: &Person,
+        row: &Row_,
+        purpose: Purpose,
+    ) -> Result<Option<Allowed>> {
+        if reader.address == row.patient && reader.role == Role::Patient {
+            return Ok(Some(Allowed(())));
+        }
+        Ok(self
+            .can_access(row.patient, reader.address, row.id, purpose)
+            .await?
+            .then_some(Allowed(())))
+    }
+
+    /// The data key of `row` for `reader`, whom the chain allows (`Allowed`): their own wrap, or,
+    /// where the chain gives a doctor access without one (an open emergency, a grant to their
+    /// hospital that predates them), the escrow's.
+    async fn key_for(&self, reader: &Person, row: &Row_, _: &Allowed) -> Result<Option<Dek>> {
         let object = object_id(&row.id);
         if let Some(dek) = self
             .take_wrap(&object, &address_key(reader.address), &reader.secret)
             .await?
         {
-            return Ok(Some((dek, false)));
+            return Ok(Some(dek));
         }
-        // The escrow opens a record only where the chain itself grants this doctor access
-        // without a key of their own: an open emergency, or a live grant to their hospital that
-        // predates them (a doctor who joined later holds no wrap until the patient acts again).
         if reader.role == Role::Doctor {
-            let emergency = self.emergency_open(row.patient, reader.address).await?;
-            if emergency
-                || self
-                    .hospital_grant_covers(row.patient, reader.address, Some((&row.id, row.kind)))
-                    .await?
-            {
-                let dek = self
-                    .take_wrap(&object, crate::app::ESCROW, self.escrow())
-                    .await?;
-                return Ok(dek.map(|d| (d, emergency)));
-            }
+            return self
+                .take_wrap(&object, crate::app::ESCROW, self.escrow())
+                .await;
         }
         Ok(None)
     }
@@ -485,9 +497,19 @@ impl App {
         serde_json::from_slice(&plain).map_err(|e| Error::internal("meta", e))
     }
 
-    async fn view(&self, reader: &Person, row: &Row_, check: bool) -> Result<RecordView> {
-        let meta = match self.key_for(reader, row).await? {
-            Some((dek, _)) => Some(self.open_meta(row, &dek)?),
+    /// A record as `reader` sees it: its details only if the chain allows them (`allowed`).
+    async fn view(
+        &self,
+        reader: &Person,
+        row: &Row_,
+        allowed: Option<&Allowed>,
+        check: bool,
+    ) -> Result<RecordView> {
+        let meta = match allowed {
+            Some(allowed) => match self.key_for(reader, row, allowed).await? {
+                Some(dek) => Some(self.open_meta(row, &dek)?),
+                None => None,
+            },
             None => None,
         };
         let integrity = if check {
@@ -517,26 +539,26 @@ impl App {
     }
 
     /// Refuses unless the chain says `reader` may open `row` for `purpose`.
-    async fn check_access(&self, reader: &Person, row: &Row_, purpose: Purpose) -> Result<()> {
-        if self
-            .can_access(row.patient, reader.address, row.id, purpose)
-            .await?
-        {
-            Ok(())
-        } else {
-            // Same answer whether the record exists for someone else or not, to anyone but its
-            // patient.
-            Err(Error::forbidden(
+    async fn check_access(&self, reader: &Person, row: &Row_, purpose: Purpose) -> Result<Allowed> {
+        // Same answer whether the record exists for someone else or not, to anyone but its
+        // patient.
+        self.allowed(reader, row, purpose).await?.ok_or_else(|| {
+            Error::forbidden(
                 "you have no access to this record: no live grant or emergency covers it",
-            ))
-        }
+            )
+        })
     }
 
-    /// A record's metadata and anchor, with a fresh integrity check.
+    /// A record's metadata and anchor, with a fresh integrity check; shown to anyone but its
+    /// patient only once the view is logged on chain.
     pub async fn record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<RecordView> {
         let row = self.record_row(&id).await?;
-        self.check_access(reader, &row, purpose).await?;
-        self.view(reader, &row, true).await
+        let allowed = self.check_access(reader, &row, purpose).await?;
+        let view = self.view(reader, &row, Some(&allowed), true).await?;
+        let mut shown = Disclosure::default();
+        shown.record(reader, &view);
+        self.disclose(reader, shown, purpose).await?;
+        Ok(view)
     }
 
     /// A patient's own records (reports and others; prescriptions are listed apart), each with
@@ -546,38 +568,59 @@ impl App {
         let mut out = Vec::new();
         for row in self.record_rows("patient", patient.address).await? {
             if row.kind != RecordKind::Prescription {
-                out.push(self.view(patient, &row, verify).await?);
+                let own = self.allowed(patient, &row, Purpose::Treatment).await?;
+                out.push(self.view(patient, &row, own.as_ref(), verify).await?);
             }
         }
         Ok(out)
     }
 
-    /// A record's title, if `reader` holds a key to it (for the audit trail).
-    pub(crate) async fn record_title(&self, reader: &Person, id: &B256) -> Result<Option<String>> {
+    /// A record's title, for its own patient's audit trail (nobody else's).
+    pub(crate) async fn record_title(&self, patient: &Person, id: &B256) -> Result<Option<String>> {
         let Ok(row) = self.record_row(id).await else {
             return Ok(None);
         };
-        Ok(match self.key_for(reader, &row).await? {
-            Some((dek, _)) => self.open_meta(&row, &dek).ok().map(|m| m.title),
+        if row.patient != patient.address || patient.role != Role::Patient {
+            return Ok(None);
+        }
+        let own = Allowed(());
+        Ok(match self.key_for(patient, &row, &own).await? {
+            Some(dek) => self.open_meta(&row, &dek).ok().map(|m| m.title),
             None => None,
         })
     }
 
-    /// The records of `patient` that `doctor` may open now, as the chain decides.
+    /// The records of `patient` that `doctor` may open now, as the chain decides, with their
+    /// details; the view is logged on chain first.
     pub async fn records_for_doctor(
         &self,
         doctor: &Person,
         patient: Address,
         purpose: Purpose,
     ) -> Result<Vec<RecordView>> {
+        let mut shown = Disclosure::default();
+        let list = self
+            .doctor_records(doctor, patient, purpose, &mut shown)
+            .await?;
+        self.disclose(doctor, shown, purpose).await?;
+        Ok(list)
+    }
+
+    /// `records_for_doctor`, adding what it shows to `shown` instead of logging it.
+    pub(crate) async fn doctor_records(
+        &self,
+        doctor: &Person,
+        patient: Address,
+        purpose: Purpose,
+        shown: &mut Disclosure,
+    ) -> Result<Vec<RecordView>> {
         self.require_active_doctor(doctor).await?;
         let mut out = Vec::new();
         for row in self.record_rows("patient", patient).await? {
-            if self
-                .can_access(patient, doctor.address, row.id, purpose)
-                .await?
-            {
-                out.push(self.view(doctor, &row, false).await?);
+            if let Some(allowed) = self.allowed(doctor, &row, purpose).await? {
+                let view = self.view(doctor, &row, Some(&allowed), false).await?;
+                shown.record(doctor, &view);
+                out.push(view);
             }
         }
         Ok(out)
@@ -587,12 +630,13 @@ impl App {
     /// logged on chain signed by the reader, and only then the plaintext.
     pub async fn open_record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<Opened> {
         let row = self.record_row(&id).await?;
-        self.check_access(reader, &row, purpose).await?;
-        let (dek, emergency) = self.key_for(reader, &row).await?.ok_or_else(|| {
+        let allowed = self.check_access(reader, &row, purpose).await?;
+        let dek = self.key_for(reader, &row, &allowed).await?.ok_or_else(|| {
             Error::forbidden(
                 "no key to this record was shared with you; ask the patient to share it",
             )
         })?;
+
         let meta = self.open_meta(&row, &dek)?;
         let (status, blob) = self.integrity(&row).await?;
         let blob = match (status, blob) {
@@ -617,9 +661,12 @@ impl App {
             purpose: u8::from(purpose),
         };
         let consent = self.contracts().consent;
-        let (access_tx, _) = self
+        let (access_tx, receipt) = self
             .write(&reader.signer, consent, call.abi_encode(), Follow::Nothing)
             .await?;
+        let emergency = receipt
+            .decoded_log::<Consent::AccessLogged>()
+            .is_some_and(|l| l.data.emergency);
         Ok(Opened {
             bytes,
             media_type: meta.media_type,
@@ -695,7 +742,8 @@ impl App {
         ))
     }
 
-    /// A patient's prescriptions, or those a doctor wrote.
+    /// A patient's prescriptions, or those a doctor wrote: a doctor sees the lines of those the
+    /// chain still lets them read, once that view is logged on chain.
     pub async fn prescriptions(&self, person: &Person) -> Result<Vec<PrescriptionView>> {
         let rows = match person.role {
             Role::Patient => self.record_rows("patient", person.address).await?,
@@ -707,26 +755,21 @@ impl App {
             }
         };
         let mut out = Vec::new();
+        let mut shown = Disclosure::default();
         for row in rows
             .into_iter()
             .filter(|r| r.kind == RecordKind::Prescription)
         {
-            let body = match self.key_for(person, &row).await? {
-                Some((dek, _)) => {
-                    let blob = self.blobs().get(&blob_key(&row.id)).await?;
-                    match blob {
-                        Some(b) if keccak256(&b) == row.content_hash => {
-                            let plain = open(&dek, object_id(&row.id).as_bytes(), &b)?;
-                            Some(
-                                serde_json::from_slice(&plain)
-                                    .map_err(|e| Error::internal("prescription", e))?,
-                            )
-                        }
-                        _ => None,
-                    }
-                }
+            let body = match self.allowed(person, &row, Purpose::Treatment).await? {
+                Some(allowed) => match self.key_for(person, &row, &allowed).await? {
+                    Some(dek) => self.prescription_body(&row, &dek).await?,
+                    None => None,
+                },
                 None => None,
             };
+            if body.is_some() && person.address != row.patient {
+                shown.records.push(row.id);
+            }
             out.push(PrescriptionView {
                 id: row.id,
                 patient: row.patient,
@@ -741,7 +784,23 @@ impl App {
                 },
             });
         }
+        self.disclose(person, shown, Purpose::Treatment).await?;
         Ok(out)
+    }
+
+    /// A prescription's lines, if its blob matches its row's hash.
+    async fn prescription_body(&self, row: &Row_, dek: &Dek) -> Result<Option<PrescriptionBody>> {
+        let blob = self.blobs().get(&blob_key(&row.id)).await?;
+        match blob {
+            Some(b) if keccak256(&b) == row.content_hash => {
+                let plain = open(dek, object_id(&row.id).as_bytes(), &b)?;
+                Ok(Some(
+                    serde_json::from_slice(&plain)
+                        .map_err(|e| Error::internal("prescription", e))?,
+                ))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Checks every stored blob against its anchor on chain.

@@ -5,11 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use alloy::{
-    primitives::{Address, B256, U256, keccak256},
-    rpc::types::Filter,
-    sol_types::{SolCall, SolEvent},
+    primitives::{Address, B256, U256},
+    sol_types::SolCall,
 };
-use medledger_vault::{Dek, SecretKey, seal};
+use medledger_vault::SecretKey;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -17,7 +16,8 @@ use crate::{
     accounts::{Person, address_key},
     app::{App, ESCROW, unix_now},
     contracts::Consent,
-    directory::profile_object,
+    directory::{contact_object, profile_object},
+    disclosure::{Disclosure, PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
     journal::Follow,
     ledger::TxInfo,
@@ -84,28 +84,14 @@ pub struct SharedPatient {
     pub emergency: bool,
 }
 
-/// One opening of a record, from the chain.
+/// A doctor's view of one patient.
 #[derive(Debug, Clone, Serialize)]
-pub struct AccessEvent {
+pub struct Chart {
     pub patient: Address,
-    pub reader: Address,
-    /// The reader's name in the directory, or their user name.
-    pub reader_name: Option<String>,
-    pub record_id: B256,
-    /// The record's title, when the one asking can read it.
-    pub record_title: Option<String>,
-    pub purpose: &'static str,
-    pub emergency: bool,
-    pub time: u64,
-    pub block_number: u64,
-    pub tx_hash: B256,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Emergency {
-    pub patient: Address,
-    pub doctor: Address,
-    pub until: u64,
+    pub profile: Option<crate::directory::ProfileView>,
+    /// Until when the doctor may see this patient, and whether by an emergency.
+    pub entry: Option<SharedPatient>,
+    pub records: Vec<crate::reports::RecordView>,
 }
 
 const KINDS: [RecordKind; 3] = [
@@ -142,7 +128,21 @@ fn view_from(g: Consent::Grant, now: u64) -> Result<GrantView> {
     })
 }
 
+/// What a wrapped key opens: a record, or a part of the profile.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Record(B256, RecordKind),
+    Profile(u8),
+}
+
 impl GrantView {
+    /// Whether the grant reveals that part of the profile, as `Consent.profileAccess` rules: a
+    /// treatment grant shows who the patient is; their contact only if it covers more than
+    /// single records; a research grant, nothing.
+    fn reveals(&self, field: u8) -> bool {
+        self.purpose == "treatment" && (field == PROFILE_IDENTITY || self.scope != "records")
+    }
+
     fn covers(&self, record: &B256, kind: RecordKind) -> bool {
         match self.scope {
             "all" => true,
@@ -394,18 +394,31 @@ impl App {
             grantees_of.push(grantees);
         }
         let me = address_key(patient);
-        // (object id, the record's id and kind (None for the profile), its author)
-        type Object = (String, Option<(B256, RecordKind)>, Address);
-        let mut objects: Vec<Object> = vec![(profile_object(patient), None, patient)];
+        let mut objects: Vec<(String, Part, Address)> = vec![
+            (
+                profile_object(patient),
+                Part::Profile(PROFILE_IDENTITY),
+                patient,
+            ),
+            (
+                contact_object(patient),
+                Part::Profile(PROFILE_CONTACT),
+                patient,
+            ),
+        ];
         for row in self.record_rows("patient", patient).await? {
-            objects.push((format!("{}", row.id), Some((row.id, row.kind)), row.author));
+            objects.push((
+                format!("{}", row.id),
+                Part::Record(row.id, row.kind),
+                row.author,
+            ));
         }
-        for (object, record, author) in objects {
+        for (object, part, author) in objects {
             let mut wanted = BTreeSet::new();
             for (g, grantees) in grants.iter().zip(&grantees_of) {
-                let covered = match record {
-                    None => true,
-                    Some((id, kind)) => g.covers(&id, kind),
+                let covered = match part {
+                    Part::Record(id, kind) => g.covers(&id, kind),
+                    Part::Profile(field) => g.reveals(field),
                 };
                 if covered {
                     wanted.extend(grantees.iter().map(|a| address_key(*a)));
@@ -451,119 +464,27 @@ impl App {
         Ok(())
     }
 
-    /// A doctor declares an emergency for a patient. The reason stays off chain, sealed for the
-    /// patient and the doctor; the chain gets a salted hash of it.
-    pub async fn declare_emergency(
-        &self,
-        doctor: &Person,
-        patient: Address,
-        reason: &str,
-    ) -> Result<(Emergency, TxInfo)> {
-        self.require_doctor(doctor)?;
-        let reason = reason.trim();
-        if reason.is_empty() || reason.len() > 2000 {
-            return Err(Error::invalid("give a reason of 1 to 2000 characters"));
-        }
-        let patient_account = self
-            .account_by_address(patient)
-            .await?
-            .filter(|a| a.role == Role::Patient)
-            .ok_or_else(|| Error::not_found("there is no such patient"))?;
-        let salt = crate::app::random_b256();
-        let mut salted = salt.to_vec();
-        salted.extend_from_slice(reason.as_bytes());
-        let call = Consent::declareEmergencyCall {
-            patient,
-            reasonHash: keccak256(&salted),
-        };
-        let dek = Dek::generate();
-        let body = serde_json::json!({ "reason": reason, "salt": salt });
-        let object = format!("emergency:{}", crate::app::random_b256());
-        let sealed = seal(&dek, object.as_bytes(), body.to_string().as_bytes());
-        // The sealed reason is stored first, so the patient can read why once the chain says it.
-        let stored = async {
-            sqlx::query(
-                "INSERT INTO emergencies (object, patient, doctor, reason, created_at)
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&object)
-            .bind(address_key(patient))
-            .bind(address_key(doctor.address))
-            .bind(sealed)
-            .bind(unix_now())
-            .execute(self.db())
-            .await?;
-            self.put_wrap(
-                &object,
-                &address_key(patient),
-                &patient_account.enc_public,
-                &dek,
-            )
-            .await?;
-            self.put_wrap(
-                &object,
-                &address_key(doctor.address),
-                &doctor.secret.public_key(),
-                &dek,
-            )
-            .await
-        };
-        let consent = self.contracts().consent;
-        let (tx, receipt) = self
-            .write_after(
-                &doctor.signer,
-                consent,
-                call.abi_encode(),
-                Follow::Emergency {
-                    object: object.clone(),
-                },
-                None,
-                stored,
-            )
-            .await?;
-        let until = receipt
-            .decoded_log::<Consent::EmergencyDeclared>()
-            .map(|l| l.data.until)
-            .ok_or_else(|| Error::internal("emergency", "no EmergencyDeclared event"))?;
-        Ok((
-            Emergency {
-                patient,
-                doctor: doctor.address,
-                until,
-            },
-            tx,
-        ))
-    }
-
-    /// Completes a mined emergency declaration's row with its transaction and end.
-    pub(crate) async fn emergency_mined(
-        &self,
-        object: &str,
-        receipt: &alloy::rpc::types::TransactionReceipt,
-    ) -> Result<()> {
-        let until = receipt
-            .decoded_log::<Consent::EmergencyDeclared>()
-            .map(|l| l.data.until)
-            .unwrap_or_default();
-        sqlx::query("UPDATE emergencies SET until = ?, tx_hash = ? WHERE object = ?")
-            .bind(until as i64)
-            .bind(receipt.transaction_hash.to_string())
-            .bind(object)
-            .execute(self.db())
-            .await?;
-        Ok(())
-    }
-
     /// The patients who shared with `doctor` through a live grant, or whose emergency is open.
     pub async fn my_patients(&self, doctor: &Person) -> Result<Vec<SharedPatient>> {
+        let mut shown = Disclosure::default();
+        let list = self.shared_patients(doctor, &mut shown).await?;
+        self.disclose(doctor, shown, Purpose::Treatment).await?;
+        Ok(list)
+    }
+
+    /// `my_patients`, adding the names and dates of birth it shows to `shown`.
+    async fn shared_patients(
+        &self,
+        doctor: &Person,
+        shown: &mut Disclosure,
+    ) -> Result<Vec<SharedPatient>> {
         self.require_active_doctor(doctor).await?;
-        // patient => (access until, by emergency, by a grant to my hospital)
-        let mut until: BTreeMap<Address, (u64, bool, bool)> = BTreeMap::new();
+        // patient => (access until, by emergency)
+        let mut until: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
         for g in self.grants_to(doctor).await? {
             if g.active && g.purpose == "treatment" {
                 let e = until.entry(g.patient).or_default();
                 e.0 = e.0.max(g.expires_at);
-                e.2 |= g.hospital_id.is_some();
             }
         }
         let now = self.ledger().now().await?;
@@ -591,20 +512,10 @@ impl App {
             }
         }
         let mut out = Vec::new();
-        for (address, (until, emergency, via_hospital)) in until {
-            let profile = match self.profile(doctor, address).await? {
-                Some(p) => Some(p),
-                None if emergency || via_hospital => {
-                    match self
-                        .take_wrap(&profile_object(address), ESCROW, self.escrow())
-                        .await?
-                    {
-                        Some(dek) => Some(self.open_profile(address, &dek).await?),
-                        None => None,
-                    }
-                }
-                None => None,
-            };
+        for (address, (until, emergency)) in until {
+            let profile = self
+                .profile_parts(doctor, address, PROFILE_IDENTITY, shown)
+                .await?;
             out.push(SharedPatient {
                 address,
                 name: profile.as_ref().map(|p| p.name.clone()),
@@ -616,89 +527,38 @@ impl App {
         Ok(out)
     }
 
-    /// Whether a live grant from `patient` to `doctor`'s hospital (the doctor active there)
-    /// covers `record` (or, with `None`, exists at all).
-    pub(crate) async fn hospital_grant_covers(
-        &self,
-        patient: Address,
-        doctor: Address,
-        record: Option<(&B256, RecordKind)>,
-    ) -> Result<bool> {
-        let hospital = self
-            .registry()
-            .activeHospitalOf(doctor)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        if hospital == 0 {
-            return Ok(false);
-        }
-        Ok(self.grants_of(patient).await?.iter().any(|g| {
-            g.active
-                && g.hospital_id == Some(hospital)
-                && record.is_none_or(|(id, kind)| g.covers(id, kind))
-        }))
-    }
-
-    /// Every opening of a patient's records (for the patient), or every opening by a doctor
-    /// (for the doctor), as the chain logged them.
-    pub async fn audit(&self, person: &Person) -> Result<Vec<AccessEvent>> {
-        let filter = Filter::new()
-            .address(self.contracts().consent)
-            .event_signature(Consent::AccessLogged::SIGNATURE_HASH)
-            .from_block(self.contracts().deployed_at);
-        let filter = match person.role {
-            Role::Patient => filter.topic1(person.address.into_word()),
-            Role::Doctor => filter.topic2(person.address.into_word()),
-            _ => {
-                return Err(Error::forbidden(
-                    "only patients and doctors have an audit trail",
-                ));
-            }
-        };
-        let logs = self.ledger().logs(&filter).await?;
-        let mut times: HashMap<u64, u64> = HashMap::new();
-        let mut names: HashMap<Address, Option<String>> = HashMap::new();
-        let mut out = Vec::new();
-        for log in logs {
-            let event = Consent::AccessLogged::decode_log_data(log.data())
-                .map_err(|e| Error::internal("AccessLogged", e))?;
-            let block = log.block_number.unwrap_or_default();
-            let time = match times.get(&block) {
-                Some(t) => *t,
-                None => {
-                    let t = self.ledger().block_time(block).await?;
-                    times.insert(block, t);
-                    t
-                }
-            };
-            if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(event.reader) {
-                slot.insert(self.display_name(event.reader).await?);
-            }
-            let title = self.record_title(person, &event.recordId).await?;
-            out.push(AccessEvent {
-                patient: event.patient,
-                reader: event.reader,
-                reader_name: names[&event.reader].clone(),
-                record_id: event.recordId,
-                record_title: title,
-                purpose: Purpose::try_from(event.purpose)
-                    .map(|p| p.as_str())
-                    .unwrap_or("unknown"),
-                emergency: event.emergency,
-                time,
-                block_number: block,
-                tx_hash: log.transaction_hash.unwrap_or_default(),
+    /// What a doctor's page about one patient shows — the patient's details, the records the
+    /// doctor may open and until when — logged on chain as one view before it is returned.
+    pub async fn patient_chart(&self, doctor: &Person, patient: Address) -> Result<Chart> {
+        let mut shown = Disclosure::default();
+        let records = self
+            .doctor_records(doctor, patient, Purpose::Treatment, &mut shown)
+            .await?;
+        let profile = self
+            .profile_parts(
+                doctor,
+                patient,
+                PROFILE_IDENTITY | PROFILE_CONTACT,
+                &mut shown,
+            )
+            .await?;
+        let mut ignored = Disclosure::default();
+        let entry = self
+            .shared_patients(doctor, &mut ignored)
+            .await?
+            .into_iter()
+            .find(|p| p.address == patient)
+            .map(|p| SharedPatient {
+                name: profile.as_ref().map(|p| p.name.clone()),
+                date_of_birth: profile.as_ref().map(|p| p.date_of_birth.clone()),
+                ..p
             });
-        }
-        Ok(out)
-    }
-
-    /// A name to show for an account: a doctor's directory name, else the user name.
-    async fn display_name(&self, account: Address) -> Result<Option<String>> {
-        if self.role_on_chain(account).await? == Role::Doctor {
-            return Ok(Some(self.doctor(account).await?.name));
-        }
-        Ok(self.account_by_address(account).await?.map(|a| a.username))
+        self.disclose(doctor, shown, Purpose::Treatment).await?;
+        Ok(Chart {
+            patient,
+            profile,
+            entry,
+            records,
+        })
     }
 }

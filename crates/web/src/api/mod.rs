@@ -83,6 +83,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/grants", post(sharing::grant).get(sharing::grants))
         .route("/api/v1/grants/{id}", delete(sharing::revoke))
         .route("/api/v1/emergency", post(sharing::emergency))
+        .route("/api/v1/emergencies", get(sharing::emergencies))
+        .route("/api/v1/emergencies/{id}/end", post(sharing::end_emergency))
         .route("/api/v1/audit", get(sharing::audit))
         .merge(crate::pages::router())
         .fallback(not_found)

@@ -66,7 +66,30 @@ pub(crate) async fn emergency(
     Ok(written(StatusCode::CREATED, emergency, &tx))
 }
 
-/// `GET /api/v1/audit`: every opening of my records (patient), or my openings (doctor).
+/// `GET /api/v1/emergencies`: those open on me or ended within a week (patient), those I
+/// declared (doctor), every open one (admin).
+pub(crate) async fn emergencies(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let list = state.app.emergencies(&auth.person).await?;
+    Ok(axum::Json(json!({ "emergencies": list })).into_response())
+}
+
+/// `POST /api/v1/emergencies/{id}/end` (the patient, or an admin): ends it at once.
+pub(crate) async fn end_emergency(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id: u64 = id.parse().map_err(|_| bad_param("emergency id"))?;
+    let tx = state.app.end_emergency(&auth.person, id).await?;
+    Ok(written(
+        StatusCode::OK,
+        json!({ "id": id, "ended": true }),
+        &tx,
+    ))
+}
+
+/// `GET /api/v1/audit`: everything done with my data (patient), or everything I did (doctor):
+/// openings, views of details and of profiles, emergencies declared and ended.
 pub(crate) async fn audit(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
     let events = state.app.audit(&auth.person).await?;
     Ok(axum::Json(json!({ "events": events })).into_response())

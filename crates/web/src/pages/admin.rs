@@ -33,7 +33,7 @@ pub(crate) fn router() -> Router<ApiState> {
 }
 
 async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
-    page.require(&state, Role::Admin)?;
+    let me = page.require(&state, Role::Admin)?;
     let (hospitals, doctors, patients) =
         state.app.directory_counts().await.or_page(&page, &state)?;
     let provider = state.app.ledger().provider();
@@ -52,11 +52,13 @@ async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
             });
         }
     }
+    let emergencies = state.app.emergencies(&me).await.or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "admin/dashboard.html",
         context! { hospitals => hospitals, doctors => doctors, patients => patients,
-        latest => latest, blocks => blocks, chain_id => state.app.ledger().chain_id() },
+        latest => latest, blocks => blocks, chain_id => state.app.ledger().chain_id(),
+        open_emergencies => v(&emergencies), tx => page.tx_box(&state).await },
     ))
 }
 

@@ -10,7 +10,7 @@ use axum::{
 };
 use medledger_records::{
     Error,
-    model::{Purpose, Role},
+    model::Role,
     reports::{Medication, PrescriptionBody},
 };
 use minijinja::context;
@@ -52,20 +52,18 @@ fn address(page: &Page, state: &ApiState, raw: &str) -> Result<Address, axum::re
 async fn patient(State(state): State<ApiState>, page: Page, Path(raw): Path<String>) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
     let patient = address(&page, &state, &raw)?;
-    let records = state
+    // One view, logged on chain as one transaction before the page is shown.
+    let chart = state
         .app
-        .records_for_doctor(&me, patient, Purpose::Treatment)
+        .patient_chart(&me, patient)
         .await
         .or_page(&page, &state)?;
-    let profile = state.app.profile(&me, patient).await.ok().flatten();
-    let shared = state.app.my_patients(&me).await.or_page(&page, &state)?;
-    let entry = shared.into_iter().find(|p| p.address == patient);
     let tx = page.tx_box(&state).await;
     Ok(page.render(
         &state,
         "doctor/patient.html",
-        context! { patient => patient.to_string(), profile => v(&profile), entry => v(&entry),
-        records => v(&records), tx => tx, error => page.query.get("error").cloned() },
+        context! { patient => patient.to_string(), profile => v(&chart.profile), entry => v(&chart.entry),
+        records => v(&chart.records), tx => tx, error => page.query.get("error").cloned() },
     ))
 }
 

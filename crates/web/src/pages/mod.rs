@@ -22,7 +22,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
-use medledger_records::{Error, Kind, Person, model::Role};
+use medledger_records::{Error, Kind, Person, emergency::EmergencyView, model::Role};
 use minijinja::{Environment, Value, context};
 use rand::{RngCore, rngs::OsRng};
 
@@ -126,6 +126,9 @@ pub(crate) struct Page {
     new_csrf: bool,
     pub(crate) path: String,
     pub(crate) query: HashMap<String, String>,
+    /// For a patient: the emergencies open on them, or ended within a week, shown on every
+    /// page; `Err` when the ledger could not be asked.
+    emergencies: Result<Vec<EmergencyView>, String>,
 }
 
 impl FromRequestParts<ApiState> for Page {
@@ -150,12 +153,19 @@ impl FromRequestParts<ApiState> for Page {
                     .collect::<HashMap<String, String>>()
             })
             .unwrap_or_default();
+        let emergencies = match &person {
+            Some(p) if p.role == Role::Patient => {
+                state.app.emergencies(p).await.map_err(|e| e.message)
+            }
+            _ => Ok(Vec::new()),
+        };
         Ok(Page {
             person,
             csrf,
             new_csrf,
             path: parts.uri.path().to_string(),
             query,
+            emergencies,
         })
     }
 }
@@ -224,10 +234,16 @@ impl Page {
         let me = self.person.as_ref().map(|p| {
             context! { username => p.username.clone(), role => p.role.as_str(), address => p.address.to_string() }
         });
+        let (emergencies, emergencies_unknown) = match &self.emergencies {
+            Ok(list) => (v(list), None),
+            Err(why) => (v(&Vec::<EmergencyView>::new()), Some(why.clone())),
+        };
         let full = context! {
             me => me,
             csrf => self.csrf.clone(),
             path => self.path.clone(),
+            emergencies => emergencies,
+            emergencies_unknown => emergencies_unknown,
             ..ctx
         };
         let html = state

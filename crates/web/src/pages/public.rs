@@ -3,12 +3,13 @@
 
 use axum::{
     Form, Router,
-    extract::State,
+    extract::{Path, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use medledger_records::{
+    Error,
     directory::{PatientSignup, Profile},
     model::Role,
 };
@@ -26,6 +27,33 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/hospitals", get(hospitals))
         .route("/account", get(account))
         .route("/account/password", post(change_password))
+        .route("/emergencies/{id}/end", post(end_emergency))
+}
+
+/// A patient (on any of their pages) or an admin (on the dashboard) ends an emergency.
+async fn end_emergency(
+    State(state): State<ApiState>,
+    page: Page,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require_any()?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| page.fail(&state, Error::invalid("bad emergency id")))?;
+    let tx = state
+        .app
+        .end_emergency(&me, id)
+        .await
+        .or_page(&page, &state)?;
+    let back = if me.role == Role::Admin {
+        "/admin"
+    } else {
+        "/patient"
+    };
+    Ok(super::after_write(back, &tx.hash))
 }
 
 /// A submitted form's fields (repeated names kept).

@@ -7,6 +7,7 @@ mod matrix;
 mod pages;
 mod security;
 mod story;
+mod trust;
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 

@@ -8,8 +8,8 @@ use reqwest::{StatusCode, header, redirect::Policy};
 use crate::{Backend, PASSWORD, TestApp};
 
 /// A response's status and headers (its body is read separately).
-struct Head {
-    status: StatusCode,
+pub(crate) struct Head {
+    pub(crate) status: StatusCode,
     headers: header::HeaderMap,
 }
 
@@ -24,14 +24,14 @@ impl Head {
 }
 
 /// A cookie-keeping client that does not follow redirects, like a browser we can inspect.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     t: &'a TestApp,
     http: reqwest::Client,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 impl<'a> Browser<'a> {
-    async fn new(t: &'a TestApp) -> Browser<'a> {
+    pub(crate) async fn new(t: &'a TestApp) -> Browser<'a> {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(Policy::none())
@@ -53,7 +53,7 @@ impl<'a> Browser<'a> {
     }
 
     /// GETs `path`: its status and headers, and its body.
-    async fn get(&self, path: &str) -> (Head, String) {
+    pub(crate) async fn get(&self, path: &str) -> (Head, String) {
         let response = self
             .http
             .get(format!("{}{path}", self.t.url))
@@ -67,7 +67,7 @@ impl<'a> Browser<'a> {
         (head, response.text().await.unwrap())
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.t.url))
             .form(form)
@@ -76,7 +76,7 @@ impl<'a> Browser<'a> {
             .unwrap()
     }
 
-    async fn login(&self, user: &str, password: &str) {
+    pub(crate) async fn login(&self, user: &str, password: &str) {
         let r = self
             .post(
                 "/login",

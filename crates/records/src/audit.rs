@@ -1,0 +1,343 @@
+//! The access log, read back from the chain: every opening of a record, every view of a
+//! record's details or of the profile, and every emergency declared or ended — for the patient
+//! (what was done with their data, and by whom) or for a doctor (what they did).
+
+use std::collections::HashMap;
+
+use alloy::{
+    primitives::{Address, B256},
+    rpc::types::{Filter, Log},
+    sol_types::SolEvent,
+};
+use serde::Serialize;
+
+use crate::{
+    accounts::Person,
+    app::App,
+    contracts::Consent,
+    disclosure::{PROFILE_CONTACT, PROFILE_IDENTITY},
+    error::{Error, Result},
+    model::{Purpose, Role},
+};
+
+/// What an entry of the log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A record's content was opened.
+    Opened,
+    /// Records' details (titles, notes, dates; prescriptions' lines) were shown.
+    Viewed,
+    /// Parts of the profile were shown.
+    ViewedProfile,
+    DeclaredEmergency,
+    EndedEmergency,
+}
+
+/// One entry of the access log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessEvent {
+    pub action: Action,
+    /// The entry in words, for the one asking ("opened Blood panel March").
+    pub summary: String,
+    pub patient: Address,
+    /// Who did it (for an ended emergency: who ended it).
+    pub reader: Address,
+    /// Their name in the directory, or their user name.
+    pub reader_name: Option<String>,
+    /// The record opened (`Opened`), or the first of those viewed.
+    pub record_id: Option<B256>,
+    /// Every record viewed in one go (`Viewed`).
+    pub record_ids: Vec<B256>,
+    /// The record's title, for its patient only.
+    pub record_title: Option<String>,
+    pub purpose: Option<&'static str>,
+    /// Done under an emergency (or an emergency's own entry).
+    pub emergency: bool,
+    pub time: u64,
+    pub block_number: u64,
+    pub tx_hash: B256,
+}
+
+impl App {
+    /// The access log of a patient's data (for the patient), or of what a doctor did (for the
+    /// doctor), oldest first, as the chain logged it.
+    pub async fn audit(&self, person: &Person) -> Result<Vec<AccessEvent>> {
+        let signatures = vec![
+            Consent::AccessLogged::SIGNATURE_HASH,
+            Consent::RecordViewed::SIGNATURE_HASH,
+            Consent::ProfileViewed::SIGNATURE_HASH,
+            Consent::EmergencyDeclared::SIGNATURE_HASH,
+            Consent::EmergencyEnded::SIGNATURE_HASH,
+        ];
+        let filter = Filter::new()
+            .address(self.contracts().consent)
+            .event_signature(signatures)
+            .from_block(self.contracts().deployed_at);
+        // Every one of these events has the patient first and the doctor (reader) second.
+        let filter = match person.role {
+            Role::Patient => filter.topic1(person.address.into_word()),
+            Role::Doctor => filter.topic2(person.address.into_word()),
+            _ => {
+                return Err(Error::forbidden(
+                    "only patients and doctors have an access log",
+                ));
+            }
+        };
+        let logs = self.ledger().logs(&filter).await?;
+        let mut context = Context {
+            asker: (person.role == Role::Patient).then_some(person),
+            ..Context::default()
+        };
+        let mut out: Vec<AccessEvent> = Vec::new();
+        for log in logs {
+            let Some(event) = self.entry(person, &log, &mut context).await? else {
+                continue;
+            };
+            // Views of several records in one transaction are one entry.
+            if let Some(last) = out.last_mut()
+                && last.action == Action::Viewed
+                && event.action == Action::Viewed
+                && last.tx_hash == event.tx_hash
+                && last.patient == event.patient
+            {
+                last.record_ids.extend(event.record_ids);
+                continue;
+            }
+            out.push(event);
+        }
+        for event in &mut out {
+            if event.action == Action::Viewed {
+                event.summary = self.viewed_summary(person, event).await?;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn entry(
+        &self,
+        person: &Person,
+        log: &Log,
+        context: &mut Context<'_>,
+    ) -> Result<Option<AccessEvent>> {
+        let block = log.block_number.unwrap_or_default();
+        let time = context.time(self, block).await?;
+        let decode = |e| Error::internal("access log", e);
+        let topic = log.topic0().copied().unwrap_or_default();
+        let (action, patient, reader, record, purpose, emergency) = match topic {
+            Consent::AccessLogged::SIGNATURE_HASH => {
+                let e = Consent::AccessLogged::decode_log_data(log.data()).map_err(decode)?;
+                let purpose = Purpose::try_from(e.purpose).ok();
+                (
+                    Action::Opened,
+                    e.patient,
+                    e.reader,
+                    Some(e.recordId),
+                    purpose,
+                    e.emergency,
+                )
+            }
+            Consent::RecordViewed::SIGNATURE_HASH => {
+                let e = Consent::RecordViewed::decode_log_data(log.data()).map_err(decode)?;
+                let purpose = Purpose::try_from(e.purpose).ok();
+                (
+                    Action::Viewed,
+                    e.patient,
+                    e.reader,
+                    Some(e.recordId),
+                    purpose,
+                    e.emergency,
+                )
+            }
+            Consent::ProfileViewed::SIGNATURE_HASH => {
+                let e = Consent::ProfileViewed::decode_log_data(log.data()).map_err(decode)?;
+                let mut event = self
+                    .event(
+                        Action::ViewedProfile,
+                        e.patient,
+                        e.reader,
+                        None,
+                        None,
+                        e.emergency,
+                        time,
+                        log,
+                        context,
+                    )
+                    .await?;
+                event.summary = match e.fields {
+                    f if f & PROFILE_CONTACT != 0 => {
+                        "viewed the profile: name, date of birth and contact".into()
+                    }
+                    f if f & PROFILE_IDENTITY != 0 => {
+                        "viewed the profile: name and date of birth".into()
+                    }
+                    _ => "viewed the profile".into(),
+                };
+                return Ok(Some(event));
+            }
+            Consent::EmergencyDeclared::SIGNATURE_HASH => {
+                let e = Consent::EmergencyDeclared::decode_log_data(log.data()).map_err(decode)?;
+                let mut event = self
+                    .event(
+                        Action::DeclaredEmergency,
+                        e.patient,
+                        e.doctor,
+                        None,
+                        None,
+                        true,
+                        time,
+                        log,
+                        context,
+                    )
+                    .await?;
+                let reason = self
+                    .emergency_reason(person, &event.tx_hash)
+                    .await?
+                    .map(|r| format!(": \u{201c}{r}\u{201d}"))
+                    .unwrap_or_default();
+                event.summary = format!(
+                    "declared an emergency (break-glass access until {}){reason}",
+                    crate::model::utc_datetime(e.until as i64)
+                );
+                return Ok(Some(event));
+            }
+            Consent::EmergencyEnded::SIGNATURE_HASH => {
+                let e = Consent::EmergencyEnded::decode_log_data(log.data()).map_err(decode)?;
+                let mut event = self
+                    .event(
+                        Action::EndedEmergency,
+                        e.patient,
+                        e.endedBy,
+                        None,
+                        None,
+                        true,
+                        time,
+                        log,
+                        context,
+                    )
+                    .await?;
+                let doctor = context.name(self, e.doctor).await?;
+                event.summary = format!(
+                    "ended the emergency access of {}",
+                    doctor.unwrap_or_else(|| e.doctor.to_string())
+                );
+                return Ok(Some(event));
+            }
+            _ => return Ok(None),
+        };
+        let mut event = self
+            .event(
+                action, patient, reader, record, purpose, emergency, time, log, context,
+            )
+            .await?;
+        if action == Action::Opened {
+            event.summary = match &event.record_title {
+                Some(title) => format!("opened {title}"),
+                None => "opened a record".into(),
+            };
+        }
+        Ok(Some(event))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn event(
+        &self,
+        action: Action,
+        patient: Address,
+        reader: Address,
+        record: Option<B256>,
+        purpose: Option<Purpose>,
+        emergency: bool,
+        time: u64,
+        log: &Log,
+        context: &mut Context<'_>,
+    ) -> Result<AccessEvent> {
+        let record_title = match (record, context.asker) {
+            (Some(id), Some(_)) => context.title(self, id).await?,
+            _ => None,
+        };
+        Ok(AccessEvent {
+            action,
+            summary: String::new(),
+            patient,
+            reader,
+            reader_name: context.name(self, reader).await?,
+            record_id: record,
+            record_ids: record.into_iter().collect(),
+            record_title,
+            purpose: purpose.map(|p| p.as_str()),
+            emergency,
+            time,
+            block_number: log.block_number.unwrap_or_default(),
+            tx_hash: log.transaction_hash.unwrap_or_default(),
+        })
+    }
+
+    async fn viewed_summary(&self, person: &Person, event: &AccessEvent) -> Result<String> {
+        let mut titles = Vec::new();
+        if person.role == Role::Patient {
+            for id in &event.record_ids {
+                if let Some(t) = self.record_title(person, id).await? {
+                    titles.push(t);
+                }
+            }
+        }
+        let n = event.record_ids.len();
+        Ok(match (n, titles.as_slice()) {
+            (1, [title]) => format!("viewed the details of {title}"),
+            (1, _) => "viewed the details of a record".into(),
+            (_, []) => format!("viewed a list of {n} records"),
+            _ => format!("viewed the list of records ({n}: {})", titles.join(", ")),
+        })
+    }
+
+    /// A name to show for an account: a doctor's directory name, else the user name.
+    pub(crate) async fn display_name(&self, account: Address) -> Result<Option<String>> {
+        if self.role_on_chain(account).await? == Role::Doctor {
+            return Ok(Some(self.doctor(account).await?.name));
+        }
+        Ok(self.account_by_address(account).await?.map(|a| a.username))
+    }
+}
+
+/// What reading one log asks the chain and the database again and again, asked once.
+#[derive(Default)]
+struct Context<'a> {
+    times: HashMap<u64, u64>,
+    names: HashMap<Address, Option<String>>,
+    titles: HashMap<B256, Option<String>>,
+    /// The patient asking (titles are theirs alone).
+    asker: Option<&'a Person>,
+}
+
+impl Context<'_> {
+    async fn time(&mut self, app: &App, block: u64) -> Result<u64> {
+        if let Some(t) = self.times.get(&block) {
+            return Ok(*t);
+        }
+        let t = app.ledger().block_time(block).await?;
+        self.times.insert(block, t);
+        Ok(t)
+    }
+
+    async fn name(&mut self, app: &App, account: Address) -> Result<Option<String>> {
+        if let Some(n) = self.names.get(&account) {
+            return Ok(n.clone());
+        }
+        let n = app.display_name(account).await?;
+        self.names.insert(account, n.clone());
+        Ok(n)
+    }
+
+    async fn title(&mut self, app: &App, id: B256) -> Result<Option<String>> {
+        if let Some(t) = self.titles.get(&id) {
+            return Ok(t.clone());
+        }
+        let t = match self.asker {
+            Some(patient) => app.record_title(patient, &id).await?,
+            None => None,
+        };
+        self.titles.insert(id, t.clone());
+        Ok(t)
+    }
+}

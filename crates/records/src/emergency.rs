@@ -1,0 +1,305 @@
+//! Break-glass: a doctor declares an emergency for a patient (bounded by the contract: one open
+//! at a time, a daily cap), the patient sees it at once with its reason, and the patient or an
+//! admin ends it. The reason stays off chain, sealed for the patient and the doctor.
+
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    rpc::types::Filter,
+    sol_types::{SolCall, SolEvent},
+};
+use medledger_vault::{Dek, seal};
+use serde::Serialize;
+
+use crate::{
+    accounts::{Person, address_key},
+    app::{App, unix_now},
+    audit::Action,
+    contracts::Consent,
+    error::{Error, Result},
+    journal::Follow,
+    ledger::TxInfo,
+    model::Role,
+};
+
+/// How long an ended emergency stays on its patient's pages.
+pub const SHOWN_AFTER_END_SECS: u64 = 7 * 86_400;
+
+/// A declared emergency, as its declaration answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Emergency {
+    /// The Consent contract's id for it.
+    pub id: u64,
+    pub patient: Address,
+    pub doctor: Address,
+    pub until: u64,
+}
+
+/// An emergency as the patient, its doctor or an admin sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmergencyView {
+    pub id: u64,
+    pub patient: Address,
+    pub doctor: Address,
+    pub doctor_name: String,
+    pub hospital: String,
+    /// Unsealed for the patient and the doctor; nobody else sees it.
+    pub reason: Option<String>,
+    pub start: u64,
+    /// When it ends, or ended.
+    pub until: u64,
+    pub open: bool,
+    /// Who ended it early.
+    pub ended_by: Option<Address>,
+    pub ended_by_name: Option<String>,
+    /// What the doctor opened or viewed under it, as the patient's log says it (for the
+    /// patient); how many times (for the others).
+    pub used: Vec<String>,
+    pub tx_hash: B256,
+}
+
+impl App {
+    /// A doctor declares an emergency for a patient. The reason stays off chain, sealed for the
+    /// patient and the doctor; the chain gets a salted hash of it.
+    pub async fn declare_emergency(
+        &self,
+        doctor: &Person,
+        patient: Address,
+        reason: &str,
+    ) -> Result<(Emergency, TxInfo)> {
+        self.require_doctor(doctor)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > 2000 {
+            return Err(Error::invalid("give a reason of 1 to 2000 characters"));
+        }
+        let patient_account = self
+            .account_by_address(patient)
+            .await?
+            .filter(|a| a.role == Role::Patient)
+            .ok_or_else(|| Error::not_found("there is no such patient"))?;
+        let salt = crate::app::random_b256();
+        let mut salted = salt.to_vec();
+        salted.extend_from_slice(reason.as_bytes());
+        let call = Consent::declareEmergencyCall {
+            patient,
+            reasonHash: keccak256(&salted),
+        };
+        let dek = Dek::generate();
+        let body = serde_json::json!({ "reason": reason, "salt": salt });
+        let object = format!("emergency:{}", crate::app::random_b256());
+        let sealed = seal(&dek, object.as_bytes(), body.to_string().as_bytes());
+        // The sealed reason is stored first, so the patient can read why once the chain says it.
+        let stored = async {
+            sqlx::query(
+                "INSERT INTO emergencies (object, patient, doctor, reason, created_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&object)
+            .bind(address_key(patient))
+            .bind(address_key(doctor.address))
+            .bind(sealed)
+            .bind(unix_now())
+            .execute(self.db())
+            .await?;
+            self.put_wrap(
+                &object,
+                &address_key(patient),
+                &patient_account.enc_public,
+                &dek,
+            )
+            .await?;
+            self.put_wrap(
+                &object,
+                &address_key(doctor.address),
+                &doctor.secret.public_key(),
+                &dek,
+            )
+            .await
+        };
+        let consent = self.contracts().consent;
+        let (tx, receipt) = self
+            .write_after(
+                &doctor.signer,
+                consent,
+                call.abi_encode(),
+                Follow::Emergency {
+                    object: object.clone(),
+                },
+                None,
+                stored,
+            )
+            .await?;
+        let declared = receipt
+            .decoded_log::<Consent::EmergencyDeclared>()
+            .ok_or_else(|| Error::internal("emergency", "no EmergencyDeclared event"))?;
+        Ok((
+            Emergency {
+                id: declared.data.id.try_into().unwrap_or(u64::MAX),
+                patient,
+                doctor: doctor.address,
+                until: declared.data.until,
+            },
+            tx,
+        ))
+    }
+
+    /// Completes a mined emergency declaration's row with its transaction and end.
+    pub(crate) async fn emergency_mined(
+        &self,
+        object: &str,
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> Result<()> {
+        let Some(declared) = receipt.decoded_log::<Consent::EmergencyDeclared>() else {
+            return Err(Error::internal("emergency", "no EmergencyDeclared event"));
+        };
+        sqlx::query("UPDATE emergencies SET until = ?, tx_hash = ?, chain_id = ? WHERE object = ?")
+            .bind(declared.data.until as i64)
+            .bind(receipt.transaction_hash.to_string())
+            .bind(i64::try_from(declared.data.id).unwrap_or(i64::MAX))
+            .bind(object)
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// The patient, or an admin, ends an open emergency at once (on chain, signed by them).
+    pub async fn end_emergency(&self, person: &Person, id: u64) -> Result<TxInfo> {
+        let e = self.chain_emergency(id).await?;
+        let allowed = match person.role {
+            Role::Admin => true,
+            Role::Patient => person.address == e.patient,
+            _ => false,
+        };
+        if !allowed {
+            return Err(Error::forbidden(
+                "only the patient or an admin may end an emergency",
+            ));
+        }
+        let call = Consent::endEmergencyCall {
+            patient: e.patient,
+            doctor: e.doctor,
+        };
+        let consent = self.contracts().consent;
+        let (tx, _) = self
+            .write(&person.signer, consent, call.abi_encode(), Follow::Nothing)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn chain_emergency(&self, id: u64) -> Result<Consent::Emergency> {
+        self.consent()
+            .getEmergency(U256::from(id))
+            .call()
+            .await
+            .map_err(|e| {
+                let e = self.ledger().call_error(e);
+                if e.kind == crate::Kind::NotFound {
+                    Error::not_found("there is no such emergency")
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// The emergencies a person should see now: a patient's own while open and for a week
+    /// after, with what was done under them; a doctor's own, the same; for an admin, every one
+    /// still open.
+    pub async fn emergencies(&self, person: &Person) -> Result<Vec<EmergencyView>> {
+        let filter = Filter::new()
+            .address(self.contracts().consent)
+            .event_signature(Consent::EmergencyDeclared::SIGNATURE_HASH)
+            .from_block(self.contracts().deployed_at);
+        let filter = match person.role {
+            Role::Patient => filter.topic1(person.address.into_word()),
+            Role::Doctor => filter.topic2(person.address.into_word()),
+            Role::Admin => filter,
+            Role::None => return Err(Error::forbidden("log in to see emergencies")),
+        };
+        let now = self.ledger().now().await?;
+        let logs = self.ledger().logs(&filter).await?;
+        let events = if person.role == Role::Patient && !logs.is_empty() {
+            self.audit(person).await?
+        } else {
+            Vec::new()
+        };
+        let mut out = Vec::new();
+        for log in logs.iter().rev() {
+            let declared = Consent::EmergencyDeclared::decode_log_data(log.data())
+                .map_err(|e| Error::internal("EmergencyDeclared", e))?;
+            let id: u64 = declared.id.try_into().unwrap_or(u64::MAX);
+            let e = self.chain_emergency(id).await?;
+            let open = e.until > now;
+            let recent = e.until + SHOWN_AFTER_END_SECS > now;
+            if !(open || (recent && person.role != Role::Admin)) {
+                continue;
+            }
+            let tx_hash = log.transaction_hash.unwrap_or_default();
+            let doctor = self.doctor(e.doctor).await?;
+            let hospital = self
+                .hospital(doctor.hospital_id)
+                .await
+                .map(|h| h.name)
+                .unwrap_or_default();
+            let ended_by = (e.endedBy != Address::ZERO).then_some(e.endedBy);
+            let ended_by_name = match ended_by {
+                Some(a) => self.display_name(a).await?,
+                None => None,
+            };
+            let used = if person.role == Role::Patient {
+                events
+                    .iter()
+                    .filter(|a| {
+                        a.reader == e.doctor
+                            && a.emergency
+                            && (e.start..=e.until).contains(&a.time)
+                            && a.action != Action::DeclaredEmergency
+                    })
+                    .map(|a| a.summary.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            out.push(EmergencyView {
+                id,
+                patient: e.patient,
+                doctor: e.doctor,
+                doctor_name: doctor.name,
+                hospital,
+                reason: self.emergency_reason(person, &tx_hash).await?,
+                start: e.start,
+                until: e.until,
+                open,
+                ended_by,
+                ended_by_name,
+                used,
+                tx_hash,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The reason of the emergency declared in `tx_hash`, for its patient or its doctor.
+    pub(crate) async fn emergency_reason(
+        &self,
+        reader: &Person,
+        tx_hash: &B256,
+    ) -> Result<Option<String>> {
+        let row: Option<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT object, reason FROM emergencies WHERE tx_hash = ?")
+                .bind(tx_hash.to_string())
+                .fetch_optional(self.db())
+                .await?;
+        let Some((object, sealed)) = row else {
+            return Ok(None);
+        };
+        let Some(dek) = self
+            .take_wrap(&object, &address_key(reader.address), &reader.secret)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let plain = medledger_vault::open(&dek, object.as_bytes(), &sealed)?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&plain).map_err(|e| Error::internal("emergency reason", e))?;
+        Ok(body["reason"].as_str().map(str::to_string))
+    }
+}
