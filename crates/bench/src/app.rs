@@ -149,11 +149,21 @@ pub(crate) async fn run() -> anyhow::Result<()> {
         json!({ "name": "Bench Hospital", "city": "Lyon" }),
     )
     .await?;
-    let doctor = post(
+    let invited = post(
         &http,
         &format!("{base}/api/v1/doctors"),
         Some(&admin),
-        json!({ "username": "dr.bench", "password": PASSWORD, "name": "Dr. Bench", "hospital_id": hospital["id"] }),
+        json!({ "name": "Dr. Bench", "hospital_id": hospital["id"] }),
+    )
+    .await?;
+    let link = invited["enrolment_url"]
+        .as_str()
+        .context("enrolment link")?;
+    let doctor = post(
+        &http,
+        &format!("{base}/api/v1{link}"),
+        None,
+        json!({ "username": "dr.bench", "password": PASSWORD }),
     )
     .await?;
     post(

@@ -14,7 +14,7 @@ use medledger_chain::{
     Node, NodeConfig,
     alloy::{primitives::U256, signers::local::PrivateKeySigner},
 };
-use medledger_records::{App, Bootstrap, Ledger, Options, app::ADMIN_USERNAME};
+use medledger_records::{App, Bootstrap, Ledger, Options, app::ADMIN_USERNAME, model::Role};
 use medledger_rpc::{Cors, Rpc, RpcConfig};
 use medledger_vault::{BlobStore, SecretKey};
 use medledger_web::ApiState;
@@ -65,6 +65,10 @@ pub(crate) struct ServeArgs {
     /// Seed demo hospitals, doctors, patients, reports and grants (once), and print the logins.
     #[arg(long)]
     demo: bool,
+    /// Roles that must have a second factor (TOTP) to do anything: `admin`, `doctor`, `patient`,
+    /// comma-separated (e.g. `--require-mfa admin,doctor`).
+    #[arg(long, value_delimiter = ',')]
+    require_mfa: Vec<String>,
     /// Mark session cookies Secure (set this when users reach the server over HTTPS).
     #[arg(long)]
     secure_cookies: bool,
@@ -139,6 +143,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.emergency_daily_cap == 0 || args.emergency_daily_cap > 50 {
         bail!("--emergency-daily-cap must be between 1 and 50");
     }
+    let require_mfa = args
+        .require_mfa
+        .iter()
+        .map(|r| match r.trim() {
+            "admin" => Ok(Role::Admin),
+            "doctor" => Ok(Role::Doctor),
+            "patient" => Ok(Role::Patient),
+            other => bail!("--require-mfa: {other:?} is not a role (admin, doctor or patient)"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let admin_password = std::env::var("MEDLEDGER_ADMIN_PASSWORD").ok();
     // The web server's address first: the node's CORS admits the app's own origin.
     let listener = tokio::net::TcpListener::bind(args.http_addr)
@@ -262,6 +276,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         admin_password: admin_password.clone(),
         emergency_window: Duration::from_secs(args.emergency_hours * 3600),
         emergency_daily_cap: args.emergency_daily_cap,
+        require_mfa,
         max_upload_bytes: args.max_upload_mib * 1024 * 1024,
     };
     let (app, bootstrap) = App::open(options)

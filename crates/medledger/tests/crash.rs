@@ -201,9 +201,16 @@ async fn thirty_kill_9s_under_mixed_load_lose_nothing_acknowledged() {
         &client,
         &format!("{url}/api/v1/doctors"),
         Some(&admin),
-        json!({
-            "username": "dr.crash", "password": PASSWORD, "name": "Dr. Crash", "hospital_id": 1
-        }),
+        json!({ "name": "Dr. Crash", "hospital_id": 1 }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let link = body["enrolment_url"].as_str().unwrap();
+    let (status, body) = post(
+        &client,
+        &format!("{url}/api/v1{link}"),
+        None,
+        json!({ "username": "dr.crash", "password": PASSWORD }),
     )
     .await;
     assert_eq!(status, 201, "{body}");

@@ -40,3 +40,26 @@ CREATE INDEX emergencies_patient ON emergencies (patient);
 -- A patient's contact details, sealed apart from their name and date of birth (`profile`): a
 -- grant of single records shows who the patient is, not how to reach them.
 ALTER TABLE users ADD COLUMN contact BLOB;
+
+-- One-time enrolment links for doctors and admins: the admin never learns their password or key.
+-- The link's token is stored only hashed; its key (derived from the token) is what the chain
+-- knows the invitation by.
+CREATE TABLE invites (
+    invite_key TEXT PRIMARY KEY,          -- the address of the key derived from the token
+    token_hash TEXT NOT NULL UNIQUE,      -- keccak256 of the token
+    role       TEXT NOT NULL CHECK (role IN ('admin', 'doctor')),
+    name       TEXT NOT NULL,             -- directory name (public, on chain too), or '' for an admin
+    hospital_id INTEGER,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_by    TEXT,                      -- the account that took it up
+    tx_hash    TEXT
+);
+
+-- A second factor (TOTP, RFC 6238): the shared secret sealed under a key wrapped for the
+-- person's own key (so only their unlocked key reads it), the last time step used (a code is
+-- accepted once), and a secret being set up.
+ALTER TABLE users ADD COLUMN mfa_secret BLOB;
+ALTER TABLE users ADD COLUMN mfa_pending BLOB;
+ALTER TABLE users ADD COLUMN mfa_last_step INTEGER NOT NULL DEFAULT 0;

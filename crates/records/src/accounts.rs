@@ -34,6 +34,9 @@ pub struct Person {
     pub address: Address,
     pub signer: PrivateKeySigner,
     pub secret: SecretKey,
+    /// The role needs a second factor and this account has none yet: until it is set up, the
+    /// person may do nothing else.
+    pub must_set_up_second_factor: bool,
 }
 
 impl fmt::Debug for Person {
@@ -277,6 +280,17 @@ impl App {
     /// the same answer (and about the same time); after five failures in fifteen minutes a name
     /// is refused until the window passes.
     pub async fn login(&self, username: &str, password: &str) -> Result<Person> {
+        self.login_with(username, password, None).await
+    }
+
+    /// `login`, with the second factor's current code for an account that has one (without it,
+    /// such an account is told `SecondFactorRequired`; a wrong code counts as a failed login).
+    pub async fn login_with(
+        &self,
+        username: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> Result<Person> {
         let refused = || Error::new(Kind::Unauthenticated, "wrong user name or password");
         let now = unix_now();
         let failures = sqlx::query("SELECT count, first_at FROM login_failures WHERE username = ?")
@@ -314,10 +328,6 @@ impl App {
                 "your account is not confirmed on the ledger yet; try again in a moment",
             ));
         }
-        sqlx::query("DELETE FROM login_failures WHERE username = ?")
-            .bind(username)
-            .execute(self.db())
-            .await?;
         let account = account_from_row(&row)?;
         let keystore: String = row.try_get("keystore")?;
         let signer = decrypt_keystore(&keystore, password)?;
@@ -328,14 +338,34 @@ impl App {
             ));
         }
         let secret = encryption_key(&signer);
-        Ok(Person {
+        let mut person = Person {
             id: account.id,
             username: account.username,
             role: account.role,
             address: account.address,
             signer,
             secret,
-        })
+            must_set_up_second_factor: false,
+        };
+        if self.second_factor_on(&person).await? {
+            let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+                return Err(Error::new(
+                    Kind::SecondFactorRequired,
+                    "enter the code from your authenticator app too",
+                ));
+            };
+            if let Err(e) = self.check_second_factor(&person, code).await {
+                self.count_failure(username, now).await?;
+                return Err(e);
+            }
+        } else {
+            person.must_set_up_second_factor = self.second_factor_required(person.role);
+        }
+        sqlx::query("DELETE FROM login_failures WHERE username = ?")
+            .bind(username)
+            .execute(self.db())
+            .await?;
+        Ok(person)
     }
 
     async fn count_failure(&self, username: &str, now: i64) -> Result<()> {

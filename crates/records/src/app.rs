@@ -62,6 +62,8 @@ pub struct Options {
     /// Emergencies one doctor may declare per day (UTC), for a new deployment.
     pub emergency_daily_cap: u8,
     pub max_upload_bytes: usize,
+    /// Roles whose accounts must have a second factor (TOTP) to do anything.
+    pub require_mfa: Vec<Role>,
 }
 
 /// What a first start created, for the binary to print once.
@@ -88,6 +90,7 @@ struct Inner {
     funding: U256,
     emergency_window: Duration,
     max_upload_bytes: usize,
+    require_mfa: Vec<Role>,
     dummy_hash: String,
 }
 
@@ -139,6 +142,7 @@ impl App {
                 funding: options.funding,
                 emergency_window: options.emergency_window,
                 max_upload_bytes: options.max_upload_bytes,
+                require_mfa: options.require_mfa,
                 dummy_hash: dummy_hash(),
             }),
         };
@@ -208,6 +212,10 @@ impl App {
 
     pub fn max_upload_bytes(&self) -> usize {
         self.inner.max_upload_bytes
+    }
+
+    pub(crate) fn require_mfa(&self) -> &[Role] {
+        &self.inner.require_mfa
     }
 
     pub(crate) fn dummy_hash(&self) -> &str {

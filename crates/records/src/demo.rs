@@ -5,7 +5,8 @@
 use crate::{
     accounts::{self, Person},
     app::App,
-    directory::{DoctorInput, HospitalInput, PatientSignup, Profile},
+    directory::{HospitalInput, PatientSignup, Profile},
+    enrolment::DoctorInvite,
     error::Result,
     model::RecordKind,
     reports::NewReport,
@@ -98,15 +99,16 @@ impl App {
         let mut doctor_accounts = Vec::new();
         for (username, name, specialty, licence, hospital_id) in doctors {
             let password = accounts::generate_password();
-            let input = DoctorInput {
-                username: username.into(),
-                password: password.clone(),
+            let input = DoctorInvite {
                 name: name.into(),
                 specialty: specialty.into(),
                 licence_id: licence.into(),
                 hospital_id,
             };
-            doctor_accounts.push(self.add_doctor(admin, &input).await?.0);
+            // Demo doctors take up their own enrolment links at once (with passwords made up
+            // here and printed once): in real use each doctor opens theirs.
+            let (invite, _) = self.invite_doctor(admin, &input).await?;
+            doctor_accounts.push(self.enrol(&invite.token, username, &password).await?.0);
             logins.push(Login {
                 role: "doctor",
                 username: username.into(),

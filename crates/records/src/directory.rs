@@ -84,19 +84,6 @@ pub struct Doctor {
     pub active: bool,
 }
 
-/// What an admin writes to add a doctor: their login and their directory entry.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DoctorInput {
-    pub username: String,
-    pub password: String,
-    pub name: String,
-    #[serde(default)]
-    pub specialty: String,
-    #[serde(default)]
-    pub licence_id: String,
-    pub hospital_id: u64,
-}
-
 /// A patient's sign-up: the account and the personal details kept sealed off chain.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PatientSignup {
@@ -208,6 +195,10 @@ impl App {
                 }
             )))
         }
+    }
+
+    pub(crate) fn require_admin(&self, person: &Person) -> Result<()> {
+        self.require_role(person, Role::Admin)
     }
 
     pub(crate) fn require_patient(&self, person: &Person) -> Result<()> {
@@ -336,56 +327,6 @@ impl App {
             }
         }
         Ok(out)
-    }
-
-    /// Adds a doctor: a login with a fresh key, then the directory entry signed by the admin.
-    pub async fn add_doctor(
-        &self,
-        admin: &Person,
-        input: &DoctorInput,
-    ) -> Result<(Account, TxInfo)> {
-        self.require_role(admin, Role::Admin)?;
-        if input.name.trim().is_empty() {
-            return Err(Error::invalid("a doctor needs a name"));
-        }
-        if input.name.len() > 200 || input.specialty.len() > 200 || input.licence_id.len() > 100 {
-            return Err(Error::invalid("name, specialty or licence id is too long"));
-        }
-        // Refuse an unknown hospital before creating (and funding) an account.
-        self.hospital(input.hospital_id).await?;
-        self.check_new_account(&input.username, &input.password)
-            .await?;
-        let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
-        let call = Registry::addDoctorCall {
-            account: signer.address(),
-            name: input.name.trim().to_string(),
-            specialty: input.specialty.trim().to_string(),
-            licenceId: input.licence_id.trim().to_string(),
-            hospitalId: input.hospital_id,
-        };
-        let mut account = None;
-        let stored = async {
-            account = Some(
-                self.create_account(Role::Doctor, &input.username, &input.password, &signer)
-                    .await?,
-            );
-            Ok(())
-        };
-        let registry = self.contracts().registry;
-        let (tx, _) = self
-            .write_after(
-                &admin.signer,
-                registry,
-                call.abi_encode(),
-                Follow::Register {
-                    account: signer.address(),
-                },
-                None,
-                stored,
-            )
-            .await?;
-        let account = account.ok_or_else(|| Error::internal("add_doctor", "no account"))?;
-        Ok((account, tx))
     }
 
     pub async fn set_doctor_active(

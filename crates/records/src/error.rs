@@ -13,6 +13,10 @@ pub enum Kind {
     Unprocessable,
     /// Not logged in, or the session ended.
     Unauthenticated,
+    /// The password was right, and the account's second factor (a TOTP code) is needed too.
+    SecondFactorRequired,
+    /// The role must have a second factor, and this account has none yet: set it up first.
+    SecondFactorSetupRequired,
     /// Logged in, but this person may not do this.
     Forbidden,
     NotFound,
@@ -36,6 +40,8 @@ impl Kind {
             Kind::Invalid => "invalid_input",
             Kind::Unprocessable => "unprocessable",
             Kind::Unauthenticated => "unauthenticated",
+            Kind::SecondFactorRequired => "second_factor_required",
+            Kind::SecondFactorSetupRequired => "second_factor_setup_required",
             Kind::Forbidden => "forbidden",
             Kind::NotFound => "not_found",
             Kind::Conflict => "conflict",

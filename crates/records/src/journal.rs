@@ -41,6 +41,8 @@ pub(crate) enum Follow {
     /// An emergency declaration whose sealed reason was stored first under `object`. Mined: it
     /// gets its transaction and end. Failed: the reason goes.
     Emergency { object: String },
+    /// An invitation stored before it was sent. Mined: it gets its transaction. Failed: it goes.
+    Invite { key: Address },
 }
 
 /// How the resolution of open writes went.
@@ -191,12 +193,29 @@ impl App {
                     .bind(address_key(*account))
                     .execute(self.db())
                     .await?;
+                // An enrolment: its link is used up.
+                if let Some(accepted) =
+                    receipt.decoded_log::<crate::contracts::Registry::InviteAccepted>()
+                {
+                    sqlx::query("UPDATE invites SET used_by = ? WHERE invite_key = ?")
+                        .bind(address_key(*account))
+                        .bind(address_key(accepted.data.inviteKey))
+                        .execute(self.db())
+                        .await?;
+                }
             }
             Follow::Consent { patient } => {
                 self.index_grants(receipt).await?;
                 self.sync_wraps(*patient, secret).await?;
             }
             Follow::Emergency { object } => self.emergency_mined(object, receipt).await?,
+            Follow::Invite { key } => {
+                sqlx::query("UPDATE invites SET tx_hash = ? WHERE invite_key = ?")
+                    .bind(receipt.transaction_hash.to_string())
+                    .bind(address_key(*key))
+                    .execute(self.db())
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -206,6 +225,12 @@ impl App {
             Follow::Nothing | Follow::Consent { .. } => {}
             Follow::AnchorRecord { record } => self.forget_record(record).await?,
             Follow::Register { account } => self.forget_account(*account).await?,
+            Follow::Invite { key } => {
+                sqlx::query("DELETE FROM invites WHERE invite_key = ? AND used_by IS NULL")
+                    .bind(address_key(*key))
+                    .execute(self.db())
+                    .await?;
+            }
             Follow::Emergency { object } => {
                 sqlx::query("DELETE FROM wraps WHERE object_id = ?")
                     .bind(object)

@@ -32,7 +32,8 @@ pub(crate) fn status_of(kind: Kind) -> StatusCode {
     match kind {
         Kind::Invalid => StatusCode::BAD_REQUEST,
         Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-        Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Kind::Unauthenticated | Kind::SecondFactorRequired => StatusCode::UNAUTHORIZED,
+        Kind::SecondFactorSetupRequired => StatusCode::FORBIDDEN,
         Kind::Forbidden => StatusCode::FORBIDDEN,
         Kind::NotFound => StatusCode::NOT_FOUND,
         Kind::Conflict | Kind::Integrity => StatusCode::CONFLICT,

@@ -27,6 +27,8 @@ struct Entry {
     person: Arc<Person>,
     created: Instant,
     last_seen: Instant,
+    /// The role needs a second factor the account has not set up: only that is allowed.
+    restricted: bool,
 }
 
 /// The live sessions, keyed by a hash of the token, so the map itself holds no usable token.
@@ -66,19 +68,29 @@ impl Sessions {
         let idle = self.idle();
         let mut map = self.lock();
         map.retain(|_, e| live(e, now, idle));
+        let restricted = person.must_set_up_second_factor;
         map.insert(
             key(&token),
             Entry {
                 person: Arc::new(person),
                 created: now,
                 last_seen: now,
+                restricted,
             },
         );
         token
     }
 
-    /// The person behind `token`, if the session is live; touching it resets the idle clock.
+    /// The person behind `token`, if the session is live and not restricted to setting up a
+    /// second factor; touching it resets the idle clock.
     pub fn get(&self, token: &str) -> Option<Arc<Person>> {
+        self.lookup(token)
+            .and_then(|(person, restricted)| (!restricted).then_some(person))
+    }
+
+    /// The person behind a live `token`, and whether the session may only set up a second
+    /// factor.
+    pub fn lookup(&self, token: &str) -> Option<(Arc<Person>, bool)> {
         let now = Instant::now();
         let idle = self.idle();
         let mut map = self.lock();
@@ -86,13 +98,20 @@ impl Sessions {
         match map.get_mut(&k) {
             Some(e) if live(e, now, idle) => {
                 e.last_seen = now;
-                Some(e.person.clone())
+                Some((e.person.clone(), e.restricted))
             }
             Some(_) => {
                 map.remove(&k);
                 None
             }
             None => None,
+        }
+    }
+
+    /// The session's second factor is set up: it may do everything its role may.
+    pub fn lift_restriction(&self, token: &str) {
+        if let Some(e) = self.lock().get_mut(&key(token)) {
+            e.restricted = false;
         }
     }
 
@@ -151,10 +170,24 @@ impl FromRequestParts<ApiState> for Auth {
             )
         };
         let token = token_of(parts).ok_or_else(unauthenticated)?;
-        let person = state.sessions.get(&token).ok_or_else(unauthenticated)?;
+        let (person, restricted) = state.sessions.lookup(&token).ok_or_else(unauthenticated)?;
+        if restricted && !SETUP_PATHS.contains(&parts.uri.path()) {
+            return Err(ApiError::new(
+                Kind::SecondFactorSetupRequired,
+                "your role must have a second factor: set it up first (POST /api/v1/me/mfa, then POST /api/v1/me/mfa/confirm with a code)",
+            ));
+        }
         Ok(Auth { person, token })
     }
 }
+
+/// What a session that must first set up a second factor may call.
+const SETUP_PATHS: [&str; 4] = [
+    "/api/v1/me",
+    "/api/v1/me/mfa",
+    "/api/v1/me/mfa/confirm",
+    "/api/v1/auth/logout",
+];
 
 /// A logged-in person if there is one (for routes anyone may call).
 pub struct MaybeAuth(pub Option<Arc<Person>>);
@@ -200,6 +233,7 @@ mod tests {
             address: signer.address(),
             secret: medledger_records::accounts::encryption_key(&signer),
             signer,
+            must_set_up_second_factor: false,
         }
     }
 

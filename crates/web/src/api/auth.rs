@@ -18,6 +18,9 @@ use crate::{
 pub(crate) struct Login {
     username: String,
     password: String,
+    /// The second factor's current code, for an account that has one.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 /// `POST /api/v1/auth/login`: a session as a cookie and as a bearer token.
@@ -25,12 +28,16 @@ pub(crate) async fn login(
     State(state): State<ApiState>,
     Json(body): Json<Login>,
 ) -> ApiResult<Response> {
-    let person = state.app.login(&body.username, &body.password).await?;
+    let person = state
+        .app
+        .login_with(&body.username, &body.password, body.code.as_deref())
+        .await?;
     let answer = json!({
         "username": person.username,
         "role": person.role.as_str(),
         "address": person.address,
         "idle_timeout_seconds": session::IDLE.as_secs(),
+        "must_set_up_second_factor": person.must_set_up_second_factor,
     });
     let token = state.sessions.start(person);
     let mut answer = answer;
@@ -55,7 +62,7 @@ pub(crate) async fn logout(State(state): State<ApiState>, auth: Auth) -> Respons
         .into_response()
 }
 
-/// `GET /api/v1/me`: role, address and balance.
+/// `GET /api/v1/me`: role, address, balance and second factor.
 pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
     let p = &auth.person;
     let balance = state.app.ledger().balance(p.address).await?;
@@ -65,8 +72,49 @@ pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<R
         "address": p.address,
         "balance_wei": balance.to_string(),
         "chain_id": state.app.ledger().chain_id(),
+        "second_factor": state.app.second_factor_on(p).await?,
+        "second_factor_required": state.app.second_factor_required(p.role),
     }))
     .into_response())
+}
+
+/// `POST /api/v1/me/mfa`: a new TOTP secret to add to an authenticator app (pending until
+/// confirmed).
+pub(crate) async fn start_mfa(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let setup = state.app.start_second_factor(&auth.person).await?;
+    Ok((StatusCode::CREATED, axum::Json(setup)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Code {
+    code: String,
+}
+
+/// `POST /api/v1/me/mfa/confirm`: a code from the app turns the second factor on.
+pub(crate) async fn confirm_mfa(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Json(body): Json<Code>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .confirm_second_factor(&auth.person, &body.code)
+        .await?;
+    state.sessions.lift_restriction(&auth.token);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/me/mfa/off`: with a current code, turns it off (unless the role needs it).
+pub(crate) async fn mfa_off(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Json(body): Json<Code>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .turn_off_second_factor(&auth.person, &body.code)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

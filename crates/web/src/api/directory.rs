@@ -6,7 +6,10 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medledger_records::directory::{DoctorInput, HospitalInput, PatientSignup};
+use medledger_records::{
+    directory::{HospitalInput, PatientSignup},
+    enrolment::{DoctorInvite, NewInvite},
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -128,15 +131,85 @@ pub(crate) async fn doctor(
     Ok(axum::Json(d).into_response())
 }
 
-/// `POST /api/v1/doctors` (admin): a login for the doctor and their directory entry.
-pub(crate) async fn add_doctor(
+/// `POST /api/v1/doctors` (admin): an invitation — the doctor's directory entry to be — and
+/// its one-time enrolment link, through which the doctor chooses their own password.
+pub(crate) async fn invite_doctor(
     State(state): State<ApiState>,
     auth: Auth,
-    Json(body): Json<DoctorInput>,
+    Json(body): Json<DoctorInvite>,
 ) -> ApiResult<Response> {
-    let (account, tx) = state.app.add_doctor(&auth.person, &body).await?;
-    let d = state.app.doctor(account.address).await?;
-    Ok(written(StatusCode::CREATED, d, &tx))
+    let (invite, tx) = state.app.invite_doctor(&auth.person, &body).await?;
+    Ok(written(StatusCode::CREATED, invited(&invite), &tx))
+}
+
+/// `POST /api/v1/admins` (admin): an invitation for another admin, and its enrolment link.
+pub(crate) async fn invite_admin(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let (invite, tx) = state.app.invite_admin(&auth.person).await?;
+    Ok(written(StatusCode::CREATED, invited(&invite), &tx))
+}
+
+fn invited(invite: &NewInvite) -> serde_json::Value {
+    json!({
+        "role": invite.role,
+        "invite_key": invite.invite_key,
+        "expires_at": invite.expires_at,
+        "token": invite.token,
+        "enrolment_url": format!("/enrol/{}", invite.token),
+    })
+}
+
+/// `GET /api/v1/enrolments` (admin): the invitations nobody has taken up yet.
+pub(crate) async fn enrolments(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let list = state.app.open_invites(&auth.person).await?;
+    Ok(axum::Json(json!({ "enrolments": list })).into_response())
+}
+
+/// `DELETE /api/v1/enrolments/{invite_key}` (admin): withdraws an invitation.
+pub(crate) async fn withdraw_enrolment(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(key): Path<String>,
+) -> ApiResult<Response> {
+    let key = address(&key)?;
+    let tx = state.app.withdraw_invite(&auth.person, key).await?;
+    Ok(written(
+        StatusCode::OK,
+        json!({ "invite_key": key, "withdrawn": true }),
+        &tx,
+    ))
+}
+
+/// `GET /api/v1/enrol/{token}` (the link's holder): what the link is for.
+pub(crate) async fn enrolment(
+    State(state): State<ApiState>,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let view = state.app.enrolment(&token).await?;
+    Ok(axum::Json(view).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Enrol {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/v1/enrol/{token}` (the link's holder): their own login, and the invitation taken
+/// up by their own new account.
+pub(crate) async fn enrol(
+    State(state): State<ApiState>,
+    Path(token): Path<String>,
+    Json(body): Json<Enrol>,
+) -> ApiResult<Response> {
+    let (account, tx) = state
+        .app
+        .enrol(&token, &body.username, &body.password)
+        .await?;
+    Ok(written(
+        StatusCode::CREATED,
+        json!({ "username": account.username, "address": account.address, "role": account.role.as_str() }),
+        &tx,
+    ))
 }
 
 async fn set_doctor(

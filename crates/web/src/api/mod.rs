@@ -35,6 +35,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/me/password", post(auth::change_password))
         .route("/api/v1/me/keystore", get(auth::keystore))
+        .route("/api/v1/me/mfa", post(auth::start_mfa))
+        .route("/api/v1/me/mfa/confirm", post(auth::confirm_mfa))
+        .route("/api/v1/me/mfa/off", post(auth::mfa_off))
         .route(
             "/api/v1/patients",
             post(directory::sign_up).get(sharing::my_patients),
@@ -57,7 +60,17 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/api/v1/doctors",
-            post(directory::add_doctor).get(directory::doctors),
+            post(directory::invite_doctor).get(directory::doctors),
+        )
+        .route("/api/v1/admins", post(directory::invite_admin))
+        .route("/api/v1/enrolments", get(directory::enrolments))
+        .route(
+            "/api/v1/enrolments/{key}",
+            delete(directory::withdraw_enrolment),
+        )
+        .route(
+            "/api/v1/enrol/{token}",
+            get(directory::enrolment).post(directory::enrol),
         )
         .route("/api/v1/doctors/{address}", get(directory::doctor))
         .route(

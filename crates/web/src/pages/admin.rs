@@ -9,8 +9,9 @@ use axum::{
     routing::{get, post},
 };
 use medledger_records::{
-    Error,
-    directory::{DoctorInput, HospitalInput},
+    Error, TxInfo,
+    directory::HospitalInput,
+    enrolment::{DoctorInvite, NewInvite},
     model::Role,
 };
 use minijinja::{Value, context};
@@ -18,7 +19,7 @@ use minijinja::{Value, context};
 use super::{
     OrPage, Page, PageResult, after_write,
     public::{Fields, field},
-    v,
+    tx_of, v,
 };
 use crate::ApiState;
 
@@ -29,6 +30,8 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/admin/hospitals/{id}", get(hospital).post(update_hospital))
         .route("/admin/hospitals/{id}/{action}", post(set_hospital))
         .route("/admin/doctors", get(doctors).post(add_doctor))
+        .route("/admin/admins", post(add_admin))
+        .route("/admin/invites/{key}/withdraw", post(withdraw_invite))
         .route("/admin/doctors/{address}/{action}", post(set_doctor))
 }
 
@@ -202,11 +205,12 @@ async fn doctors_page(
     state: &ApiState,
     page: &Page,
     status: StatusCode,
-    values: Value,
-    error: Option<String>,
+    extra: Value,
 ) -> PageResult {
+    let me = page.require(state, Role::Admin)?;
     let list = state.app.doctors(None).await.or_page(page, state)?;
     let hospitals = state.app.hospitals(None, None).await.or_page(page, state)?;
+    let invites = state.app.open_invites(&me).await.or_page(page, state)?;
     let names: std::collections::BTreeMap<String, String> = hospitals
         .iter()
         .map(|h| (h.id.to_string(), h.name.clone()))
@@ -217,15 +221,30 @@ async fn doctors_page(
         status,
         "admin/doctors.html",
         context! { doctors => v(&list), hospitals => v(&hospitals), hospital_names => names,
-        values => values, error => error, tx => tx },
+        invites => v(&invites), values => context! {}, tx => tx, ..extra },
     ))
 }
 
 async fn doctors(State(state): State<ApiState>, page: Page) -> PageResult {
-    page.require(&state, Role::Admin)?;
-    doctors_page(&state, &page, StatusCode::OK, context! {}, None).await
+    doctors_page(&state, &page, StatusCode::OK, context! {}).await
 }
 
+/// The one page that shows a new enrolment link, with the invitation's transaction; the link is
+/// never put in a URL (it would stay in the browser's history).
+async fn invited(state: &ApiState, page: &Page, invite: NewInvite, tx: TxInfo) -> PageResult {
+    let link = context! {
+        url => format!("/enrol/{}", invite.token), role => invite.role, expires_at => invite.expires_at,
+    };
+    doctors_page(
+        state,
+        page,
+        StatusCode::CREATED,
+        context! { link => link, tx => tx_of(&tx) },
+    )
+    .await
+}
+
+/// Invites a doctor: their directory entry to be, and a one-time enrolment link for them.
 async fn add_doctor(
     State(state): State<ApiState>,
     page: Page,
@@ -235,7 +254,7 @@ async fn add_doctor(
     page.check_csrf(Some(field(&fields, "csrf")))
         .or_page(&page, &state)?;
     let values = context! {
-        username => field(&fields, "username"), name => field(&fields, "name"),
+        name => field(&fields, "name"),
         specialty => field(&fields, "specialty"), licence_id => field(&fields, "licence_id"),
         hospital_id => field(&fields, "hospital_id"),
     };
@@ -244,32 +263,62 @@ async fn add_doctor(
             &state,
             &page,
             StatusCode::BAD_REQUEST,
-            values,
-            Some("choose a hospital".into()),
+            context! { values => values, error => "choose a hospital" },
         )
         .await;
     };
-    let input = DoctorInput {
-        username: field(&fields, "username").trim().to_string(),
-        password: field(&fields, "password").to_string(),
+    let input = DoctorInvite {
         name: field(&fields, "name").to_string(),
         specialty: field(&fields, "specialty").to_string(),
         licence_id: field(&fields, "licence_id").to_string(),
         hospital_id,
     };
-    match state.app.add_doctor(&me, &input).await {
-        Ok((_, tx)) => Ok(after_write("/admin/doctors", &tx.hash)),
+    match state.app.invite_doctor(&me, &input).await {
+        Ok((invite, tx)) => invited(&state, &page, invite, tx).await,
         Err(e) => {
             doctors_page(
                 &state,
                 &page,
                 crate::error::status_of(e.kind),
-                values,
-                Some(e.message),
+                context! { values => values, error => e.message },
             )
             .await
         }
     }
+}
+
+/// Invites another admin.
+async fn add_admin(
+    State(state): State<ApiState>,
+    page: Page,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require(&state, Role::Admin)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
+    let (invite, tx) = state.app.invite_admin(&me).await.or_page(&page, &state)?;
+    invited(&state, &page, invite, tx).await
+}
+
+/// Withdraws an invitation nobody took up.
+async fn withdraw_invite(
+    State(state): State<ApiState>,
+    page: Page,
+    Path(raw): Path<String>,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require(&state, Role::Admin)?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
+    let key: Address = raw
+        .parse()
+        .map_err(|_| page.fail(&state, Error::invalid("bad invitation key")))?;
+    let tx = state
+        .app
+        .withdraw_invite(&me, key)
+        .await
+        .or_page(&page, &state)?;
+    Ok(after_write("/admin/doctors", &tx.hash))
 }
 
 async fn set_doctor(

@@ -59,6 +59,7 @@ impl Templates {
             "error.html",
             "hospitals.html",
             "account.html",
+            "enrol.html",
             "patient/records.html",
             "patient/record.html",
             "patient/share.html",
@@ -129,13 +130,26 @@ pub(crate) struct Page {
     /// For a patient: the emergencies open on them, or ended within a week, shown on every
     /// page; `Err` when the ledger could not be asked.
     emergencies: Result<Vec<EmergencyView>, String>,
+    /// The session must set up a second factor before anything else.
+    restricted: bool,
 }
+
+/// The pages a session that must first set up a second factor may open.
+const SETUP_PAGES: [&str; 4] = [
+    "/account",
+    "/account/mfa",
+    "/account/mfa/confirm",
+    "/logout",
+];
 
 impl FromRequestParts<ApiState> for Page {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Page, Response> {
-        let person = token_of(parts).and_then(|t| state.sessions.get(&t));
+        let (person, restricted) = match token_of(parts).and_then(|t| state.sessions.lookup(&t)) {
+            Some((person, restricted)) => (Some(person), restricted),
+            None => (None, false),
+        };
         let (csrf, new_csrf) = match cookie(&parts.headers, CSRF_COOKIE) {
             Some(c) if c.len() == 64 => (c, false),
             _ => {
@@ -166,6 +180,7 @@ impl FromRequestParts<ApiState> for Page {
             path: parts.uri.path().to_string(),
             query,
             emergencies,
+            restricted,
         })
     }
 }
@@ -195,6 +210,7 @@ impl Page {
     /// The logged-in person with `role`, or a redirect to the login page (and back here after),
     /// or a refusal for another role.
     pub(crate) fn require(&self, state: &ApiState, role: Role) -> Result<Arc<Person>, Response> {
+        self.setup_first()?;
         match &self.person {
             Some(p) if p.role == role => Ok(p.clone()),
             Some(_) => Err(self.fail(
@@ -209,8 +225,17 @@ impl Page {
         }
     }
 
+    /// A session that must set up its second factor goes to the account page first.
+    fn setup_first(&self) -> Result<(), Response> {
+        if self.restricted && !SETUP_PAGES.contains(&self.path.as_str()) {
+            return Err(Redirect::to("/account?mfa=required").into_response());
+        }
+        Ok(())
+    }
+
     /// The logged-in person of any role, or a redirect to login.
     pub(crate) fn require_any(&self) -> Result<Arc<Person>, Response> {
+        self.setup_first()?;
         match &self.person {
             Some(p) => Ok(p.clone()),
             None => {
@@ -322,6 +347,18 @@ impl Page {
             fee => (price * U256::from(receipt.gas_used)).to_string(),
             ok => receipt.status(),
         })
+    }
+}
+
+/// The confirmation box of a write just made (what `tx_box` shows after a redirect).
+pub(crate) fn tx_of(tx: &medledger_records::TxInfo) -> Value {
+    context! {
+        hash => tx.hash.to_string(),
+        block => tx.block_number,
+        gas_used => tx.gas_used,
+        gas_price => tx.effective_gas_price.to_string(),
+        fee => tx.fee_wei.to_string(),
+        ok => true,
     }
 }
 

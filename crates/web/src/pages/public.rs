@@ -28,6 +28,151 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/account", get(account))
         .route("/account/password", post(change_password))
         .route("/emergencies/{id}/end", post(end_emergency))
+        .route("/account/mfa", post(start_mfa))
+        .route("/account/mfa/confirm", post(confirm_mfa))
+        .route("/enrol/{token}", get(enrol_form).post(enrol))
+}
+
+/// The account page: who I am, my fees, my key, my password and my second factor.
+async fn account_page(
+    state: &ApiState,
+    page: &Page,
+    me: &medledger_records::Person,
+    status: StatusCode,
+    extra: minijinja::Value,
+) -> PageResult {
+    let balance = state
+        .app
+        .ledger()
+        .balance(me.address)
+        .await
+        .or_page(page, state)?;
+    let funded = state.app.funded_wei(me).await.or_page(page, state)?;
+    let spent = funded.saturating_sub(balance);
+    let tx = page.tx_box(state).await;
+    let mfa_on = state.app.second_factor_on(me).await.or_page(page, state)?;
+    Ok(page.render_status(
+        state,
+        status,
+        "account.html",
+        context! {
+            address => me.address.to_string(),
+            balance => balance.to_string(),
+            funded => funded.to_string(),
+            spent => spent.to_string(),
+            chain_id => state.app.ledger().chain_id(),
+            changed => page.query.contains_key("changed"),
+            mfa_on => mfa_on,
+            mfa_required => state.app.second_factor_required(me.role),
+            mfa_notice => page.query.get("mfa").cloned(),
+            tx => tx,
+            ..extra
+        },
+    ))
+}
+
+/// Starts a second factor: the page shows the secret to add to an authenticator app.
+async fn start_mfa(
+    State(state): State<ApiState>,
+    page: Page,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require_any()?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
+    let setup = state
+        .app
+        .start_second_factor(&me)
+        .await
+        .or_page(&page, &state)?;
+    account_page(
+        &state,
+        &page,
+        &me,
+        StatusCode::OK,
+        context! { setup => v(&setup) },
+    )
+    .await
+}
+
+async fn confirm_mfa(
+    State(state): State<ApiState>,
+    page: Page,
+    headers: axum::http::HeaderMap,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.require_any()?;
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
+    match state
+        .app
+        .confirm_second_factor(&me, field(&fields, "code"))
+        .await
+    {
+        Ok(()) => {
+            if let Some(token) = session_token(&headers) {
+                state.sessions.lift_restriction(&token);
+            }
+            Ok(Redirect::to("/account?mfa=on").into_response())
+        }
+        Err(e) => {
+            let status = crate::error::status_of(e.kind);
+            account_page(
+                &state,
+                &page,
+                &me,
+                status,
+                context! { mfa_error => e.message },
+            )
+            .await
+        }
+    }
+}
+
+async fn enrol_form(
+    State(state): State<ApiState>,
+    page: Page,
+    Path(token): Path<String>,
+) -> PageResult {
+    let invite = state.app.enrolment(&token).await.or_page(&page, &state)?;
+    Ok(page.render(
+        &state,
+        "enrol.html",
+        context! { invite => v(&invite), token => token, values => context! {} },
+    ))
+}
+
+/// The link's holder chooses their user name and password; their key is made now.
+async fn enrol(
+    State(state): State<ApiState>,
+    page: Page,
+    Path(token): Path<String>,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    page.check_csrf(Some(field(&fields, "csrf")))
+        .or_page(&page, &state)?;
+    let invite = state.app.enrolment(&token).await.or_page(&page, &state)?;
+    let username = field(&fields, "username").trim();
+    let password = field(&fields, "password");
+    let values = context! { username => username };
+    let failed = |status: StatusCode, message: String| {
+        page.render_status(
+            &state,
+            status,
+            "enrol.html",
+            context! { invite => v(&invite), token => token.clone(), values => values.clone(), error => message },
+        )
+    };
+    if password != field(&fields, "password2") {
+        return Ok(failed(
+            StatusCode::BAD_REQUEST,
+            "the two passwords differ".into(),
+        ));
+    }
+    match state.app.enrol(&token, username, password).await {
+        Ok(_) => Ok(Redirect::to("/login?enrolled=1").into_response()),
+        Err(e) => Ok(failed(crate::error::status_of(e.kind), e.message)),
+    }
 }
 
 /// A patient (on any of their pages) or an admin (on the dashboard) ends an emergency.
@@ -81,7 +226,12 @@ async fn home(State(state): State<ApiState>, page: Page) -> Response {
 
 async fn login_form(State(state): State<ApiState>, page: Page) -> Response {
     let next = page.query.get("next").cloned();
-    page.render(&state, "login.html", context! { next => next })
+    let enrolled = page.query.contains_key("enrolled");
+    page.render(
+        &state,
+        "login.html",
+        context! { next => next, enrolled => enrolled },
+    )
 }
 
 async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> Response {
@@ -90,9 +240,17 @@ async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fie
     if let Err(e) = page.check_csrf(Some(field(&fields, "csrf"))) {
         return page.fail(&state, e);
     }
-    match state.app.login(&username, field(&fields, "password")).await {
+    let code = Some(field(&fields, "code"));
+    match state
+        .app
+        .login_with(&username, field(&fields, "password"), code)
+        .await
+    {
         Ok(person) => {
-            let to = next.unwrap_or_else(|| home_of(person.role).to_string());
+            let to = match person.must_set_up_second_factor {
+                true => "/account?mfa=required".to_string(),
+                false => next.unwrap_or_else(|| home_of(person.role).to_string()),
+            };
             let token = state.sessions.start(person);
             let mut response = Redirect::to(&to).into_response();
             if let Ok(v) = HeaderValue::from_str(&session::cookie(&token, state.secure_cookies)) {
@@ -104,7 +262,8 @@ async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fie
             &state,
             crate::error::status_of(e.kind),
             "login.html",
-            context! { error => e.message, username => username, next => next },
+            context! { error => e.message, username => username, next => next,
+            code_needed => e.kind == medledger_records::Kind::SecondFactorRequired },
         ),
     }
 }
@@ -221,28 +380,7 @@ async fn hospitals(State(state): State<ApiState>, page: Page) -> PageResult {
 
 async fn account(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require_any()?;
-    let balance = state
-        .app
-        .ledger()
-        .balance(me.address)
-        .await
-        .or_page(&page, &state)?;
-    let funded = state.app.funded_wei(&me).await.or_page(&page, &state)?;
-    let spent = funded.saturating_sub(balance);
-    let tx = page.tx_box(&state).await;
-    Ok(page.render(
-        &state,
-        "account.html",
-        context! {
-            address => me.address.to_string(),
-            balance => balance.to_string(),
-            funded => funded.to_string(),
-            spent => spent.to_string(),
-            chain_id => state.app.ledger().chain_id(),
-            changed => page.query.contains_key("changed"),
-            tx => tx,
-        },
-    ))
+    account_page(&state, &page, &me, StatusCode::OK, context! {}).await
 }
 
 async fn change_password(

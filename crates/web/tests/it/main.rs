@@ -152,17 +152,26 @@ impl ChainProxy {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
-        TestApp::spawn_with(backend, false).await.0
+        TestApp::spawn_with(backend, false, Vec::new()).await.0
+    }
+
+    /// An app on the embedded node whose `roles` must have a second factor.
+    pub async fn spawn_requiring_mfa(roles: Vec<medledger_records::model::Role>) -> TestApp {
+        TestApp::spawn_with(Backend::Embedded, false, roles).await.0
     }
 
     /// An app whose chain is reached through a `ChainProxy` (on the embedded node), with a
     /// receipt timeout of one second.
     pub async fn spawn_behind_proxy() -> (TestApp, ChainProxy) {
-        let (app, proxy) = TestApp::spawn_with(Backend::Embedded, true).await;
+        let (app, proxy) = TestApp::spawn_with(Backend::Embedded, true, Vec::new()).await;
         (app, proxy.unwrap())
     }
 
-    async fn spawn_with(backend: Backend, proxied: bool) -> (TestApp, Option<ChainProxy>) {
+    async fn spawn_with(
+        backend: Backend,
+        proxied: bool,
+        require_mfa: Vec<medledger_records::model::Role>,
+    ) -> (TestApp, Option<ChainProxy>) {
         let (chain, chain_url) = match backend {
             Backend::Embedded => {
                 let node = Node::spawn(NodeConfig::test()).unwrap();
@@ -206,6 +215,7 @@ impl TestApp {
             admin_password: Some(ADMIN_PASSWORD.into()),
             emergency_window: Duration::from_secs(24 * 3600),
             emergency_daily_cap: 3,
+            require_mfa,
             max_upload_bytes: MAX_UPLOAD,
         };
         let (app, bootstrap) = App::open(options).await.unwrap();
@@ -301,19 +311,35 @@ impl TestApp {
         body["id"].as_u64().unwrap()
     }
 
-    /// Adds a doctor; returns their address and a session token.
+    /// Adds a doctor as an admin does (an invitation and its link), and enrols them through
+    /// the link as the doctor does; returns their address and a session token.
     pub async fn add_doctor(&self, admin: &str, username: &str, hospital: u64) -> (String, String) {
         let (status, body) = self
             .post(
                 "/api/v1/doctors",
                 Some(admin),
-                json!({ "username": username, "password": PASSWORD, "name": format!("Dr. {username}"),
-                        "specialty": "cardiology", "licence_id": "LIC-1", "hospital_id": hospital }),
+                json!({ "name": format!("Dr. {username}"), "specialty": "cardiology",
+                        "licence_id": "LIC-1", "hospital_id": hospital }),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        let address = body["address"].as_str().unwrap().to_string();
+        let link = body["enrolment_url"].as_str().unwrap().to_string();
+        let address = self.enrol(&link, username).await;
         (address, self.login(username, PASSWORD).await)
+    }
+
+    /// Takes up an enrolment link (`/enrol/TOKEN`) with `username` and the test password;
+    /// returns the new account's address.
+    pub async fn enrol(&self, link: &str, username: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/api{link}").replace("/api/enrol/", "/api/v1/enrol/"),
+                None,
+                json!({ "username": username, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "enrol {username}: {body}");
+        body["address"].as_str().unwrap().to_string()
     }
 
     /// Signs a patient up; returns their address and a session token.

@@ -1,7 +1,8 @@
 //! The access matrix: every route x {anonymous, the patient, another patient, a doctor with a
 //! grant, with an expired grant, with a revoked grant, without one, a suspended doctor, a doctor
 //! in an emergency, the admin}, asserting the status, that nothing secret leaked to whom it was
-//! not for, and that refusals changed nothing.
+//! not for, and that refusals changed nothing. The routes include ending an emergency,
+//! enrolment (invitations, links) and second factors.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -134,6 +135,16 @@ async fn matrix(backend: Backend) {
         !body.to_string().contains(SECRET),
         "the reason stays off the answer: {body}"
     );
+    let emergency_id = body["id"].as_u64().unwrap();
+    let (status, invitation) = t
+        .post(
+            "/api/v1/doctors",
+            Some(&admin),
+            json!({ "name": "Dr. Invited", "hospital_id": hospital }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invitation}");
+    let invite_key = invitation["invite_key"].as_str().unwrap().to_string();
     t.advance(120).await; // the expired grant lapses
 
     let tokens: [Option<&str>; 10] = [
@@ -324,6 +335,56 @@ async fn matrix(backend: Backend) {
             Some(json!({})),
             [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
         ),
+        // Emergencies as each sees them; enrolment; second factors (set up, never confirmed).
+        case(
+            Method::GET,
+            "/api/v1/emergencies",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/admins",
+            Some(json!({})),
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 201],
+        ),
+        case(
+            Method::GET,
+            "/api/v1/enrolments",
+            None,
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+        ),
+        case(
+            Method::DELETE,
+            format!("/api/v1/enrolments/{invite_key}"),
+            None,
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+        ),
+        case(Method::GET, "/api/v1/enrol/not-a-token", None, [404; 10]),
+        case(
+            Method::POST,
+            "/api/v1/enrol/not-a-token",
+            Some(json!({ "username": "dr.sneak", "password": PASSWORD })),
+            [404; 10],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/me/mfa",
+            Some(json!({})),
+            [401, 201, 201, 201, 201, 201, 201, 201, 201, 201],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/me/mfa/confirm",
+            Some(json!({ "code": "000000" })),
+            [401; 10],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/me/mfa/off",
+            Some(json!({ "code": "000000" })),
+            [401, 409, 409, 409, 409, 409, 409, 409, 409, 409],
+        ),
         // Emergencies last: they open access. The emergency doctor's is open already, and is
         // not extended by declaring again.
         case(
@@ -350,6 +411,14 @@ async fn matrix(backend: Backend) {
             },
         );
     }
+
+    // The patient ends the emergency doctor's emergency; nobody else may, and then it is over.
+    cases.push(case(
+        Method::POST,
+        format!("/api/v1/emergencies/{emergency_id}/end"),
+        Some(json!({})),
+        [401, 200, 403, 403, 403, 403, 403, 403, 403, 404],
+    ));
 
     let mut openings = 0;
     let mut prescriptions = 0;

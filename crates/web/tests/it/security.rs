@@ -566,11 +566,21 @@ async fn malformed_requests_get_clear_4xx_answers() {
     // A doctor name that failed on chain can be used again.
     let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
     t.add_doctor(&admin, "dr.x", hospital).await;
+    // A second enrolment link cannot take a user name that is in use.
     let (status, body) = t
         .post(
             "/api/v1/doctors",
             Some(&admin),
-            json!({ "username": "dr.x", "password": PASSWORD, "name": "X", "hospital_id": hospital }),
+            json!({ "name": "X", "hospital_id": hospital }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let link = body["enrolment_url"].as_str().unwrap();
+    let (status, body) = t
+        .post(
+            &format!("/api/v1{link}"),
+            None,
+            json!({ "username": "dr.x", "password": PASSWORD }),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

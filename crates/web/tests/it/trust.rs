@@ -402,3 +402,330 @@ async fn an_expired_grant_reveals_nothing_and_a_narrow_grant_only_what_it_needs(
         "nothing was shown, so nothing was logged"
     );
 }
+
+/// Finding 4: the admin set each doctor's password, so the operator could log in as any doctor.
+/// Now adding a doctor makes an invitation and a one-time link; the doctor chooses their own
+/// password there and their key is made then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_cannot_become_a_doctor_doctors_enrol_through_one_time_links() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let admin = t.admin().await;
+    let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
+    // Whatever the admin sends, no login is made: a password in the request is ignored.
+    let (status, invited) = t
+        .post(
+            "/api/v1/doctors",
+            Some(&admin),
+            json!({ "name": "Dr. Own", "hospital_id": hospital,
+                    "username": "dr.own", "password": "the admin's guess 123" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invited}");
+    crate::assert_transaction(&invited);
+    let link = invited["enrolment_url"].as_str().unwrap().to_string();
+    let token = invited["token"].as_str().unwrap().to_string();
+    assert_eq!(link, format!("/enrol/{token}"));
+    let (status, _) = t
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "username": "dr.own", "password": "the admin's guess 123" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, doctors) = t.get("/api/v1/doctors", None).await;
+    assert_eq!(
+        doctors["doctors"],
+        json!([]),
+        "not in the directory until enrolled"
+    );
+    let (_, open) = t.get("/api/v1/enrolments", Some(&admin)).await;
+    assert_eq!(open["enrolments"][0]["name"], "Dr. Own");
+    assert!(
+        !open.to_string().contains(&token),
+        "the link is shown once, never listed"
+    );
+    // The server keeps the token only hashed.
+    let db = std::fs::read(t.dir.path().join("medledger.db")).unwrap();
+    let wal = std::fs::read(t.dir.path().join("medledger.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+    }
+
+    // The link's holder sees what it is for, and enrols with their own password.
+    let (status, what) = t.get(&format!("/api/v1{link}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (what["role"].as_str(), what["status"].as_str()),
+        (Some("doctor"), Some("open"))
+    );
+    let (status, _) = t.get("/api/v1/enrol/not-a-token", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = t
+        .post(
+            &format!("/api/v1{link}"),
+            None,
+            json!({ "username": "dr.own", "password": "short" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let address = t.enrol(&link, "dr.own").await;
+    let doctor = t.login("dr.own", crate::PASSWORD).await;
+    let (_, me) = t.get("/api/v1/me", Some(&doctor)).await;
+    assert_eq!(
+        (me["role"].as_str(), me["address"].as_str()),
+        (Some("doctor"), Some(address.as_str()))
+    );
+    let (_, d) = t.get(&format!("/api/v1/doctors/{address}"), None).await;
+    assert_eq!(
+        (d["name"].as_str(), d["active"].as_bool()),
+        (Some("Dr. Own"), Some(true))
+    );
+    // Once only.
+    let (status, body) = t
+        .post(
+            &format!("/api/v1{link}"),
+            None,
+            json!({ "username": "dr.again", "password": crate::PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, what) = t.get(&format!("/api/v1{link}"), None).await;
+    assert_eq!(what["status"], "used");
+
+    // A withdrawn link and an expired one take nobody in.
+    let (withdrawn, key) = invite(&t, &admin, hospital).await;
+    let (status, body) = t
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/enrolments/{key}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = t
+        .post(
+            &format!("/api/v1{withdrawn}"),
+            None,
+            json!({ "username": "dr.w", "password": crate::PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (expired, _) = invite(&t, &admin, hospital).await;
+    t.advance(8 * 86_400).await;
+    let (status, body) = t
+        .post(
+            &format!("/api/v1{expired}"),
+            None,
+            json!({ "username": "dr.e", "password": crate::PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    assert!(t.app.account_by_name("dr.w").await.unwrap().is_none());
+    assert!(t.app.account_by_name("dr.e").await.unwrap().is_none());
+
+    // Another admin enrols the same way; a doctor cannot invite anyone.
+    let (status, body) = t.post("/api/v1/admins", Some(&doctor), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, invited) = t.post("/api/v1/admins", Some(&admin), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{invited}");
+    t.enrol(invited["enrolment_url"].as_str().unwrap(), "second.admin")
+        .await;
+    let second = t.login("second.admin", crate::PASSWORD).await;
+    let (status, _) = t
+        .post(
+            "/api/v1/hospitals",
+            Some(&second),
+            json!({ "name": "North", "city": "Lille" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+/// A doctor's invitation: its link and its key.
+async fn invite(t: &TestApp, admin: &str, hospital: u64) -> (String, String) {
+    let (_, body) = t
+        .post(
+            "/api/v1/doctors",
+            Some(admin),
+            json!({ "name": "Dr. Later", "hospital_id": hospital }),
+        )
+        .await;
+    (
+        body["enrolment_url"].as_str().unwrap().to_string(),
+        body["invite_key"].as_str().unwrap().to_string(),
+    )
+}
+
+fn totp(secret: &str) -> totp_rs::Totp {
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_skew(1)
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn code_at(totp: &totp_rs::Totp, offset: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    totp.generate((now + offset) as u64).to_string()
+}
+
+/// TOTP second factors (RFC 6238), with codes computed here: `--require-mfa admin,doctor`
+/// confines such an account to setting one up; then logging in needs a code, each used once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_guards_the_privileged_roles_that_require_it() {
+    use medledger_records::model::Role;
+    let t = TestApp::spawn_requiring_mfa(vec![Role::Admin, Role::Doctor]).await;
+    let login = |user: &'static str, code: Option<String>| {
+        let t = &t;
+        async move {
+            let mut body = json!({ "username": user, "password": crate::ADMIN_PASSWORD });
+            if let Some(c) = code {
+                body["code"] = json!(c);
+            }
+            t.post("/api/v1/auth/login", None, body).await
+        }
+    };
+    let (status, session) = login("admin", None).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    assert_eq!(session["must_set_up_second_factor"], true);
+    let admin = session["token"].as_str().unwrap().to_string();
+    // Nothing but the setup until it is done.
+    let (status, refused) = t
+        .post(
+            "/api/v1/hospitals",
+            Some(&admin),
+            json!({ "name": "Central", "city": "Lyon" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["error"]["code"], "second_factor_setup_required");
+    let (status, me) = t.get("/api/v1/me", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            me["second_factor"].as_bool(),
+            me["second_factor_required"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    let (status, setup) = t.post("/api/v1/me/mfa", Some(&admin), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{setup}");
+    assert!(
+        setup["otpauth_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let totp = totp(setup["secret"].as_str().unwrap());
+    let (status, _) = t
+        .post(
+            "/api/v1/me/mfa/confirm",
+            Some(&admin),
+            json!({ "code": "000000" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = t
+        .post(
+            "/api/v1/me/mfa/confirm",
+            Some(&admin),
+            json!({ "code": code_at(&totp, 0) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = t
+        .post(
+            "/api/v1/hospitals",
+            Some(&admin),
+            json!({ "name": "Central", "city": "Lyon" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the session may act once it is set up"
+    );
+    let (_, me) = t.get("/api/v1/me", Some(&admin)).await;
+    assert_eq!(me["second_factor"], true);
+    let (status, body) = t
+        .post(
+            "/api/v1/me/mfa/off",
+            Some(&admin),
+            json!({ "code": code_at(&totp, 30) }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a required factor stays on: {body}"
+    );
+
+    // From now on a login needs a code: none, a wrong one or a used one is refused.
+    let (status, body) = login("admin", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "second_factor_required", "{body}");
+    assert!(body.get("token").is_none());
+    let (status, _) = login("admin", Some("123456".into())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = login("admin", Some(code_at(&totp, 0))).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the confirming code was used already"
+    );
+    let next = code_at(&totp, 30);
+    let (status, session) = login("admin", Some(next.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    assert_eq!(session["must_set_up_second_factor"], false);
+    let (status, _) = login("admin", Some(next)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a code works once");
+
+    // A patient's role does not require one; an admin's browser session goes to the setup.
+    let (_, patient) = t.sign_up("pia", "Pia Patient").await;
+    let (status, _) = t.get("/api/v1/records", Some(&patient)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, invited) = t
+        .post(
+            "/api/v1/doctors",
+            Some(session["token"].as_str().unwrap()),
+            json!({ "name": "Dr. Two", "hospital_id": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invited}");
+    t.enrol(invited["enrolment_url"].as_str().unwrap(), "dr.two")
+        .await;
+    let doctor = t.login("dr.two", crate::PASSWORD).await;
+    let (status, body) = t.get("/api/v1/patients", Some(&doctor)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let browser = Browser::new(&t).await;
+    let response = browser
+        .post(
+            "/login",
+            &[
+                ("username", "dr.two"),
+                ("password", crate::PASSWORD),
+                ("csrf", &browser.csrf),
+            ],
+        )
+        .await;
+    assert_eq!(response.headers()["location"], "/account?mfa=required");
+    let (head, _) = browser.get("/doctor").await;
+    assert_eq!(head.status, StatusCode::SEE_OTHER);
+    let (head, html) = browser.get("/account?mfa=required").await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(html.contains("Set up a second factor"), "{html}");
+}

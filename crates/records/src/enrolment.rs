@@ -1,0 +1,364 @@
+//! Enrolment: an admin adds a doctor (or another admin) as an invitation — the directory entry
+//! to be, on chain — and gets a one-time link. The person opens it, chooses their own user name
+//! and password, and only then is their key made; their new account takes the invitation up on
+//! chain with a signature by the link's key. Nobody else ever knows their password or key.
+//!
+//! The link carries a random token; the server keeps only its hash. The invitation's key is
+//! derived from the token, so whoever holds the link — and only they — can sign the
+//! acceptance, and the signature names the accepting account, so a watcher of the chain cannot
+//! take the invitation for itself.
+
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    signers::{SignerSync, local::PrivateKeySigner},
+    sol_types::{SolCall, SolValue},
+};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::{
+    accounts::{Account, Person, address_key},
+    app::{App, unix_now},
+    contracts::Registry,
+    error::{Error, Kind, Result},
+    journal::Follow,
+    ledger::TxInfo,
+    model::Role,
+};
+
+/// How long an enrolment link stays valid.
+pub const LINK_LIFETIME_SECS: u64 = 7 * 86_400;
+
+/// What an admin writes to invite a doctor: the directory entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DoctorInvite {
+    pub name: String,
+    #[serde(default)]
+    pub specialty: String,
+    #[serde(default)]
+    pub licence_id: String,
+    pub hospital_id: u64,
+}
+
+/// A new invitation, with its one-time link token (shown to the admin once, never stored).
+#[derive(Debug, Clone, Serialize)]
+pub struct NewInvite {
+    pub role: &'static str,
+    /// The secret of the link: `/enrol/{token}`.
+    pub token: String,
+    /// The invitation's key: how the chain knows it.
+    pub invite_key: Address,
+    pub expires_at: u64,
+}
+
+/// An invitation as its link's holder, or an admin, sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InviteView {
+    pub invite_key: Address,
+    pub role: &'static str,
+    pub name: String,
+    pub hospital_id: Option<u64>,
+    pub expires_at: u64,
+    /// Taken up (by this account), withdrawn, or open.
+    pub used_by: Option<Address>,
+    pub status: &'static str,
+}
+
+/// The key an enrolment link's token stands for.
+fn invite_signer(token: &str) -> Result<PrivateKeySigner> {
+    let seed = keccak256([b"medledger invite key:".as_slice(), token.as_bytes()].concat());
+    PrivateKeySigner::from_bytes(&seed).map_err(|e| Error::internal("invite key", e))
+}
+
+fn token_hash(token: &str) -> String {
+    keccak256(token.as_bytes()).to_string()
+}
+
+fn not_a_link() -> Error {
+    Error::not_found("this enrolment link is not valid; ask an admin for a new one")
+}
+
+impl App {
+    /// An admin invites a doctor: the invitation on chain (signed by the admin) and its link.
+    pub async fn invite_doctor(
+        &self,
+        admin: &Person,
+        input: &DoctorInvite,
+    ) -> Result<(NewInvite, TxInfo)> {
+        self.require_admin(admin)?;
+        let name = input.name.trim();
+        if name.is_empty() {
+            return Err(Error::invalid("a doctor needs a name"));
+        }
+        if name.len() > 200 || input.specialty.len() > 200 || input.licence_id.len() > 100 {
+            return Err(Error::invalid("name, specialty or licence id is too long"));
+        }
+        self.hospital(input.hospital_id).await?;
+        let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
+        let (token, key) = new_link()?;
+        let call = Registry::inviteDoctorCall {
+            inviteKey: key.address(),
+            name: name.to_string(),
+            specialty: input.specialty.trim().to_string(),
+            licenceId: input.licence_id.trim().to_string(),
+            hospitalId: input.hospital_id,
+            expiresAt: expires_at,
+        };
+        self.send_invite(
+            admin,
+            Role::Doctor,
+            name,
+            Some(input.hospital_id),
+            &token,
+            &key,
+            expires_at,
+            call.abi_encode(),
+        )
+        .await
+    }
+
+    /// An admin invites another admin.
+    pub async fn invite_admin(&self, admin: &Person) -> Result<(NewInvite, TxInfo)> {
+        self.require_admin(admin)?;
+        let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
+        let (token, key) = new_link()?;
+        let call = Registry::inviteAdminCall {
+            inviteKey: key.address(),
+            expiresAt: expires_at,
+        };
+        self.send_invite(
+            admin,
+            Role::Admin,
+            "",
+            None,
+            &token,
+            &key,
+            expires_at,
+            call.abi_encode(),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_invite(
+        &self,
+        admin: &Person,
+        role: Role,
+        name: &str,
+        hospital_id: Option<u64>,
+        token: &str,
+        key: &PrivateKeySigner,
+        expires_at: u64,
+        call: Vec<u8>,
+    ) -> Result<(NewInvite, TxInfo)> {
+        let stored = async {
+            sqlx::query(
+                "INSERT INTO invites (invite_key, token_hash, role, name, hospital_id, created_by, created_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(address_key(key.address()))
+            .bind(token_hash(token))
+            .bind(role.as_str())
+            .bind(name)
+            .bind(hospital_id.map(|h| h as i64))
+            .bind(address_key(admin.address))
+            .bind(unix_now())
+            .bind(expires_at as i64)
+            .execute(self.db())
+            .await?;
+            Ok(())
+        };
+        let registry = self.contracts().registry;
+        let (tx, _) = self
+            .write_after(
+                &admin.signer,
+                registry,
+                call,
+                Follow::Invite { key: key.address() },
+                None,
+                stored,
+            )
+            .await?;
+        Ok((
+            NewInvite {
+                role: role.as_str(),
+                token: token.to_string(),
+                invite_key: key.address(),
+                expires_at,
+            },
+            tx,
+        ))
+    }
+
+    /// What an enrolment link is for, as the chain says now.
+    pub async fn enrolment(&self, token: &str) -> Result<InviteView> {
+        let row = sqlx::query("SELECT invite_key FROM invites WHERE token_hash = ?")
+            .bind(token_hash(token))
+            .fetch_optional(self.db())
+            .await?
+            .ok_or_else(not_a_link)?;
+        let key: Address = row
+            .try_get::<String, _>("invite_key")?
+            .parse()
+            .map_err(|e| Error::internal("invite key", e))?;
+        self.invite_view(key).await
+    }
+
+    async fn invite_view(&self, key: Address) -> Result<InviteView> {
+        let invite = self
+            .registry()
+            .getInvite(key)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        let role = Role::try_from(invite.role).unwrap_or(Role::None);
+        let used_by = (invite.account != Address::ZERO).then_some(invite.account);
+        let now = self.ledger().now().await?;
+        let status = match (invite.used, used_by) {
+            (true, Some(_)) => "used",
+            (true, None) => "withdrawn",
+            _ if invite.expiresAt <= now => "expired",
+            _ => "open",
+        };
+        Ok(InviteView {
+            invite_key: key,
+            role: role.as_str(),
+            name: invite.name,
+            hospital_id: (invite.hospitalId != 0).then_some(invite.hospitalId),
+            expires_at: invite.expiresAt,
+            used_by,
+            status,
+        })
+    }
+
+    /// The invitations an admin made that are still open.
+    pub async fn open_invites(&self, admin: &Person) -> Result<Vec<InviteView>> {
+        self.require_admin(admin)?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT invite_key FROM invites WHERE used_by IS NULL AND tx_hash IS NOT NULL ORDER BY created_at",
+        )
+        .fetch_all(self.db())
+        .await?;
+        let mut out = Vec::new();
+        for key in keys {
+            let key: Address = key.parse().map_err(|e| Error::internal("invite key", e))?;
+            let view = self.invite_view(key).await?;
+            if view.status == "open" {
+                out.push(view);
+            }
+        }
+        Ok(out)
+    }
+
+    /// An admin withdraws an invitation nobody took up.
+    pub async fn withdraw_invite(&self, admin: &Person, key: Address) -> Result<TxInfo> {
+        self.require_admin(admin)?;
+        let call = Registry::revokeInviteCall { inviteKey: key };
+        let registry = self.contracts().registry;
+        Ok(self
+            .write(&admin.signer, registry, call.abi_encode(), Follow::Nothing)
+            .await?
+            .0)
+    }
+
+    /// The holder of an enrolment link becomes the doctor (or admin) it invites: a login with
+    /// the name and password they choose, a key made now, and the invitation taken up on chain
+    /// by that key's own account.
+    pub async fn enrol(
+        &self,
+        token: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(Account, TxInfo)> {
+        let invite = self.enrolment(token).await?;
+        match invite.status {
+            "open" => {}
+            "expired" => {
+                return Err(Error::new(
+                    Kind::Unprocessable,
+                    "this enrolment link has expired; ask an admin for a new one",
+                ));
+            }
+            _ => {
+                return Err(Error::conflict(
+                    "this enrolment link was already used or withdrawn; ask an admin for a new one",
+                ));
+            }
+        }
+        let role = match invite.role {
+            "doctor" => Role::Doctor,
+            "admin" => Role::Admin,
+            _ => return Err(not_a_link()),
+        };
+        let key = invite_signer(token)?;
+        if key.address() != invite.invite_key {
+            return Err(not_a_link());
+        }
+        self.check_new_account(username, password).await?;
+        let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
+        let inner = keccak256(
+            (
+                "medledger invite",
+                self.contracts().registry,
+                U256::from(self.ledger().chain_id()),
+                signer.address(),
+            )
+                .abi_encode_params(),
+        );
+        let signature = key
+            .sign_message_sync(inner.as_slice())
+            .map_err(|e| Error::internal("invite signature", e))?;
+        let call = Registry::acceptInviteCall {
+            inviteKey: key.address(),
+            r: B256::from(signature.r()),
+            s: B256::from(signature.s()),
+            v: 27 + u8::from(signature.v()),
+        };
+        let mut created = None;
+        let stored = async {
+            created = Some(
+                self.create_account(role, username, password, &signer)
+                    .await?,
+            );
+            Ok(())
+        };
+        let registry = self.contracts().registry;
+        let (tx, _) = self
+            .write_after(
+                &signer,
+                registry,
+                call.abi_encode(),
+                Follow::Register {
+                    account: signer.address(),
+                },
+                None,
+                stored,
+            )
+            .await?;
+        let account = created.ok_or_else(|| Error::internal("enrol", "no account"))?;
+        Ok((account, tx))
+    }
+}
+
+/// A fresh link token (32 random bytes, hex) and the key it stands for.
+fn new_link() -> Result<(String, PrivateKeySigner)> {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let key = invite_signer(&token)?;
+    Ok((token, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_always_stands_for_the_same_key_and_is_stored_hashed() {
+        let (token, key) = new_link().unwrap();
+        assert_eq!(invite_signer(&token).unwrap().address(), key.address());
+        assert_ne!(new_link().unwrap().0, token);
+        assert!(!token_hash(&token).contains(&token));
+    }
+}

@@ -1,0 +1,201 @@
+//! A second factor for logging in: TOTP (RFC 6238, six digits every 30 seconds, SHA-1 as every
+//! authenticator app speaks it; the `totp-rs` crate). The shared secret is sealed under a key
+//! wrapped for the person's own key, so it is read only once their password has unlocked
+//! that key; a stolen database holds no usable secret. A code is accepted once. A role can be
+//! made to need it (`--require-mfa`): such an account logs in to set it up and to nothing else.
+
+use medledger_vault::{Dek, open, seal};
+use serde::Serialize;
+use sqlx::Row;
+use totp_rs::{Algorithm, Builder, Totp};
+
+use crate::{
+    accounts::{Person, address_key},
+    app::{App, unix_now},
+    error::{Error, Kind, Result},
+};
+
+/// What a person adds to their authenticator app.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecondFactorSetup {
+    /// The shared secret, base32, to type in.
+    pub secret: String,
+    /// The same as an `otpauth://` URI (what a QR code carries).
+    pub otpauth_url: String,
+}
+
+fn object(person: &Person, pending: bool) -> String {
+    let kind = if pending { "mfa-pending" } else { "mfa" };
+    format!("{kind}:{}", address_key(person.address))
+}
+
+fn totp(secret: Vec<u8>, username: &str) -> Result<Totp> {
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_skew(1)
+        .with_secret(secret)
+        .with_account_name(username)
+        .with_issuer(Some("medledger"))
+        .build()
+        .map_err(|e| Error::internal("totp", e))
+}
+
+fn wrong_code() -> Error {
+    Error::new(
+        Kind::Unauthenticated,
+        "that code is wrong, expired or already used; enter the current one from your authenticator",
+    )
+}
+
+impl App {
+    /// Starts setting up a second factor: a fresh secret, kept pending (sealed) until a code
+    /// made from it confirms the person's app has it.
+    pub async fn start_second_factor(&self, person: &Person) -> Result<SecondFactorSetup> {
+        let mut secret = vec![0u8; 20];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+        let totp = totp(secret.clone(), &person.username)?;
+        let object = object(person, true);
+        let dek = Dek::generate();
+        let sealed = seal(&dek, object.as_bytes(), &secret);
+        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+            .bind(&object)
+            .execute(self.db())
+            .await?;
+        self.put_wrap(
+            &object,
+            &address_key(person.address),
+            &person.secret.public_key(),
+            &dek,
+        )
+        .await?;
+        sqlx::query("UPDATE users SET mfa_pending = ? WHERE id = ?")
+            .bind(sealed)
+            .bind(person.id)
+            .execute(self.db())
+            .await?;
+        Ok(SecondFactorSetup {
+            secret: totp.secret().to_base32(),
+            otpauth_url: totp.to_url().map_err(|e| Error::internal("totp url", e))?,
+        })
+    }
+
+    /// Turns the second factor on, once `code` shows the person's app holds the pending secret.
+    pub async fn confirm_second_factor(&self, person: &Person, code: &str) -> Result<()> {
+        let Some(secret) = self.sealed_secret(person, true).await? else {
+            return Err(Error::conflict(
+                "there is no second factor being set up: start again",
+            ));
+        };
+        let totp = totp(secret.clone(), &person.username)?;
+        let step = totp
+            .check(code.trim(), unix_now() as u64)
+            .ok_or_else(wrong_code)?;
+        let object = object(person, false);
+        let dek = Dek::generate();
+        let sealed = seal(&dek, object.as_bytes(), &secret);
+        sqlx::query("DELETE FROM wraps WHERE object_id IN (?, ?)")
+            .bind(&object)
+            .bind(self::object(person, true))
+            .execute(self.db())
+            .await?;
+        self.put_wrap(
+            &object,
+            &address_key(person.address),
+            &person.secret.public_key(),
+            &dek,
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE users SET mfa_secret = ?, mfa_pending = NULL, mfa_last_step = ? WHERE id = ?",
+        )
+        .bind(sealed)
+        .bind(step as i64)
+        .bind(person.id)
+        .execute(self.db())
+        .await?;
+        Ok(())
+    }
+
+    /// Turns the second factor off (with a current code), unless the person's role needs one.
+    pub async fn turn_off_second_factor(&self, person: &Person, code: &str) -> Result<()> {
+        if self.second_factor_required(person.role) {
+            return Err(Error::forbidden(
+                "your role must have a second factor; it cannot be turned off",
+            ));
+        }
+        if !self.second_factor_on(person).await? {
+            return Err(Error::conflict("no second factor is on"));
+        }
+        self.check_second_factor(person, code).await?;
+        sqlx::query("UPDATE users SET mfa_secret = NULL WHERE id = ?")
+            .bind(person.id)
+            .execute(self.db())
+            .await?;
+        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+            .bind(object(person, false))
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether every account of `role` must have a second factor.
+    pub fn second_factor_required(&self, role: crate::model::Role) -> bool {
+        self.require_mfa().contains(&role)
+    }
+
+    /// Whether the person has a second factor on.
+    pub async fn second_factor_on(&self, person: &Person) -> Result<bool> {
+        let on: Option<i64> =
+            sqlx::query_scalar("SELECT mfa_secret IS NOT NULL FROM users WHERE id = ?")
+                .bind(person.id)
+                .fetch_optional(self.db())
+                .await?;
+        Ok(on == Some(1))
+    }
+
+    /// Checks a code against the person's second factor, accepting each time step once (also
+    /// across servers: the step is compared and moved on in one statement).
+    pub(crate) async fn check_second_factor(&self, person: &Person, code: &str) -> Result<()> {
+        let Some(secret) = self.sealed_secret(person, false).await? else {
+            return Ok(());
+        };
+        let totp = totp(secret, &person.username)?;
+        let step = totp
+            .check(code.trim(), unix_now() as u64)
+            .ok_or_else(wrong_code)?;
+        let moved =
+            sqlx::query("UPDATE users SET mfa_last_step = ? WHERE id = ? AND mfa_last_step < ?")
+                .bind(step as i64)
+                .bind(person.id)
+                .bind(step as i64)
+                .execute(self.db())
+                .await?;
+        if moved.rows_affected() == 0 {
+            return Err(wrong_code());
+        }
+        Ok(())
+    }
+
+    async fn sealed_secret(&self, person: &Person, pending: bool) -> Result<Option<Vec<u8>>> {
+        let sql = if pending {
+            "SELECT mfa_pending AS sealed FROM users WHERE id = ?"
+        } else {
+            "SELECT mfa_secret AS sealed FROM users WHERE id = ?"
+        };
+        let row = sqlx::query(sql)
+            .bind(person.id)
+            .fetch_one(self.db())
+            .await?;
+        let Some(sealed): Option<Vec<u8>> = row.try_get("sealed")? else {
+            return Ok(None);
+        };
+        let object = object(person, pending);
+        let dek = self
+            .take_wrap(&object, &address_key(person.address), &person.secret)
+            .await?
+            .ok_or_else(|| Error::internal("second factor", "no wrapped key"))?;
+        Ok(Some(open(&dek, object.as_bytes(), &sealed)?))
+    }
+}
