@@ -13,7 +13,6 @@ interface IConsentRegistry {
 /// @dev The slice of Records that Consent reads (kind is Records.Kind as its uint8 value).
 interface IConsentRecords {
     function recordMeta(bytes32 id) external view returns (address patient, uint8 kind);
-    function recordAuthor(bytes32 id) external view returns (address author);
 }
 
 /// @title medledger consent: grants, emergency declarations and the one access rule.
@@ -410,7 +409,6 @@ contract Consent {
 
     /// @return allowed whether `reader` may open the record for `purpose`
     /// @return emergency true when access comes only through a declared emergency
-    /// @dev An active doctor may also read a prescription they wrote themselves.
     function _access(address patient, address reader, bytes32 recordId, Purpose purpose)
         private
         view
@@ -421,7 +419,6 @@ contract Consent {
         if (reader == patient) return (true, false);
         uint64 hospitalId = _registry.activeHospitalOf(reader);
         if (hospitalId == 0) return (false, false);
-        if (_records.recordAuthor(recordId) == reader) return (true, false);
         uint256[] storage ids = _grantsOf[patient];
         uint256 n = ids.length;
         for (uint256 i = 0; i < n; ++i) {

@@ -117,11 +117,6 @@ contract Records {
         return (a.patient, a.kind);
     }
 
-    /// @notice Who anchored a record (the patient, or a prescription's doctor); zero if none.
-    function recordAuthor(bytes32 id) external view returns (address author) {
-        return _records[id].author;
-    }
-
     function recordCount(address patient) external view returns (uint256) {
         return _byPatient[patient].length;
     }

@@ -317,9 +317,9 @@ describe("medledger in a browser", { timeout: 600_000 }, () => {
 
       await navigation(page, () => page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Doctors" }).click());
       assert.equal(pathOf(page), "/admin/doctors");
+      // The admin enters the doctor in the directory; the doctor's login is theirs to choose.
+      assert.equal(await page.getByLabel("Initial password").count(), 0, "the admin sets no password");
       await fill(page, {
-        "User name (their login)": DOCTOR.username,
-        "Initial password": DOCTOR.password,
         Name: DOCTOR.name,
         Specialty: DOCTOR.specialty,
         "Licence id": DOCTOR.licence,
@@ -328,17 +328,38 @@ describe("medledger in a browser", { timeout: 600_000 }, () => {
       await shot(page, "admin-doctor-form");
       await navigation(page, () => button(page, "Add doctor").click());
       story.addDoctorTx = await confirmation(page);
-      const doctorRow = page.getByRole("row").filter({ hasText: DOCTOR.name });
-      assert.equal(await doctorRow.count(), 1, "the doctor is listed");
-      const doctorText = await doctorRow.innerText();
-      for (const s of [DOCTOR.username, DOCTOR.specialty, DOCTOR.licence, HOSPITAL.Name, "active"]) {
-        assert.ok(doctorText.includes(s), `the doctor's row shows ${s}: ${doctorText}`);
-      }
-      await shot(page, "admin-doctor-added");
+      story.enrolmentLink = (await page.locator("#enrolment-link").innerText()).trim();
+      assert.match(story.enrolmentLink, /^\/enrol\/[0-9a-f]{64}$/, "a one-time enrolment link is shown");
+      const waiting = page.getByRole("row").filter({ hasText: DOCTOR.name });
+      assert.equal(await waiting.count(), 1, "the doctor waits for enrolment");
+      assert.ok((await waiting.innerText()).includes(HOSPITAL.Name), "at their hospital");
+      await shot(page, "admin-doctor-invited");
 
       await logOut(page);
       assert.deepEqual(await sessionCookies(page.context()), [], "no session after logging out");
       await shot(page, "logged-out");
+    });
+
+    step("the doctor enrols through the link, choosing their own login", async () => {
+      const page = await newPage();
+      await visit(page, story.enrolmentLink);
+      await page.getByRole("heading", { name: "Enrol as a doctor", level: 1 }).waitFor();
+      assert.ok((await page.locator("main").innerText()).includes(DOCTOR.name), "the link names the doctor");
+      await fill(page, { "User name": DOCTOR.username, Password: DOCTOR.password, "Password again": DOCTOR.password });
+      await shot(page, "doctor-enrol");
+      await navigation(page, () => button(page, "Enrol").click());
+      assert.equal(pathOf(page), "/login", "enrolled: on to the login page");
+      await page.getByRole("status").filter({ hasText: "You are enrolled" }).waitFor();
+      const doctors = await (await page.request.get(`${server.url}/api/v1/doctors`)).json();
+      const entry = doctors.doctors.find((d) => d.name === DOCTOR.name);
+      assert.ok(entry, "the doctor is in the directory");
+      for (const [key, value] of Object.entries({ username: DOCTOR.username, specialty: DOCTOR.specialty, licence_id: DOCTOR.licence, active: true })) {
+        assert.equal(entry[key], value, `the directory entry's ${key}`);
+      }
+      // The link works once.
+      await visit(page, story.enrolmentLink);
+      assert.match(await page.getByRole("alert").innerText(), /already used/);
+      await page.context().close();
     });
 
     step("a patient signs up and shares a report with the doctor", async () => {
@@ -423,7 +444,8 @@ describe("medledger in a browser", { timeout: 600_000 }, () => {
       story.patientPage = pathOf(page);
       await page.getByRole("heading", { name: PATIENT.name, level: 1 }).waitFor();
       const details = await page.locator("main").innerText();
-      assert.ok(details.includes(PATIENT.dob) && details.includes(PATIENT.contact), "the doctor sees the patient's details");
+      assert.ok(details.includes(PATIENT.dob), "the doctor sees who the patient is");
+      assert.ok(!details.includes(PATIENT.contact), "a grant of one report does not hand over the patient's contact");
       await shot(page, "doctor-patient");
 
       // A second tab on the same page, left as it is: after the revocation its "Open" is refused.
@@ -453,8 +475,10 @@ describe("medledger in a browser", { timeout: 600_000 }, () => {
       await shot(page, "doctor-prescribed");
 
       await navigation(page, () => page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "My openings" }).click());
-      const opening = page.getByRole("row").filter({ hasText: REPORT.title });
-      assert.ok((await opening.count()) >= 1, "the doctor's own openings list the report");
+      // The doctor's own log names no titles (they are the patient's to read), only what was done.
+      const opening = page.getByRole("row").filter({ hasText: "opened a record" });
+      assert.ok((await opening.count()) >= 1, "the doctor's own log lists the opening");
+      assert.equal(await page.getByRole("row").filter({ hasText: REPORT.title }).count(), 0, "without the report's title");
       await shot(page, "doctor-openings");
     });
 
@@ -489,8 +513,10 @@ describe("medledger in a browser", { timeout: 600_000 }, () => {
       await navigation(page, () => page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Access log" }).click());
       assert.equal(pathOf(page), "/patient/access-log");
       await shot(page, "phone-patient-access-log");
-      const opening = page.getByRole("row").filter({ hasText: REPORT.title });
+      const opening = page.getByRole("row").filter({ hasText: `opened ${REPORT.title}` });
       assert.equal(await opening.count(), 1, "the access log shows the report's opening");
+      const viewed = page.getByRole("row").filter({ hasText: "viewed the" });
+      assert.ok((await viewed.count()) >= 1, "and the views of the patient's details before it");
       const openingText = await opening.innerText();
       expectPage(openingText.includes(DOCTOR.name), `/patient/access-log: the opening names the doctor who opened it (${DOCTOR.name}): ${openingText}`);
       const txHref = await opening.locator('a[href^="/explorer/tx/"]').getAttribute("href");

@@ -210,8 +210,7 @@ function suite(kind) {
         .grantHospital(hospitalId, Scope.Kinds, 1 << Kind.Report, [], Purpose.Treatment, shortExpiry),
     );
     assert.equal(await consent.canAccess(patient.address, doctor.address, reportId, Purpose.Treatment), true);
-    // The prescription is not a report, but its author, an active doctor, may always read it.
-    assert.equal(await consent.canAccess(patient.address, doctor.address, rxId, Purpose.Treatment), true);
+    assert.equal(await consent.canAccess(patient.address, doctor.address, rxId, Purpose.Treatment), false);
     await send(consent.connect(doctor).logAccess(patient.address, reportId, Purpose.Treatment));
     await advance(601n);
     assert.equal(await consent.canAccess(patient.address, doctor.address, reportId, Purpose.Treatment), false);

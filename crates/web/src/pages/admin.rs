@@ -215,7 +215,11 @@ async fn doctors_page(
         .iter()
         .map(|h| (h.id.to_string(), h.name.clone()))
         .collect();
-    let tx = page.tx_box(state).await;
+    // A write just made brings its own confirmation (`extra.tx`); else one from `?tx=`.
+    let tx = match extra.get_attr("tx") {
+        Ok(tx) if !tx.is_undefined() => Some(tx),
+        _ => page.tx_box(state).await,
+    };
     Ok(page.render_status(
         state,
         status,
@@ -238,7 +242,7 @@ async fn invited(state: &ApiState, page: &Page, invite: NewInvite, tx: TxInfo) -
     doctors_page(
         state,
         page,
-        StatusCode::CREATED,
+        StatusCode::OK,
         context! { link => link, tx => tx_of(&tx) },
     )
     .await
