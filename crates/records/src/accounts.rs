@@ -228,6 +228,38 @@ impl App {
         })
     }
 
+    /// A new account registered on chain by its own key's transaction `call` to the Registry
+    /// (journalled): the account is stored first, pending, with whatever `also` adds to it, and
+    /// may log in once the registration is mined.
+    pub(crate) async fn register_account(
+        &self,
+        signer: &PrivateKeySigner,
+        role: Role,
+        username: &str,
+        password: &str,
+        call: Vec<u8>,
+        also: impl AsyncFnOnce(&Account) -> Result<()>,
+    ) -> Result<(Account, crate::ledger::TxInfo)> {
+        let mut created = None;
+        let stored = async {
+            let account = self
+                .create_account(role, username, password, signer)
+                .await?;
+            also(&account).await?;
+            created = Some(account);
+            Ok(())
+        };
+        let registry = self.contracts().registry;
+        let follow = crate::journal::Follow::Register {
+            account: signer.address(),
+        };
+        let (tx, _) = self
+            .write_after(signer, registry, call, follow, None, stored)
+            .await?;
+        let account = created.ok_or_else(|| Error::internal("registration", "no account"))?;
+        Ok((account, tx))
+    }
+
     /// Checks a new account's name and password before anything is stored or sent.
     pub(crate) async fn check_new_account(&self, username: &str, password: &str) -> Result<()> {
         check_username(username)?;

@@ -124,104 +124,80 @@ impl App {
         let time = context.time(self, block).await?;
         let decode = |e| Error::internal("access log", e);
         let topic = log.topic0().copied().unwrap_or_default();
-        let (action, patient, reader, record, purpose, emergency) = match topic {
+        // What the entry says beyond who, what and when.
+        enum Detail {
+            Plain,
+            Profile(u8),
+            Declared(u64),
+            Ended(Address),
+        }
+        let (action, patient, reader, record, purpose, emergency, detail) = match topic {
             Consent::AccessLogged::SIGNATURE_HASH => {
                 let e = Consent::AccessLogged::decode_log_data(log.data()).map_err(decode)?;
                 let purpose = Purpose::try_from(e.purpose).ok();
+                let record = Some(e.recordId);
                 (
                     Action::Opened,
                     e.patient,
                     e.reader,
-                    Some(e.recordId),
+                    record,
                     purpose,
                     e.emergency,
+                    Detail::Plain,
                 )
             }
             Consent::RecordViewed::SIGNATURE_HASH => {
                 let e = Consent::RecordViewed::decode_log_data(log.data()).map_err(decode)?;
                 let purpose = Purpose::try_from(e.purpose).ok();
+                let record = Some(e.recordId);
                 (
                     Action::Viewed,
                     e.patient,
                     e.reader,
-                    Some(e.recordId),
+                    record,
                     purpose,
                     e.emergency,
+                    Detail::Plain,
                 )
             }
             Consent::ProfileViewed::SIGNATURE_HASH => {
                 let e = Consent::ProfileViewed::decode_log_data(log.data()).map_err(decode)?;
-                let mut event = self
-                    .event(
-                        Action::ViewedProfile,
-                        e.patient,
-                        e.reader,
-                        None,
-                        None,
-                        e.emergency,
-                        time,
-                        log,
-                        context,
-                    )
-                    .await?;
-                event.summary = match e.fields {
-                    f if f & PROFILE_CONTACT != 0 => {
-                        "viewed the profile: name, date of birth and contact".into()
-                    }
-                    f if f & PROFILE_IDENTITY != 0 => {
-                        "viewed the profile: name and date of birth".into()
-                    }
-                    _ => "viewed the profile".into(),
-                };
-                return Ok(Some(event));
+                let detail = Detail::Profile(e.fields);
+                (
+                    Action::ViewedProfile,
+                    e.patient,
+                    e.reader,
+                    None,
+                    None,
+                    e.emergency,
+                    detail,
+                )
             }
             Consent::EmergencyDeclared::SIGNATURE_HASH => {
                 let e = Consent::EmergencyDeclared::decode_log_data(log.data()).map_err(decode)?;
-                let mut event = self
-                    .event(
-                        Action::DeclaredEmergency,
-                        e.patient,
-                        e.doctor,
-                        None,
-                        None,
-                        true,
-                        time,
-                        log,
-                        context,
-                    )
-                    .await?;
-                let reason = self
-                    .emergency_reason(person, &event.tx_hash)
-                    .await?
-                    .map(|r| format!(": \u{201c}{r}\u{201d}"))
-                    .unwrap_or_default();
-                event.summary = format!(
-                    "declared an emergency (break-glass access until {}){reason}",
-                    crate::model::utc_datetime(e.until as i64)
-                );
-                return Ok(Some(event));
+                let detail = Detail::Declared(e.until);
+                (
+                    Action::DeclaredEmergency,
+                    e.patient,
+                    e.doctor,
+                    None,
+                    None,
+                    true,
+                    detail,
+                )
             }
             Consent::EmergencyEnded::SIGNATURE_HASH => {
                 let e = Consent::EmergencyEnded::decode_log_data(log.data()).map_err(decode)?;
-                let mut event = self
-                    .event(
-                        Action::EndedEmergency,
-                        e.patient,
-                        e.endedBy,
-                        None,
-                        None,
-                        true,
-                        time,
-                        log,
-                        context,
-                    )
-                    .await?;
-                let doctor = context.name(self, e.doctor).await?;
-                event.summary = format!(
-                    "ended the emergency access of {}",
-                    doctor.unwrap_or_else(|| e.doctor.to_string())
-                );
-                return Ok(Some(event));
+                let detail = Detail::Ended(e.doctor);
+                (
+                    Action::EndedEmergency,
+                    e.patient,
+                    e.endedBy,
+                    None,
+                    None,
+                    true,
+                    detail,
+                )
             }
             _ => return Ok(None),
         };
@@ -230,12 +206,37 @@ impl App {
                 action, patient, reader, record, purpose, emergency, time, log, context,
             )
             .await?;
-        if action == Action::Opened {
-            event.summary = match &event.record_title {
+        event.summary = match detail {
+            Detail::Plain => match &event.record_title {
                 Some(title) => format!("opened {title}"),
                 None => "opened a record".into(),
-            };
-        }
+            },
+            Detail::Profile(fields) if fields & PROFILE_CONTACT != 0 => {
+                "viewed the profile: name, date of birth and contact".into()
+            }
+            Detail::Profile(fields) if fields & PROFILE_IDENTITY != 0 => {
+                "viewed the profile: name and date of birth".into()
+            }
+            Detail::Profile(_) => "viewed the profile".into(),
+            Detail::Declared(until) => {
+                let reason = self
+                    .emergency_reason(person, &event.tx_hash)
+                    .await?
+                    .map(|r| format!(": \u{201c}{r}\u{201d}"))
+                    .unwrap_or_default();
+                format!(
+                    "declared an emergency (break-glass access until {}){reason}",
+                    crate::model::utc_datetime(until as i64)
+                )
+            }
+            Detail::Ended(doctor) => {
+                let name = context.name(self, doctor).await?;
+                format!(
+                    "ended the emergency access of {}",
+                    name.unwrap_or_else(|| doctor.to_string())
+                )
+            }
+        };
         Ok(Some(event))
     }
 

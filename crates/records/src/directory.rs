@@ -415,11 +415,7 @@ impl App {
             let sealed = seal(&dek, object.as_bytes(), &plain);
             (object, dek, sealed)
         });
-        let mut created = None;
-        let stored = async {
-            let account = self
-                .create_account(Role::Patient, &signup.username, &signup.password, &signer)
-                .await?;
+        let also = async |account: &Account| {
             sqlx::query("UPDATE users SET profile = ?, contact = ? WHERE id = ?")
                 .bind(&sealed[0].2)
                 .bind(&sealed[1].2)
@@ -436,25 +432,18 @@ impl App {
                 .await?;
                 self.escrow_wrap(object, dek).await?;
             }
-            created = Some(account);
             Ok(())
         };
-        let call = Registry::registerPatientCall {};
-        let registry = self.contracts().registry;
-        let (tx, _) = self
-            .write_after(
-                &signer,
-                registry,
-                call.abi_encode(),
-                Follow::Register {
-                    account: signer.address(),
-                },
-                None,
-                stored,
-            )
-            .await?;
-        let account = created.ok_or_else(|| Error::internal("sign_up", "no account"))?;
-        Ok((account, tx))
+        let call = Registry::registerPatientCall {}.abi_encode();
+        self.register_account(
+            &signer,
+            Role::Patient,
+            &signup.username,
+            &signup.password,
+            call,
+            also,
+        )
+        .await
     }
 
     /// A patient's details as `reader` may see them now (the chain decides which parts, if

@@ -314,29 +314,15 @@ impl App {
             s: B256::from(signature.s()),
             v: 27 + u8::from(signature.v()),
         };
-        let mut created = None;
-        let stored = async {
-            created = Some(
-                self.create_account(role, username, password, &signer)
-                    .await?,
-            );
-            Ok(())
-        };
-        let registry = self.contracts().registry;
-        let (tx, _) = self
-            .write_after(
-                &signer,
-                registry,
-                call.abi_encode(),
-                Follow::Register {
-                    account: signer.address(),
-                },
-                None,
-                stored,
-            )
-            .await?;
-        let account = created.ok_or_else(|| Error::internal("enrol", "no account"))?;
-        Ok((account, tx))
+        self.register_account(
+            &signer,
+            role,
+            username,
+            password,
+            call.abi_encode(),
+            async |_: &Account| Ok(()),
+        )
+        .await
     }
 }
 

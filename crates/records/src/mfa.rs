@@ -56,20 +56,7 @@ impl App {
         let mut secret = vec![0u8; 20];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
         let totp = totp(secret.clone(), &person.username)?;
-        let object = object(person, true);
-        let dek = Dek::generate();
-        let sealed = seal(&dek, object.as_bytes(), &secret);
-        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-            .bind(&object)
-            .execute(self.db())
-            .await?;
-        self.put_wrap(
-            &object,
-            &address_key(person.address),
-            &person.secret.public_key(),
-            &dek,
-        )
-        .await?;
+        let sealed = self.seal_secret(person, true, &secret).await?;
         sqlx::query("UPDATE users SET mfa_pending = ? WHERE id = ?")
             .bind(sealed)
             .bind(person.id)
@@ -92,21 +79,11 @@ impl App {
         let step = totp
             .check(code.trim(), unix_now() as u64)
             .ok_or_else(wrong_code)?;
-        let object = object(person, false);
-        let dek = Dek::generate();
-        let sealed = seal(&dek, object.as_bytes(), &secret);
-        sqlx::query("DELETE FROM wraps WHERE object_id IN (?, ?)")
-            .bind(&object)
-            .bind(self::object(person, true))
+        let sealed = self.seal_secret(person, false, &secret).await?;
+        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+            .bind(object(person, true))
             .execute(self.db())
             .await?;
-        self.put_wrap(
-            &object,
-            &address_key(person.address),
-            &person.secret.public_key(),
-            &dek,
-        )
-        .await?;
         sqlx::query(
             "UPDATE users SET mfa_secret = ?, mfa_pending = NULL, mfa_last_step = ? WHERE id = ?",
         )
@@ -176,6 +153,20 @@ impl App {
             return Err(wrong_code());
         }
         Ok(())
+    }
+
+    /// Seals a secret under a fresh key wrapped for the person's own key (replacing any).
+    async fn seal_secret(&self, person: &Person, pending: bool, secret: &[u8]) -> Result<Vec<u8>> {
+        let object = object(person, pending);
+        let dek = Dek::generate();
+        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+            .bind(&object)
+            .execute(self.db())
+            .await?;
+        let me = address_key(person.address);
+        self.put_wrap(&object, &me, &person.secret.public_key(), &dek)
+            .await?;
+        Ok(seal(&dek, object.as_bytes(), secret))
     }
 
     async fn sealed_secret(&self, person: &Person, pending: bool) -> Result<Option<Vec<u8>>> {
