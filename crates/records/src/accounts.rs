@@ -2,7 +2,7 @@
 //! Secret Storage keystores, login with per-name throttling, and the unlocked `Person` a session
 //! holds in memory.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use argon2::{
@@ -57,29 +57,6 @@ pub struct Account {
     pub role: Role,
     pub address: Address,
     pub enc_public: PublicKey,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Patient => "patient",
-            Role::Doctor => "doctor",
-            Role::None => "none",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Role> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "patient" => Ok(Role::Patient),
-            "doctor" => Ok(Role::Doctor),
-            other => Err(Error::invalid(format!("unknown role {other:?}"))),
-        }
-    }
 }
 
 /// Checks a user name: 3 to 64 characters, lower-case letters, digits, `.`, `_`, `-`.

@@ -23,7 +23,7 @@ use sqlx::{
 use crate::{
     accounts::{self, address_key},
     contracts::{Consent, Records, Registry},
-    error::{Error, Kind, Result},
+    error::{Error, Result},
     ledger::{Contracts, Ledger},
     model::Role,
 };
@@ -103,7 +103,7 @@ impl App {
         let escrow_public = options.escrow.public_key();
         match setting(&db, "escrow_public").await? {
             Some(stored) if stored != escrow_public.to_hex() => {
-                return Err(Error::invalid(
+                return Err(Error::misconfigured(
                     "the escrow key file does not match this data directory (its records are wrapped for another escrow key)",
                 ));
             }
@@ -113,12 +113,12 @@ impl App {
         let (contracts, bootstrap) = match load_contracts(&db).await? {
             Some((stored_chain, contracts)) => {
                 if stored_chain != chain_id {
-                    return Err(Error::invalid(format!(
+                    return Err(Error::misconfigured(format!(
                         "this data directory belongs to chain id {stored_chain}, but the node answers with chain id {chain_id}"
                     )));
                 }
                 if !options.ledger.has_code(contracts.registry).await? {
-                    return Err(Error::invalid(format!(
+                    return Err(Error::misconfigured(format!(
                         "the Registry contract at {} is not on this chain; was the chain reset? Use a new --data-dir",
                         contracts.registry
                     )));
@@ -378,13 +378,10 @@ async fn check_contracts_version(db: &SqlitePool) -> Result<()> {
     }
     match setting(db, "contracts_version").await?.as_deref() {
         Some(CONTRACTS_VERSION) => Ok(()),
-        found => Err(Error::new(
-            Kind::Unprocessable,
-            format!(
-                "this data directory was made by an earlier medledger, with contracts version {} (this one runs version {CONTRACTS_VERSION}: bounded emergencies that patients see and end, and every view of a patient's data logged on chain). It cannot be upgraded in place: start this version with a new --data-dir, or keep running the earlier version on this one",
-                found.unwrap_or("1")
-            ),
-        )),
+        found => Err(Error::misconfigured(format!(
+            "this data directory was made by an earlier medledger, with contracts version {} (this one runs version {CONTRACTS_VERSION}: bounded emergencies that patients see and end, and every view of a patient's data logged on chain). It cannot be upgraded in place: start this version with a new --data-dir, or keep running the earlier version on this one",
+            found.unwrap_or("1")
+        ))),
     }
 }
 
@@ -476,8 +473,9 @@ async fn fund(ledger: &Ledger, funder: &PrivateKeySigner, to: Address, wei: U256
 async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, Bootstrap)> {
     let (password, generated) = match &options.admin_password {
         Some(p) => {
-            accounts::check_password(p)
-                .map_err(|e| Error::invalid(format!("MEDLEDGER_ADMIN_PASSWORD: {}", e.message)))?;
+            accounts::check_password(p).map_err(|e| {
+                Error::misconfigured(format!("MEDLEDGER_ADMIN_PASSWORD: {}", e.message))
+            })?;
             (p.clone(), None)
         }
         None => {

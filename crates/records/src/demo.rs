@@ -8,7 +8,7 @@ use crate::{
     directory::{HospitalInput, PatientSignup, Profile},
     enrolment::DoctorInvite,
     error::Result,
-    model::RecordKind,
+    model::{Purpose, RecordKind, Scope},
     reports::NewReport,
     sharing::GrantInput,
 };
@@ -148,10 +148,10 @@ impl App {
             let grant = GrantInput {
                 doctor: Some(doctor_accounts[i].address),
                 hospital_id: None,
-                scope: "all".into(),
+                scope: Scope::All,
                 kinds: Vec::new(),
                 record_ids: Vec::new(),
-                purpose: "treatment".into(),
+                purpose: Purpose::Treatment,
                 expires_at: None,
                 expires_in_days: Some(30),
             };

@@ -29,6 +29,8 @@ pub enum Kind {
     Integrity,
     /// A service we depend on (the Ethereum node, the database) does not answer.
     Unavailable,
+    /// The deployment does not fit together (met at start only).
+    Misconfigured,
     /// Our fault: the detail is logged, never shown.
     Internal,
 }
@@ -50,25 +52,40 @@ impl Kind {
             Kind::TooManyAttempts => "too_many_attempts",
             Kind::Integrity => "integrity_failure",
             Kind::Unavailable => "unavailable",
+            Kind::Misconfigured => "misconfigured",
             Kind::Internal => "internal",
         }
     }
 }
 
-/// A failure with a message fit for the person who caused it.
+/// A failure with a message fit for the person who caused it. It logs nothing itself: the
+/// boundary that turns it into an answer logs it, once (an internal failure's detail, with its
+/// source, at error level).
 #[derive(Debug)]
 pub struct Error {
     pub kind: Kind,
     pub message: String,
+    /// The input field the failure concerns, so a form can show it beside that field and an
+    /// API client can point at it.
+    pub field: Option<&'static str>,
+    /// For an internal failure: what was being done and what went wrong, for the log only.
+    detail: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+const INTERNAL_MESSAGE: &str =
+    "something went wrong on our side; nothing was changed that you were told about";
 
 impl Error {
     pub fn new(kind: Kind, message: impl Into<String>) -> Error {
         Error {
             kind,
             message: message.into(),
+            field: None,
+            detail: None,
+            source: None,
         }
     }
 
@@ -92,13 +109,42 @@ impl Error {
         Error::new(Kind::Conflict, message)
     }
 
-    /// An internal failure: `detail` goes to the log only.
+    /// A deployment that does not fit together (another chain, another escrow key, old
+    /// contracts): only ever met at start, where the binary prints the message and stops.
+    pub fn misconfigured(message: impl Into<String>) -> Error {
+        Error::new(Kind::Misconfigured, message)
+    }
+
+    /// An internal failure: `detail` is kept for the log, never shown.
     pub fn internal(context: &str, detail: impl fmt::Display) -> Error {
-        tracing::error!("{context}: {detail}");
-        Error::new(
-            Kind::Internal,
-            "something went wrong on our side; nothing was changed that you were told about",
-        )
+        Error {
+            detail: Some(format!("{context}: {detail}")),
+            ..Error::new(Kind::Internal, INTERNAL_MESSAGE)
+        }
+    }
+
+    /// An internal failure caused by `source` while doing `context`.
+    pub fn internal_from(
+        context: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error {
+            detail: Some(format!("{context}: {source}")),
+            source: Some(Box::new(source)),
+            ..Error::new(Kind::Internal, INTERNAL_MESSAGE)
+        }
+    }
+
+    /// The same failure, about input field `field`.
+    pub fn on(mut self, field: &'static str) -> Error {
+        self.field = Some(field);
+        self
+    }
+
+    /// What the log should say of an internal failure (`None` for the others, whose message
+    /// says it all).
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 }
 
@@ -108,11 +154,17 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Error {
-        Error::internal("database", e)
+        Error::internal_from("database", e)
     }
 }
 
@@ -123,7 +175,7 @@ impl From<medledger_vault::Error> for Error {
                 Kind::Integrity,
                 "the stored data failed its integrity check: it was altered or damaged",
             ),
-            other => Error::internal("vault", other),
+            other => Error::internal_from("vault", other),
         }
     }
 }

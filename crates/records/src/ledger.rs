@@ -316,9 +316,20 @@ impl Ledger {
         let SendableTx::Envelope(envelope) = filled else {
             return Err(Error::internal("signing", "the wallet did not sign"));
         };
+        // The most it may cost, against what the sender has: refused here, clearly, rather
+        // than by the node in words that differ from one node to the next.
+        use alloy::consensus::Transaction as _;
+        let cost = U256::from(envelope.gas_limit()) * U256::from(envelope.max_fee_per_gas())
+            + envelope.value();
+        if self.balance(signer.address()).await? < cost {
+            return Err(Error::new(
+                Kind::Forbidden,
+                "your account has too little ether to pay for this transaction",
+            ));
+        }
         Ok(Signed {
             hash: *envelope.tx_hash(),
-            nonce: alloy::consensus::Transaction::nonce(&envelope),
+            nonce: envelope.nonce(),
             raw: envelope.encoded_2718(),
         })
     }
@@ -330,11 +341,14 @@ impl Ledger {
             Ok(_) => Ok(()),
             Err(e) => {
                 let refused = e.as_error_resp().is_some();
-                if refused
-                    && e.as_error_resp()
-                        .is_some_and(|p| p.message.contains("already known"))
-                {
-                    return Ok(());
+                // A node that has it already (sent before, or again from the journal) says so
+                // in words of its own: ask it by hash instead.
+                if refused {
+                    let hash = alloy::primitives::keccak256(raw);
+                    let known = self.inner.provider.get_transaction_by_hash(hash).await;
+                    if matches!(known, Ok(Some(_))) {
+                        return Ok(());
+                    }
                 }
                 Err(BroadcastError {
                     refused,
@@ -408,7 +422,7 @@ impl Ledger {
         match e.as_error_resp() {
             Some(payload) => match payload.as_revert_data() {
                 Some(data) => refusal(&data),
-                None => node_refusal(&self.inner.url, &payload.message),
+                None => node_refusal(&self.inner.url, payload.code, &payload.message),
             },
             None => unavailable(&self.inner.url, e),
         }
@@ -478,26 +492,27 @@ fn unavailable(url: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
-/// A node's own refusal of a transaction (not a contract's): funds, nonces, gas, or a node that
-/// has stopped (the embedded node, once it could not store a block).
-fn node_refusal(url: &str, message: &str) -> Error {
-    if message.contains("insufficient funds") {
-        Error::new(
-            Kind::Forbidden,
-            "your account has too little ether to pay for this transaction",
-        )
-    } else if message.contains("until restarted") {
+/// EIP-1474's "resource unavailable": what the embedded node answers once it has stopped (it
+/// could not store a block).
+const NODE_STOPPED: i64 = -32002;
+
+/// A node's own refusal (not a contract's), by its code: a node that has stopped, or something
+/// this client should never have sent (funds and nonces are settled before sending).
+fn node_refusal(url: &str, code: i64, message: &str) -> Error {
+    if code == NODE_STOPPED {
         tracing::error!("chain at {url}: {message}");
-        Error::new(
+        return Error::new(
             Kind::Unavailable,
             format!(
                 "the Ethereum node at {url} has stopped: it could not store a block; nothing was \
                  changed, and an operator must fix its disk and restart it"
             ),
-        )
-    } else {
-        Error::internal("transaction refused by the node", message)
+        );
     }
+    Error::internal(
+        "transaction refused by the node",
+        format!("{code}: {message}"),
+    )
 }
 
 /// Decodes a contract's custom error into a sentence and the kind of failure it is: every error

@@ -1,8 +1,14 @@
-//! The domain's closed inventories: roles, record kinds, grant scopes and purposes. Their
-//! discriminants are the contracts' enum values (Solidity enums travel as `uint8`).
+//! The domain's closed inventories: roles, record kinds, grant scopes and purposes (their
+//! discriminants are the contracts' enum values: Solidity enums travel as `uint8`), and a
+//! record's integrity. A word from outside becomes one of these once, at the boundary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
 
 /// Who an account is, as the Registry contract knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Role {
     None = 0,
@@ -12,7 +18,8 @@ pub enum Role {
 }
 
 /// What a record is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum RecordKind {
     Report = 0,
@@ -21,24 +28,40 @@ pub enum RecordKind {
 }
 
 /// Why a record is opened; a grant names one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Purpose {
+    #[default]
     Treatment = 0,
     Research = 1,
 }
 
 /// Which records a grant covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Scope {
+    #[default]
     All = 0,
     Kinds = 1,
     Records = 2,
 }
 
-macro_rules! wire {
-    ($($ty:ident { $($variant:ident),* }),*) => {$(
+/// Whether a record's stored ciphertext still matches the hash anchored on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Integrity {
+    Verified,
+    /// The blob was altered (or belongs to someone else).
+    Mismatch,
+    Missing,
+}
+
+/// The wire values (Solidity enums travel as `uint8`) and the words (JSON, forms, the database)
+/// of each inventory, written once.
+macro_rules! inventory {
+    ($($ty:ident ($what:literal) { $($variant:ident = $word:literal),* }),*) => {$(
         impl From<$ty> for u8 {
             fn from(value: $ty) -> u8 {
                 value as u8
@@ -50,31 +73,75 @@ macro_rules! wire {
                 [$($ty::$variant),*].into_iter().find(|v| *v as u8 == value).ok_or(value)
             }
         }
+        impl $ty {
+            /// The word for it in JSON, forms and the database.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),*
+                }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = Error;
+            /// Parses the word, refusing anything else with a message that lists the words.
+            fn from_str(s: &str) -> Result<Self, Error> {
+                match s {
+                    $($word => Ok($ty::$variant),)*
+                    other => Err(Error::invalid(format!(
+                        concat!("unknown ", $what, " {:?}: use ", $crate::model::words!($($word),*)),
+                        other
+                    ))),
+                }
+            }
+        }
     )*};
 }
 
-wire!(
-    Role {
-        None,
-        Admin,
-        Patient,
-        Doctor
+/// `"a, b or c"` from a list of words, at compile time.
+macro_rules! words {
+    ($only:literal) => { $only };
+    ($first:literal, $last:literal) => { concat!($first, " or ", $last) };
+    ($first:literal, $($rest:literal),+) => { concat!($first, ", ", $crate::model::words!($($rest),+)) };
+}
+pub(crate) use words;
+
+inventory!(
+    Role ("role") {
+        None = "none",
+        Admin = "admin",
+        Patient = "patient",
+        Doctor = "doctor"
     },
-    RecordKind {
-        Report,
-        Prescription,
-        Other
+    RecordKind ("record kind") {
+        Report = "report",
+        Prescription = "prescription",
+        Other = "other"
     },
-    Purpose {
-        Treatment,
-        Research
+    Purpose ("purpose") {
+        Treatment = "treatment",
+        Research = "research"
     },
-    Scope {
-        All,
-        Kinds,
-        Records
+    Scope ("scope") {
+        All = "all",
+        Kinds = "kinds",
+        Records = "records"
     }
 );
+
+impl Integrity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Integrity::Verified => "verified",
+            Integrity::Mismatch => "mismatch",
+            Integrity::Missing => "missing",
+        }
+    }
+}
 
 impl RecordKind {
     /// This kind's bit in a grant's kinds mask.
@@ -121,6 +188,27 @@ mod tests {
         assert_eq!(Role::try_from(3), Ok(Role::Doctor));
         assert_eq!(Purpose::try_from(2), Err(2));
         assert_eq!(RecordKind::Other.mask_bit(), 4);
+    }
+
+    #[test]
+    fn words_parse_back_and_strangers_are_named() {
+        for scope in [Scope::All, Scope::Kinds, Scope::Records] {
+            assert_eq!(scope.as_str().parse::<Scope>().unwrap(), scope);
+        }
+        let e = "banana".parse::<Scope>().unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown scope \"banana\": use all, kinds or records"
+        );
+        let e = "x".parse::<Purpose>().unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown purpose \"x\": use treatment or research"
+        );
+        assert_eq!(
+            serde_json::to_string(&[RecordKind::Report, RecordKind::Other]).unwrap(),
+            r#"["report","other"]"#
+        );
     }
 
     #[test]

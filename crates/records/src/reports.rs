@@ -23,7 +23,8 @@ use crate::{
     error::{Error, Kind, Result},
     journal::Follow,
     ledger::{Ledger, TxInfo},
-    model::{Purpose, RecordKind, Role},
+    model::{Integrity, Purpose, RecordKind, Role},
+    sharing::GrantInput,
 };
 
 /// What a patient shares: the file and the share form's fields.
@@ -35,6 +36,24 @@ pub struct NewReport {
     pub date: String,
     pub notes: String,
     pub bytes: Vec<u8>,
+}
+
+/// With whom a report is shared as it is shared: each doctor, and every doctor of a hospital,
+/// gets a grant of this one record, for one purpose, for a number of days.
+#[derive(Debug, Clone)]
+pub struct ShareWith {
+    pub doctors: Vec<Address>,
+    pub hospital: Option<u64>,
+    pub purpose: Purpose,
+    pub days: u64,
+}
+
+/// A report shared, and the grants made with it.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub record: RecordView,
+    pub tx: TxInfo,
+    pub grants: Vec<(crate::sharing::GrantView, TxInfo)>,
 }
 
 /// The sealed metadata of a record.
@@ -53,7 +72,7 @@ pub struct RecordView {
     pub id: B256,
     pub patient: Address,
     pub author: Address,
-    pub kind: &'static str,
+    pub kind: RecordKind,
     pub meta: Option<Meta>,
     pub created_at: i64,
     pub anchor: Anchor,
@@ -65,9 +84,9 @@ pub struct Anchor {
     pub content_hash: B256,
     pub tx_hash: Option<B256>,
     pub block_number: Option<u64>,
-    /// `verified`, `mismatch` (the blob was altered) or `missing`, when checked.
+    /// When checked: whether the stored ciphertext still matches the anchor.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub integrity: Option<&'static str>,
+    pub integrity: Option<Integrity>,
 }
 
 /// Proof that the chain allows a reader a record at this moment (only `App::allowed` makes
@@ -109,46 +128,6 @@ pub struct PrescriptionView {
     pub created_at: i64,
     pub body: Option<PrescriptionBody>,
     pub anchor: Anchor,
-}
-
-impl RecordKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::Report => "report",
-            RecordKind::Prescription => "prescription",
-            RecordKind::Other => "other",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<RecordKind> {
-        match s {
-            "report" => Ok(RecordKind::Report),
-            "prescription" => Ok(RecordKind::Prescription),
-            "other" => Ok(RecordKind::Other),
-            other => Err(Error::invalid(format!(
-                "unknown record kind {other:?}: use report, prescription or other"
-            ))),
-        }
-    }
-}
-
-impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Treatment => "treatment",
-            Purpose::Research => "research",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Purpose> {
-        match s {
-            "treatment" => Ok(Purpose::Treatment),
-            "research" => Ok(Purpose::Research),
-            other => Err(Error::invalid(format!(
-                "unknown purpose {other:?}: use treatment or research"
-            ))),
-        }
-    }
 }
 
 /// Judges a file's type from its bytes, never from its name or the client's claim: PDF, PNG,
@@ -277,31 +256,69 @@ impl App {
         rows.iter().map(row_from).collect()
     }
 
-    /// A patient shares a report: sealed, stored, anchored on chain (signed by the patient),
-    /// and its key wrapped for the patient, the emergency escrow and every live grantee.
-    pub async fn share_report(
+    /// A patient shares a report and, in the same step, grants it to whom `with` names. All of
+    /// it is checked before anything is written: the report's fields, that every doctor and the
+    /// hospital exist, the days. The API and the share page both come here.
+    pub async fn share_report_with(
         &self,
         patient: &Person,
         report: NewReport,
-    ) -> Result<(RecordView, TxInfo)> {
+        with: &ShareWith,
+    ) -> Result<Shared> {
         self.require_patient(patient)?;
+        self.check_report(&report)?;
+        if !with.doctors.is_empty() || with.hospital.is_some() {
+            if !(1..=3650).contains(&with.days) {
+                return Err(
+                    Error::invalid("a number of days between 1 and 3650").on("expires_in_days")
+                );
+            }
+            for doctor in &with.doctors {
+                self.doctor(*doctor).await.map_err(|e| e.on("share_with"))?;
+            }
+            if let Some(h) = with.hospital {
+                self.hospital(h).await.map_err(|e| e.on("hospital_id"))?;
+            }
+        }
+        let (record, tx) = self.share_report(patient, report).await?;
+        let mut grants = Vec::new();
+        let targets = with
+            .doctors
+            .iter()
+            .map(|d| (Some(*d), None))
+            .chain(with.hospital.map(|h| (None, Some(h))));
+        for (doctor, hospital_id) in targets {
+            let input = GrantInput {
+                doctor,
+                hospital_id,
+                ..GrantInput::records(Address::ZERO, vec![record.id], with.purpose, with.days)
+            };
+            grants.push(self.grant(patient, &input).await?);
+        }
+        Ok(Shared { record, tx, grants })
+    }
+
+    /// The rules a shared report's fields must meet; returns its media type, judged from its
+    /// bytes.
+    fn check_report(&self, report: &NewReport) -> Result<&'static str> {
         if report.kind == RecordKind::Prescription {
             return Err(Error::invalid(
                 "a patient shares reports or other records; prescriptions come from doctors",
-            ));
+            )
+            .on("kind"));
         }
         let title = report.title.trim();
         if title.is_empty() || title.len() > 200 {
-            return Err(Error::invalid("a title of 1 to 200 characters is required"));
+            return Err(Error::invalid("a title of 1 to 200 characters is required").on("title"));
         }
         if report.notes.len() > 10_000 {
-            return Err(Error::invalid("notes are limited to 10,000 characters"));
+            return Err(Error::invalid("notes are limited to 10,000 characters").on("notes"));
         }
         if !report.date.is_empty() && !crate::directory::is_iso_date(&report.date) {
-            return Err(Error::invalid("date must look like 2026-11-25"));
+            return Err(Error::invalid("date must look like 2026-11-25").on("date"));
         }
         if report.bytes.is_empty() {
-            return Err(Error::invalid("the file is empty"));
+            return Err(Error::invalid("the file is empty").on("file"));
         }
         if report.bytes.len() > self.max_upload_bytes() {
             return Err(Error::new(
@@ -310,16 +327,29 @@ impl App {
                     "the file is larger than the {} MiB limit",
                     self.max_upload_bytes() / (1024 * 1024)
                 ),
-            ));
+            )
+            .on("file"));
         }
-        let media_type = sniff(&report.bytes).ok_or_else(|| {
+        sniff(&report.bytes).ok_or_else(|| {
             Error::new(
                 Kind::UnsupportedType,
                 "this kind of file is not accepted: share a PDF, PNG, JPEG, plain text or JSON (FHIR) file",
             )
-        })?;
+            .on("file")
+        })
+    }
+
+    /// A patient shares a report: sealed, stored, anchored on chain (signed by the patient),
+    /// and its key wrapped for the patient, the emergency escrow and every live grantee.
+    pub async fn share_report(
+        &self,
+        patient: &Person,
+        report: NewReport,
+    ) -> Result<(RecordView, TxInfo)> {
+        self.require_patient(patient)?;
+        let media_type = self.check_report(&report)?;
         let meta = Meta {
-            title: title.to_string(),
+            title: report.title.trim().to_string(),
             date: report.date,
             notes: report.notes,
             media_type: media_type.to_string(),
@@ -417,14 +447,14 @@ impl App {
             id,
             patient,
             author: author.address,
-            kind: kind.as_str(),
+            kind,
             meta: Some(meta.clone()),
             created_at: now,
             anchor: Anchor {
                 content_hash: hash,
                 tx_hash: Some(tx.hash),
                 block_number: Some(tx.block_number),
-                integrity: Some("verified"),
+                integrity: Some(Integrity::Verified),
             },
         };
         Ok((view, tx))
@@ -521,7 +551,7 @@ impl App {
             id: row.id,
             patient: row.patient,
             author: row.author,
-            kind: row.kind.as_str(),
+            kind: row.kind,
             meta,
             created_at: row.created_at,
             anchor: Anchor {
@@ -534,7 +564,7 @@ impl App {
     }
 
     /// Compares the stored blob with the hash anchored on chain (not the database's copy).
-    async fn integrity(&self, row: &Row_) -> Result<(&'static str, Option<Vec<u8>>)> {
+    async fn integrity(&self, row: &Row_) -> Result<(Integrity, Option<Vec<u8>>)> {
         integrity(self.ledger(), &self.records(), self.blobs(), row).await
     }
 
@@ -640,8 +670,8 @@ impl App {
         let meta = self.open_meta(&row, &dek)?;
         let (status, blob) = self.integrity(&row).await?;
         let blob = match (status, blob) {
-            ("verified", Some(blob)) => blob,
-            ("missing", _) => {
+            (Integrity::Verified, Some(blob)) => blob,
+            (Integrity::Missing, _) => {
                 return Err(Error::new(
                     Kind::Integrity,
                     "the stored file of this record is missing",
@@ -823,9 +853,30 @@ pub struct BlobReport {
     pub checked: usize,
     /// Anchors on chain, each of which must point at a stored record.
     pub anchors: usize,
-    /// Records whose blob is `missing` or a `mismatch` with its anchor, and anchors whose
-    /// record is not stored (`anchor without data`).
-    pub bad: Vec<(B256, &'static str)>,
+    /// Records whose blob is missing or does not match its anchor, and anchors whose record
+    /// is not stored.
+    pub bad: Vec<(B256, Problem)>,
+}
+
+/// What `verify` can find wrong with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The blob is not stored.
+    Missing,
+    /// The blob does not match the hash anchored on chain.
+    Mismatch,
+    /// An anchor on chain whose record (row or blob) is not stored.
+    AnchorWithoutData,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Problem::Missing => "missing",
+            Problem::Mismatch => "mismatch",
+            Problem::AnchorWithoutData => "anchor without data",
+        })
+    }
 }
 
 /// Compares a record's stored blob with the hash anchored on chain (not the database's copy).
@@ -834,19 +885,19 @@ async fn integrity(
     records: &Records::RecordsInstance<DynProvider>,
     blobs: &BlobStore,
     row: &Row_,
-) -> Result<(&'static str, Option<Vec<u8>>)> {
+) -> Result<(Integrity, Option<Vec<u8>>)> {
     let anchor = records
         .getRecord(row.id)
         .call()
         .await
         .map_err(|e| ledger.call_error(e))?;
     let Some(blob) = blobs.get(&blob_key(&row.id)).await? else {
-        return Ok(("missing", None));
+        return Ok((Integrity::Missing, None));
     };
     if keccak256(&blob) == anchor.contentHash && anchor.patient == row.patient {
-        Ok(("verified", Some(blob)))
+        Ok((Integrity::Verified, Some(blob)))
     } else {
-        Ok(("mismatch", None))
+        Ok((Integrity::Mismatch, None))
     }
 }
 
@@ -865,8 +916,10 @@ async fn verify_rows(
         let row = row_from(row)?;
         let (status, _) = integrity(ledger, records, blobs, &row).await?;
         report.checked += 1;
-        if status != "verified" {
-            report.bad.push((row.id, status));
+        match status {
+            Integrity::Verified => {}
+            Integrity::Missing => report.bad.push((row.id, Problem::Missing)),
+            Integrity::Mismatch => report.bad.push((row.id, Problem::Mismatch)),
         }
     }
     // The other way round: every anchor on chain points at a stored record. One whose write a
@@ -885,7 +938,7 @@ async fn verify_rows(
             .fetch_optional(db)
             .await?;
         if stored.is_none() || blobs.get(&blob_key(&anchored.id)).await?.is_none() {
-            report.bad.push((anchored.id, "anchor without data"));
+            report.bad.push((anchored.id, Problem::AnchorWithoutData));
         }
     }
     Ok(report)

@@ -24,36 +24,61 @@ use crate::{
     model::{Purpose, RecordKind, Role, Scope},
 };
 
-/// A grant as a patient asks for it.
+/// A grant as a patient asks for it (the words of scope, kinds and purpose become the domain's
+/// enums as the request is read; an unknown one is refused naming its field).
 #[derive(Debug, Clone, Deserialize)]
 pub struct GrantInput {
     /// Grant one doctor...
     pub doctor: Option<Address>,
     /// ...or every active doctor of a hospital.
     pub hospital_id: Option<u64>,
-    /// `all`, `kinds` or `records`.
-    #[serde(default = "all")]
-    pub scope: String,
-    /// For scope `kinds`: `report`, `prescription`, `other`.
     #[serde(default)]
-    pub kinds: Vec<String>,
+    pub scope: Scope,
+    /// For scope `kinds`.
+    #[serde(default)]
+    pub kinds: Vec<RecordKind>,
     /// For scope `records`.
     #[serde(default)]
     pub record_ids: Vec<B256>,
-    /// `treatment` (default) or `research`.
-    #[serde(default = "treatment")]
-    pub purpose: String,
+    #[serde(default)]
+    pub purpose: Purpose,
     /// Unix time the grant ends; or give `expires_in_days`.
     pub expires_at: Option<u64>,
     pub expires_in_days: Option<u64>,
 }
 
-fn all() -> String {
-    "all".into()
+/// Whom a grant is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grantee {
+    Doctor(Address),
+    /// Every active doctor of the hospital.
+    Hospital(u64),
 }
 
-fn treatment() -> String {
-    "treatment".into()
+impl GrantInput {
+    /// A grant of the given records to a doctor, for `days`.
+    pub fn records(doctor: Address, records: Vec<B256>, purpose: Purpose, days: u64) -> Self {
+        GrantInput {
+            doctor: Some(doctor),
+            hospital_id: None,
+            scope: Scope::Records,
+            kinds: Vec::new(),
+            record_ids: records,
+            purpose,
+            expires_at: None,
+            expires_in_days: Some(days),
+        }
+    }
+
+    fn grantee(&self) -> Result<Grantee> {
+        match (self.doctor, self.hospital_id) {
+            (Some(doctor), None) => Ok(Grantee::Doctor(doctor)),
+            (None, Some(hospital)) => Ok(Grantee::Hospital(hospital)),
+            _ => Err(Error::invalid(
+                "grant either a doctor (doctor) or a hospital (hospital_id)",
+            )),
+        }
+    }
 }
 
 /// A grant as the chain holds it.
@@ -63,10 +88,10 @@ pub struct GrantView {
     pub patient: Address,
     pub doctor: Option<Address>,
     pub hospital_id: Option<u64>,
-    pub scope: &'static str,
-    pub kinds: Vec<&'static str>,
+    pub scope: Scope,
+    pub kinds: Vec<RecordKind>,
     pub record_ids: Vec<B256>,
-    pub purpose: &'static str,
+    pub purpose: Purpose,
     pub expires_at: u64,
     pub revoked: bool,
     /// Neither revoked nor expired.
@@ -110,18 +135,13 @@ fn view_from(g: Consent::Grant, now: u64) -> Result<GrantView> {
         patient: g.patient,
         doctor: (g.doctor != Address::ZERO).then_some(g.doctor),
         hospital_id: (g.hospitalId != 0).then_some(g.hospitalId),
-        scope: match scope {
-            Scope::All => "all",
-            Scope::Kinds => "kinds",
-            Scope::Records => "records",
-        },
+        scope,
         kinds: KINDS
-            .iter()
+            .into_iter()
             .filter(|k| scope == Scope::Kinds && g.kindsMask & k.mask_bit() != 0)
-            .map(|k| k.as_str())
             .collect(),
         record_ids: g.recordIds,
-        purpose: purpose.as_str(),
+        purpose,
         expires_at: g.expiresAt,
         revoked: g.revoked,
         active: !g.revoked && g.expiresAt > now,
@@ -140,14 +160,15 @@ impl GrantView {
     /// treatment grant shows who the patient is; their contact only if it covers more than
     /// single records; a research grant, nothing.
     fn reveals(&self, field: u8) -> bool {
-        self.purpose == "treatment" && (field == PROFILE_IDENTITY || self.scope != "records")
+        self.purpose == Purpose::Treatment
+            && (field == PROFILE_IDENTITY || self.scope != Scope::Records)
     }
 
     fn covers(&self, record: &B256, kind: RecordKind) -> bool {
         match self.scope {
-            "all" => true,
-            "kinds" => self.kinds.contains(&kind.as_str()),
-            _ => self.record_ids.contains(record),
+            Scope::All => true,
+            Scope::Kinds => self.kinds.contains(&kind),
+            Scope::Records => self.record_ids.contains(record),
         }
     }
 }
@@ -156,20 +177,9 @@ impl App {
     /// A patient grants access, on chain, then wraps the covered records' keys for the grantees.
     pub async fn grant(&self, patient: &Person, input: &GrantInput) -> Result<(GrantView, TxInfo)> {
         self.require_patient(patient)?;
-        let scope = match input.scope.as_str() {
-            "all" => Scope::All,
-            "kinds" => Scope::Kinds,
-            "records" => Scope::Records,
-            other => {
-                return Err(Error::invalid(format!(
-                    "unknown scope {other:?}: use all, kinds or records"
-                )));
-            }
-        };
-        let mut mask = 0u8;
-        for k in &input.kinds {
-            mask |= RecordKind::parse(k)?.mask_bit();
-        }
+        let scope = input.scope;
+        let grantee = input.grantee()?;
+        let mask = input.kinds.iter().fold(0u8, |m, k| m | k.mask_bit());
         if scope == Scope::Kinds && mask == 0 {
             return Err(Error::invalid("scope kinds needs at least one kind"));
         }
@@ -184,7 +194,7 @@ impl App {
                 }
             }
         }
-        let purpose = u8::from(Purpose::parse(&input.purpose)?);
+        let purpose = u8::from(input.purpose);
         let now = self.ledger().now().await?;
         let expires_at = match (input.expires_at, input.expires_in_days) {
             (Some(at), None) => at,
@@ -205,8 +215,8 @@ impl App {
         } else {
             Vec::new()
         };
-        let call = match (input.doctor, input.hospital_id) {
-            (Some(doctor), None) => Consent::grantDoctorCall {
+        let call = match grantee {
+            Grantee::Doctor(doctor) => Consent::grantDoctorCall {
                 doctor,
                 scope: u8::from(scope),
                 kindsMask: kinds_mask,
@@ -215,7 +225,7 @@ impl App {
                 expiresAt: expires_at,
             }
             .abi_encode(),
-            (None, Some(hospital_id)) => Consent::grantHospitalCall {
+            Grantee::Hospital(hospital_id) => Consent::grantHospitalCall {
                 hospitalId: hospital_id,
                 scope: u8::from(scope),
                 kindsMask: kinds_mask,
@@ -224,11 +234,6 @@ impl App {
                 expiresAt: expires_at,
             }
             .abi_encode(),
-            _ => {
-                return Err(Error::invalid(
-                    "grant either a doctor (doctor) or a hospital (hospital_id)",
-                ));
-            }
         };
         let consent = self.contracts().consent;
         let (tx, receipt) = self
@@ -482,7 +487,7 @@ impl App {
         // patient => (access until, by emergency)
         let mut until: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
         for g in self.grants_to(doctor).await? {
-            if g.active && g.purpose == "treatment" {
+            if g.active && g.purpose == Purpose::Treatment {
                 let e = until.entry(g.patient).or_default();
                 e.0 = e.0.max(g.expires_at);
             }

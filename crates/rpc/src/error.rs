@@ -21,6 +21,8 @@ impl RpcError {
     pub const INTERNAL: i64 = -32603;
     /// Geth's code for a refused transaction or a failed query.
     pub const SERVER: i64 = -32000;
+    /// EIP-1474: the node cannot serve this now (it has stopped: a block could not be stored).
+    pub const UNAVAILABLE: i64 = -32002;
     /// EIP-1474: a request past one of the node's limits (block range, result count).
     pub const LIMIT_EXCEEDED: i64 = -32005;
     /// EIP-1474 / geth: execution reverted, with the revert data.
@@ -68,7 +70,8 @@ impl From<Error> for RpcError {
             }
             Error::Tx(_) => Self::new(Self::SERVER, error.to_string()),
             Error::UnknownBlock => Self::new(Self::SERVER, "header not found"),
-            Error::ShuttingDown | Error::Stopped(_) => Self::new(Self::SERVER, error.to_string()),
+            Error::ShuttingDown => Self::new(Self::SERVER, error.to_string()),
+            Error::Stopped(_) => Self::new(Self::UNAVAILABLE, error.to_string()),
             Error::Storage(_) | Error::Io(_) => {
                 tracing::error!("internal error answering a JSON-RPC request: {error}");
                 Self::new(Self::INTERNAL, "internal error")

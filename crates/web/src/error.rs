@@ -41,15 +41,45 @@ pub(crate) fn status_of(kind: Kind) -> StatusCode {
         Kind::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Kind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Kind::Internal | Kind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// Logs an error as it becomes an answer (the one place it is logged): an internal failure's
+/// detail and its chain of sources at error level, a dependency that does not answer at warn.
+pub(crate) fn log(e: &Error) {
+    match e.kind {
+        Kind::Internal | Kind::Misconfigured => {
+            let mut line = e.detail().unwrap_or(&e.message).to_string();
+            let mut source = std::error::Error::source(e);
+            // The detail already says the first source.
+            source = source.and_then(std::error::Error::source);
+            while let Some(s) = source {
+                line.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            tracing::error!("{line}");
+        }
+        Kind::Unavailable => tracing::warn!("{}", e.message),
+        _ => {}
+    }
+}
+
+/// The status a page answers an error with, the error logged on the way.
+pub(crate) fn answered(e: &Error) -> StatusCode {
+    log(e);
+    status_of(e.kind)
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        log(&self.0);
         let status = status_of(self.0.kind);
-        let body = json!({ "error": { "code": self.0.kind.code(), "message": self.0.message } });
-        (status, Json(body)).into_response()
+        let mut error = json!({ "code": self.0.kind.code(), "message": self.0.message });
+        if let Some(field) = self.0.field {
+            error["field"] = json!(field);
+        }
+        (status, Json(json!({ "error": error }))).into_response()
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod error;
+mod forms;
 pub mod pages;
 pub mod session;
 

@@ -2,144 +2,42 @@
 
 use alloy::primitives::Address;
 use axum::{
-    extract::{Multipart, Path, Query, State, multipart::MultipartError},
+    extract::{Multipart, Path, Query, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use medledger_records::{
-    Kind,
-    model::{Purpose, RecordKind},
-    reports::{NewReport, Opened, PrescriptionBody, parse_record_id},
-    sharing::GrantInput,
+    model::Purpose,
+    reports::{Opened, PrescriptionBody, parse_record_id},
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{directory::address, written};
-use crate::{
-    ApiState, Json,
-    error::{ApiError, ApiResult},
-    session::Auth,
-};
-
-fn multipart_error(e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(Kind::TooLarge, "the upload is larger than the limit")
-    } else {
-        ApiError::new(
-            Kind::Invalid,
-            format!("bad multipart form: {}", e.body_text()),
-        )
-    }
-}
+use crate::{ApiState, Json, error::ApiResult, forms::ShareForm, session::Auth};
 
 /// `POST /api/v1/records`: the share form (`file`, `title`, `kind`, `date`, `notes`, and
-/// optionally `share_with` doctor addresses, repeated, with `purpose` and `expires_in_days`).
+/// optionally `share_with` doctor addresses, repeated, or `hospital_id`, with `purpose` and
+/// `expires_in_days`).
 pub(crate) async fn share(
     State(state): State<ApiState>,
     auth: Auth,
-    mut form: Multipart,
+    form: Multipart,
 ) -> ApiResult<Response> {
-    let limit = state.app.max_upload_bytes();
-    let mut file: Option<Vec<u8>> = None;
-    let mut fields = std::collections::HashMap::new();
-    let mut share_with = Vec::new();
-    while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "file" {
-            let mut bytes = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                if bytes.len() + chunk.len() > limit {
-                    // Read the rest (the body limit bounds it) so the client, still sending,
-                    // gets this answer instead of a reset connection.
-                    while let Ok(Some(_)) = field.chunk().await {}
-                    while let Ok(Some(mut rest)) = form.next_field().await {
-                        while let Ok(Some(_)) = rest.chunk().await {}
-                    }
-                    return Err(ApiError::new(
-                        Kind::TooLarge,
-                        format!(
-                            "the file is larger than the {} MiB limit",
-                            limit / (1024 * 1024)
-                        ),
-                    ));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            file = Some(bytes);
-        } else {
-            let text = field.text().await.map_err(multipart_error)?;
-            if text.len() > 20_000 {
-                return Err(ApiError::new(
-                    Kind::Invalid,
-                    format!("field {name} is too long"),
-                ));
-            }
-            if name == "share_with" {
-                if !text.trim().is_empty() {
-                    share_with.push(address(text.trim()).map_err(|_| {
-                        ApiError::new(
-                            Kind::Invalid,
-                            "share_with must be a doctor's account address",
-                        )
-                    })?);
-                }
-            } else {
-                fields.insert(name, text);
-            }
-        }
-    }
-    let file = file.ok_or_else(|| ApiError::new(Kind::Invalid, "the form needs a file field"))?;
-    let field = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    let kind = match field("kind").as_str() {
-        "" => RecordKind::Report,
-        k => RecordKind::parse(k)?,
-    };
-    // Check the grant's fields before anything is written.
-    let purpose = match field("purpose").as_str() {
-        "" => "treatment".to_string(),
-        p => Purpose::parse(p)?.as_str().to_string(),
-    };
-    let days = match field("expires_in_days").as_str() {
-        "" => 30,
-        d => d.parse().map_err(|_| {
-            ApiError::new(Kind::Invalid, "expires_in_days must be a number of days")
-        })?,
-    };
-    for doctor in &share_with {
-        state.app.doctor(*doctor).await?;
-    }
-    let (view, tx) = state
+    let form = ShareForm::read(form, state.app.max_upload_bytes()).await?;
+    let (report, with) = form.request()?;
+    let shared = state
         .app
-        .share_report(
-            &auth.person,
-            NewReport {
-                title: field("title"),
-                kind,
-                date: field("date"),
-                notes: field("notes"),
-                bytes: file,
-            },
-        )
+        .share_report_with(&auth.person, report, &with)
         .await?;
-    let mut grants = Vec::new();
-    for doctor in share_with {
-        let input = GrantInput {
-            doctor: Some(doctor),
-            hospital_id: None,
-            scope: "records".into(),
-            kinds: Vec::new(),
-            record_ids: vec![view.id],
-            purpose: purpose.clone(),
-            expires_at: None,
-            expires_in_days: Some(days),
-        };
-        let (grant, grant_tx) = state.app.grant(&auth.person, &input).await?;
-        grants.push(json!({ "grant": grant, "transaction": grant_tx }));
-    }
-    let mut body = serde_json::to_value(&view).unwrap_or_default();
+    let grants: Vec<_> = shared
+        .grants
+        .iter()
+        .map(|(grant, tx)| json!({ "grant": grant, "transaction": tx }))
+        .collect();
+    let mut body = serde_json::to_value(&shared.record).unwrap_or_default();
     body["grants"] = json!(grants);
-    Ok(written(StatusCode::CREATED, body, &tx))
+    Ok(written(StatusCode::CREATED, body, &shared.tx))
 }
 
 #[derive(Deserialize)]
@@ -150,9 +48,9 @@ pub(crate) struct ListQuery {
 
 fn purpose(raw: Option<&str>) -> ApiResult<Purpose> {
     Ok(raw
-        .map(Purpose::parse)
+        .map(|p| p.parse::<Purpose>().map_err(|e| e.on("purpose")))
         .transpose()?
-        .unwrap_or(Purpose::Treatment))
+        .unwrap_or_default())
 }
 
 /// `GET /api/v1/records`: a patient's own; a doctor's `?patient=` those they may open.

@@ -120,7 +120,7 @@ async fn add_hospital(
             hospitals_page(
                 &state,
                 &page,
-                crate::error::status_of(e.kind),
+                crate::error::answered(&e),
                 hospital_values(&fields),
                 Some(e.message),
             )
@@ -170,7 +170,7 @@ async fn update_hospital(
             let h = state.app.hospital(id).await.or_page(&page, &state)?;
             Ok(page.render_status(
                 &state,
-                crate::error::status_of(e.kind),
+                crate::error::answered(&e),
                 "admin/hospital.html",
                 context! { hospital => v(&h), values => hospital_values(&fields), error => e.message },
             ))
@@ -283,7 +283,7 @@ async fn add_doctor(
             doctors_page(
                 &state,
                 &page,
-                crate::error::status_of(e.kind),
+                crate::error::answered(&e),
                 context! { values => values, error => e.message },
             )
             .await

@@ -108,7 +108,7 @@ async fn prescribe(
     let back = format!("/doctor/patients/{patient}");
     match state.app.prescribe(&me, patient, &body).await {
         Ok((_, tx)) => Ok(after_write(&back, &tx.hash)),
-        Err(e) => Ok(back_with_error(&back, &e.message)),
+        Err(e) => Ok(back_with_error(&back, &e)),
     }
 }
 
@@ -134,7 +134,7 @@ async fn emergency(
             _ => {
                 return Ok(back_with_error(
                     "/doctor",
-                    "there is no patient with that user name or address",
+                    &Error::not_found("there is no patient with that user name or address"),
                 ));
             }
         },
@@ -148,7 +148,7 @@ async fn emergency(
             &format!("/doctor/patients/{patient}"),
             &tx.hash,
         )),
-        Err(e) => Ok(back_with_error("/doctor", &e.message)),
+        Err(e) => Ok(back_with_error("/doctor", &e)),
     }
 }
 
@@ -174,7 +174,8 @@ async fn openings(State(state): State<ApiState>, page: Page) -> PageResult {
 }
 
 /// Back to the page a form was on, with the refusal shown there (`?error=`).
-fn back_with_error(to: &str, message: &str) -> axum::response::Response {
-    axum::response::Redirect::to(&format!("{to}?error={}", super::urlencode(message)))
+fn back_with_error(to: &str, e: &Error) -> axum::response::Response {
+    crate::error::log(e);
+    axum::response::Redirect::to(&format!("{to}?error={}", super::urlencode(&e.message)))
         .into_response()
 }

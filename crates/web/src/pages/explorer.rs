@@ -546,7 +546,7 @@ async fn search(State(state): State<ApiState>, page: Page) -> Response {
         Ok(to) => Redirect::to(&to).into_response(),
         Err(e) if e.kind == Kind::Unavailable => page.fail(&state, e),
         Err(e) => {
-            let status = crate::error::status_of(e.kind);
+            let status = crate::error::answered(&e);
             index_page(&state, &page, status, &q, Some(e)).await
         }
     }

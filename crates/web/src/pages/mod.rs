@@ -28,7 +28,6 @@ use rand::{RngCore, rngs::OsRng};
 
 use crate::{
     ApiState,
-    error::status_of,
     session::{self, token_of},
 };
 
@@ -313,7 +312,7 @@ impl Page {
         }
         self.render_status(
             state,
-            status_of(e.kind),
+            crate::error::answered(&e),
             "error.html",
             context! { message => e.message, code => e.kind.code() },
         )

@@ -10,9 +10,9 @@ use axum::{
 };
 use medledger_records::accounts::address_key;
 use medledger_records::{
-    Error, Kind,
-    model::{Purpose, RecordKind, Role},
-    reports::{NewReport, parse_record_id},
+    Error,
+    model::{Purpose, Role},
+    reports::parse_record_id,
     sharing::GrantInput,
 };
 use minijinja::context;
@@ -22,7 +22,7 @@ use super::{
     public::{Fields, field},
     v,
 };
-use crate::ApiState;
+use crate::{ApiState, forms::ShareForm};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -57,7 +57,7 @@ async fn record(State(state): State<ApiState>, page: Page, Path(id): Path<String
     let me = page.require_any()?;
     let id = parse_record_id(&id).or_page(&page, &state)?;
     let purpose = match page.query.get("purpose") {
-        Some(p) => Purpose::parse(p).or_page(&page, &state)?,
+        Some(p) => p.parse::<Purpose>().or_page(&page, &state)?,
         None => Purpose::Treatment,
     };
     let view = state
@@ -85,7 +85,7 @@ async fn download(
     let id = parse_record_id(&id).or_page(&page, &state)?;
     let purpose = match field(&fields, "purpose") {
         "" => Purpose::Treatment,
-        p => Purpose::parse(p).or_page(&page, &state)?,
+        p => p.parse::<Purpose>().or_page(&page, &state)?,
     };
     let opened = state
         .app
@@ -112,175 +112,62 @@ async fn share_form(State(state): State<ApiState>, page: Page) -> PageResult {
 }
 
 /// The share form: the file and its fields, and optionally doctors or a hospital to share with.
-async fn share(State(state): State<ApiState>, page: Page, mut form: Multipart) -> PageResult {
+/// Read as the API reads it and shared by the same domain operation; a failure is shown next to
+/// the field it concerns.
+async fn share(State(state): State<ApiState>, page: Page, form: Multipart) -> PageResult {
     let me = page.require(&state, Role::Patient)?;
-    let limit = state.app.max_upload_bytes();
-    let mut fields: Fields = Vec::new();
-    let mut file = Vec::new();
-    let mut too_large = false;
-    loop {
-        let next = form.next_field().await;
-        let mut f = match next {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                too_large = true;
-                break;
-            }
-            Err(e) => return Err(page.fail(&state, Error::invalid(e.body_text()))),
-        };
-        let name = f.name().unwrap_or_default().to_string();
-        if name == "file" {
-            loop {
-                match f.chunk().await {
-                    Ok(Some(chunk)) if !too_large => {
-                        if file.len() + chunk.len() > limit {
-                            too_large = true;
-                            file.clear();
-                        } else {
-                            file.extend_from_slice(&chunk);
-                        }
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(_) => {
-                        too_large = true;
-                        break;
-                    }
-                }
-            }
-        } else if let Ok(text) = f.text().await {
-            fields.push((name, text));
+    let read = ShareForm::read(form, state.app.max_upload_bytes()).await;
+    let (values, csrf) = match &read {
+        Ok(form) => {
+            let f = |k| form.field(k);
+            let values = context! {
+                title => f("title"), kind => f("kind"), date => f("date"),
+                notes => f("notes"), purpose => f("purpose"),
+                expires_in_days => f("expires_in_days"), hospital_id => f("hospital_id"),
+            };
+            (values, f("csrf").to_string())
         }
-    }
-    let values = context! {
-        title => field(&fields, "title"), kind => field(&fields, "kind"), date => field(&fields, "date"),
-        notes => field(&fields, "notes"), purpose => field(&fields, "purpose"),
-        expires_in_days => field(&fields, "expires_in_days"), hospital_id => field(&fields, "hospital_id"),
+        Err(_) => (context! {}, String::new()),
     };
-    let rerender = |status: StatusCode,
-                    errors: std::collections::BTreeMap<&'static str, String>,
-                    error: Option<String>| {
+    let rerender = |e: Error| {
         let state = state.clone();
         let page = &page;
         let values = values.clone();
         async move {
+            let status = crate::error::answered(&e);
+            let mut errors = std::collections::BTreeMap::new();
+            let top = match e.field {
+                Some(field) => {
+                    errors.insert(field, e.message);
+                    None
+                }
+                None => Some(e.message),
+            };
             let choices = share_context(&state).await;
             page.render_status(
                 &state,
                 status,
                 "patient/share.html",
-                context! { values => values, errors => errors, error => error, ..choices },
+                context! { values => values, errors => errors, error => top, ..choices },
             )
         }
     };
-    if let Err(e) = page.check_csrf(Some(field(&fields, "csrf"))) {
-        return Err(page.fail(&state, e));
-    }
-    let mut errors = std::collections::BTreeMap::new();
-    if too_large {
-        errors.insert(
-            "file",
-            format!(
-                "the file is larger than the {} MiB limit",
-                limit / (1024 * 1024)
-            ),
-        );
-        return Err(rerender(StatusCode::PAYLOAD_TOO_LARGE, errors, None).await);
-    }
-    if file.is_empty() {
-        errors.insert("file", "choose a file to share".to_string());
-    }
-    if field(&fields, "title").trim().is_empty() {
-        errors.insert("title", "a title is required".to_string());
-    }
-    let kind = match RecordKind::parse(field(&fields, "kind")) {
-        Ok(k) => k,
-        Err(e) => {
-            errors.insert("kind", e.message);
-            RecordKind::Report
+    let form = match read {
+        Ok(form) => form,
+        Err(e) => return Err(rerender(e).await),
+    };
+    page.check_csrf(Some(&csrf)).or_page(&page, &state)?;
+    let shared = match form.request() {
+        Ok((report, with)) => state.app.share_report_with(&me, report, &with).await,
+        Err(e) => Err(e),
+    };
+    match shared {
+        Ok(shared) => {
+            let last = shared.grants.last().map_or(&shared.tx, |(_, tx)| tx);
+            Ok(after_write("/patient", &last.hash))
         }
-    };
-    let days: u64 = match field(&fields, "expires_in_days").parse() {
-        Ok(d) if (1..=3650).contains(&d) => d,
-        _ => {
-            errors.insert(
-                "expires_in_days",
-                "a number of days between 1 and 3650".to_string(),
-            );
-            30
-        }
-    };
-    if !errors.is_empty() {
-        return Err(rerender(StatusCode::BAD_REQUEST, errors, None).await);
+        Err(e) => Err(rerender(e).await),
     }
-    let doctors: Vec<_> = fields
-        .iter()
-        .filter(|(k, v)| k == "doctor" && !v.is_empty())
-        .filter_map(|(_, v)| v.parse().ok())
-        .collect();
-    let hospital: Option<u64> = field(&fields, "hospital_id")
-        .parse()
-        .ok()
-        .filter(|h| *h > 0);
-    let report = NewReport {
-        title: field(&fields, "title").to_string(),
-        kind,
-        date: field(&fields, "date").to_string(),
-        notes: field(&fields, "notes").to_string(),
-        bytes: file,
-    };
-    let (view, tx) = match state.app.share_report(&me, report).await {
-        Ok(done) => done,
-        Err(e) => {
-            let status = crate::error::status_of(e.kind);
-            let mut errors = std::collections::BTreeMap::new();
-            let top = match e.kind {
-                Kind::UnsupportedType | Kind::TooLarge | Kind::Invalid
-                    if e.message.contains("file") =>
-                {
-                    errors.insert("file", e.message);
-                    None
-                }
-                _ => Some(e.message),
-            };
-            return Err(rerender(status, errors, top).await);
-        }
-    };
-    let purpose = match field(&fields, "purpose") {
-        "research" => "research",
-        _ => "treatment",
-    };
-    let grant = |doctor, hospital_id| GrantInput {
-        doctor,
-        hospital_id,
-        scope: "records".into(),
-        kinds: Vec::new(),
-        record_ids: vec![view.id],
-        purpose: purpose.into(),
-        expires_at: None,
-        expires_in_days: Some(days),
-    };
-    let mut last = tx.hash;
-    for d in doctors {
-        last = state
-            .app
-            .grant(&me, &grant(Some(d), None))
-            .await
-            .or_page(&page, &state)?
-            .1
-            .hash;
-    }
-    if let Some(h) = hospital {
-        last = state
-            .app
-            .grant(&me, &grant(None, Some(h)))
-            .await
-            .or_page(&page, &state)?
-            .1
-            .hash;
-    }
-    Ok(after_write("/patient", &last))
 }
 
 async fn prescriptions(State(state): State<ApiState>, page: Page) -> PageResult {
@@ -345,17 +232,35 @@ async fn grant(
         Some(("hospital", h)) => (None, h.parse().ok()),
         _ => (None, None),
     };
+    let words = || -> Result<_, Error> {
+        let scope = field(&fields, "scope")
+            .parse()
+            .map_err(|e: Error| e.on("scope"))?;
+        let purpose = field(&fields, "purpose")
+            .parse()
+            .map_err(|e: Error| e.on("purpose"))?;
+        let kinds = fields
+            .iter()
+            .filter(|(k, _)| k == "kind")
+            .map(|(_, v)| v.parse())
+            .collect::<Result<Vec<_>, Error>>()
+            .map_err(|e| e.on("kind"))?;
+        Ok((scope, purpose, kinds))
+    };
+    let (scope, purpose, kinds) = match words() {
+        Ok(w) => w,
+        Err(e) => {
+            let status = crate::error::answered(&e);
+            return sharing_page(&state, &page, &me, status, Some(e.message)).await;
+        }
+    };
     let input = GrantInput {
         doctor,
         hospital_id,
-        scope: field(&fields, "scope").to_string(),
-        kinds: fields
-            .iter()
-            .filter(|(k, _)| k == "kind")
-            .map(|(_, v)| v.clone())
-            .collect(),
+        scope,
+        kinds,
         record_ids: Vec::new(),
-        purpose: field(&fields, "purpose").to_string(),
+        purpose,
         expires_at: None,
         expires_in_days: field(&fields, "expires_in_days").parse().ok(),
     };
@@ -366,7 +271,7 @@ async fn grant(
                 &state,
                 &page,
                 &me,
-                crate::error::status_of(e.kind),
+                crate::error::answered(&e),
                 Some(e.message),
             )
             .await

@@ -116,7 +116,7 @@ async fn confirm_mfa(
             Ok(Redirect::to("/account?mfa=on").into_response())
         }
         Err(e) => {
-            let status = crate::error::status_of(e.kind);
+            let status = crate::error::answered(&e);
             account_page(
                 &state,
                 &page,
@@ -171,7 +171,7 @@ async fn enrol(
     }
     match state.app.enrol(&token, username, password).await {
         Ok(_) => Ok(Redirect::to("/login?enrolled=1").into_response()),
-        Err(e) => Ok(failed(crate::error::status_of(e.kind), e.message)),
+        Err(e) => Ok(failed(crate::error::answered(&e), e.message)),
     }
 }
 
@@ -260,7 +260,7 @@ async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fie
         }
         Err(e) => page.render_status(
             &state,
-            crate::error::status_of(e.kind),
+            crate::error::answered(&e),
             "login.html",
             context! { error => e.message, username => username, next => next,
             code_needed => e.kind == medledger_records::Kind::SecondFactorRequired },
@@ -335,7 +335,7 @@ async fn signup(State(state): State<ApiState>, page: Page, Form(fields): Form<Fi
     let tx = match state.app.sign_up_patient(&signup).await {
         Ok((_, tx)) => tx,
         Err(e) => {
-            let status = crate::error::status_of(e.kind);
+            let status = crate::error::answered(&e);
             return page.render_status(
                 &state,
                 status,
