@@ -209,13 +209,13 @@ async fn verify_blobs(
     };
     let ledger = medledger_records::Ledger::connect(&url)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(domain)?;
     let blobs = medledger_vault::BlobStore::local(&data_dir.join("blobs"))
         .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
     let report =
         medledger_records::reports::verify_store(&data_dir.join("medledger.db"), &ledger, &blobs)
             .await
-            .map_err(|e| anyhow::anyhow!("verifying the reports: {e}"))?;
+            .map_err(|e| domain(e).context("verifying the reports"))?;
     if let Some(node) = node {
         node.shutdown();
     }
@@ -292,6 +292,11 @@ fn print_banner(node: &Node, config: &NodeConfig) {
         MiningMode::Auto => println!("Mining: automatic (every transaction is mined at once)"),
         MiningMode::Interval(d) => println!("Mining: a block every {} s", d.as_secs()),
     }
+}
+
+/// A domain error as the binary reports it: what an operator should read of it.
+pub(crate) fn domain(e: medledger_records::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}", e.for_operator())
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what service managers and containers send), so the servers

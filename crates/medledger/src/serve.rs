@@ -10,6 +10,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+
+use crate::cli::domain;
 use medledger_chain::{
     Node, NodeConfig,
     alloy::{primitives::U256, signers::local::PrivateKeySigner},
@@ -249,9 +251,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             (format!("http://{addr}"), funder)
         }
     };
-    let ledger = Ledger::connect(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ledger = Ledger::connect(&url).await.map_err(domain)?;
 
     let escrow_path = args
         .escrow_key
@@ -279,9 +279,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         require_mfa,
         max_upload_bytes: args.max_upload_mib * 1024 * 1024,
     };
-    let (app, bootstrap) = App::open(options)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (app, bootstrap) = App::open(options).await.map_err(domain)?;
     if let Some(b) = &bootstrap {
         println!(
             "First start: contracts deployed (Registry {}, Records {}, Consent {})",
@@ -298,11 +296,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ),
         }
     }
-    let seeded = !app
-        .hospitals(None, None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .is_empty();
+    let seeded = !app.hospitals(None, None).await.map_err(domain)?.is_empty();
     if args.demo && seeded {
         println!("Demo: the directory already has hospitals; nothing seeded");
     } else if args.demo {
@@ -325,11 +319,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let admin = app
             .login(ADMIN_USERNAME, &password)
             .await
-            .map_err(|e| anyhow::anyhow!("demo: logging in as admin: {e}"))?;
+            .map_err(|e| domain(e).context("demo: logging in as admin"))?;
         let logins = app
             .seed_demo(&admin)
             .await
-            .map_err(|e| anyhow::anyhow!("seeding the demo: {e}"))?;
+            .map_err(|e| domain(e).context("seeding the demo"))?;
         if logins.is_empty() {
             println!("Demo: the directory already has hospitals; nothing seeded");
         } else {

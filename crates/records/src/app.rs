@@ -163,7 +163,7 @@ impl App {
             tick.tick().await;
             let age = self.ledger().receipt_timeout().as_secs() as i64 + 1;
             if let Err(e) = self.resolve_journal(age).await {
-                tracing::warn!("settling open chain writes: {e}");
+                tracing::warn!("settling open chain writes: {}", e.for_operator());
             }
         }
     }

@@ -146,6 +146,12 @@ impl Error {
     pub fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
     }
+
+    /// What an operator reads of it (a log line, the binary's last words): the detail of an
+    /// internal failure, else the message.
+    pub fn for_operator(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.message)
+    }
 }
 
 impl fmt::Display for Error {
