@@ -137,6 +137,34 @@ async fn gets(
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Logs in as `user`, `concurrency` at a time, for `for_how_long`: logins per second.
+async fn logins(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    concurrency: usize,
+    for_how_long: Duration,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, user) = (http.clone(), base.to_string(), user.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while started.elapsed() < for_how_long {
+                login(&http, &base, &user, PASSWORD).await?;
+                done += 1;
+            }
+            Ok::<_, anyhow::Error>(done)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
 pub(crate) async fn run() -> anyhow::Result<()> {
     let server = start()?;
     let base = server.url.clone();
@@ -261,6 +289,19 @@ pub(crate) async fn run() -> anyhow::Result<()> {
         let rate = gets(&http, format!("{base}{path}"), token, 16, window).await?;
         println!("  {what:<44} {rate:>8.0} requests/s (16 concurrent)");
     }
+
+    // A burst of 50 concurrent logins (argon2id and scrypt each, on the blocking pool) while the
+    // directory is read: the async workers must keep answering.
+    let alone = gets(&http, format!("{base}/api/v1/hospitals"), None, 16, window).await?;
+    let (during, logged_in) = tokio::join!(
+        gets(&http, format!("{base}/api/v1/hospitals"), None, 16, window),
+        logins(&http, &base, "bench", 50, window)
+    );
+    let (during, logged_in) = (during?, logged_in?);
+    println!(
+        "  GET /api/v1/hospitals during 50 concurrent logins: {during:>8.0} requests/s ({:.0}% of {alone:.0} alone); {logged_in:.1} logins/s",
+        100.0 * during / alone
+    );
     drop(server);
     Ok(())
 }

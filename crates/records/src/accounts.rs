@@ -171,8 +171,16 @@ impl App {
         password: &str,
         signer: &PrivateKeySigner,
     ) -> Result<Account> {
-        let keystore = encrypt_keystore(signer, password)?;
-        let hash = hash_password(password)?;
+        let (keystore, hash) = {
+            let (signer, password) = (signer.clone(), password.to_string());
+            self.kdf(move || {
+                Ok((
+                    encrypt_keystore(&signer, &password)?,
+                    hash_password(&password)?,
+                ))
+            })
+            .await?
+        };
         let enc_public = encryption_key(signer).public_key();
         self.fund(signer.address()).await?;
         let inserted = sqlx::query(
@@ -322,12 +330,19 @@ impl App {
             .await?;
         let Some(row) = row else {
             // Spend the time a real check would, so timing does not reveal the name is unknown.
-            let _ = password_matches(password, self.dummy_hash());
+            let (password, dummy) = (password.to_string(), self.dummy_hash().to_string());
+            self.kdf(move || Ok(password_matches(&password, &dummy)))
+                .await?;
             self.count_failure(username, now).await?;
             return Err(refused());
         };
         let hash: String = row.try_get("password_hash")?;
-        if !password_matches(password, &hash) {
+        let matches = {
+            let password = password.to_string();
+            self.kdf(move || Ok(password_matches(&password, &hash)))
+                .await?
+        };
+        if !matches {
             self.count_failure(username, now).await?;
             return Err(refused());
         }
@@ -339,7 +354,11 @@ impl App {
         }
         let account = account_from_row(&row)?;
         let keystore: String = row.try_get("keystore")?;
-        let signer = decrypt_keystore(&keystore, password)?;
+        let signer = {
+            let password = password.to_string();
+            self.kdf(move || decrypt_keystore(&keystore, &password))
+                .await?
+        };
         if signer.address() != account.address {
             return Err(Error::internal(
                 "login",
@@ -404,13 +423,23 @@ impl App {
             .bind(person.id)
             .fetch_one(self.db())
             .await?;
-        if !password_matches(current, &hash) {
+        let (current, new_password, signer) =
+            (current.to_string(), new.to_string(), person.signer.clone());
+        let (matches, keystore, new_hash) = self
+            .kdf(move || {
+                if !password_matches(&current, &hash) {
+                    return Ok((false, String::new(), String::new()));
+                }
+                let keystore = encrypt_keystore(&signer, &new_password)?;
+                Ok((true, keystore, hash_password(&new_password)?))
+            })
+            .await?;
+        if !matches {
             return Err(Error::forbidden("the current password is wrong"));
         }
-        let keystore = encrypt_keystore(&person.signer, new)?;
         sqlx::query("UPDATE users SET keystore = ?, password_hash = ? WHERE id = ?")
             .bind(keystore)
-            .bind(hash_password(new)?)
+            .bind(new_hash)
             .bind(person.id)
             .execute(self.db())
             .await?;

@@ -92,6 +92,9 @@ struct Inner {
     max_upload_bytes: usize,
     require_mfa: Vec<Role>,
     dummy_hash: String,
+    /// Password hashing and keystore sealing run on the blocking pool, this many at a time, so
+    /// a burst of logins never stalls the async workers that answer everything else.
+    kdf_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub const ADMIN_USERNAME: &str = "admin";
@@ -144,6 +147,9 @@ impl App {
                 max_upload_bytes: options.max_upload_bytes,
                 require_mfa: options.require_mfa,
                 dummy_hash: dummy_hash(),
+                kdf_slots: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, |n| n.get()),
+                )),
             }),
         };
         // Writes a crash left open are settled before anything else runs.
@@ -220,6 +226,24 @@ impl App {
 
     pub(crate) fn dummy_hash(&self) -> &str {
         &self.inner.dummy_hash
+    }
+
+    /// Runs a key-derivation step (argon2id, scrypt) on the blocking pool, at most one per core
+    /// at a time.
+    pub(crate) async fn kdf<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _slot = self
+            .inner
+            .kdf_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::internal("kdf slots", e))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::internal("kdf task", e))?
     }
 
     pub(crate) fn registry(&self) -> Registry::RegistryInstance<DynProvider> {
