@@ -13,6 +13,7 @@ pub mod disclosure;
 pub mod emergency;
 pub mod enrolment;
 pub mod error;
+pub mod explorer;
 pub mod journal;
 pub mod ledger;
 pub mod mfa;
@@ -24,3 +25,9 @@ pub use accounts::{Account, Person};
 pub use app::{App, Bootstrap, Health, Options};
 pub use error::{Error, Kind, Result};
 pub use ledger::{Contracts, Ledger, TxInfo};
+
+/// The Ethereum value types the layers above name (addresses, hashes, amounts), so they need not
+/// depend on the Ethereum client themselves.
+pub mod primitives {
+    pub use alloy::primitives::{Address, B256, U256, keccak256};
+}

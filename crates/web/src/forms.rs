@@ -2,11 +2,11 @@
 //! and its fields, turned into the domain's `NewReport` and `ShareWith` (each word becoming its
 //! enum here, each failure naming its field).
 
-use alloy::primitives::Address;
 use axum::{
     extract::{Multipart, multipart::MultipartError},
     http::StatusCode,
 };
+use medledger_records::primitives::Address;
 use medledger_records::{
     Error, Kind,
     model::{Purpose, RecordKind},

@@ -9,11 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::keccak256;
 use axum::{
     extract::FromRequestParts,
     http::{header, request::Parts},
 };
+use medledger_records::primitives::keccak256;
 use medledger_records::{Kind, Person};
 use rand::{RngCore, rngs::OsRng};
 

@@ -1,11 +1,11 @@
 //! The public directory: hospitals and doctors (admins write, anyone reads) and patient sign-up.
 
-use alloy::primitives::Address;
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use medledger_records::primitives::Address;
 use medledger_records::{
     directory::{HospitalInput, PatientSignup},
     enrolment::{DoctorInvite, NewInvite},

@@ -1,11 +1,11 @@
 //! Reports (shared by patients as a multipart upload, listed, opened) and prescriptions.
 
-use alloy::primitives::Address;
 use axum::{
     extract::{Multipart, Path, Query, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
+use medledger_records::primitives::Address;
 use medledger_records::{
     model::Purpose,
     reports::{Opened, PrescriptionBody, parse_record_id},
@@ -109,7 +109,7 @@ pub(crate) async fn content(
 
 /// The answer carrying an opened record: an attachment (never rendered inline), named by the
 /// record id, with the access transaction that logged the opening.
-pub(crate) fn attachment(id: &alloy::primitives::B256, opened: Opened) -> Response {
+pub(crate) fn attachment(id: &medledger_records::primitives::B256, opened: Opened) -> Response {
     let extension = match opened.media_type.as_str() {
         "application/pdf" => "pdf",
         "image/png" => "png",

@@ -1,11 +1,11 @@
 //! Grants and revocations (patients), a doctor's patients, emergencies, and the audit trail.
 
-use alloy::primitives::Address;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use medledger_records::primitives::Address;
 use medledger_records::sharing::GrantInput;
 use serde::Deserialize;
 use serde_json::json;

@@ -1,13 +1,13 @@
 //! The admin's pages: a dashboard (counts, latest blocks), the hospital directory (add, edit,
 //! suspend, reactivate) and the doctors (add, suspend, reactivate).
 
-use alloy::{primitives::Address, providers::Provider};
 use axum::{
     Form, Router,
     extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
 };
+use medledger_records::primitives::Address;
 use medledger_records::{
     Error, TxInfo,
     directory::HospitalInput,
@@ -39,28 +39,14 @@ async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Admin)?;
     let (hospitals, doctors, patients) =
         state.app.directory_counts().await.or_page(&page, &state)?;
-    let provider = state.app.ledger().provider();
-    let latest = state
-        .app
-        .ledger()
-        .block_number()
-        .await
-        .or_page(&page, &state)?;
-    let mut blocks = Vec::new();
-    for n in (latest.saturating_sub(9)..=latest).rev() {
-        if let Ok(Some(b)) = provider.get_block_by_number(n.into()).await {
-            blocks.push(context! {
-                number => n, time => b.header.timestamp, txs => b.transactions.len(),
-                gas_used => b.header.gas_used, hash => b.header.hash.to_string(),
-            });
-        }
-    }
+    let (latest, blocks) = state.app.latest_blocks(10).await.or_page(&page, &state)?;
+    let blocks: Vec<_> = blocks.into_iter().rev().collect();
     let emergencies = state.app.emergencies(&me).await.or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "admin/dashboard.html",
         context! { hospitals => hospitals, doctors => doctors, patients => patients,
-        latest => latest, blocks => blocks, chain_id => state.app.ledger().chain_id(),
+        latest => latest, blocks => v(&blocks), chain_id => state.app.ledger().chain_id(),
         open_emergencies => v(&emergencies), tx => page.tx_box(&state).await },
     ))
 }

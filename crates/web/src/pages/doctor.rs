@@ -1,13 +1,13 @@
 //! The doctor's pages: my patients, a patient's reports (open, download), writing a prescription,
 //! declaring an emergency, my prescriptions and my recent openings.
 
-use alloy::primitives::Address;
 use axum::{
     Form, Router,
     extract::{Path, State},
     response::IntoResponse,
     routing::{get, post},
 };
+use medledger_records::primitives::Address;
 use medledger_records::{
     Error,
     model::Role,

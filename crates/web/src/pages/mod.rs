@@ -14,7 +14,6 @@ mod public;
 
 use std::{collections::HashMap, sync::Arc};
 
-use alloy::primitives::{B256, U256};
 use axum::{
     Router,
     extract::FromRequestParts,
@@ -22,6 +21,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
+use medledger_records::primitives::{B256, U256};
 use medledger_records::{Error, Kind, Person, emergency::EmergencyView, model::Role};
 use minijinja::{Environment, Value, context};
 use rand::{RngCore, rngs::OsRng};
@@ -331,21 +331,12 @@ impl Page {
     /// The confirmation box of a transaction named by `?tx=` (after a write).
     pub(crate) async fn tx_box(&self, state: &ApiState) -> Option<Value> {
         let hash: B256 = self.query.get("tx")?.parse().ok()?;
-        let receipt = alloy::providers::Provider::get_transaction_receipt(
-            state.app.ledger().provider(),
-            hash,
-        )
-        .await
-        .ok()??;
-        let price = U256::from(receipt.effective_gas_price);
-        Some(context! {
-            hash => hash.to_string(),
-            block => receipt.block_number,
-            gas_used => receipt.gas_used,
-            gas_price => price.to_string(),
-            fee => (price * U256::from(receipt.gas_used)).to_string(),
-            ok => receipt.status(),
-        })
+        let (tx, ok) = state.app.transaction_info(hash).await.ok()??;
+        let mut shown = tx_of(&tx);
+        if !ok {
+            shown = context! { ok => false, ..shown };
+        }
+        Some(shown)
     }
 }
 

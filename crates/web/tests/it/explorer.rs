@@ -140,7 +140,7 @@ async fn the_explorer_shows_the_public_ledger_and_nothing_else() {
     );
     assert!(pages.iter().any(|p| p.contains("Granted")));
     assert!(
-        pages.iter().any(|p| p.contains("0 (Report)")),
+        pages.iter().any(|p| p.contains("0 (report)")),
         "enum arguments are named"
     );
 
