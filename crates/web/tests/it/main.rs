@@ -12,9 +12,7 @@ mod trust;
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use medledger_chain::{DEV_MNEMONIC, DevAccounts, Node, NodeConfig};
-use medledger_records::{App, Ledger, Options};
-use medledger_vault::{BlobStore, SecretKey};
-use medledger_web::ApiState;
+use medledger_records::App;
 use reqwest::{Method, StatusCode, multipart};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -30,11 +28,14 @@ pub enum Backend {
     Ganache,
 }
 
-/// The chain a test app runs on; held so it lives as long as the app.
+/// The chain a test app runs on, besides the system's own; held so it lives as long as the app.
 #[allow(dead_code)] // held, never read
 enum Chain {
-    Embedded(Node),
-    Ganache(tokio::process::Child),
+    /// The system's embedded node.
+    Own,
+    /// A node of the test's own (behind a proxy), and its URL.
+    Embedded(Node, String),
+    Ganache(tokio::process::Child, String),
 }
 
 /// A running server with its own chain, database, blob directory and escrow key.
@@ -44,7 +45,10 @@ pub struct TestApp {
     pub chain_url: String,
     pub http: reqwest::Client,
     pub app: App,
+    /// The data directory.
     pub dir: tempfile::TempDir,
+    _keys: tempfile::TempDir,
+    _system: medledger::System,
     _chain: Chain,
 }
 
@@ -167,13 +171,30 @@ impl TestApp {
         (app, proxy.unwrap())
     }
 
+    /// The app as the binary builds it (`medledger::spawn`), on the chosen chain.
     async fn spawn_with(
         backend: Backend,
         proxied: bool,
         require_mfa: Vec<medledger_records::model::Role>,
     ) -> (TestApp, Option<ChainProxy>) {
-        let (chain, chain_url) = match backend {
-            Backend::Embedded => {
+        let dev_funder = || {
+            DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
+                .unwrap()
+                .signers()[0]
+                .clone()
+        };
+        // The keys live outside the data directory.
+        let keys = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = medledger::Config::test(keys.path(), ADMIN_PASSWORD);
+        config.data_dir = dir.path().to_path_buf();
+        config.max_upload_bytes = MAX_UPLOAD;
+        config.require_mfa = require_mfa;
+        let mut proxy = None;
+        let chain = match (backend, proxied) {
+            // The system's own embedded node, a dev chain here so tests can move its clock.
+            (Backend::Embedded, false) => Chain::Own,
+            (Backend::Embedded, true) => {
                 let node = Node::spawn(NodeConfig::test()).unwrap();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let url = format!("http://{}", listener.local_addr().unwrap());
@@ -182,60 +203,48 @@ impl TestApp {
                     medledger_rpc::Rpc::new(node.clone()),
                     std::future::pending(),
                 ));
-                (Chain::Embedded(node), url)
+                let p = ChainProxy::start(url.clone()).await;
+                config.chain = medledger::Chain::External {
+                    url: p.url.clone(),
+                    funder: dev_funder(),
+                };
+                config.receipt_timeout = Duration::from_secs(1);
+                proxy = Some(p);
+                Chain::Embedded(node, url)
             }
-            Backend::Ganache => {
+            (Backend::Ganache, _) => {
                 let (child, url) = start_ganache().await;
-                (Chain::Ganache(child), url)
+                config.chain = medledger::Chain::External {
+                    url: url.clone(),
+                    funder: dev_funder(),
+                };
+                Chain::Ganache(child, url)
             }
         };
-        let dir = tempfile::tempdir().unwrap();
-        let funder = DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
-            .unwrap()
-            .signers()[0]
-            .clone();
-        let proxy = match proxied {
-            true => Some(ChainProxy::start(chain_url.clone()).await),
-            false => None,
+        let system = medledger::spawn(config).await.unwrap();
+        assert!(
+            system
+                .bootstrap
+                .as_ref()
+                .unwrap()
+                .generated_password
+                .is_none()
+        );
+        let chain_url = match &chain {
+            Chain::Own => system.chain_url.clone(),
+            Chain::Embedded(_, url) | Chain::Ganache(_, url) => url.clone(),
         };
-        let ledger = Ledger::connect(proxy.as_ref().map_or(&chain_url, |p| &p.url))
-            .await
-            .unwrap();
-        if proxied {
-            ledger.set_receipt_timeout(Duration::from_secs(1));
-        }
-        let options = Options {
-            database: dir.path().join("medledger.db"),
-            ledger,
-            blobs: BlobStore::local(&dir.path().join("blobs")).unwrap(),
-            // The escrow key lives outside the data directory (here: in memory only).
-            escrow: SecretKey::generate(),
-            funder,
-            funding: alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(18u64)),
-            admin_password: Some(ADMIN_PASSWORD.into()),
-            emergency_window: Duration::from_secs(24 * 3600),
-            emergency_daily_cap: 3,
-            require_mfa,
-            max_upload_bytes: MAX_UPLOAD,
-        };
-        let (app, bootstrap) = App::open(options).await.unwrap();
-        assert!(bootstrap.unwrap().generated_password.is_none());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(medledger_web::serve(
-            listener,
-            ApiState::new(app.clone()),
-            std::future::pending(),
-        ));
         let app = TestApp {
-            url,
+            url: system.http_url.clone(),
             chain_url,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
-            app,
+            app: system.app.clone(),
             dir,
+            _keys: keys,
+            _system: system,
             _chain: chain,
         };
         (app, proxy)

@@ -1,0 +1,8 @@
+//! medledger as a library: the running system built in one place (`spawn`) from a validated
+//! configuration (`Config`), for the `medledger` binary and the tests alike. The binary keeps the
+//! flags and the environment; nothing below it reads either.
+
+mod keys;
+mod system;
+
+pub use system::{Chain, Config, DemoOutcome, Faucet, System, spawn};
