@@ -258,10 +258,12 @@ impl App {
     /// Removes an account whose on-chain registration will never be mined (and its profile's
     /// wrapped keys), so the name can be used again. Safe to repeat.
     pub(crate) async fn forget_account(&self, account: Address) -> Result<()> {
-        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-            .bind(crate::directory::profile_object(account))
-            .execute(self.db())
-            .await?;
+        for object in [
+            crate::directory::profile_object(account),
+            crate::directory::contact_object(account),
+        ] {
+            self.drop_wraps(&object).await?;
+        }
         sqlx::query("DELETE FROM users WHERE address = ? AND status = 'pending'")
             .bind(address_key(account))
             .execute(self.db())

@@ -14,7 +14,7 @@ use alloy::{
     providers::DynProvider,
     signers::local::PrivateKeySigner,
 };
-use medledger_vault::{BlobStore, Dek, PublicKey, SecretKey};
+use medledger_vault::{BlobStore, SecretKey};
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -313,61 +313,7 @@ impl App {
             .map_err(|e| self.inner.ledger.call_error(e))?;
         Role::try_from(role).map_err(|v| Error::internal("roleOf", format!("unknown role {v}")))
     }
-
-    // ------------------------------------------------------------- wrapped keys
-
-    /// Stores `dek` wrapped for `reader` (an address or "escrow") under `object_id`.
-    pub(crate) async fn put_wrap(
-        &self,
-        object_id: &str,
-        reader: &str,
-        public: &PublicKey,
-        dek: &Dek,
-    ) -> Result<()> {
-        let wrapped = medledger_vault::wrap(public, dek, object_id.as_bytes());
-        sqlx::query(
-            "INSERT INTO wraps (object_id, reader, wrapped) VALUES (?, ?, ?)
-             ON CONFLICT (object_id, reader) DO NOTHING",
-        )
-        .bind(object_id)
-        .bind(reader)
-        .bind(wrapped)
-        .execute(self.db())
-        .await?;
-        Ok(())
-    }
-
-    /// Unwraps `object_id`'s key with `secret` if one was wrapped for `reader`.
-    pub(crate) async fn take_wrap(
-        &self,
-        object_id: &str,
-        reader: &str,
-        secret: &SecretKey,
-    ) -> Result<Option<Dek>> {
-        let wrapped: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT wrapped FROM wraps WHERE object_id = ? AND reader = ?")
-                .bind(object_id)
-                .bind(reader)
-                .fetch_optional(self.db())
-                .await?;
-        match wrapped {
-            Some(w) => Ok(Some(medledger_vault::unwrap(
-                secret,
-                &w,
-                object_id.as_bytes(),
-            )?)),
-            None => Ok(None),
-        }
-    }
-
-    pub(crate) async fn escrow_wrap(&self, object_id: &str, dek: &Dek) -> Result<()> {
-        let public = self.inner.escrow.public_key();
-        self.put_wrap(object_id, ESCROW, &public, dek).await
-    }
 }
-
-/// The reader name of the emergency escrow key in the wraps table.
-pub(crate) const ESCROW: &str = "escrow";
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Health {

@@ -18,6 +18,7 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::{Purpose, Role},
+    wraps::{ObjectId, Reader},
 };
 
 /// A hospital as the directory shows it (public data only).
@@ -133,15 +134,15 @@ pub fn is_iso_date(s: &str) -> bool {
     )
 }
 
-/// The object id the key of a patient's name and date of birth is wrapped under.
-pub(crate) fn profile_object(patient: Address) -> String {
-    format!("profile:{}", address_key(patient))
+/// The object a patient's name and date of birth are sealed as.
+pub(crate) fn profile_object(patient: Address) -> ObjectId {
+    ObjectId::Profile(patient)
 }
 
-/// The object id the key of a patient's contact details is wrapped under (kept apart: a grant
-/// of single records shows who the patient is, not how to reach them).
-pub(crate) fn contact_object(patient: Address) -> String {
-    format!("contact:{}", address_key(patient))
+/// The object a patient's contact details are sealed as (kept apart: a grant of single records
+/// shows who the patient is, not how to reach them).
+pub(crate) fn contact_object(patient: Address) -> ObjectId {
+    ObjectId::Contact(patient)
 }
 
 /// A patient's name and date of birth, as sealed.
@@ -412,7 +413,7 @@ impl App {
         ]
         .map(|(object, plain)| {
             let dek = Dek::generate();
-            let sealed = seal(&dek, object.as_bytes(), &plain);
+            let sealed = seal(&dek, &object.aad(), &plain);
             (object, dek, sealed)
         });
         let also = async |account: &Account| {
@@ -425,7 +426,7 @@ impl App {
             for (object, dek, _) in &sealed {
                 self.put_wrap(
                     object,
-                    &address_key(account.address),
+                    Reader::Account(account.address),
                     &account.enc_public,
                     dek,
                 )
@@ -517,18 +518,15 @@ impl App {
         &self,
         reader: &Person,
         patient: Address,
-        object: &str,
+        object: &ObjectId,
         column: &str,
     ) -> Result<Option<Vec<u8>>> {
         let dek = match self
-            .take_wrap(object, &address_key(reader.address), &reader.secret)
+            .take_wrap(object, Reader::Account(reader.address), &reader.secret)
             .await?
         {
             Some(dek) => Some(dek),
-            None if reader.role == Role::Doctor => {
-                self.take_wrap(object, crate::app::ESCROW, self.escrow())
-                    .await?
-            }
+            None if reader.role == Role::Doctor => self.escrow_key_of(object).await?,
             None => None,
         };
         let Some(dek) = dek else {
@@ -546,11 +544,7 @@ impl App {
         let Some(sealed) = sealed else {
             return Ok(None);
         };
-        Ok(Some(medledger_vault::open(
-            &dek,
-            object.as_bytes(),
-            &sealed,
-        )?))
+        Ok(Some(medledger_vault::open(&dek, &object.aad(), &sealed)?))
     }
 }
 

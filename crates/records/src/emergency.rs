@@ -19,6 +19,7 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::Role,
+    wraps::{ObjectId, Reader},
 };
 
 /// How long an ended emergency stays on its patient's pages.
@@ -85,15 +86,15 @@ impl App {
         };
         let dek = Dek::generate();
         let body = serde_json::json!({ "reason": reason, "salt": salt });
-        let object = format!("emergency:{}", crate::app::random_b256());
-        let sealed = seal(&dek, object.as_bytes(), body.to_string().as_bytes());
+        let object = ObjectId::Emergency(crate::app::random_b256());
+        let sealed = seal(&dek, &object.aad(), body.to_string().as_bytes());
         // The sealed reason is stored first, so the patient can read why once the chain says it.
         let stored = async {
             sqlx::query(
                 "INSERT INTO emergencies (object, patient, doctor, reason, created_at)
                  VALUES (?, ?, ?, ?, ?)",
             )
-            .bind(&object)
+            .bind(object.to_string())
             .bind(address_key(patient))
             .bind(address_key(doctor.address))
             .bind(sealed)
@@ -102,14 +103,14 @@ impl App {
             .await?;
             self.put_wrap(
                 &object,
-                &address_key(patient),
+                Reader::Account(patient),
                 &patient_account.enc_public,
                 &dek,
             )
             .await?;
             self.put_wrap(
                 &object,
-                &address_key(doctor.address),
+                Reader::Account(doctor.address),
                 &doctor.secret.public_key(),
                 &dek,
             )
@@ -122,7 +123,7 @@ impl App {
                 consent,
                 call.abi_encode(),
                 Follow::Emergency {
-                    object: object.clone(),
+                    object: object.to_string(),
                 },
                 None,
                 stored,
@@ -291,13 +292,14 @@ impl App {
         let Some((object, sealed)) = row else {
             return Ok(None);
         };
+        let object = ObjectId::parse(&object)?;
         let Some(dek) = self
-            .take_wrap(&object, &address_key(reader.address), &reader.secret)
+            .take_wrap(&object, Reader::Account(reader.address), &reader.secret)
             .await?
         else {
             return Ok(None);
         };
-        let plain = medledger_vault::open(&dek, object.as_bytes(), &sealed)?;
+        let plain = medledger_vault::open(&dek, &object.aad(), &sealed)?;
         let body: serde_json::Value =
             serde_json::from_slice(&plain).map_err(|e| Error::internal("emergency reason", e))?;
         Ok(body["reason"].as_str().map(str::to_string))

@@ -232,9 +232,7 @@ impl App {
                     .await?;
             }
             Follow::Emergency { object } => {
-                sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-                    .bind(object)
-                    .execute(self.db())
+                self.drop_wraps(&crate::wraps::ObjectId::parse(object)?)
                     .await?;
                 sqlx::query("DELETE FROM emergencies WHERE object = ?")
                     .bind(object)

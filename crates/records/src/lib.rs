@@ -20,6 +20,7 @@ pub mod mfa;
 pub mod model;
 pub mod reports;
 pub mod sharing;
+pub mod wraps;
 
 pub use accounts::{Account, Person};
 pub use app::{App, Bootstrap, Health, Options};

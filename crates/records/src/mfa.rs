@@ -10,9 +10,10 @@ use sqlx::Row;
 use totp_rs::{Algorithm, Builder, Totp};
 
 use crate::{
-    accounts::{Person, address_key},
+    accounts::Person,
     app::{App, unix_now},
     error::{Error, Kind, Result},
+    wraps::{ObjectId, Reader},
 };
 
 /// What a person adds to their authenticator app.
@@ -24,9 +25,11 @@ pub struct SecondFactorSetup {
     pub otpauth_url: String,
 }
 
-fn object(person: &Person, pending: bool) -> String {
-    let kind = if pending { "mfa-pending" } else { "mfa" };
-    format!("{kind}:{}", address_key(person.address))
+fn object(person: &Person, pending: bool) -> ObjectId {
+    match pending {
+        true => ObjectId::SecondFactorPending(person.address),
+        false => ObjectId::SecondFactor(person.address),
+    }
 }
 
 fn totp(secret: Vec<u8>, username: &str) -> Result<Totp> {
@@ -80,10 +83,7 @@ impl App {
             .check(code.trim(), unix_now() as u64)
             .ok_or_else(wrong_code)?;
         let sealed = self.seal_secret(person, false, &secret).await?;
-        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-            .bind(object(person, true))
-            .execute(self.db())
-            .await?;
+        self.drop_wraps(&object(person, true)).await?;
         sqlx::query(
             "UPDATE users SET mfa_secret = ?, mfa_pending = NULL, mfa_last_step = ? WHERE id = ?",
         )
@@ -110,10 +110,7 @@ impl App {
             .bind(person.id)
             .execute(self.db())
             .await?;
-        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-            .bind(object(person, false))
-            .execute(self.db())
-            .await?;
+        self.drop_wraps(&object(person, false)).await?;
         Ok(())
     }
 
@@ -159,14 +156,11 @@ impl App {
     async fn seal_secret(&self, person: &Person, pending: bool, secret: &[u8]) -> Result<Vec<u8>> {
         let object = object(person, pending);
         let dek = Dek::generate();
-        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-            .bind(&object)
-            .execute(self.db())
+        self.drop_wraps(&object).await?;
+        let me = Reader::Account(person.address);
+        self.put_wrap(&object, me, &person.secret.public_key(), &dek)
             .await?;
-        let me = address_key(person.address);
-        self.put_wrap(&object, &me, &person.secret.public_key(), &dek)
-            .await?;
-        Ok(seal(&dek, object.as_bytes(), secret))
+        Ok(seal(&dek, &object.aad(), secret))
     }
 
     async fn sealed_secret(&self, person: &Person, pending: bool) -> Result<Option<Vec<u8>>> {
@@ -184,9 +178,9 @@ impl App {
         };
         let object = object(person, pending);
         let dek = self
-            .take_wrap(&object, &address_key(person.address), &person.secret)
+            .take_wrap(&object, Reader::Account(person.address), &person.secret)
             .await?
             .ok_or_else(|| Error::internal("second factor", "no wrapped key"))?;
-        Ok(Some(open(&dek, object.as_bytes(), &sealed)?))
+        Ok(Some(open(&dek, &object.aad(), &sealed)?))
     }
 }

@@ -25,6 +25,7 @@ use crate::{
     ledger::{Ledger, TxInfo},
     model::{Integrity, Purpose, RecordKind, Role},
     sharing::GrantInput,
+    wraps::{ObjectId, Reader},
 };
 
 /// What a patient shares: the file and the share form's fields.
@@ -167,8 +168,8 @@ fn meta_aad(id: &B256) -> Vec<u8> {
     format!("meta:{id}").into_bytes()
 }
 
-fn object_id(id: &B256) -> String {
-    format!("{id}")
+fn object_id(id: &B256) -> ObjectId {
+    ObjectId::Record(*id)
 }
 
 /// A stored record row.
@@ -217,12 +218,9 @@ impl App {
     /// Removes a record whose anchor will never be mined: its wrapped keys, row and blob.
     pub(crate) async fn forget_record(&self, id: &B256) -> Result<()> {
         let object = object_id(id);
-        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
-            .bind(&object)
-            .execute(self.db())
-            .await?;
+        self.drop_wraps(&object).await?;
         sqlx::query("DELETE FROM records WHERE id = ?")
-            .bind(&object)
+            .bind(object.to_string())
             .execute(self.db())
             .await?;
         self.blobs().delete(&blob_key(id)).await?;
@@ -231,7 +229,7 @@ impl App {
 
     pub(crate) async fn record_row(&self, id: &B256) -> Result<Row_> {
         let row = sqlx::query("SELECT * FROM records WHERE id = ? AND tx_hash IS NOT NULL")
-            .bind(object_id(id))
+            .bind(object_id(id).to_string())
             .fetch_optional(self.db())
             .await?
             .ok_or_else(|| Error::not_found("there is no such record"))?;
@@ -375,7 +373,7 @@ impl App {
         let id = crate::app::random_b256();
         let dek = Dek::generate();
         let object = object_id(&id);
-        let sealed = seal(&dek, object.as_bytes(), bytes);
+        let sealed = seal(&dek, &object.aad(), bytes);
         let sealed_meta = seal(
             &dek,
             &meta_aad(&id),
@@ -405,7 +403,7 @@ impl App {
                 "INSERT INTO records (id, patient, author, kind, meta, content_hash, created_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(&object)
+            .bind(object.to_string())
             .bind(address_key(patient))
             .bind(address_key(author.address))
             .bind(u8::from(kind) as i64)
@@ -419,12 +417,12 @@ impl App {
                 .await?
                 .ok_or_else(|| Error::not_found("there is no such patient"))?
                 .enc_public;
-            self.put_wrap(&object, &address_key(patient), &patient_key, &dek)
+            self.put_wrap(&object, Reader::Account(patient), &patient_key, &dek)
                 .await?;
             if author.address != patient {
                 self.put_wrap(
                     &object,
-                    &address_key(author.address),
+                    Reader::Account(author.address),
                     &author.secret.public_key(),
                     &dek,
                 )
@@ -509,15 +507,13 @@ impl App {
     async fn key_for(&self, reader: &Person, row: &Row_, _: &Allowed) -> Result<Option<Dek>> {
         let object = object_id(&row.id);
         if let Some(dek) = self
-            .take_wrap(&object, &address_key(reader.address), &reader.secret)
+            .take_wrap(&object, Reader::Account(reader.address), &reader.secret)
             .await?
         {
             return Ok(Some(dek));
         }
         if reader.role == Role::Doctor {
-            return self
-                .take_wrap(&object, crate::app::ESCROW, self.escrow())
-                .await;
+            return self.escrow_key_of(&object).await;
         }
         Ok(None)
     }
@@ -684,7 +680,7 @@ impl App {
                 ));
             }
         };
-        let bytes = open(&dek, object_id(&row.id).as_bytes(), &blob)?;
+        let bytes = open(&dek, &object_id(&row.id).aad(), &blob)?;
         let call = Consent::logAccessCall {
             patient: row.patient,
             recordId: row.id,
@@ -823,7 +819,7 @@ impl App {
         let blob = self.blobs().get(&blob_key(&row.id)).await?;
         match blob {
             Some(b) if keccak256(&b) == row.content_hash => {
-                let plain = open(dek, object_id(&row.id).as_bytes(), &b)?;
+                let plain = open(dek, &object_id(&row.id).aad(), &b)?;
                 Ok(Some(
                     serde_json::from_slice(&plain)
                         .map_err(|e| Error::internal("prescription", e))?,
@@ -934,7 +930,7 @@ async fn verify_rows(
             .map_err(|e| Error::internal("RecordAnchored", e))?;
         report.anchors += 1;
         let stored: Option<String> = sqlx::query_scalar("SELECT id FROM records WHERE id = ?")
-            .bind(object_id(&anchored.id))
+            .bind(object_id(&anchored.id).to_string())
             .fetch_optional(db)
             .await?;
         if stored.is_none() || blobs.get(&blob_key(&anchored.id)).await?.is_none() {

@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use crate::{
     accounts::{Person, address_key},
-    app::{App, ESCROW, unix_now},
+    app::{App, unix_now},
     contracts::Consent,
     directory::{contact_object, profile_object},
     disclosure::{Disclosure, PROFILE_CONTACT, PROFILE_IDENTITY},
@@ -22,6 +22,7 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::{Purpose, RecordKind, Role, Scope},
+    wraps::{ObjectId, Reader},
 };
 
 /// A grant as a patient asks for it (the words of scope, kinds and purpose become the domain's
@@ -398,8 +399,8 @@ impl App {
             };
             grantees_of.push(grantees);
         }
-        let me = address_key(patient);
-        let mut objects: Vec<(String, Part, Address)> = vec![
+        let me = Reader::Account(patient);
+        let mut objects: Vec<(ObjectId, Part, Address)> = vec![
             (
                 profile_object(patient),
                 Part::Profile(PROFILE_IDENTITY),
@@ -413,7 +414,7 @@ impl App {
         ];
         for row in self.record_rows("patient", patient).await? {
             objects.push((
-                format!("{}", row.id),
+                ObjectId::Record(row.id),
                 Part::Record(row.id, row.kind),
                 row.author,
             ));
@@ -426,40 +427,37 @@ impl App {
                     Part::Profile(field) => g.reveals(field),
                 };
                 if covered {
-                    wanted.extend(grantees.iter().map(|a| address_key(*a)));
+                    wanted.extend(grantees.iter().map(|a| Reader::Account(*a)));
                 }
             }
-            let keep =
-                |reader: &str| reader == me || reader == ESCROW || reader == address_key(author);
-            let existing: Vec<String> =
-                sqlx::query_scalar("SELECT reader FROM wraps WHERE object_id = ?")
-                    .bind(&object)
-                    .fetch_all(self.db())
-                    .await?;
+            // The patient, the escrow and a prescription's author always keep theirs.
+            let keep = |reader: Reader| {
+                reader == me || reader == Reader::Escrow || reader == Reader::Account(author)
+            };
+            let existing = self.readers_of(&object).await?;
             for reader in &existing {
-                if !keep(reader) && !wanted.contains(reader) {
-                    sqlx::query("DELETE FROM wraps WHERE object_id = ? AND reader = ?")
-                        .bind(&object)
-                        .bind(reader)
-                        .execute(self.db())
-                        .await?;
+                if !keep(*reader) && !wanted.contains(reader) {
+                    self.drop_wrap(&object, *reader).await?;
                 }
             }
-            let missing: Vec<&String> = wanted.iter().filter(|r| !existing.contains(r)).collect();
+            let missing: Vec<Reader> = wanted
+                .into_iter()
+                .filter(|r| !existing.contains(r))
+                .collect();
             if missing.is_empty() {
                 continue;
             }
             let dek = match secret {
-                Some(secret) => self.take_wrap(&object, &me, secret).await?,
-                None => self.take_wrap(&object, ESCROW, self.escrow()).await?,
+                Some(secret) => self.take_wrap(&object, me, secret).await?,
+                None => self.escrow_key_of(&object).await?,
             };
             let Some(dek) = dek else {
                 continue;
             };
             for reader in missing {
-                let address: Address = reader
-                    .parse()
-                    .map_err(|e| Error::internal("wrap reader", e))?;
+                let Reader::Account(address) = reader else {
+                    continue;
+                };
                 if let Some(account) = self.account_by_address(address).await? {
                     self.put_wrap(&object, reader, &account.enc_public, &dek)
                         .await?;
