@@ -483,7 +483,7 @@ impl App {
             return Ok(None);
         }
         let Some(plain) = self
-            .open_profile_part(reader, patient, &profile_object(patient), "profile")
+            .open_profile_part(reader, patient, &profile_object(patient))
             .await?
         else {
             return Ok(None);
@@ -494,7 +494,7 @@ impl App {
         let mut contact = None;
         if fields & PROFILE_CONTACT != 0
             && let Some(plain) = self
-                .open_profile_part(reader, patient, &contact_object(patient), "contact")
+                .open_profile_part(reader, patient, &contact_object(patient))
                 .await?
         {
             let value: serde_json::Value =
@@ -511,7 +511,7 @@ impl App {
         }))
     }
 
-    /// Opens one sealed part of a profile (column `column` of the patient's row) for a reader
+    /// Opens one sealed part of a profile (its own column of the patient's row) for a reader
     /// the chain allows: with their own wrapped key, or a doctor's way in without one (an
     /// emergency, a grant to their hospital from before they joined) through the escrow's.
     async fn open_profile_part(
@@ -519,7 +519,6 @@ impl App {
         reader: &Person,
         patient: Address,
         object: &ObjectId,
-        column: &str,
     ) -> Result<Option<Vec<u8>>> {
         let dek = match self
             .take_wrap(object, Reader::Account(reader.address), &reader.secret)
@@ -532,8 +531,8 @@ impl App {
         let Some(dek) = dek else {
             return Ok(None);
         };
-        let sql = match column {
-            "contact" => "SELECT contact FROM users WHERE address = ?",
+        let sql = match object {
+            ObjectId::Contact(_) => "SELECT contact FROM users WHERE address = ?",
             _ => "SELECT profile FROM users WHERE address = ?",
         };
         let sealed: Option<Vec<u8>> = sqlx::query_scalar(sql)

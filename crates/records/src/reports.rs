@@ -172,6 +172,15 @@ fn object_id(id: &B256) -> ObjectId {
     ObjectId::Record(*id)
 }
 
+/// Whose records a listing is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Whose {
+    /// The patient's the records are.
+    Patient,
+    /// Their author's (a prescription's doctor).
+    Author,
+}
+
 /// A stored record row.
 pub(crate) struct Row_ {
     pub(crate) id: B256,
@@ -238,12 +247,12 @@ impl App {
 
     /// A patient's (or an author's) anchored records; those whose anchor is not mined yet are
     /// not there for anyone.
-    pub(crate) async fn record_rows(&self, column: &str, who: Address) -> Result<Vec<Row_>> {
-        let sql = match column {
-            "patient" => {
+    pub(crate) async fn record_rows(&self, whose: Whose, who: Address) -> Result<Vec<Row_>> {
+        let sql = match whose {
+            Whose::Patient => {
                 "SELECT * FROM records WHERE patient = ? AND tx_hash IS NOT NULL ORDER BY created_at, id"
             }
-            _ => {
+            Whose::Author => {
                 "SELECT * FROM records WHERE author = ? AND tx_hash IS NOT NULL ORDER BY created_at, id"
             }
         };
@@ -592,7 +601,7 @@ impl App {
     pub async fn my_records(&self, patient: &Person, verify: bool) -> Result<Vec<RecordView>> {
         self.require_patient(patient)?;
         let mut out = Vec::new();
-        for row in self.record_rows("patient", patient.address).await? {
+        for row in self.record_rows(Whose::Patient, patient.address).await? {
             if row.kind != RecordKind::Prescription {
                 let own = self.allowed(patient, &row, Purpose::Treatment).await?;
                 out.push(self.view(patient, &row, own.as_ref(), verify).await?);
@@ -642,7 +651,7 @@ impl App {
     ) -> Result<Vec<RecordView>> {
         self.require_active_doctor(doctor).await?;
         let mut out = Vec::new();
-        for row in self.record_rows("patient", patient).await? {
+        for row in self.record_rows(Whose::Patient, patient).await? {
             if let Some(allowed) = self.allowed(doctor, &row, purpose).await? {
                 let view = self.view(doctor, &row, Some(&allowed), false).await?;
                 shown.record(doctor, &view);
@@ -772,8 +781,8 @@ impl App {
     /// chain still lets them read, once that view is logged on chain.
     pub async fn prescriptions(&self, person: &Person) -> Result<Vec<PrescriptionView>> {
         let rows = match person.role {
-            Role::Patient => self.record_rows("patient", person.address).await?,
-            Role::Doctor => self.record_rows("author", person.address).await?,
+            Role::Patient => self.record_rows(Whose::Patient, person.address).await?,
+            Role::Doctor => self.record_rows(Whose::Author, person.address).await?,
             _ => {
                 return Err(Error::forbidden(
                     "only patients and doctors have prescriptions",

@@ -412,7 +412,10 @@ impl App {
                 patient,
             ),
         ];
-        for row in self.record_rows("patient", patient).await? {
+        for row in self
+            .record_rows(crate::reports::Whose::Patient, patient)
+            .await?
+        {
             objects.push((
                 ObjectId::Record(row.id),
                 Part::Record(row.id, row.kind),
