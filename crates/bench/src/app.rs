@@ -1,11 +1,10 @@
-//! The application benchmark: `medledger serve` (the release binary, embedded chain, SQLite, blob
-//! directory) driven over HTTP. Prints page and API requests per second at a fixed concurrency,
-//! and report upload and download throughput (each upload is sealed, stored and anchored on
-//! chain; each download is checked against its anchor, decrypted and logged on chain).
+//! The application benchmark: the system `medledger serve` runs (built by `medledger::spawn`:
+//! embedded chain, SQLite, blob directory) driven over HTTP. Prints page and API requests per
+//! second at a fixed concurrency, and report upload and download throughput (each upload is
+//! sealed, stored and anchored on chain; each download is checked against its anchor, decrypted
+//! and logged on chain).
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -16,16 +15,37 @@ use serde_json::{Value, json};
 const ADMIN_PASSWORD: &str = "benchmark admin password";
 const PASSWORD: &str = "benchmark user password";
 
+/// The system, started through `medledger::spawn` (as `medledger serve` starts it) on a runtime
+/// of its own, so that the load generator's tasks do not run on the server's workers.
 struct Server {
-    child: Child,
     url: String,
     dir: std::path::PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    /// Stops the system cleanly and says whether it ran without a failure.
+    fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(ran)) => ran,
+            Some(Err(_)) => bail!("the server's thread panicked"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -34,34 +54,49 @@ fn start() -> anyhow::Result<Server> {
     let dir = std::env::temp_dir().join(format!("medledger-app-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let mut child = Command::new(crate::backend::medledger_bin()?)
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--rpc-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--max-upload-mib", "64", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--escrow-key")
-        .arg(dir.join("escrow.key"))
-        .env("MEDLEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting medledger serve")?;
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .context("medledger serve exited before listening")??;
-        if let Some(url) = line.strip_prefix("Listening on ") {
-            break url.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Ok(Server { child, url, dir })
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut config = medledger::Config::new(dir.join("data"));
+    config.http_addr = loopback;
+    if let medledger::Chain::Embedded { rpc_addr, .. } = &mut config.chain {
+        *rpc_addr = loopback;
+    }
+    config.escrow_key = dir.join("escrow.key");
+    config.admin_password = Some(ADMIN_PASSWORD.to_string());
+    config.max_upload_bytes = 64 * 1024 * 1024;
+
+    let (ready, listening) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the server's runtime")?;
+        runtime.block_on(async move {
+            let system = match medledger::spawn(config).await {
+                Ok(system) => system,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return Ok(());
+                }
+            };
+            let _ = ready.send(Ok(system.http_url.clone()));
+            system
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    });
+    let url = listening
+        .recv_timeout(Duration::from_secs(120))
+        .context("the system did not start within 120 s")?
+        .context("starting the system")?;
+    Ok(Server {
+        url,
+        dir,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 async fn post(
@@ -302,6 +337,5 @@ pub(crate) async fn run() -> anyhow::Result<()> {
         "  GET /api/v1/hospitals during 50 concurrent logins: {during:>8.0} requests/s ({:.0}% of {alone:.0} alone); {logged_in:.1} logins/s",
         100.0 * during / alone
     );
-    drop(server);
-    Ok(())
+    server.stop()
 }

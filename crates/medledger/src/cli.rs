@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use medledger::DataDir;
 use medledger_chain::{MiningMode, Node, NodeConfig, alloy::primitives::U256, verify_data_dir};
 use medledger_rpc::Rpc;
 
@@ -73,7 +74,7 @@ struct NodeArgs {
 impl NodeArgs {
     /// Validates the flags into a node configuration.
     fn config(&self) -> anyhow::Result<NodeConfig> {
-        let data_dir = (!self.in_memory).then(|| self.data_dir.join("chain"));
+        let data_dir = (!self.in_memory).then(|| DataDir(&self.data_dir).chain());
         let mut config = NodeConfig::new(data_dir);
         if let Some(id) = self.chain_id {
             if id == 0 {
@@ -150,7 +151,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             if chain_rpc.is_none() {
                 ok &= verify_chain(&data_dir)?;
             }
-            if data_dir.join("medledger.db").exists() {
+            if DataDir(&data_dir).database().exists() {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()
@@ -167,7 +168,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn verify_chain(data_dir: &std::path::Path) -> anyhow::Result<bool> {
-    let report = verify_data_dir(&data_dir.join("chain")).context("verifying the chain")?;
+    let report = verify_data_dir(&DataDir(data_dir).chain()).context("verifying the chain")?;
     println!(
         "chain: {} blocks and {} transactions verified (signatures, parent links, re-execution, receipts, state)",
         report.blocks_ok, report.transactions_ok
@@ -184,41 +185,12 @@ fn verify_chain(data_dir: &std::path::Path) -> anyhow::Result<bool> {
     }
 }
 
-/// Checks every report's blob against its anchor, on the stored chain (opened read-only through
-/// an internal JSON-RPC endpoint) or on `chain_rpc`.
+/// Checks every report's blob against its anchor, on the stored chain or on `chain_rpc`.
 async fn verify_blobs(
     data_dir: &std::path::Path,
     chain_rpc: Option<String>,
 ) -> anyhow::Result<bool> {
-    let mut node = None;
-    let url = match chain_rpc {
-        Some(url) => url,
-        None => {
-            let embedded = Node::spawn(NodeConfig::new(Some(data_dir.join("chain"))))
-                .context("opening the chain (is `medledger serve` still running on it?)")?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
-            tokio::spawn(medledger_rpc::serve(
-                listener,
-                Rpc::new(embedded.clone()),
-                std::future::pending(),
-            ));
-            node = Some(embedded);
-            format!("http://{addr}")
-        }
-    };
-    let ledger = medledger_records::Ledger::connect(&url)
-        .await
-        .map_err(domain)?;
-    let blobs = medledger_vault::BlobStore::local(&data_dir.join("blobs"))
-        .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
-    let report =
-        medledger_records::reports::verify_store(&data_dir.join("medledger.db"), &ledger, &blobs)
-            .await
-            .map_err(|e| domain(e).context("verifying the reports"))?;
-    if let Some(node) = node {
-        node.shutdown();
-    }
+    let report = medledger::verify_reports(data_dir, chain_rpc).await?;
     println!(
         "reports: {} stored reports checked against their on-chain anchors, {} anchors against the stored reports",
         report.checked, report.anchors
@@ -292,11 +264,6 @@ fn print_banner(node: &Node, config: &NodeConfig) {
         MiningMode::Auto => println!("Mining: automatic (every transaction is mined at once)"),
         MiningMode::Interval(d) => println!("Mining: a block every {} s", d.as_secs()),
     }
-}
-
-/// A domain error as the binary reports it: what an operator should read of it.
-pub(crate) fn domain(e: medledger_records::Error) -> anyhow::Error {
-    anyhow::anyhow!("{}", e.for_operator())
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what service managers and containers send), so the servers

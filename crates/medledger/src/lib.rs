@@ -5,4 +5,4 @@
 mod keys;
 mod system;
 
-pub use system::{Chain, Config, DemoOutcome, Faucet, System, spawn};
+pub use system::{Chain, Config, DataDir, DemoOutcome, Faucet, System, spawn, verify_reports};

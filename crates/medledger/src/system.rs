@@ -3,7 +3,12 @@
 //! the resolver of open chain writes, and the HTTP server. `spawn` builds it from a `Config`;
 //! the returned `System` owns every task, notices when one dies, and stops them all.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use medledger_chain::{
@@ -11,7 +16,11 @@ use medledger_chain::{
     alloy::{primitives::U256, signers::local::PrivateKeySigner},
 };
 use medledger_records::{
-    App, Bootstrap, Ledger, Options, app::ADMIN_USERNAME, demo::Login, model::Role,
+    App, Bootstrap, Ledger, Options,
+    app::ADMIN_USERNAME,
+    demo::Login,
+    model::Role,
+    reports::{BlobReport, verify_store},
 };
 use medledger_rpc::{Cors, Methods, Rpc, RpcConfig};
 use medledger_vault::{BlobStore, SecretKey};
@@ -19,6 +28,27 @@ use medledger_web::ApiState;
 use tokio::{sync::watch, task::JoinSet};
 
 use crate::keys::{beside, key_file};
+
+/// Where a data directory keeps each part of a deployment.
+#[derive(Debug, Clone, Copy)]
+pub struct DataDir<'a>(pub &'a Path);
+
+impl DataDir<'_> {
+    /// The embedded chain's block log and state.
+    pub fn chain(&self) -> PathBuf {
+        self.0.join("chain")
+    }
+
+    /// The app database (SQLite).
+    pub fn database(&self) -> PathBuf {
+        self.0.join("medledger.db")
+    }
+
+    /// The sealed blobs.
+    pub fn blobs(&self) -> PathBuf {
+        self.0.join("blobs")
+    }
+}
 
 /// Which chain the system runs on.
 pub enum Chain {
@@ -157,6 +187,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 pub async fn spawn(config: Config) -> anyhow::Result<System> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let dir = DataDir(&config.data_dir);
     let (stop, _) = watch::channel(false);
     let mut tasks = JoinSet::new();
     // The web server's address first: the node's CORS admits the app's own origin.
@@ -175,7 +206,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
             methods,
             in_memory,
         } => {
-            let chain_dir = (!in_memory).then(|| config.data_dir.join("chain"));
+            let chain_dir = (!in_memory).then(|| dir.chain());
             let new_chain = chain_dir
                 .as_deref()
                 .is_none_or(|d| !medledger_chain::holds_chain(d));
@@ -214,15 +245,6 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
                     config.data_dir.display()
                 );
             }
-            let rpc_listener = tokio::net::TcpListener::bind(rpc_addr)
-                .await
-                .with_context(|| format!("binding the node's JSON-RPC to {rpc_addr}"))?;
-            let addr = rpc_listener.local_addr()?;
-            if !addr.ip().is_loopback() {
-                tracing::warn!(
-                    "the embedded node's JSON-RPC listens on {addr}, reachable from other machines: anyone who reaches it can read the public ledger and send signed transactions; bind it to 127.0.0.1 unless a firewall admits only your wallets and tools"
-                );
-            }
             let cors = match cors {
                 Some(cors) => cors,
                 None => Cors::parse(&app_origins(http_addr).join(","))
@@ -232,16 +254,15 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
                 methods,
                 ..RpcConfig::ledger(cors)
             };
-            tasks.spawn(named(
-                "the embedded node's JSON-RPC server",
-                medledger_rpc::serve(
-                    rpc_listener,
-                    Rpc::with_config(embedded.clone(), rpc),
-                    stopped(stop.subscribe()),
-                ),
-            ));
+            let (url, serving) = serve_rpc(
+                Rpc::with_config(embedded.clone(), rpc),
+                rpc_addr,
+                stopped(stop.subscribe()),
+            )
+            .await?;
+            tasks.spawn(named("the embedded node's JSON-RPC server", serving));
             node = Some(embedded);
-            (format!("http://{addr}"), funder)
+            (url, funder)
         }
     };
     let ledger = Ledger::connect(&chain_url).await.map_err(domain)?;
@@ -249,15 +270,15 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
 
     let escrow = key_file(
         &config.escrow_key,
-        !config.data_dir.join("medledger.db").exists(),
+        !dir.database().exists(),
         "the escrow key",
         "this data directory's records are wrapped for an escrow key: restore the file (or point --escrow-key at it)",
     )?;
     let escrow = SecretKey::from_bytes(&escrow).context("the escrow key file")?;
-    let blobs = BlobStore::local(&config.data_dir.join("blobs"))
+    let blobs = BlobStore::local(&dir.blobs())
         .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
     let options = Options {
-        database: config.data_dir.join("medledger.db"),
+        database: dir.database(),
         ledger,
         blobs,
         escrow,
@@ -302,6 +323,69 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         tasks,
         stop,
     })
+}
+
+/// Binds a node's JSON-RPC to `addr`: its URL, and the server to run (until `stop`).
+async fn serve_rpc(
+    rpc: Rpc,
+    addr: SocketAddr,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(String, impl Future<Output = std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the node's JSON-RPC to {addr}"))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "the embedded node's JSON-RPC listens on {addr}, reachable from other machines: anyone who reaches it can read the public ledger and send signed transactions; bind it to 127.0.0.1 unless a firewall admits only your wallets and tools"
+        );
+    }
+    Ok((
+        format!("http://{addr}"),
+        medledger_rpc::serve(listener, rpc, stop),
+    ))
+}
+
+/// `medledger verify`'s second half: every stored report of the deployment in `data_dir`
+/// against its anchor, on the stored chain (opened read-only behind a loopback JSON-RPC, as the
+/// ledger client needs one) or on `chain_url`. Changes nothing.
+pub async fn verify_reports(
+    data_dir: &Path,
+    chain_url: Option<String>,
+) -> anyhow::Result<BlobReport> {
+    let dir = DataDir(data_dir);
+    let (stop, _) = watch::channel(false);
+    let mut embedded = None;
+    let url = match chain_url {
+        Some(url) => url,
+        None => {
+            let node = Node::spawn(NodeConfig::new(Some(dir.chain())))
+                .context("opening the chain (is `medledger serve` still running on it?)")?;
+            let (url, serving) = serve_rpc(
+                Rpc::new(node.clone()),
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                stopped(stop.subscribe()),
+            )
+            .await?;
+            embedded = Some((node, tokio::spawn(serving)));
+            url
+        }
+    };
+    let checked = async {
+        let ledger = Ledger::connect(&url).await.map_err(domain)?;
+        let blobs = BlobStore::local(&dir.blobs())
+            .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
+        verify_store(&dir.database(), &ledger, &blobs)
+            .await
+            .map_err(|e| domain(e).context("verifying the reports"))
+    }
+    .await;
+    if let Some((node, serving)) = embedded {
+        let _ = stop.send(true);
+        let _ = serving.await;
+        node.shutdown();
+    }
+    checked
 }
 
 async fn named<F>(what: &'static str, task: F) -> (&'static str, std::io::Result<()>)

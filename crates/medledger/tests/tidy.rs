@@ -16,6 +16,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+}
+
 fn crates_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -165,9 +171,14 @@ fn crate_dependencies_point_down_the_layers_architecture_draws() {
 #[test]
 fn only_the_binary_reads_the_environment_and_web_does_not_use_the_ethereum_client() {
     let mut problems = Vec::new();
-    for krate in ["chain", "rpc", "vault", "records", "web"] {
+    for krate in ["chain", "rpc", "vault", "records", "web", "medledger"] {
         let mut files = Vec::new();
         rust_files(&crates_dir().join(krate).join("src"), &mut files);
+        // The binary's own files (its entry point, flags and commands) read args and env; its
+        // library (the system, keys) is given a `Config` and reads neither.
+        files.retain(|f| {
+            krate != "medledger" || !["main.rs", "cli.rs", "serve.rs"].contains(&file_name(f))
+        });
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
             // Code under test may do what it likes; the library code may not.

@@ -5,15 +5,17 @@
 
 use alloy::{
     primitives::{Address, B256, keccak256},
-    sol_types::{SolCall, SolEvent},
+    sol_types::SolCall,
 };
-use std::path::Path;
-
-use alloy::providers::DynProvider;
-use medledger_vault::{BlobStore, Dek, open, seal};
+use medledger_vault::{Dek, open, seal};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::{SqlitePool, sqlite::SqliteConnectOptions};
+
+mod integrity;
+mod prescriptions;
+
+pub use integrity::{BlobReport, Problem, verify_store};
+pub use prescriptions::{Medication, PrescriptionBody, PrescriptionView};
 
 use crate::{
     accounts::{Person, address_key},
@@ -22,7 +24,7 @@ use crate::{
     disclosure::Disclosure,
     error::{Error, Kind, Result},
     journal::Follow,
-    ledger::{Ledger, TxInfo},
+    ledger::TxInfo,
     model::{Integrity, Purpose, RecordKind, Role},
     sharing::GrantInput,
     wraps::{ObjectId, Reader},
@@ -100,35 +102,6 @@ pub struct Opened {
     pub media_type: String,
     pub access_tx: TxInfo,
     pub emergency: bool,
-}
-
-/// One medication line of a prescription.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Medication {
-    pub name: String,
-    #[serde(default)]
-    pub dose: String,
-    #[serde(default)]
-    pub frequency: String,
-    #[serde(default)]
-    pub duration: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PrescriptionBody {
-    pub medications: Vec<Medication>,
-    #[serde(default)]
-    pub notes: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PrescriptionView {
-    pub id: B256,
-    pub patient: Address,
-    pub doctor: Address,
-    pub created_at: i64,
-    pub body: Option<PrescriptionBody>,
-    pub anchor: Anchor,
 }
 
 /// Judges a file's type from its bytes, never from its name or the client's claim: PDF, PNG,
@@ -570,7 +543,7 @@ impl App {
 
     /// Compares the stored blob with the hash anchored on chain (not the database's copy).
     async fn integrity(&self, row: &Row_) -> Result<(Integrity, Option<Vec<u8>>)> {
-        integrity(self.ledger(), &self.records(), self.blobs(), row).await
+        integrity::check_blob(self.ledger(), &self.records(), self.blobs(), row).await
     }
 
     /// Refuses unless the chain says `reader` may open `row` for `purpose`.
@@ -709,270 +682,6 @@ impl App {
             emergency,
         })
     }
-
-    // ------------------------------------------------------------ prescriptions
-
-    /// A doctor prescribes for a patient they may treat (the contract decides; we check first to
-    /// answer clearly).
-    pub async fn prescribe(
-        &self,
-        doctor: &Person,
-        patient: Address,
-        body: &PrescriptionBody,
-    ) -> Result<(PrescriptionView, TxInfo)> {
-        self.require_doctor(doctor)?;
-        if body.medications.is_empty() || body.medications.len() > 50 {
-            return Err(Error::invalid(
-                "a prescription has 1 to 50 medication lines",
-            ));
-        }
-        for m in &body.medications {
-            if m.name.trim().is_empty() {
-                return Err(Error::invalid("every medication line needs a name"));
-            }
-            if [&m.name, &m.dose, &m.frequency, &m.duration]
-                .iter()
-                .any(|f| f.len() > 200)
-            {
-                return Err(Error::invalid(
-                    "a medication field is too long (200 at most)",
-                ));
-            }
-        }
-        if body.notes.len() > 10_000 {
-            return Err(Error::invalid("notes are limited to 10,000 characters"));
-        }
-        let can_treat = self
-            .consent()
-            .canTreat(patient, doctor.address)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        if !can_treat {
-            return Err(Error::forbidden(
-                "you may not treat this patient: no live treatment grant or emergency",
-            ));
-        }
-        let bytes = serde_json::to_vec(body).map_err(|e| Error::internal("prescription", e))?;
-        let meta = Meta {
-            title: "Prescription".into(),
-            date: String::new(),
-            notes: String::new(),
-            media_type: "application/json".into(),
-            size: bytes.len() as u64,
-        };
-        let (view, tx) = self
-            .store_record(doctor, patient, RecordKind::Prescription, &meta, &bytes)
-            .await?;
-        Ok((
-            PrescriptionView {
-                id: view.id,
-                patient,
-                doctor: doctor.address,
-                created_at: view.created_at,
-                body: Some(body.clone()),
-                anchor: view.anchor,
-            },
-            tx,
-        ))
-    }
-
-    /// A patient's prescriptions, or those a doctor wrote: a doctor sees the lines of those the
-    /// chain still lets them read, once that view is logged on chain.
-    pub async fn prescriptions(&self, person: &Person) -> Result<Vec<PrescriptionView>> {
-        let rows = match person.role {
-            Role::Patient => self.record_rows(Whose::Patient, person.address).await?,
-            Role::Doctor => self.record_rows(Whose::Author, person.address).await?,
-            _ => {
-                return Err(Error::forbidden(
-                    "only patients and doctors have prescriptions",
-                ));
-            }
-        };
-        let mut out = Vec::new();
-        let mut shown = Disclosure::default();
-        for row in rows
-            .into_iter()
-            .filter(|r| r.kind == RecordKind::Prescription)
-        {
-            let body = match self.allowed(person, &row, Purpose::Treatment).await? {
-                Some(allowed) => match self.key_for(person, &row, &allowed).await? {
-                    Some(dek) => self.prescription_body(&row, &dek).await?,
-                    None => None,
-                },
-                None => None,
-            };
-            if body.is_some() && person.address != row.patient {
-                shown.records.push(row.id);
-            }
-            out.push(PrescriptionView {
-                id: row.id,
-                patient: row.patient,
-                doctor: row.author,
-                created_at: row.created_at,
-                body,
-                anchor: Anchor {
-                    content_hash: row.content_hash,
-                    tx_hash: row.tx_hash,
-                    block_number: row.block_number,
-                    integrity: None,
-                },
-            });
-        }
-        self.disclose(person, shown, Purpose::Treatment).await?;
-        Ok(out)
-    }
-
-    /// A prescription's lines, if its blob matches its row's hash.
-    async fn prescription_body(&self, row: &Row_, dek: &Dek) -> Result<Option<PrescriptionBody>> {
-        let blob = self.blobs().get(&blob_key(&row.id)).await?;
-        match blob {
-            Some(b) if keccak256(&b) == row.content_hash => {
-                let plain = open(dek, &object_id(&row.id).aad(), &b)?;
-                Ok(Some(
-                    serde_json::from_slice(&plain)
-                        .map_err(|e| Error::internal("prescription", e))?,
-                ))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Checks every stored blob against its anchor on chain.
-    pub async fn verify_blobs(&self) -> Result<BlobReport> {
-        let deployed_at = self.contracts().deployed_at;
-        verify_rows(
-            self.db(),
-            self.ledger(),
-            &self.records(),
-            deployed_at,
-            self.blobs(),
-        )
-        .await
-    }
-}
-
-/// What `verify` found in the blob store.
-#[derive(Debug, Default)]
-pub struct BlobReport {
-    pub checked: usize,
-    /// Anchors on chain, each of which must point at a stored record.
-    pub anchors: usize,
-    /// Records whose blob is missing or does not match its anchor, and anchors whose record
-    /// is not stored.
-    pub bad: Vec<(B256, Problem)>,
-}
-
-/// What `verify` can find wrong with a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Problem {
-    /// The blob is not stored.
-    Missing,
-    /// The blob does not match the hash anchored on chain.
-    Mismatch,
-    /// An anchor on chain whose record (row or blob) is not stored.
-    AnchorWithoutData,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Problem::Missing => "missing",
-            Problem::Mismatch => "mismatch",
-            Problem::AnchorWithoutData => "anchor without data",
-        })
-    }
-}
-
-/// Compares a record's stored blob with the hash anchored on chain (not the database's copy).
-async fn integrity(
-    ledger: &Ledger,
-    records: &Records::RecordsInstance<DynProvider>,
-    blobs: &BlobStore,
-    row: &Row_,
-) -> Result<(Integrity, Option<Vec<u8>>)> {
-    let anchor = records
-        .getRecord(row.id)
-        .call()
-        .await
-        .map_err(|e| ledger.call_error(e))?;
-    let Some(blob) = blobs.get(&blob_key(&row.id)).await? else {
-        return Ok((Integrity::Missing, None));
-    };
-    if keccak256(&blob) == anchor.contentHash && anchor.patient == row.patient {
-        Ok((Integrity::Verified, Some(blob)))
-    } else {
-        Ok((Integrity::Mismatch, None))
-    }
-}
-
-async fn verify_rows(
-    db: &SqlitePool,
-    ledger: &Ledger,
-    records: &Records::RecordsInstance<DynProvider>,
-    deployed_at: u64,
-    blobs: &BlobStore,
-) -> Result<BlobReport> {
-    let rows = sqlx::query("SELECT * FROM records WHERE tx_hash IS NOT NULL ORDER BY id")
-        .fetch_all(db)
-        .await?;
-    let mut report = BlobReport::default();
-    for row in &rows {
-        let row = row_from(row)?;
-        let (status, _) = integrity(ledger, records, blobs, &row).await?;
-        report.checked += 1;
-        match status {
-            Integrity::Verified => {}
-            Integrity::Missing => report.bad.push((row.id, Problem::Missing)),
-            Integrity::Mismatch => report.bad.push((row.id, Problem::Mismatch)),
-        }
-    }
-    // The other way round: every anchor on chain points at a stored record. One whose write a
-    // crash left open (stored, not yet marked anchored) is settled at the next start; its blob
-    // must be there all the same.
-    let filter = alloy::rpc::types::Filter::new()
-        .address(*records.address())
-        .event_signature(Records::RecordAnchored::SIGNATURE_HASH)
-        .from_block(deployed_at);
-    for log in ledger.logs(&filter).await? {
-        let anchored = Records::RecordAnchored::decode_log_data(log.data())
-            .map_err(|e| Error::internal("RecordAnchored", e))?;
-        report.anchors += 1;
-        let stored: Option<String> = sqlx::query_scalar("SELECT id FROM records WHERE id = ?")
-            .bind(object_id(&anchored.id).to_string())
-            .fetch_optional(db)
-            .await?;
-        if stored.is_none() || blobs.get(&blob_key(&anchored.id)).await?.is_none() {
-            report.bad.push((anchored.id, Problem::AnchorWithoutData));
-        }
-    }
-    Ok(report)
-}
-
-/// `medledger verify`'s second half: every blob of the deployment in `database` against its
-/// anchor on the chain `ledger` speaks to. Opens the database read-only and changes nothing.
-pub async fn verify_store(
-    database: &Path,
-    ledger: &Ledger,
-    blobs: &BlobStore,
-) -> Result<BlobReport> {
-    let options = SqliteConnectOptions::new()
-        .filename(database)
-        .read_only(true);
-    let db = SqlitePool::connect_with(options)
-        .await
-        .map_err(|e| Error::invalid(format!("cannot open {}: {e}", database.display())))?;
-    let (chain_id, contracts) = crate::app::load_contracts(&db)
-        .await?
-        .ok_or_else(|| Error::invalid("this database has no deployment yet"))?;
-    if chain_id != ledger.chain_id() {
-        return Err(Error::invalid(format!(
-            "the database belongs to chain id {chain_id}, the node answers {}",
-            ledger.chain_id()
-        )));
-    }
-    let records = Records::new(contracts.records, ledger.provider().clone());
-    verify_rows(&db, ledger, &records, contracts.deployed_at, blobs).await
 }
 
 #[cfg(test)]

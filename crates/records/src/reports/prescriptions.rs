@@ -1,0 +1,173 @@
+//! Prescriptions: written by a doctor who may treat the patient, sealed and anchored like a
+//! report, and read by the two of them.
+
+use alloy::primitives::{Address, B256, keccak256};
+use medledger_vault::{Dek, open};
+use serde::{Deserialize, Serialize};
+
+use super::{Anchor, Meta, Row_, Whose, blob_key, object_id};
+use crate::{
+    accounts::Person,
+    app::App,
+    disclosure::Disclosure,
+    error::{Error, Result},
+    ledger::TxInfo,
+    model::{Purpose, RecordKind, Role},
+};
+
+/// One medication line of a prescription.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Medication {
+    pub name: String,
+    #[serde(default)]
+    pub dose: String,
+    #[serde(default)]
+    pub frequency: String,
+    #[serde(default)]
+    pub duration: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrescriptionBody {
+    pub medications: Vec<Medication>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrescriptionView {
+    pub id: B256,
+    pub patient: Address,
+    pub doctor: Address,
+    pub created_at: i64,
+    pub body: Option<PrescriptionBody>,
+    pub anchor: Anchor,
+}
+
+impl App {
+    /// A doctor prescribes for a patient they may treat (the contract decides; we check first to
+    /// answer clearly).
+    pub async fn prescribe(
+        &self,
+        doctor: &Person,
+        patient: Address,
+        body: &PrescriptionBody,
+    ) -> Result<(PrescriptionView, TxInfo)> {
+        self.require_doctor(doctor)?;
+        if body.medications.is_empty() || body.medications.len() > 50 {
+            return Err(Error::invalid(
+                "a prescription has 1 to 50 medication lines",
+            ));
+        }
+        for m in &body.medications {
+            if m.name.trim().is_empty() {
+                return Err(Error::invalid("every medication line needs a name"));
+            }
+            if [&m.name, &m.dose, &m.frequency, &m.duration]
+                .iter()
+                .any(|f| f.len() > 200)
+            {
+                return Err(Error::invalid(
+                    "a medication field is too long (200 at most)",
+                ));
+            }
+        }
+        if body.notes.len() > 10_000 {
+            return Err(Error::invalid("notes are limited to 10,000 characters"));
+        }
+        let can_treat = self
+            .consent()
+            .canTreat(patient, doctor.address)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        if !can_treat {
+            return Err(Error::forbidden(
+                "you may not treat this patient: no live treatment grant or emergency",
+            ));
+        }
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::internal("prescription", e))?;
+        let meta = Meta {
+            title: "Prescription".into(),
+            date: String::new(),
+            notes: String::new(),
+            media_type: "application/json".into(),
+            size: bytes.len() as u64,
+        };
+        let (view, tx) = self
+            .store_record(doctor, patient, RecordKind::Prescription, &meta, &bytes)
+            .await?;
+        Ok((
+            PrescriptionView {
+                id: view.id,
+                patient,
+                doctor: doctor.address,
+                created_at: view.created_at,
+                body: Some(body.clone()),
+                anchor: view.anchor,
+            },
+            tx,
+        ))
+    }
+
+    /// A patient's prescriptions, or those a doctor wrote: a doctor sees the lines of those the
+    /// chain still lets them read, once that view is logged on chain.
+    pub async fn prescriptions(&self, person: &Person) -> Result<Vec<PrescriptionView>> {
+        let rows = match person.role {
+            Role::Patient => self.record_rows(Whose::Patient, person.address).await?,
+            Role::Doctor => self.record_rows(Whose::Author, person.address).await?,
+            _ => {
+                return Err(Error::forbidden(
+                    "only patients and doctors have prescriptions",
+                ));
+            }
+        };
+        let mut out = Vec::new();
+        let mut shown = Disclosure::default();
+        for row in rows
+            .into_iter()
+            .filter(|r| r.kind == RecordKind::Prescription)
+        {
+            let body = match self.allowed(person, &row, Purpose::Treatment).await? {
+                Some(allowed) => match self.key_for(person, &row, &allowed).await? {
+                    Some(dek) => self.prescription_body(&row, &dek).await?,
+                    None => None,
+                },
+                None => None,
+            };
+            if body.is_some() && person.address != row.patient {
+                shown.records.push(row.id);
+            }
+            out.push(PrescriptionView {
+                id: row.id,
+                patient: row.patient,
+                doctor: row.author,
+                created_at: row.created_at,
+                body,
+                anchor: Anchor {
+                    content_hash: row.content_hash,
+                    tx_hash: row.tx_hash,
+                    block_number: row.block_number,
+                    integrity: None,
+                },
+            });
+        }
+        self.disclose(person, shown, Purpose::Treatment).await?;
+        Ok(out)
+    }
+
+    /// A prescription's lines, if its blob matches its row's hash.
+    async fn prescription_body(&self, row: &Row_, dek: &Dek) -> Result<Option<PrescriptionBody>> {
+        let blob = self.blobs().get(&blob_key(&row.id)).await?;
+        match blob {
+            Some(b) if keccak256(&b) == row.content_hash => {
+                let plain = open(dek, &object_id(&row.id).aad(), &b)?;
+                Ok(Some(
+                    serde_json::from_slice(&plain)
+                        .map_err(|e| Error::internal("prescription", e))?,
+                ))
+            }
+            _ => Ok(None),
+        }
+    }
+}
