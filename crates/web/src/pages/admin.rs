@@ -97,9 +97,7 @@ async fn add_hospital(
     page: Page,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Admin, &fields)?;
     match state.app.add_hospital(&me, &hospital_input(&fields)).await {
         Ok((_, tx)) => Ok(after_write("/admin/hospitals", &tx.hash)),
         Err(e) => {
@@ -142,9 +140,7 @@ async fn update_hospital(
     Path(raw): Path<String>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Admin, &fields)?;
     let id = hospital_id(&page, &state, &raw)?;
     match state
         .app
@@ -170,9 +166,7 @@ async fn set_hospital(
     Path((raw, action)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Admin, &fields)?;
     let id = hospital_id(&page, &state, &raw)?;
     let active = match action.as_str() {
         "suspend" => false,
@@ -240,9 +234,7 @@ async fn add_doctor(
     page: Page,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Admin, &fields)?;
     let values = context! {
         name => field(&fields, "name"),
         specialty => field(&fields, "specialty"), licence_id => field(&fields, "licence_id"),
@@ -283,9 +275,7 @@ async fn add_admin(
     page: Page,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Admin, &fields)?;
     let (invite, tx) = state.app.invite_admin(&me).await.or_page(&page, &state)?;
     invited(&state, &page, invite, tx).await
 }
@@ -297,9 +287,7 @@ async fn withdraw_invite(
     Path(raw): Path<String>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Admin, &fields)?;
     let key: Address = raw
         .parse()
         .map_err(|_| page.fail(&state, Error::invalid("bad invitation key")))?;
@@ -317,9 +305,7 @@ async fn set_doctor(
     Path((raw, action)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Admin)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Admin, &fields)?;
     let account: Address = raw
         .parse()
         .map_err(|_| page.fail(&state, Error::invalid("bad doctor address")))?;

@@ -4,12 +4,12 @@
 use axum::{
     Form, Router,
     extract::{Path, State},
-    response::IntoResponse,
+    http::StatusCode,
     routing::{get, post},
 };
 use medledger_records::primitives::Address;
 use medledger_records::{
-    Error,
+    Error, Person,
     model::Role,
     reports::{Medication, PrescriptionBody},
 };
@@ -33,13 +33,25 @@ pub(crate) fn router() -> Router<ApiState> {
 
 async fn patients(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
-    let list = state.app.my_patients(&me).await.or_page(&page, &state)?;
-    let tx = page.tx_box(&state).await;
-    let error = page.query.get("error").cloned();
-    Ok(page.render(
-        &state,
+    patients_page(&state, &page, &me, None, context! {}).await
+}
+
+/// The list of patients, with a refused form's error (and its status) when there is one.
+async fn patients_page(
+    state: &ApiState,
+    page: &Page,
+    me: &Person,
+    refused: Option<Error>,
+    values: minijinja::Value,
+) -> PageResult {
+    let list = state.app.my_patients(me).await.or_page(page, state)?;
+    let tx = page.tx_box(state).await;
+    let (status, error) = refusal(refused);
+    Ok(page.render_status(
+        state,
+        status,
         "doctor/patients.html",
-        context! { patients => v(&list), tx => tx, error => error, window_hours => state.app.emergency_window().as_secs() / 3600 },
+        context! { patients => v(&list), tx => tx, error => error, values => values, window_hours => state.app.emergency_window().as_secs() / 3600 },
     ))
 }
 
@@ -52,19 +64,47 @@ fn address(page: &Page, state: &ApiState, raw: &str) -> Result<Address, axum::re
 async fn patient(State(state): State<ApiState>, page: Page, Path(raw): Path<String>) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
     let patient = address(&page, &state, &raw)?;
-    // One view, logged on chain as one transaction before the page is shown.
+    chart_page(&state, &page, &me, patient, None, context! {}).await
+}
+
+/// A patient's chart (one view, logged on chain as one transaction before the page is shown),
+/// with a refused prescription's error (and its status) when there is one.
+async fn chart_page(
+    state: &ApiState,
+    page: &Page,
+    me: &Person,
+    patient: Address,
+    refused: Option<Error>,
+    values: minijinja::Value,
+) -> PageResult {
     let chart = state
         .app
-        .patient_chart(&me, patient)
+        .patient_chart(me, patient)
         .await
-        .or_page(&page, &state)?;
-    let tx = page.tx_box(&state).await;
-    Ok(page.render(
-        &state,
+        .or_page(page, state)?;
+    let tx = page.tx_box(state).await;
+    let (status, error) = refusal(refused);
+    Ok(page.render_status(
+        state,
+        status,
         "doctor/patient.html",
         context! { patient => patient.to_string(), profile => v(&chart.profile), entry => v(&chart.entry),
-        records => v(&chart.records), tx => tx, error => page.query.get("error").cloned() },
+        records => v(&chart.records), tx => tx, error => error, values => values },
     ))
+}
+
+/// What the doctor typed in the emergency form, shown again beside its error.
+fn typed(fields: &Fields) -> minijinja::Value {
+    context! { patient => field(fields, "patient"), reason => field(fields, "reason") }
+}
+
+/// The status a page answers with and the error it shows beside the form: a refusal's (logged
+/// as it is answered), or none.
+fn refusal(refused: Option<Error>) -> (StatusCode, Option<String>) {
+    match refused {
+        Some(e) => (crate::error::answered(&e), Some(e.message)),
+        None => (StatusCode::OK, None),
+    }
 }
 
 async fn prescribe(
@@ -72,9 +112,7 @@ async fn prescribe(
     page: Page,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Doctor)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Doctor, &fields)?;
     let patient = address(&page, &state, field(&fields, "patient"))?;
     // The form repeats name/dose/frequency/duration per line; blank lines are skipped.
     let column = |name: &str| -> Vec<String> {
@@ -105,10 +143,12 @@ async fn prescribe(
         medications,
         notes: field(&fields, "notes").trim().to_string(),
     };
-    let back = format!("/doctor/patients/{patient}");
     match state.app.prescribe(&me, patient, &body).await {
-        Ok((_, tx)) => Ok(after_write(&back, &tx.hash)),
-        Err(e) => Ok(back_with_error(&back, &e)),
+        Ok((_, tx)) => Ok(after_write(
+            &format!("/doctor/patients/{patient}"),
+            &tx.hash,
+        )),
+        Err(e) => chart_page(&state, &page, &me, patient, Some(e), v(&body)).await,
     }
 }
 
@@ -117,9 +157,7 @@ async fn emergency(
     page: Page,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Doctor)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Doctor, &fields)?;
     let who = field(&fields, "patient").trim();
     // A patient is named by user name or address.
     let patient = match who.parse::<Address>() {
@@ -132,10 +170,10 @@ async fn emergency(
         {
             Some(a) if a.role == Role::Patient => a.address,
             _ => {
-                return Ok(back_with_error(
-                    "/doctor",
-                    &Error::not_found("there is no patient with that user name or address"),
-                ));
+                let unknown =
+                    Error::not_found("there is no patient with that user name or address")
+                        .on("patient");
+                return patients_page(&state, &page, &me, Some(unknown), typed(&fields)).await;
             }
         },
     };
@@ -148,7 +186,7 @@ async fn emergency(
             &format!("/doctor/patients/{patient}"),
             &tx.hash,
         )),
-        Err(e) => Ok(back_with_error("/doctor", &e)),
+        Err(e) => patients_page(&state, &page, &me, Some(e), typed(&fields)).await,
     }
 }
 
@@ -171,11 +209,4 @@ async fn openings(State(state): State<ApiState>, page: Page) -> PageResult {
         "doctor/openings.html",
         context! { events => v(&events) },
     ))
-}
-
-/// Back to the page a form was on, with the refusal shown there (`?error=`).
-fn back_with_error(to: &str, e: &Error) -> axum::response::Response {
-    crate::error::log(e);
-    axum::response::Redirect::to(&format!("{to}?error={}", super::urlencode(&e.message)))
-        .into_response()
 }

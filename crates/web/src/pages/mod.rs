@@ -243,6 +243,39 @@ impl Page {
         }
     }
 
+    /// A form posted by someone in `role`: who they are, once the form's CSRF token matches.
+    pub(crate) fn submitted_by(
+        &self,
+        state: &ApiState,
+        role: Role,
+        fields: &public::Fields,
+    ) -> Result<Arc<Person>, Response> {
+        let me = self.require(state, role)?;
+        self.submitted(state, fields)?;
+        Ok(me)
+    }
+
+    /// A form posted by anyone logged in: who they are, once the form's CSRF token matches.
+    pub(crate) fn submitted_by_anyone(
+        &self,
+        state: &ApiState,
+        fields: &public::Fields,
+    ) -> Result<Arc<Person>, Response> {
+        let me = self.require_any()?;
+        self.submitted(state, fields)?;
+        Ok(me)
+    }
+
+    /// Whether a posted form carries this browser's CSRF token (the error page if not).
+    pub(crate) fn submitted(
+        &self,
+        state: &ApiState,
+        fields: &public::Fields,
+    ) -> Result<(), Response> {
+        self.check_csrf(Some(public::field(fields, "csrf")))
+            .map_err(|e| self.fail(state, e))
+    }
+
     /// Renders `template` with `ctx` plus the page basics.
     pub(crate) fn render(&self, state: &ApiState, template: &str, ctx: Value) -> Response {
         self.render_status(state, StatusCode::OK, template, ctx)

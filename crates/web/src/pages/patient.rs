@@ -79,9 +79,7 @@ async fn download(
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require_any()?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by_anyone(&state, &fields)?;
     let id = parse_record_id(&id).or_page(&page, &state)?;
     let purpose = match field(&fields, "purpose") {
         "" => Purpose::Treatment,
@@ -224,9 +222,7 @@ async fn grant(
     page: Page,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Patient)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Patient, &fields)?;
     let (doctor, hospital_id) = match field(&fields, "grantee").split_once(':') {
         Some(("doctor", a)) => (a.parse().ok(), None),
         Some(("hospital", h)) => (None, h.parse().ok()),
@@ -285,9 +281,7 @@ async fn revoke(
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require(&state, Role::Patient)?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by(&state, Role::Patient, &fields)?;
     let id: u64 = id
         .parse()
         .map_err(|_| page.fail(&state, Error::invalid("bad grant id")))?;

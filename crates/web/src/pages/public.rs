@@ -77,9 +77,7 @@ async fn start_mfa(
     page: Page,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require_any()?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by_anyone(&state, &fields)?;
     let setup = state
         .app
         .start_second_factor(&me)
@@ -101,9 +99,7 @@ async fn confirm_mfa(
     headers: axum::http::HeaderMap,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require_any()?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by_anyone(&state, &fields)?;
     match state
         .app
         .confirm_second_factor(&me, field(&fields, "code"))
@@ -149,8 +145,7 @@ async fn enrol(
     Path(token): Path<String>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    page.submitted(&state, &fields)?;
     let invite = state.app.enrolment(&token).await.or_page(&page, &state)?;
     let username = field(&fields, "username").trim();
     let password = field(&fields, "password");
@@ -182,9 +177,7 @@ async fn end_emergency(
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require_any()?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by_anyone(&state, &fields)?;
     let id: u64 = id
         .parse()
         .map_err(|_| page.fail(&state, Error::invalid("bad emergency id")))?;
@@ -237,8 +230,8 @@ async fn login_form(State(state): State<ApiState>, page: Page) -> Response {
 async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> Response {
     let username = field(&fields, "username").trim().to_string();
     let next = safe_next(Some(field(&fields, "next")));
-    if let Err(e) = page.check_csrf(Some(field(&fields, "csrf"))) {
-        return page.fail(&state, e);
+    if let Err(refused) = page.submitted(&state, &fields) {
+        return refused;
     }
     let code = Some(field(&fields, "code"));
     match state
@@ -274,8 +267,8 @@ async fn logout(
     headers: axum::http::HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if let Err(e) = page.check_csrf(Some(field(&fields, "csrf"))) {
-        return page.fail(&state, e);
+    if let Err(refused) = page.submitted(&state, &fields) {
+        return refused;
     }
     if let Some(token) = session_token(&headers) {
         state.sessions.end(&token);
@@ -292,8 +285,8 @@ async fn signup_form(State(state): State<ApiState>, page: Page) -> Response {
 }
 
 async fn signup(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> Response {
-    if let Err(e) = page.check_csrf(Some(field(&fields, "csrf"))) {
-        return page.fail(&state, e);
+    if let Err(refused) = page.submitted(&state, &fields) {
+        return refused;
     }
     let values = context! {
         username => field(&fields, "username"),
@@ -389,9 +382,7 @@ async fn change_password(
     headers: axum::http::HeaderMap,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.require_any()?;
-    page.check_csrf(Some(field(&fields, "csrf")))
-        .or_page(&page, &state)?;
+    let me = page.submitted_by_anyone(&state, &fields)?;
     let new = field(&fields, "new_password");
     let mut errors = std::collections::BTreeMap::new();
     if new != field(&fields, "new_password2") {

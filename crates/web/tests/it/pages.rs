@@ -339,3 +339,70 @@ async fn login_returns_to_the_page_asked_for_and_errors_stay_next_to_their_field
     }
     assert!(t.app.account_by_name("bad name").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doctors_refused_form_comes_back_with_its_error_and_what_was_typed() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let admin = t.admin().await;
+    let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
+    let (doctor_address, _) = t.add_doctor(&admin, "dr.form", hospital).await;
+    let (patient_address, patient) = t.sign_up("fiona", "Fiona Forms").await;
+    t.share(&patient, "Knee MRI", "no tear", &[&doctor_address])
+        .await;
+    let b = Browser::new(&t).await;
+    b.login("dr.form", PASSWORD).await;
+
+    // A prescription the domain refuses: the chart again, 400, the error and the lines typed.
+    let long_dose = "5 mg ".repeat(50);
+    let patient_field = patient_address.to_string();
+    let r = b
+        .post(
+            "/doctor/prescriptions",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("patient", patient_field.as_str()),
+                ("name", "Ibuprofenum"),
+                ("dose", long_dose.trim()),
+                ("frequency", "twice a day"),
+                ("duration", "5 days"),
+                ("notes", "after meals"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("too long (200 at most)"), "{html}");
+    assert!(
+        html.contains("value=\"Ibuprofenum\"")
+            && html.contains("value=\"twice a day\"")
+            && html.contains(">after meals</textarea>"),
+        "what the doctor typed is kept: {html}"
+    );
+    let (_, listed) = b.get("/doctor/prescriptions").await;
+    assert!(!listed.contains("Ibuprofenum"), "nothing was prescribed");
+
+    // An emergency for nobody: the list again, 404, the error and the reason typed.
+    let r = b
+        .post(
+            "/doctor/emergency",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("patient", "nobody-here"),
+                ("reason", "unconscious in the ward"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("no patient with that user name or address")
+            && html.contains("value=\"nobody-here\"")
+            && html.contains(">unconscious in the ward</textarea>"),
+        "{html}"
+    );
+
+    // A page does not show text a link put in its address.
+    let (r, html) = b.get("/doctor?error=Call%20555-0100%20now").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!html.contains("Call 555-0100"), "{html}");
+}
