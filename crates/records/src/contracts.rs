@@ -18,3 +18,33 @@ alloy::sol!(
     Consent,
     "../../contracts/artifacts/Consent.json"
 );
+
+/// The code that deploys Records over `registry`.
+pub fn records_init_code(registry: alloy::primitives::Address) -> Vec<u8> {
+    use alloy::sol_types::SolConstructor;
+    let mut code = Records::BYTECODE.to_vec();
+    code.extend(Records::constructorCall { registry }.abi_encode());
+    code
+}
+
+/// The code that deploys Consent over `registry` and `records`: an emergency opens a patient's
+/// records for `emergency_window_seconds`, and a doctor declares at most `emergencies_per_day`.
+pub fn consent_init_code(
+    registry: alloy::primitives::Address,
+    records: alloy::primitives::Address,
+    emergency_window_seconds: u64,
+    emergencies_per_day: u8,
+) -> Vec<u8> {
+    use alloy::sol_types::SolConstructor;
+    let mut code = Consent::BYTECODE.to_vec();
+    code.extend(
+        Consent::constructorCall {
+            registry,
+            records,
+            emergencyWindowSeconds: emergency_window_seconds,
+            emergenciesPerDay: emergencies_per_day,
+        }
+        .abi_encode(),
+    );
+    code
+}

@@ -19,13 +19,13 @@ use alloy::{
         types::{Filter, Log, TransactionReceipt, TransactionRequest},
     },
     signers::local::PrivateKeySigner,
-    sol_types::{SolCall, SolConstructor, SolInterface},
+    sol_types::{SolCall, SolInterface},
     transports::{RpcError, TransportErrorKind},
 };
 use serde::Serialize;
 
 use crate::{
-    contracts::{Consent, Records, Registry},
+    contracts::{self, Consent, Records, Registry},
     error::{Error, Kind, Result},
 };
 
@@ -200,18 +200,14 @@ impl Ledger {
         emergency_daily_cap: u8,
     ) -> Result<Contracts> {
         let (registry, first) = self.deploy_one(admin, Registry::BYTECODE.to_vec()).await?;
-        let mut code = Records::BYTECODE.to_vec();
-        code.extend(Records::constructorCall { registry }.abi_encode());
-        let (records, _) = self.deploy_one(admin, code).await?;
-        let mut code = Consent::BYTECODE.to_vec();
-        code.extend(
-            Consent::constructorCall {
-                registry,
-                records,
-                emergencyWindowSeconds: emergency_window.as_secs(),
-                emergenciesPerDay: emergency_daily_cap,
-            }
-            .abi_encode(),
+        let (records, _) = self
+            .deploy_one(admin, contracts::records_init_code(registry))
+            .await?;
+        let code = contracts::consent_init_code(
+            registry,
+            records,
+            emergency_window.as_secs(),
+            emergency_daily_cap,
         );
         let (consent, _) = self.deploy_one(admin, code).await?;
         self.send(

@@ -6,11 +6,11 @@ use alloy::{
     eips::Encodable2718,
     primitives::{Address, B256, Bytes, TxKind, U256, keccak256},
     signers::{SignerSync, local::PrivateKeySigner},
-    sol_types::{SolCall, SolConstructor, SolError, SolEvent},
+    sol_types::{SolCall, SolError, SolEvent},
 };
 use medledger_chain::{BlockTag, CallRequest, Error, Node, NodeConfig, TxLookup};
 use medledger_records::{
-    contracts::{Consent, Records, Registry},
+    contracts::{self, Consent, Records, Registry},
     model::{Purpose, RecordKind as Kind, Role, Scope},
 };
 
@@ -54,24 +54,9 @@ impl Ledger {
         };
         let admin = ledger.admin.clone();
         ledger.registry = ledger.deploy(&admin, Registry::BYTECODE.to_vec()).await;
-        let mut code = Records::BYTECODE.to_vec();
-        code.extend(
-            Records::constructorCall {
-                registry: ledger.registry,
-            }
-            .abi_encode(),
-        );
+        let code = contracts::records_init_code(ledger.registry);
         ledger.records = ledger.deploy(&admin, code).await;
-        let mut code = Consent::BYTECODE.to_vec();
-        code.extend(
-            Consent::constructorCall {
-                registry: ledger.registry,
-                records: ledger.records,
-                emergencyWindowSeconds: WINDOW,
-                emergenciesPerDay: 2,
-            }
-            .abi_encode(),
-        );
+        let code = contracts::consent_init_code(ledger.registry, ledger.records, WINDOW, 2);
         ledger.consent = ledger.deploy(&admin, code).await;
         ledger
             .send(
