@@ -134,32 +134,24 @@ async fn login(
     Ok(v["token"].as_str().context("token")?.to_string())
 }
 
-/// Requests per second for GET `path` with `concurrency` clients for `for_how_long`.
-async fn gets(
-    http: &reqwest::Client,
-    url: String,
-    token: Option<String>,
+/// Runs `op` from `concurrency` tasks at once for `for_how_long`: completions per second.
+async fn per_second<F, Fut>(
     concurrency: usize,
     for_how_long: Duration,
-) -> anyhow::Result<f64> {
-    let url = Arc::new(url);
-    let token = Arc::new(token);
+    op: F,
+) -> anyhow::Result<f64>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        let op = op.clone();
         tasks.push(tokio::spawn(async move {
             let mut done = 0u64;
             while started.elapsed() < for_how_long {
-                let mut request = http.get(url.as_str());
-                if let Some(t) = token.as_ref() {
-                    request = request.bearer_auth(t);
-                }
-                let response = request.send().await?;
-                if !response.status().is_success() {
-                    bail!("GET {url}: {}", response.status());
-                }
-                response.bytes().await?;
+                op().await?;
                 done += 1;
             }
             Ok::<_, anyhow::Error>(done)
@@ -172,6 +164,33 @@ async fn gets(
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Requests per second for GET `url` with `concurrency` clients for `for_how_long`.
+async fn gets(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<String>,
+    concurrency: usize,
+    for_how_long: Duration,
+) -> anyhow::Result<f64> {
+    let (http, url, token) = (http.clone(), Arc::new(url), Arc::new(token));
+    per_second(concurrency, for_how_long, move || {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        async move {
+            let mut request = http.get(url.as_str());
+            if let Some(t) = token.as_ref() {
+                request = request.bearer_auth(t);
+            }
+            let response = request.send().await?;
+            if !response.status().is_success() {
+                bail!("GET {url}: {}", response.status());
+            }
+            response.bytes().await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
 /// Logs in as `user`, `concurrency` at a time, for `for_how_long`: logins per second.
 async fn logins(
     http: &reqwest::Client,
@@ -180,24 +199,16 @@ async fn logins(
     concurrency: usize,
     for_how_long: Duration,
 ) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (http, base, user) = (http.clone(), base.to_string(), user.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0u64;
-            while started.elapsed() < for_how_long {
-                login(&http, &base, &user, PASSWORD).await?;
-                done += 1;
-            }
-            Ok::<_, anyhow::Error>(done)
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    let (http, base, user) = (
+        http.clone(),
+        Arc::new(base.to_string()),
+        Arc::new(user.to_string()),
+    );
+    per_second(concurrency, for_how_long, move || {
+        let (http, base, user) = (http.clone(), base.clone(), user.clone());
+        async move { login(&http, &base, &user, PASSWORD).await.map(|_| ()) }
+    })
+    .await
 }
 
 pub(crate) async fn run() -> anyhow::Result<()> {
