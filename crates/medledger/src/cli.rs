@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use medledger::DataDir;
 use medledger_chain::{MiningMode, Node, NodeConfig, alloy::primitives::U256, verify_data_dir};
+use medledger_records::db::Database;
 use medledger_rpc::Rpc;
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,9 @@ enum Command {
         /// reports against it; there is no local chain to re-execute.
         #[arg(long)]
         chain_rpc: Option<String>,
+        /// The deployment keeps its app database in PostgreSQL (as `serve --database-url`).
+        #[arg(long, env = "MEDLEDGER_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
 }
 
@@ -146,17 +150,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Verify {
             data_dir,
             chain_rpc,
+            database_url,
         } => {
             let mut ok = true;
             if chain_rpc.is_none() {
                 ok &= verify_chain(&data_dir)?;
             }
-            if DataDir(&data_dir).database().exists() {
+            let database = match &database_url {
+                Some(url) => Some(crate::serve::database(url)?),
+                None => {
+                    let file = DataDir(&data_dir).database();
+                    file.exists().then_some(Database::Sqlite(file))
+                }
+            };
+            if let Some(database) = database {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()
                     .context("starting the async runtime")?;
-                ok &= runtime.block_on(verify_blobs(&data_dir, chain_rpc))?;
+                ok &= runtime.block_on(verify_blobs(&data_dir, &database, chain_rpc))?;
             }
             Ok(if ok {
                 ExitCode::SUCCESS
@@ -188,9 +200,10 @@ fn verify_chain(data_dir: &std::path::Path) -> anyhow::Result<bool> {
 /// Checks every report's blob against its anchor, on the stored chain or on `chain_rpc`.
 async fn verify_blobs(
     data_dir: &std::path::Path,
+    database: &Database,
     chain_rpc: Option<String>,
 ) -> anyhow::Result<bool> {
-    let report = medledger::verify_reports(data_dir, chain_rpc).await?;
+    let report = medledger::verify_reports(data_dir, database, chain_rpc).await?;
     println!(
         "reports: {} stored reports checked against their on-chain anchors, {} anchors against the stored reports",
         report.checked, report.anchors

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use medledger::{Chain, Config, DemoOutcome, Faucet};
 use medledger_chain::alloy::{primitives::U256, signers::local::PrivateKeySigner};
-use medledger_records::model::Role;
+use medledger_records::{db::Database, model::Role};
 use medledger_rpc::{Cors, Methods};
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,11 @@ pub(crate) struct ServeArgs {
     /// Use this Ethereum node (JSON-RPC URL) instead of the embedded one.
     #[arg(long)]
     chain_rpc: Option<String>,
+    /// Keep the app database in PostgreSQL (`postgres://USER:PASSWORD@HOST:PORT/NAME`) instead
+    /// of the SQLite file in --data-dir. Prefer the environment variable: a password on the
+    /// command line is visible to every user of the machine.
+    #[arg(long, env = "MEDLEDGER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// The embedded node's JSON-RPC address, for wallets and tools (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8545", conflicts_with = "chain_rpc")]
     rpc_addr: SocketAddr,
@@ -65,6 +70,11 @@ pub(crate) struct ServeArgs {
     secure_cookies: bool,
 }
 
+/// The database named by `--database-url`.
+pub(crate) fn database(url: &str) -> anyhow::Result<Database> {
+    Database::from_url(url).map_err(|e| anyhow::anyhow!("--database-url: {}", e.message))
+}
+
 fn parse_key(hex: &str) -> anyhow::Result<PrivateKeySigner> {
     hex.trim()
         .parse()
@@ -99,6 +109,9 @@ impl ServeArgs {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut config = Config::new(self.data_dir.clone());
         config.http_addr = self.http_addr;
+        if let Some(url) = &self.database_url {
+            config.database = Some(database(url)?);
+        }
         config.chain = match self.chain_rpc {
             Some(url) => {
                 let key = self

@@ -18,6 +18,7 @@ use medledger_chain::{
 use medledger_records::{
     App, Bootstrap, Ledger, Options,
     app::ADMIN_USERNAME,
+    db::{Database, holds_deployment},
     demo::Login,
     model::Role,
     reports::{BlobReport, verify_store},
@@ -39,7 +40,7 @@ impl DataDir<'_> {
         self.0.join("chain")
     }
 
-    /// The app database (SQLite).
+    /// The app database, when it is SQLite (the default).
     pub fn database(&self) -> PathBuf {
         self.0.join("medledger.db")
     }
@@ -80,6 +81,8 @@ pub enum Faucet {
 /// Everything the system is built from, validated by whoever made it.
 pub struct Config {
     pub data_dir: PathBuf,
+    /// The app database: `None` for the SQLite file in the data directory (the default).
+    pub database: Option<Database>,
     pub http_addr: SocketAddr,
     pub chain: Chain,
     /// The emergency escrow key's file (outside the data directory).
@@ -115,6 +118,7 @@ impl Config {
                 methods: Methods::Ledger,
                 in_memory: false,
             },
+            database: None,
             data_dir,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             funding_wei: U256::from(ETHER),
@@ -268,9 +272,14 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
     let ledger = Ledger::connect(&chain_url).await.map_err(domain)?;
     ledger.set_receipt_timeout(config.receipt_timeout);
 
+    let database = config
+        .database
+        .clone()
+        .unwrap_or_else(|| Database::Sqlite(dir.database()));
+    let new_deployment = !holds_deployment(&database).await.map_err(domain)?;
     let escrow = key_file(
         &config.escrow_key,
-        !dir.database().exists(),
+        new_deployment,
         "the escrow key",
         "this data directory's records are wrapped for an escrow key: restore the file (or point --escrow-key at it)",
     )?;
@@ -278,7 +287,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
     let blobs = BlobStore::local(&dir.blobs())
         .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
     let options = Options {
-        database: dir.database(),
+        database,
         ledger,
         blobs,
         escrow,
@@ -346,11 +355,12 @@ async fn serve_rpc(
     ))
 }
 
-/// `medledger verify`'s second half: every stored report of the deployment in `data_dir`
-/// against its anchor, on the stored chain (opened read-only behind a loopback JSON-RPC, as the
-/// ledger client needs one) or on `chain_url`. Changes nothing.
+/// `medledger verify`'s second half: every stored report of the deployment in `data_dir` (its
+/// app database in `database`) against its anchor, on the stored chain (opened read-only behind
+/// a loopback JSON-RPC, as the ledger client needs one) or on `chain_url`. Changes nothing.
 pub async fn verify_reports(
     data_dir: &Path,
+    database: &Database,
     chain_url: Option<String>,
 ) -> anyhow::Result<BlobReport> {
     let dir = DataDir(data_dir);
@@ -375,7 +385,7 @@ pub async fn verify_reports(
         let ledger = Ledger::connect(&url).await.map_err(domain)?;
         let blobs = BlobStore::local(&dir.blobs())
             .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
-        verify_store(&dir.database(), &ledger, &blobs)
+        verify_store(database, &ledger, &blobs)
             .await
             .map_err(|e| domain(e).context("verifying the reports"))
     }

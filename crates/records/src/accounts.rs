@@ -144,7 +144,7 @@ pub fn encryption_key(signer: &PrivateKeySigner) -> SecretKey {
     SecretKey::derive(signer.to_bytes().as_slice())
 }
 
-fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Account> {
+fn account_from_row(row: &crate::db::DbRow) -> Result<Account> {
     let role: String = row.try_get("role")?;
     let address: String = row.try_get("address")?;
     let enc: String = row.try_get("enc_public")?;
@@ -185,7 +185,7 @@ impl App {
         self.fund(signer.address()).await?;
         let inserted = sqlx::query(
             "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at, funded_wei, status)
-             VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, 'pending') RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, 'pending') RETURNING id",
         )
         .bind(username)
         .bind(role.as_str())
@@ -264,7 +264,7 @@ impl App {
         ] {
             self.drop_wraps(&object).await?;
         }
-        sqlx::query("DELETE FROM users WHERE address = ? AND status = 'pending'")
+        sqlx::query("DELETE FROM users WHERE address = $1 AND status = 'pending'")
             .bind(address_key(account))
             .execute(self.db())
             .await?;
@@ -272,7 +272,7 @@ impl App {
     }
 
     pub async fn account_by_name(&self, username: &str) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM users WHERE username = ?")
+        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(self.db())
             .await?;
@@ -280,7 +280,7 @@ impl App {
     }
 
     pub async fn account_by_address(&self, address: Address) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM users WHERE address = ?")
+        let row = sqlx::query("SELECT * FROM users WHERE address = $1")
             .bind(address_key(address))
             .fetch_optional(self.db())
             .await?;
@@ -288,7 +288,7 @@ impl App {
     }
 
     pub async fn accounts_with_role(&self, role: Role) -> Result<Vec<Account>> {
-        let rows = sqlx::query("SELECT * FROM users WHERE role = ? ORDER BY id")
+        let rows = sqlx::query("SELECT * FROM users WHERE role = $1 ORDER BY id")
             .bind(role.as_str())
             .fetch_all(self.db())
             .await?;
@@ -312,10 +312,11 @@ impl App {
     ) -> Result<Person> {
         let refused = || Error::new(Kind::Unauthenticated, "wrong user name or password");
         let now = unix_now();
-        let failures = sqlx::query("SELECT count, first_at FROM login_failures WHERE username = ?")
-            .bind(username)
-            .fetch_optional(self.db())
-            .await?;
+        let failures =
+            sqlx::query("SELECT count, first_at FROM login_failures WHERE username = $1")
+                .bind(username)
+                .fetch_optional(self.db())
+                .await?;
         if let Some(row) = failures {
             let count: i64 = row.try_get("count")?;
             let first_at: i64 = row.try_get("first_at")?;
@@ -326,7 +327,7 @@ impl App {
                 ));
             }
         }
-        let row = sqlx::query("SELECT * FROM users WHERE username = ?")
+        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(self.db())
             .await?;
@@ -391,7 +392,7 @@ impl App {
         } else {
             person.must_set_up_second_factor = self.second_factor_required(person.role);
         }
-        sqlx::query("DELETE FROM login_failures WHERE username = ?")
+        sqlx::query("DELETE FROM login_failures WHERE username = $1")
             .bind(username)
             .execute(self.db())
             .await?;
@@ -401,10 +402,10 @@ impl App {
     async fn count_failure(&self, username: &str, now: i64) -> Result<()> {
         // A window that has passed starts again at one.
         sqlx::query(
-            "INSERT INTO login_failures (username, count, first_at) VALUES (?, 1, ?)
+            "INSERT INTO login_failures (username, count, first_at) VALUES ($1, 1, $2)
              ON CONFLICT (username) DO UPDATE SET
-               count = CASE WHEN ? - first_at >= ? THEN 1 ELSE count + 1 END,
-               first_at = CASE WHEN ? - first_at >= ? THEN ? ELSE first_at END",
+               count = CASE WHEN $3 - first_at >= $4 THEN 1 ELSE count + 1 END,
+               first_at = CASE WHEN $5 - first_at >= $6 THEN $7 ELSE first_at END",
         )
         .bind(username)
         .bind(now)
@@ -421,7 +422,7 @@ impl App {
     /// Changes a password: re-seals the keystore and the hash under the new one.
     pub async fn change_password(&self, person: &Person, current: &str, new: &str) -> Result<()> {
         check_password(new)?;
-        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
             .bind(person.id)
             .fetch_one(self.db())
             .await?;
@@ -439,7 +440,7 @@ impl App {
         if !matches {
             return Err(Error::forbidden("the current password is wrong"));
         }
-        sqlx::query("UPDATE users SET keystore = ?, password_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET keystore = $1, password_hash = $2 WHERE id = $3")
             .bind(keystore)
             .bind(new_hash)
             .bind(person.id)
@@ -450,7 +451,7 @@ impl App {
 
     /// The ether `person` was given at creation, in wei.
     pub async fn funded_wei(&self, person: &Person) -> Result<alloy::primitives::U256> {
-        let text: String = sqlx::query_scalar("SELECT funded_wei FROM users WHERE id = ?")
+        let text: String = sqlx::query_scalar("SELECT funded_wei FROM users WHERE id = $1")
             .bind(person.id)
             .fetch_one(self.db())
             .await?;
@@ -460,7 +461,7 @@ impl App {
     /// The person's keystore JSON (still encrypted under their password), for download.
     pub async fn keystore(&self, person: &Person) -> Result<String> {
         Ok(
-            sqlx::query_scalar("SELECT keystore FROM users WHERE id = ?")
+            sqlx::query_scalar("SELECT keystore FROM users WHERE id = $1")
                 .bind(person.id)
                 .fetch_one(self.db())
                 .await?,

@@ -3,8 +3,6 @@
 //! new admin account; later starts refuse a database that belongs to another chain.
 
 use std::{
-    path::Path,
-    str::FromStr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -15,14 +13,11 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use medledger_vault::{BlobStore, SecretKey};
-use sqlx::{
-    SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-};
 
 use crate::{
     accounts::{self, address_key},
     contracts::{Consent, Records, Registry},
+    db::{self, Database, Db, Engine},
     error::{Error, Result},
     ledger::{Contracts, Ledger},
     model::Role,
@@ -46,8 +41,8 @@ pub(crate) fn random_b256() -> alloy::primitives::B256 {
 
 /// Everything the application needs, validated by the binary.
 pub struct Options {
-    /// SQLite database file.
-    pub database: std::path::PathBuf,
+    /// The app database: a SQLite file, or PostgreSQL.
+    pub database: Database,
     pub ledger: Ledger,
     pub blobs: BlobStore,
     /// Opens what was wrapped for declared emergencies; kept outside the data directory.
@@ -81,7 +76,8 @@ pub struct App {
 }
 
 struct Inner {
-    db: SqlitePool,
+    db: Db,
+    engine: Engine,
     ledger: Ledger,
     contracts: Contracts,
     blobs: BlobStore,
@@ -102,6 +98,7 @@ pub const ADMIN_USERNAME: &str = "admin";
 impl App {
     /// Opens (and on first start, sets up) the application.
     pub async fn open(options: Options) -> Result<(App, Option<Bootstrap>)> {
+        let engine = options.database.engine();
         let db = open_database(&options.database).await?;
         let escrow_public = options.escrow.public_key();
         match setting(&db, "escrow_public").await? {
@@ -137,6 +134,7 @@ impl App {
         let app = App {
             inner: Arc::new(Inner {
                 db,
+                engine,
                 ledger: options.ledger,
                 contracts,
                 blobs: options.blobs,
@@ -174,8 +172,13 @@ impl App {
         }
     }
 
-    pub fn db(&self) -> &SqlitePool {
+    pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Which engine the app database runs on.
+    pub fn engine(&self) -> Engine {
+        self.inner.engine
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -337,13 +340,8 @@ pub const CONTRACTS_VERSION: &str = "2";
 
 /// Refuses a database whose deployment runs other contracts (looked at before migrating, so
 /// an old deployment is left exactly as it was).
-async fn check_contracts_version(db: &SqlitePool) -> Result<()> {
-    let has_settings: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings')",
-    )
-    .fetch_one(db)
-    .await?;
-    if !has_settings || setting(db, "registry").await?.is_none() {
+async fn check_contracts_version(db: &Db, engine: Engine) -> Result<()> {
+    if !db::has_table(db, engine, "settings").await? || setting(db, "registry").await?.is_none() {
         return Ok(());
     }
     match setting(db, "contracts_version").await?.as_deref() {
@@ -355,41 +353,25 @@ async fn check_contracts_version(db: &SqlitePool) -> Result<()> {
     }
 }
 
-async fn open_database(path: &Path) -> Result<SqlitePool> {
-    let options = SqliteConnectOptions::from_str("sqlite://")
-        .map_err(|e| Error::internal("sqlite options", e))?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // Every acknowledged write is on disk before the answer goes out.
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    let db = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await
-        .map_err(|e| Error::internal("opening the database", e))?;
-    check_contracts_version(&db).await?;
-    sqlx::migrate!("./migrations")
-        .run(&db)
-        .await
-        .map_err(|e| Error::internal("migrating the database", e))?;
+async fn open_database(database: &Database) -> Result<Db> {
+    let db = db::connect(database, false).await?;
+    check_contracts_version(&db, database.engine()).await?;
+    db::migrate(&db, database.engine()).await?;
     Ok(db)
 }
 
-async fn setting(db: &SqlitePool, key: &str) -> Result<Option<String>> {
+async fn setting(db: &Db, key: &str) -> Result<Option<String>> {
     Ok(
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_optional(db)
             .await?,
     )
 }
 
-async fn put_setting(db: &SqlitePool, key: &str, value: &str) -> Result<()> {
+async fn put_setting(db: &Db, key: &str, value: &str) -> Result<()> {
     sqlx::query(
-        "INSERT INTO settings (key, value) VALUES (?, ?)
+        "INSERT INTO settings (key, value) VALUES ($1, $2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )
     .bind(key)
@@ -399,7 +381,7 @@ async fn put_setting(db: &SqlitePool, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn load_contracts(db: &SqlitePool) -> Result<Option<(u64, Contracts)>> {
+pub(crate) async fn load_contracts(db: &Db) -> Result<Option<(u64, Contracts)>> {
     let get = |key: &'static str| async move { setting(db, key).await };
     let (Some(chain), Some(registry), Some(records), Some(consent), Some(at)) = (
         get("chain_id").await?,
@@ -440,7 +422,7 @@ async fn fund(ledger: &Ledger, funder: &PrivateKeySigner, to: Address, wei: U256
 }
 
 /// Creates the admin account and deploys the contracts signed by it.
-async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, Bootstrap)> {
+async fn first_start(db: &Db, options: &Options) -> Result<(Contracts, Bootstrap)> {
     let (password, generated) = match &options.admin_password {
         Some(p) => {
             accounts::check_password(p).map_err(|e| {
@@ -454,7 +436,7 @@ async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, B
         }
     };
     // A half-finished earlier first start may have left an admin row: start it over.
-    sqlx::query("DELETE FROM users WHERE username = ?")
+    sqlx::query("DELETE FROM users WHERE username = $1")
         .bind(ADMIN_USERNAME)
         .execute(db)
         .await?;
@@ -477,7 +459,7 @@ async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, B
     let keystore = accounts::encrypt_keystore(&signer, &password)?;
     sqlx::query(
         "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at, funded_wei)
-         VALUES (?, 'admin', ?, ?, ?, ?, NULL, ?, ?)",
+         VALUES ($1, 'admin', $2, $3, $4, $5, NULL, $6, $7)",
     )
     .bind(ADMIN_USERNAME)
     .bind(address_key(signer.address()))
@@ -497,7 +479,7 @@ async fn first_start(db: &SqlitePool, options: &Options) -> Result<(Contracts, B
         ("deployed_at", contracts.deployed_at.to_string()),
         ("contracts_version", CONTRACTS_VERSION.to_string()),
     ] {
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?)")
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2)")
             .bind(key)
             .bind(value)
             .execute(&mut *tx)

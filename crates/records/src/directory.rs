@@ -417,7 +417,7 @@ impl App {
             (object, dek, sealed)
         });
         let also = async |account: &Account| {
-            sqlx::query("UPDATE users SET profile = ?, contact = ? WHERE id = ?")
+            sqlx::query("UPDATE users SET profile = $1, contact = $2 WHERE id = $3")
                 .bind(&sealed[0].2)
                 .bind(&sealed[1].2)
                 .bind(account.id)
@@ -532,8 +532,8 @@ impl App {
             return Ok(None);
         };
         let sql = match object {
-            ObjectId::Contact(_) => "SELECT contact FROM users WHERE address = ?",
-            _ => "SELECT profile FROM users WHERE address = ?",
+            ObjectId::Contact(_) => "SELECT contact FROM users WHERE address = $1",
+            _ => "SELECT profile FROM users WHERE address = $1",
         };
         let sealed: Option<Vec<u8>> = sqlx::query_scalar(sql)
             .bind(address_key(patient))

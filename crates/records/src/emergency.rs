@@ -92,7 +92,7 @@ impl App {
         let stored = async {
             sqlx::query(
                 "INSERT INTO emergencies (object, patient, doctor, reason, created_at)
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(object.to_string())
             .bind(address_key(patient))
@@ -152,13 +152,15 @@ impl App {
         let Some(declared) = receipt.decoded_log::<Consent::EmergencyDeclared>() else {
             return Err(Error::internal("emergency", "no EmergencyDeclared event"));
         };
-        sqlx::query("UPDATE emergencies SET until = ?, tx_hash = ?, chain_id = ? WHERE object = ?")
-            .bind(declared.data.until as i64)
-            .bind(receipt.transaction_hash.to_string())
-            .bind(i64::try_from(declared.data.id).unwrap_or(i64::MAX))
-            .bind(object)
-            .execute(self.db())
-            .await?;
+        sqlx::query(
+            "UPDATE emergencies SET until = $1, tx_hash = $2, chain_id = $3 WHERE object = $4",
+        )
+        .bind(declared.data.until as i64)
+        .bind(receipt.transaction_hash.to_string())
+        .bind(i64::try_from(declared.data.id).unwrap_or(i64::MAX))
+        .bind(object)
+        .execute(self.db())
+        .await?;
         Ok(())
     }
 
@@ -285,7 +287,7 @@ impl App {
         tx_hash: &B256,
     ) -> Result<Option<String>> {
         let row: Option<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT object, reason FROM emergencies WHERE tx_hash = ?")
+            sqlx::query_as("SELECT object, reason FROM emergencies WHERE tx_hash = $1")
                 .bind(tx_hash.to_string())
                 .fetch_optional(self.db())
                 .await?;

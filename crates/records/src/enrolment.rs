@@ -154,7 +154,7 @@ impl App {
         let stored = async {
             sqlx::query(
                 "INSERT INTO invites (invite_key, token_hash, role, name, hospital_id, created_by, created_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(address_key(key.address()))
             .bind(token_hash(token))
@@ -192,7 +192,7 @@ impl App {
 
     /// What an enrolment link is for, as the chain says now.
     pub async fn enrolment(&self, token: &str) -> Result<InviteView> {
-        let row = sqlx::query("SELECT invite_key FROM invites WHERE token_hash = ?")
+        let row = sqlx::query("SELECT invite_key FROM invites WHERE token_hash = $1")
             .bind(token_hash(token))
             .fetch_optional(self.db())
             .await?

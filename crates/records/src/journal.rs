@@ -92,7 +92,7 @@ impl App {
         let follow_json =
             serde_json::to_string(&follow).map_err(|e| Error::internal("journal", e))?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO chain_writes (follow, state, created_at) VALUES (?, 'intent', ?) RETURNING id",
+            "INSERT INTO chain_writes (follow, state, created_at) VALUES ($1, 'intent', $2) RETURNING id",
         )
         .bind(&follow_json)
         .bind(unix_now())
@@ -112,8 +112,8 @@ impl App {
             }
         };
         sqlx::query(
-            "UPDATE chain_writes SET state = 'pending', sender = ?, nonce = ?, tx_hash = ?, raw = ?
-             WHERE id = ?",
+            "UPDATE chain_writes SET state = 'pending', sender = $1, nonce = $2, tx_hash = $3, raw = $4
+             WHERE id = $5",
         )
         .bind(address_key(signer.address()))
         .bind(signed.nonce as i64)
@@ -150,7 +150,7 @@ impl App {
         }
         self.succeed(follow, receipt, secret).await?;
         sqlx::query(
-            "UPDATE chain_writes SET state = 'done', raw = NULL, resolved_at = ? WHERE id = ?",
+            "UPDATE chain_writes SET state = 'done', raw = NULL, resolved_at = $1 WHERE id = $2",
         )
         .bind(unix_now())
         .bind(id)
@@ -163,7 +163,7 @@ impl App {
     async fn settle_failed(&self, id: i64, follow: &Follow) -> Result<()> {
         self.fail(follow).await?;
         sqlx::query(
-            "UPDATE chain_writes SET state = 'failed', raw = NULL, resolved_at = ? WHERE id = ?",
+            "UPDATE chain_writes SET state = 'failed', raw = NULL, resolved_at = $1 WHERE id = $2",
         )
         .bind(unix_now())
         .bind(id)
@@ -181,7 +181,7 @@ impl App {
         match follow {
             Follow::Nothing => {}
             Follow::AnchorRecord { record } => {
-                sqlx::query("UPDATE records SET tx_hash = ?, block_number = ? WHERE id = ?")
+                sqlx::query("UPDATE records SET tx_hash = $1, block_number = $2 WHERE id = $3")
                     .bind(receipt.transaction_hash.to_string())
                     .bind(receipt.block_number.unwrap_or_default() as i64)
                     .bind(record.to_string())
@@ -189,7 +189,7 @@ impl App {
                     .await?;
             }
             Follow::Register { account } => {
-                sqlx::query("UPDATE users SET status = 'active' WHERE address = ?")
+                sqlx::query("UPDATE users SET status = 'active' WHERE address = $1")
                     .bind(address_key(*account))
                     .execute(self.db())
                     .await?;
@@ -197,7 +197,7 @@ impl App {
                 if let Some(accepted) =
                     receipt.decoded_log::<crate::contracts::Registry::InviteAccepted>()
                 {
-                    sqlx::query("UPDATE invites SET used_by = ? WHERE invite_key = ?")
+                    sqlx::query("UPDATE invites SET used_by = $1 WHERE invite_key = $2")
                         .bind(address_key(*account))
                         .bind(address_key(accepted.data.inviteKey))
                         .execute(self.db())
@@ -210,7 +210,7 @@ impl App {
             }
             Follow::Emergency { object } => self.emergency_mined(object, receipt).await?,
             Follow::Invite { key } => {
-                sqlx::query("UPDATE invites SET tx_hash = ? WHERE invite_key = ?")
+                sqlx::query("UPDATE invites SET tx_hash = $1 WHERE invite_key = $2")
                     .bind(receipt.transaction_hash.to_string())
                     .bind(address_key(*key))
                     .execute(self.db())
@@ -226,7 +226,7 @@ impl App {
             Follow::AnchorRecord { record } => self.forget_record(record).await?,
             Follow::Register { account } => self.forget_account(*account).await?,
             Follow::Invite { key } => {
-                sqlx::query("DELETE FROM invites WHERE invite_key = ? AND used_by IS NULL")
+                sqlx::query("DELETE FROM invites WHERE invite_key = $1 AND used_by IS NULL")
                     .bind(address_key(*key))
                     .execute(self.db())
                     .await?;
@@ -234,7 +234,7 @@ impl App {
             Follow::Emergency { object } => {
                 self.drop_wraps(&crate::wraps::ObjectId::parse(object)?)
                     .await?;
-                sqlx::query("DELETE FROM emergencies WHERE object = ?")
+                sqlx::query("DELETE FROM emergencies WHERE object = $1")
                     .bind(object)
                     .execute(self.db())
                     .await?;
@@ -250,7 +250,7 @@ impl App {
         let before = unix_now() - min_age_secs;
         let rows = sqlx::query(
             "SELECT id, follow, state, sender, nonce, tx_hash, raw FROM chain_writes
-             WHERE state IN ('intent', 'pending') AND created_at <= ? ORDER BY id",
+             WHERE state IN ('intent', 'pending') AND created_at <= $1 ORDER BY id",
         )
         .bind(before)
         .fetch_all(self.db())

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod contracts;
+pub mod db;
 pub mod demo;
 pub mod directory;
 pub mod disclosure;

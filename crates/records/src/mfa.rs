@@ -60,7 +60,7 @@ impl App {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
         let totp = totp(secret.clone(), &person.username)?;
         let sealed = self.seal_secret(person, true, &secret).await?;
-        sqlx::query("UPDATE users SET mfa_pending = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET mfa_pending = $1 WHERE id = $2")
             .bind(sealed)
             .bind(person.id)
             .execute(self.db())
@@ -85,7 +85,7 @@ impl App {
         let sealed = self.seal_secret(person, false, &secret).await?;
         self.drop_wraps(&object(person, true)).await?;
         sqlx::query(
-            "UPDATE users SET mfa_secret = ?, mfa_pending = NULL, mfa_last_step = ? WHERE id = ?",
+            "UPDATE users SET mfa_secret = $1, mfa_pending = NULL, mfa_last_step = $2 WHERE id = $3",
         )
         .bind(sealed)
         .bind(step as i64)
@@ -106,7 +106,7 @@ impl App {
             return Err(Error::conflict("no second factor is on"));
         }
         self.check_second_factor(person, code).await?;
-        sqlx::query("UPDATE users SET mfa_secret = NULL WHERE id = ?")
+        sqlx::query("UPDATE users SET mfa_secret = NULL WHERE id = $1")
             .bind(person.id)
             .execute(self.db())
             .await?;
@@ -122,7 +122,7 @@ impl App {
     /// Whether the person has a second factor on.
     pub async fn second_factor_on(&self, person: &Person) -> Result<bool> {
         let on: Option<i64> =
-            sqlx::query_scalar("SELECT mfa_secret IS NOT NULL FROM users WHERE id = ?")
+            sqlx::query_scalar("SELECT mfa_secret IS NOT NULL FROM users WHERE id = $1")
                 .bind(person.id)
                 .fetch_optional(self.db())
                 .await?;
@@ -140,7 +140,7 @@ impl App {
             .check(code.trim(), unix_now() as u64)
             .ok_or_else(wrong_code)?;
         let moved =
-            sqlx::query("UPDATE users SET mfa_last_step = ? WHERE id = ? AND mfa_last_step < ?")
+            sqlx::query("UPDATE users SET mfa_last_step = $1 WHERE id = $2 AND mfa_last_step < $3")
                 .bind(step as i64)
                 .bind(person.id)
                 .bind(step as i64)
@@ -165,9 +165,9 @@ impl App {
 
     async fn sealed_secret(&self, person: &Person, pending: bool) -> Result<Option<Vec<u8>>> {
         let sql = if pending {
-            "SELECT mfa_pending AS sealed FROM users WHERE id = ?"
+            "SELECT mfa_pending AS sealed FROM users WHERE id = $1"
         } else {
-            "SELECT mfa_secret AS sealed FROM users WHERE id = ?"
+            "SELECT mfa_secret AS sealed FROM users WHERE id = $1"
         };
         let row = sqlx::query(sql)
             .bind(person.id)

@@ -172,7 +172,7 @@ fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
         .map_err(|_| Error::internal("stored record", format!("bad {what}")))
 }
 
-fn row_from(row: &sqlx::sqlite::SqliteRow) -> Result<Row_> {
+fn row_from(row: &crate::db::DbRow) -> Result<Row_> {
     let kind: i64 = row.try_get("kind")?;
     let tx: Option<String> = row.try_get("tx_hash")?;
     let block: Option<i64> = row.try_get("block_number")?;
@@ -201,7 +201,7 @@ impl App {
     pub(crate) async fn forget_record(&self, id: &B256) -> Result<()> {
         let object = object_id(id);
         self.drop_wraps(&object).await?;
-        sqlx::query("DELETE FROM records WHERE id = ?")
+        sqlx::query("DELETE FROM records WHERE id = $1")
             .bind(object.to_string())
             .execute(self.db())
             .await?;
@@ -210,7 +210,7 @@ impl App {
     }
 
     pub(crate) async fn record_row(&self, id: &B256) -> Result<Row_> {
-        let row = sqlx::query("SELECT * FROM records WHERE id = ? AND tx_hash IS NOT NULL")
+        let row = sqlx::query("SELECT * FROM records WHERE id = $1 AND tx_hash IS NOT NULL")
             .bind(object_id(id).to_string())
             .fetch_optional(self.db())
             .await?
@@ -223,10 +223,10 @@ impl App {
     pub(crate) async fn record_rows(&self, whose: Whose, who: Address) -> Result<Vec<Row_>> {
         let sql = match whose {
             Whose::Patient => {
-                "SELECT * FROM records WHERE patient = ? AND tx_hash IS NOT NULL ORDER BY created_at, id"
+                "SELECT * FROM records WHERE patient = $1 AND tx_hash IS NOT NULL ORDER BY created_at, id"
             }
             Whose::Author => {
-                "SELECT * FROM records WHERE author = ? AND tx_hash IS NOT NULL ORDER BY created_at, id"
+                "SELECT * FROM records WHERE author = $1 AND tx_hash IS NOT NULL ORDER BY created_at, id"
             }
         };
         let rows = sqlx::query(sql)
@@ -383,7 +383,7 @@ impl App {
             self.blobs().put(&blob_key(&id), sealed).await?;
             sqlx::query(
                 "INSERT INTO records (id, patient, author, kind, meta, content_hash, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(object.to_string())
             .bind(address_key(patient))

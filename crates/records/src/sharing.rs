@@ -272,7 +272,7 @@ impl App {
             let g = granted.inner.data;
             sqlx::query(
                 "INSERT INTO grants (id, patient, doctor, hospital_id, tx_hash, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
             )
             .bind(i64::try_from(g.id).unwrap_or(i64::MAX))
             .bind(address_key(g.patient))
@@ -312,7 +312,7 @@ impl App {
     async fn grants_to(&self, doctor: &Person) -> Result<Vec<GrantView>> {
         let hospital = self.doctor(doctor.address).await?.hospital_id as i64;
         let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM grants WHERE doctor = ? OR hospital_id = ? ORDER BY id",
+            "SELECT id FROM grants WHERE doctor = $1 OR hospital_id = $2 ORDER BY id",
         )
         .bind(address_key(doctor.address))
         .bind(hospital)
@@ -495,7 +495,7 @@ impl App {
         }
         let now = self.ledger().now().await?;
         let rows = sqlx::query(
-            "SELECT DISTINCT patient FROM emergencies WHERE doctor = ? AND tx_hash IS NOT NULL",
+            "SELECT DISTINCT patient FROM emergencies WHERE doctor = $1 AND tx_hash IS NOT NULL",
         )
         .bind(address_key(doctor.address))
         .fetch_all(self.db())

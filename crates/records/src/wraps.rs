@@ -104,7 +104,7 @@ impl App {
     ) -> Result<()> {
         let wrapped = medledger_vault::wrap(public, dek, &object.aad());
         sqlx::query(
-            "INSERT INTO wraps (object_id, reader, wrapped) VALUES (?, ?, ?)
+            "INSERT INTO wraps (object_id, reader, wrapped) VALUES ($1, $2, $3)
              ON CONFLICT (object_id, reader) DO NOTHING",
         )
         .bind(object.to_string())
@@ -123,7 +123,7 @@ impl App {
         secret: &SecretKey,
     ) -> Result<Option<Dek>> {
         let wrapped: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT wrapped FROM wraps WHERE object_id = ? AND reader = ?")
+            sqlx::query_scalar("SELECT wrapped FROM wraps WHERE object_id = $1 AND reader = $2")
                 .bind(object.to_string())
                 .bind(reader.key())
                 .fetch_optional(self.db())
@@ -147,7 +147,7 @@ impl App {
 
     /// Who holds a wrapped key to `object`.
     pub(crate) async fn readers_of(&self, object: &ObjectId) -> Result<Vec<Reader>> {
-        let keys: Vec<String> = sqlx::query_scalar("SELECT reader FROM wraps WHERE object_id = ?")
+        let keys: Vec<String> = sqlx::query_scalar("SELECT reader FROM wraps WHERE object_id = $1")
             .bind(object.to_string())
             .fetch_all(self.db())
             .await?;
@@ -156,7 +156,7 @@ impl App {
 
     /// Takes `reader`'s wrapped key to `object` away.
     pub(crate) async fn drop_wrap(&self, object: &ObjectId, reader: Reader) -> Result<()> {
-        sqlx::query("DELETE FROM wraps WHERE object_id = ? AND reader = ?")
+        sqlx::query("DELETE FROM wraps WHERE object_id = $1 AND reader = $2")
             .bind(object.to_string())
             .bind(reader.key())
             .execute(self.db())
@@ -166,7 +166,7 @@ impl App {
 
     /// Takes every wrapped key to `object` away.
     pub(crate) async fn drop_wraps(&self, object: &ObjectId) -> Result<()> {
-        sqlx::query("DELETE FROM wraps WHERE object_id = ?")
+        sqlx::query("DELETE FROM wraps WHERE object_id = $1")
             .bind(object.to_string())
             .execute(self.db())
             .await?;

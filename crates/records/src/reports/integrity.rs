@@ -1,20 +1,18 @@
 //! Whether stored reports still match what the chain anchors: one record as it is opened, and
 //! every record and every anchor for `medledger verify`.
 
-use std::path::Path;
-
 use alloy::{
     primitives::{B256, keccak256},
     providers::DynProvider,
     sol_types::SolEvent,
 };
 use medledger_vault::BlobStore;
-use sqlx::{SqlitePool, sqlite::SqliteConnectOptions};
 
 use super::{Row_, blob_key, object_id, row_from};
 use crate::{
     app::App,
     contracts::Records,
+    db::{self, Database, Db},
     error::{Error, Result},
     ledger::Ledger,
     model::Integrity,
@@ -90,7 +88,7 @@ pub(super) async fn check_blob(
 }
 
 async fn verify_rows(
-    db: &SqlitePool,
+    db: &Db,
     ledger: &Ledger,
     records: &Records::RecordsInstance<DynProvider>,
     deployed_at: u64,
@@ -121,7 +119,7 @@ async fn verify_rows(
         let anchored = Records::RecordAnchored::decode_log_data(log.data())
             .map_err(|e| Error::internal("RecordAnchored", e))?;
         report.anchors += 1;
-        let stored: Option<String> = sqlx::query_scalar("SELECT id FROM records WHERE id = ?")
+        let stored: Option<String> = sqlx::query_scalar("SELECT id FROM records WHERE id = $1")
             .bind(object_id(&anchored.id).to_string())
             .fetch_optional(db)
             .await?;
@@ -135,16 +133,11 @@ async fn verify_rows(
 /// `medledger verify`'s second half: every blob of the deployment in `database` against its
 /// anchor on the chain `ledger` speaks to. Opens the database read-only and changes nothing.
 pub async fn verify_store(
-    database: &Path,
+    database: &Database,
     ledger: &Ledger,
     blobs: &BlobStore,
 ) -> Result<BlobReport> {
-    let options = SqliteConnectOptions::new()
-        .filename(database)
-        .read_only(true);
-    let db = SqlitePool::connect_with(options)
-        .await
-        .map_err(|e| Error::invalid(format!("cannot open {}: {e}", database.display())))?;
+    let db = db::connect(database, true).await?;
     let (chain_id, contracts) = crate::app::load_contracts(&db)
         .await?
         .ok_or_else(|| Error::invalid("this database has no deployment yet"))?;

@@ -121,7 +121,7 @@ async fn a_doctor_without_a_grant_cannot_decrypt_a_full_copy_of_the_data_directo
     let keystore_of = |name: &'static str| {
         let db = db.clone();
         async move {
-            let row = sqlx::query("SELECT keystore FROM users WHERE username = ?")
+            let row = sqlx::query("SELECT keystore FROM users WHERE username = $1")
                 .bind(name)
                 .fetch_one(&db)
                 .await

@@ -358,7 +358,7 @@ async fn an_expired_grant_reveals_nothing_and_a_narrow_grant_only_what_it_needs(
         .await;
     assert_eq!(list["records"][0]["meta"]["title"], "Thyroid panel");
     let wraps: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM wraps WHERE reader = ? AND object_id LIKE 'profile:%'",
+        "SELECT COUNT(*) FROM wraps WHERE reader = $1 AND object_id LIKE 'profile:%'",
     )
     .bind(research_address.to_lowercase())
     .fetch_one(t.app.db())
@@ -368,7 +368,7 @@ async fn an_expired_grant_reveals_nothing_and_a_narrow_grant_only_what_it_needs(
 
     // The grant (30 days) expires; the doctor's wrapped keys are still stored.
     t.advance(31 * 86_400).await;
-    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM wraps WHERE reader = ?")
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM wraps WHERE reader = $1")
         .bind(doctor_address.to_lowercase())
         .fetch_one(t.app.db())
         .await
