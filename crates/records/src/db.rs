@@ -103,7 +103,7 @@ impl Database {
 }
 
 /// Opens the pool (creating a SQLite file if missing, unless `read_only`), without migrating.
-pub(crate) async fn connect(database: &Database, read_only: bool) -> Result<Db> {
+pub async fn connect(database: &Database, read_only: bool) -> Result<Db> {
     sqlx::any::install_default_drivers();
     let unreachable = |e: sqlx::Error| {
         Error::misconfigured(format!("cannot open the database ({database}): {e}"))
@@ -166,7 +166,7 @@ pub(crate) async fn connect(database: &Database, read_only: bool) -> Result<Db> 
 }
 
 /// Brings the schema up to date with this engine's migrations.
-pub(crate) async fn migrate(db: &Db, engine: Engine) -> Result<()> {
+pub async fn migrate(db: &Db, engine: Engine) -> Result<()> {
     let migrated = match engine {
         Engine::Sqlite => sqlx::migrate!("./migrations/sqlite").run(db).await,
         Engine::Postgres => sqlx::migrate!("./migrations/postgres").run(db).await,
@@ -175,7 +175,7 @@ pub(crate) async fn migrate(db: &Db, engine: Engine) -> Result<()> {
 }
 
 /// Whether the database has a table named `table` (before any migration ran, it may not).
-pub(crate) async fn has_table(db: &Db, engine: Engine, table: &str) -> Result<bool> {
+pub async fn has_table(db: &Db, engine: Engine, table: &str) -> Result<bool> {
     let query = match engine {
         Engine::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
         Engine::Postgres => {

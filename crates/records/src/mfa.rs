@@ -122,7 +122,10 @@ impl App {
     /// Whether the person has a second factor on.
     pub async fn second_factor_on(&self, person: &Person) -> Result<bool> {
         let on: Option<i64> =
-            sqlx::query_scalar("SELECT mfa_secret IS NOT NULL FROM users WHERE id = $1")
+            // An integer on every engine (a comparison is a boolean in PostgreSQL).
+            sqlx::query_scalar(
+                "SELECT CASE WHEN mfa_secret IS NULL THEN 0 ELSE 1 END FROM users WHERE id = $1",
+            )
                 .bind(person.id)
                 .fetch_optional(self.db())
                 .await?;

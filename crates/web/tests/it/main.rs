@@ -1,5 +1,6 @@
 //! The REST API driven over HTTP on a loopback port, as a client would, against the embedded node
-//! and against Ganache 7.9 (npm `ganache`, started by the tests).
+//! and against Ganache 7.9 (npm `ganache`, started by the tests), with the app database in SQLite
+//! or in a PostgreSQL server of the test's own.
 
 mod explorer;
 mod journal;
@@ -22,10 +23,15 @@ pub const PASSWORD: &str = "a long enough password";
 /// Uploads above this are refused in tests (the default is 25 MiB).
 pub const MAX_UPLOAD: usize = 1024 * 1024;
 
+/// What a test app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// The embedded node, SQLite, a blob directory: the defaults.
     Embedded,
+    /// Ganache for the chain.
     Ganache,
+    /// The embedded node, with the app database in PostgreSQL.
+    Postgres,
 }
 
 /// The chain a test app runs on, besides the system's own; held so it lives as long as the app.
@@ -50,6 +56,8 @@ pub struct TestApp {
     _keys: tempfile::TempDir,
     _system: medledger::System,
     _chain: Chain,
+    /// The PostgreSQL server of a `Backend::Postgres` app (dropped after the system).
+    _postgres: Option<medledger_testkit::Postgres>,
 }
 
 fn repo_root() -> PathBuf {
@@ -177,6 +185,12 @@ impl TestApp {
         proxied: bool,
         require_mfa: Vec<medledger_records::model::Role>,
     ) -> (TestApp, Option<ChainProxy>) {
+        // What the server logs (internal errors with their detail) shows with a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .with_ansi(false)
+            .try_init();
         let dev_funder = || {
             DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
                 .unwrap()
@@ -191,10 +205,17 @@ impl TestApp {
         config.max_upload_bytes = MAX_UPLOAD;
         config.require_mfa = require_mfa;
         let mut proxy = None;
+        let mut postgres = None;
+        if backend == Backend::Postgres {
+            let server = medledger_testkit::Postgres::start();
+            config.database =
+                Some(medledger_records::db::Database::from_url(&server.new_database()).unwrap());
+            postgres = Some(server);
+        }
         let chain = match (backend, proxied) {
             // The system's own embedded node, a dev chain here so tests can move its clock.
-            (Backend::Embedded, false) => Chain::Own,
-            (Backend::Embedded, true) => {
+            (Backend::Embedded | Backend::Postgres, false) => Chain::Own,
+            (Backend::Embedded | Backend::Postgres, true) => {
                 let node = Node::spawn(NodeConfig::test()).unwrap();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let url = format!("http://{}", listener.local_addr().unwrap());
@@ -246,6 +267,7 @@ impl TestApp {
             _keys: keys,
             _system: system,
             _chain: chain,
+            _postgres: postgres,
         };
         (app, proxy)
     }

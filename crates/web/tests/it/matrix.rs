@@ -52,6 +52,11 @@ async fn every_route_for_every_kind_of_caller_on_the_embedded_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_for_every_kind_of_caller_with_postgresql() {
+    matrix(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_for_every_kind_of_caller_on_ganache() {
     matrix(Backend::Ganache).await;
 }

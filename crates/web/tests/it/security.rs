@@ -31,7 +31,16 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_blob_is_refused_and_never_returned() {
-    let t = TestApp::spawn(Backend::Embedded).await;
+    tampered_blob(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_blob_is_refused_and_never_returned_with_postgresql() {
+    tampered_blob(Backend::Postgres).await;
+}
+
+async fn tampered_blob(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let (_, patient) = t.sign_up("tina", "Tina Tamper").await;
     let record = t
         .share(&patient, "X-ray", "original findings: normal", &[])
@@ -168,7 +177,16 @@ async fn a_doctor_without_a_grant_cannot_decrypt_a_full_copy_of_the_data_directo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_refused_and_change_nothing() {
-    let t = TestApp::spawn(Backend::Embedded).await;
+    bad_uploads(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_change_nothing_with_postgresql() {
+    bad_uploads(Backend::Postgres).await;
+}
+
+async fn bad_uploads(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     let (_, patient) = t.sign_up("ursula", "Ursula Upload").await;
     let blobs = || files(&t.dir.path().join("blobs")).len();
     let title = [("title", "scan")];

@@ -196,6 +196,11 @@ async fn the_papers_story_on_the_embedded_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_papers_story_with_postgresql() {
+    story(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_papers_story_on_ganache() {
     story(Backend::Ganache).await;
 }

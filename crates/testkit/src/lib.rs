@@ -1,0 +1,14 @@
+//! Real engines for tests, started by the tests themselves on loopback in temporary
+//! directories and stopped when dropped: PostgreSQL (Debian's `postgresql`, installed by
+//! `scripts/engine-deps`). A missing engine is a failure that says how to install it, never a
+//! skipped test.
+
+mod postgres;
+
+pub use postgres::Postgres;
+
+/// A free TCP port on 127.0.0.1 (bound and released: a server started right after gets it).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().expect("its address").port()
+}

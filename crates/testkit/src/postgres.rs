@@ -1,0 +1,200 @@
+//! A PostgreSQL server of the test's own: `initdb` in a temporary directory (as the `postgres`
+//! user when the tests run as root, which PostgreSQL refuses to run as), `pg_ctl start` on a
+//! free loopback port with its socket in that directory, `pg_ctl stop` when dropped.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// A running PostgreSQL server.
+pub struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_postgres: bool,
+    _dir: tempfile::TempDir,
+}
+
+const INSTALL: &str =
+    "PostgreSQL's server is missing: run scripts/engine-deps (or apt-get install postgresql)";
+
+/// Where Debian keeps the server programs (`/usr/lib/postgresql/VERSION/bin`), or PATH.
+fn bin_dir() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                .filter(|bin| bin.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    if let Some(newest) = versions.pop() {
+        return newest;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+        .unwrap_or_else(|| panic!("{INSTALL}"))
+}
+
+fn is_root() -> bool {
+    // The effective user, as `id -u` says (std has no portable call for it).
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+impl Postgres {
+    /// Starts a new server (about a second: initdb, then start).
+    pub fn start() -> Postgres {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("medledger-pg-")
+            .tempdir()
+            .expect("a temporary directory for PostgreSQL");
+        let as_postgres = is_root();
+        if as_postgres {
+            // The server runs as `postgres`: it must own its directory.
+            let chown = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .output()
+                .expect("running chown");
+            check("chown", &chown);
+        }
+        let data = dir.path().join("data");
+        let port = crate::free_port();
+        let pg = Postgres {
+            bin,
+            data,
+            port,
+            as_postgres,
+            _dir: dir,
+        };
+        let init = pg.run(
+            "initdb",
+            &[
+                "-D",
+                path_str(&pg.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        check("initdb", &init);
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
+            path_str(pg._dir.path())
+        );
+        let start = pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&pg.data),
+                "-o",
+                &options,
+                "-l",
+                path_str(&pg._dir.path().join("server.log")),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        );
+        if !start.status.success() {
+            let log =
+                std::fs::read_to_string(pg._dir.path().join("server.log")).unwrap_or_default();
+            panic!(
+                "pg_ctl start did not bring PostgreSQL up on 127.0.0.1:{port} within 30 s: {}{}\nserver log:\n{log}",
+                String::from_utf8_lossy(&start.stdout),
+                String::from_utf8_lossy(&start.stderr)
+            );
+        }
+        pg
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let path = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        command
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e} ({INSTALL})", path.display()))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A URL of a new, empty database on this server.
+    pub fn new_database(&self) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!("medledger_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let created = self.run(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                &name,
+            ],
+        );
+        check("createdb", &created);
+        self.url(&name)
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&self.data),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "10",
+                "stop",
+            ],
+        );
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+fn check(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
