@@ -94,6 +94,8 @@ pub struct Config {
     pub emergency_daily_cap: u8,
     pub max_upload_bytes: usize,
     pub require_mfa: Vec<Role>,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
     pub secure_cookies: bool,
     /// Seed the demo data (once).
     pub demo: bool,
@@ -127,6 +129,7 @@ impl Config {
             emergency_daily_cap: 3,
             max_upload_bytes: 25 * 1024 * 1024,
             require_mfa: Vec::new(),
+            session_idle: medledger_records::sessions::IDLE,
             secure_cookies: false,
             demo: false,
             receipt_timeout: Duration::from_secs(120),
@@ -298,6 +301,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         emergency_daily_cap: config.emergency_daily_cap,
         require_mfa: config.require_mfa,
         max_upload_bytes: config.max_upload_bytes,
+        session_idle: config.session_idle,
     };
     let (app, bootstrap) = App::open(options).await.map_err(domain)?;
     let demo = if config.demo {

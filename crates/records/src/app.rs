@@ -31,6 +31,14 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// 32 random bytes from the operating system: record ids, salts.
 pub(crate) fn random_b256() -> alloy::primitives::B256 {
     use rand::RngCore;
@@ -59,6 +67,8 @@ pub struct Options {
     pub max_upload_bytes: usize,
     /// Roles whose accounts must have a second factor (TOTP) to do anything.
     pub require_mfa: Vec<Role>,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
 }
 
 /// What a first start created, for the binary to print once.
@@ -87,6 +97,7 @@ struct Inner {
     emergency_window: Duration,
     max_upload_bytes: usize,
     require_mfa: Vec<Role>,
+    session_idle: Duration,
     dummy_hash: String,
     /// Password hashing and keystore sealing run on the blocking pool, this many at a time, so
     /// a burst of logins never stalls the async workers that answer everything else.
@@ -144,6 +155,7 @@ impl App {
                 emergency_window: options.emergency_window,
                 max_upload_bytes: options.max_upload_bytes,
                 require_mfa: options.require_mfa,
+                session_idle: options.session_idle,
                 dummy_hash: dummy_hash(),
                 kdf_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -221,6 +233,11 @@ impl App {
 
     pub fn max_upload_bytes(&self) -> usize {
         self.inner.max_upload_bytes
+    }
+
+    /// How long a session may go without a request.
+    pub fn session_idle(&self) -> Duration {
+        self.inner.session_idle
     }
 
     pub(crate) fn require_mfa(&self) -> &[Role] {

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod mfa;
 pub mod model;
 pub mod reports;
+pub mod sessions;
 pub mod sharing;
 pub mod wraps;
 

@@ -19,13 +19,12 @@ use axum::{
 use medledger_records::App;
 use serde::de::DeserializeOwned;
 
-use crate::{error::ApiError, pages::Templates, session::Sessions};
+use crate::{error::ApiError, pages::Templates};
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
     pub app: App,
-    pub sessions: Arc<Sessions>,
     pub templates: Arc<Templates>,
     /// Mark session cookies `Secure` (the server is behind HTTPS).
     pub secure_cookies: bool,
@@ -35,7 +34,6 @@ impl ApiState {
     pub fn new(app: App) -> ApiState {
         ApiState {
             app,
-            sessions: Arc::new(Sessions::default()),
             templates: Arc::new(Templates::load()),
             secure_cookies: false,
         }

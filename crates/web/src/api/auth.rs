@@ -36,10 +36,10 @@ pub(crate) async fn login(
         "username": person.username,
         "role": person.role.as_str(),
         "address": person.address,
-        "idle_timeout_seconds": session::IDLE.as_secs(),
+        "idle_timeout_seconds": state.app.session_idle().as_secs(),
         "must_set_up_second_factor": person.must_set_up_second_factor,
     });
-    let token = state.sessions.start(person);
+    let token = state.app.start_session(&person).await?;
     let mut answer = answer;
     answer["token"] = json!(token);
     Ok((
@@ -53,13 +53,13 @@ pub(crate) async fn login(
 }
 
 /// `POST /api/v1/auth/logout`.
-pub(crate) async fn logout(State(state): State<ApiState>, auth: Auth) -> Response {
-    state.sessions.end(&auth.token);
-    (
+pub(crate) async fn logout(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    state.app.end_session(&auth.token).await?;
+    Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, session::clear_cookie())],
     )
-        .into_response()
+        .into_response())
 }
 
 /// `GET /api/v1/me`: role, address, balance and second factor.
@@ -100,7 +100,7 @@ pub(crate) async fn confirm_mfa(
         .app
         .confirm_second_factor(&auth.person, &body.code)
         .await?;
-    state.sessions.lift_restriction(&auth.token);
+    state.app.lift_session_restriction(&auth.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -133,7 +133,10 @@ pub(crate) async fn change_password(
         .app
         .change_password(&auth.person, &body.current_password, &body.new_password)
         .await?;
-    state.sessions.end_others(auth.person.id, &auth.token);
+    state
+        .app
+        .end_other_sessions(auth.person.id, &auth.token)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

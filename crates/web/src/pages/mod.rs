@@ -145,8 +145,19 @@ impl FromRequestParts<ApiState> for Page {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Page, Response> {
-        let (person, restricted) = match token_of(parts).and_then(|t| state.sessions.lookup(&t)) {
-            Some((person, restricted)) => (Some(person), restricted),
+        let session = match token_of(parts) {
+            Some(token) => match state.app.session(&token).await {
+                Ok(session) => session,
+                Err(e) => {
+                    // The page is shown as to a visitor; what failed is logged.
+                    crate::error::log(&e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let (person, restricted) = match session {
+            Some(s) => (Some(s.person), s.restricted),
             None => (None, false),
         };
         let (csrf, new_csrf) = match cookie(&parts.headers, CSRF_COOKIE) {

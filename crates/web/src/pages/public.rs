@@ -107,7 +107,11 @@ async fn confirm_mfa(
     {
         Ok(()) => {
             if let Some(token) = session_token(&headers) {
-                state.sessions.lift_restriction(&token);
+                state
+                    .app
+                    .lift_session_restriction(&token)
+                    .await
+                    .or_page(&page, &state)?;
             }
             Ok(Redirect::to("/account?mfa=on").into_response())
         }
@@ -244,7 +248,10 @@ async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fie
                 true => "/account?mfa=required".to_string(),
                 false => next.unwrap_or_else(|| home_of(person.role).to_string()),
             };
-            let token = state.sessions.start(person);
+            let token = match state.app.start_session(&person).await {
+                Ok(token) => token,
+                Err(e) => return page.fail(&state, e),
+            };
             let mut response = Redirect::to(&to).into_response();
             if let Ok(v) = HeaderValue::from_str(&session::cookie(&token, state.secure_cookies)) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
@@ -270,8 +277,10 @@ async fn logout(
     if let Err(refused) = page.submitted(&state, &fields) {
         return refused;
     }
-    if let Some(token) = session_token(&headers) {
-        state.sessions.end(&token);
+    if let Some(token) = session_token(&headers)
+        && let Err(e) = state.app.end_session(&token).await
+    {
+        return page.fail(&state, e);
     }
     (
         [(header::SET_COOKIE, session::clear_cookie())],
@@ -340,7 +349,10 @@ async fn signup(State(state): State<ApiState>, page: Page, Form(fields): Form<Fi
     let Ok(person) = state.app.login(&signup.username, password).await else {
         return Redirect::to("/login").into_response();
     };
-    let token = state.sessions.start(person);
+    let token = match state.app.start_session(&person).await {
+        Ok(token) => token,
+        Err(e) => return page.fail(&state, e),
+    };
     let mut response = after_write("/patient", &tx.hash);
     if let Ok(v) = HeaderValue::from_str(&session::cookie(&token, state.secure_cookies)) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -415,7 +427,11 @@ async fn change_password(
         ));
     }
     if let Some(token) = session_token(&headers) {
-        state.sessions.end_others(me.id, &token);
+        state
+            .app
+            .end_other_sessions(me.id, &token)
+            .await
+            .or_page(&page, &state)?;
     }
     Ok(Redirect::to("/account?changed=1").into_response())
 }
