@@ -312,20 +312,28 @@ impl App {
     ) -> Result<Person> {
         let refused = || Error::new(Kind::Unauthenticated, "wrong user name or password");
         let now = unix_now();
-        let failures =
-            sqlx::query("SELECT count, first_at FROM login_failures WHERE username = $1")
-                .bind(username)
-                .fetch_optional(self.db())
-                .await?;
-        if let Some(row) = failures {
-            let count: i64 = row.try_get("count")?;
-            let first_at: i64 = row.try_get("first_at")?;
-            if now - first_at < FAILURE_WINDOW_SECS && count >= MAX_FAILURES {
-                return Err(Error::new(
-                    Kind::TooManyAttempts,
-                    "too many failed logins for this name; try again in 15 minutes",
-                ));
-            }
+        // This attempt is counted before anything is checked, in one statement that also says
+        // how many there have been in the window: guesses sent in parallel cannot all pass a
+        // check before any of them is counted. A login that succeeds clears the count.
+        let attempts: i64 = sqlx::query_scalar(
+            "INSERT INTO login_failures (username, count, first_at) VALUES ($1, 1, $2)
+             ON CONFLICT (username) DO UPDATE SET
+               count = CASE WHEN $2 - login_failures.first_at >= $3 THEN 1
+                            ELSE login_failures.count + 1 END,
+               first_at = CASE WHEN $2 - login_failures.first_at >= $3 THEN $2
+                               ELSE login_failures.first_at END
+             RETURNING count",
+        )
+        .bind(username)
+        .bind(now)
+        .bind(FAILURE_WINDOW_SECS)
+        .fetch_one(self.db())
+        .await?;
+        if attempts > MAX_FAILURES {
+            return Err(Error::new(
+                Kind::TooManyAttempts,
+                "too many failed logins for this name; try again in 15 minutes",
+            ));
         }
         let row = sqlx::query("SELECT * FROM users WHERE username = $1")
             .bind(username)
@@ -336,7 +344,6 @@ impl App {
             let (password, dummy) = (password.to_string(), self.dummy_hash().to_string());
             self.kdf(move || Ok(password_matches(&password, &dummy)))
                 .await?;
-            self.count_failure(username, now).await?;
             return Err(refused());
         };
         let hash: String = row.try_get("password_hash")?;
@@ -346,7 +353,6 @@ impl App {
                 .await?
         };
         if !matches {
-            self.count_failure(username, now).await?;
             return Err(refused());
         }
         if row.try_get::<String, _>("status")? == "pending" {
@@ -385,10 +391,7 @@ impl App {
                     "enter the code from your authenticator app too",
                 ));
             };
-            if let Err(e) = self.check_second_factor(&person, code).await {
-                self.count_failure(username, now).await?;
-                return Err(e);
-            }
+            self.check_second_factor(&person, code).await?;
         } else {
             person.must_set_up_second_factor = self.second_factor_required(person.role);
         }
@@ -397,26 +400,6 @@ impl App {
             .execute(self.db())
             .await?;
         Ok(person)
-    }
-
-    async fn count_failure(&self, username: &str, now: i64) -> Result<()> {
-        // A window that has passed starts again at one.
-        sqlx::query(
-            "INSERT INTO login_failures (username, count, first_at) VALUES ($1, 1, $2)
-             ON CONFLICT (username) DO UPDATE SET
-               count = CASE WHEN $3 - first_at >= $4 THEN 1 ELSE count + 1 END,
-               first_at = CASE WHEN $5 - first_at >= $6 THEN $7 ELSE first_at END",
-        )
-        .bind(username)
-        .bind(now)
-        .bind(now)
-        .bind(FAILURE_WINDOW_SECS)
-        .bind(now)
-        .bind(FAILURE_WINDOW_SECS)
-        .bind(now)
-        .execute(self.db())
-        .await?;
-        Ok(())
     }
 
     /// Changes a password: re-seals the keystore and the hash under the new one.

@@ -162,20 +162,44 @@ impl ChainProxy {
     }
 }
 
+/// `scripts/test` runs the whole suite a second time with the database of every app on the
+/// defaults in PostgreSQL (`MEDLEDGER_TEST_DATABASE=postgres`).
+fn defaults(backend: Backend) -> Backend {
+    match (backend, std::env::var("MEDLEDGER_TEST_DATABASE").as_deref()) {
+        (Backend::Embedded, Ok("postgres")) => Backend::Postgres,
+        (Backend::Embedded, Ok(other)) if other != "sqlite" => {
+            panic!("MEDLEDGER_TEST_DATABASE is sqlite or postgres, not {other:?}")
+        }
+        (backend, _) => backend,
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
-        TestApp::spawn_with(backend, false, Vec::new()).await.0
+        TestApp::spawn_with(defaults(backend), false, Vec::new())
+            .await
+            .0
+    }
+
+    /// An app on the defaults whose database must be a SQLite file, whatever
+    /// `MEDLEDGER_TEST_DATABASE` says (a test that reads the file itself).
+    pub async fn spawn_on_sqlite() -> TestApp {
+        TestApp::spawn_with(Backend::Embedded, false, Vec::new())
+            .await
+            .0
     }
 
     /// An app on the embedded node whose `roles` must have a second factor.
     pub async fn spawn_requiring_mfa(roles: Vec<medledger_records::model::Role>) -> TestApp {
-        TestApp::spawn_with(Backend::Embedded, false, roles).await.0
+        TestApp::spawn_with(defaults(Backend::Embedded), false, roles)
+            .await
+            .0
     }
 
     /// An app whose chain is reached through a `ChainProxy` (on the embedded node), with a
     /// receipt timeout of one second.
     pub async fn spawn_behind_proxy() -> (TestApp, ChainProxy) {
-        let (app, proxy) = TestApp::spawn_with(Backend::Embedded, true, Vec::new()).await;
+        let (app, proxy) = TestApp::spawn_with(defaults(Backend::Embedded), true, Vec::new()).await;
         (app, proxy.unwrap())
     }
 

@@ -79,7 +79,8 @@ async fn tampered_blob(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doctor_without_a_grant_cannot_decrypt_a_full_copy_of_the_data_directory() {
-    let t = TestApp::spawn(Backend::Embedded).await;
+    // The copy is of the SQLite file itself.
+    let t = TestApp::spawn_on_sqlite().await;
     let admin = t.admin().await;
     let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
     let (granted, _) = t.add_doctor(&admin, "dr.granted", hospital).await;
@@ -302,7 +303,16 @@ async fn bad_uploads(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_guessing_is_throttled_and_unknown_names_look_like_wrong_passwords() {
-    let t = TestApp::spawn(Backend::Embedded).await;
+    password_guessing(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_throttled_with_postgresql() {
+    password_guessing(Backend::Postgres).await;
+}
+
+async fn password_guessing(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
     t.sign_up("gina", "Gina Guess").await;
     let try_login = |user: &'static str, password: &'static str| {
         let t = &t;
@@ -331,6 +341,57 @@ async fn password_guessing_is_throttled_and_unknown_names_look_like_wrong_passwo
     );
     // Other names are not affected.
     t.sign_up("hugo", "Hugo Other").await;
+}
+
+/// Twenty wrong guesses sent at once: each attempt is counted before its password is checked, so
+/// no more than the limit (5) are checked; the rest, and then the right password, are refused.
+async fn parallel_guesses(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.sign_up("pia", "Pia Parallel").await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (http, url) = (t.http.clone(), format!("{}/api/v1/auth/login", t.url));
+        guesses.spawn(async move {
+            http.post(url)
+                .json(&json!({ "username": "pia", "password": format!("guess number {i}") }))
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+    }
+    let answers: Vec<StatusCode> = guesses
+        .join_all()
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let checked = answers
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (5, 15), "{answers:?}");
+    let (status, _) = t
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "username": "pia", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_password_guesses_cannot_exceed_the_limit() {
+    parallel_guesses(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_password_guesses_cannot_exceed_the_limit_with_postgresql() {
+    parallel_guesses(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
