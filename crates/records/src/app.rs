@@ -88,6 +88,8 @@ pub struct App {
 struct Inner {
     db: Db,
     engine: Engine,
+    /// What several app servers of the deployment take turns on.
+    locks: db::Locks,
     ledger: Ledger,
     contracts: Contracts,
     blobs: BlobStore,
@@ -110,6 +112,9 @@ impl App {
     /// Opens (and on first start, sets up) the application.
     pub async fn open(options: Options) -> Result<(App, Option<Bootstrap>)> {
         let engine = options.database.engine();
+        let locks = db::Locks::open(&options.database).await?;
+        // Servers started at once on one database: one deploys, the others find its contracts.
+        let deploying = locks.hold("deployment").await?;
         let db = open_database(&options.database).await?;
         let escrow_public = options.escrow.public_key();
         match setting(&db, "escrow_public").await? {
@@ -142,10 +147,12 @@ impl App {
             }
         };
         put_setting(&db, "escrow_public", &escrow_public.to_hex()).await?;
+        drop(deploying);
         let app = App {
             inner: Arc::new(Inner {
                 db,
                 engine,
+                locks,
                 ledger: options.ledger,
                 contracts,
                 blobs: options.blobs,
@@ -186,6 +193,11 @@ impl App {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Waits for the deployment-wide lock `name` (one app server at a time holds it).
+    pub(crate) async fn hold(&self, name: &str) -> Result<db::Held> {
+        self.inner.locks.hold(name).await
     }
 
     /// Which engine the app database runs on.
@@ -289,6 +301,11 @@ impl App {
 
     /// Gives a new account enough ether for its transactions.
     pub(crate) async fn fund(&self, account: Address) -> Result<()> {
+        // The faucet is one sender for every app server: they take turns, so its nonces never
+        // collide.
+        let _faucet = self
+            .hold(&format!("sender {}", self.inner.funder.address()))
+            .await?;
         fund(
             &self.inner.ledger,
             &self.inner.funder,

@@ -259,3 +259,52 @@ mod tests {
         assert_eq!(e.field, Some("database_url"));
     }
 }
+
+/// Locks that the app servers of one deployment take turns on: on PostgreSQL, advisory locks
+/// each held by a transaction on a small pool of its own (so a held lock never takes a
+/// connection the queries need, and a lock whose holder dies is released with its connection);
+/// on SQLite, whose file one server owns, there is nothing to take.
+#[derive(Clone)]
+pub struct Locks(Option<Db>);
+
+/// A lock held until dropped.
+pub struct Held(#[allow(dead_code)] Option<sqlx::Transaction<'static, sqlx::Any>>);
+
+impl Locks {
+    pub async fn open(database: &Database) -> Result<Locks> {
+        match database {
+            Database::Sqlite(_) => Ok(Locks(None)),
+            Database::Postgres(url) => {
+                let options: AnyConnectOptions = url.parse().map_err(|e| {
+                    Error::misconfigured(format!("cannot open the database ({database}): {e}"))
+                })?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(60))
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| {
+                        Error::misconfigured(format!("cannot open the database ({database}): {e}"))
+                    })?;
+                Ok(Locks(Some(pool)))
+            }
+        }
+    }
+
+    /// Waits for the lock `name` and holds it until the result is dropped.
+    pub async fn hold(&self, name: &str) -> Result<Held> {
+        let Some(pool) = &self.0 else {
+            return Ok(Held(None));
+        };
+        let digest = alloy::primitives::keccak256(name.as_bytes());
+        let key = i64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+        let mut tx = pool.begin().await?;
+        // Selected through a subquery: the lock function returns `void`, a type the generic
+        // driver cannot carry.
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS held")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        Ok(Held(Some(tx)))
+    }
+}

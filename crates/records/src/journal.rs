@@ -102,7 +102,10 @@ impl App {
             self.settle_failed(id, &follow).await?;
             return Err(e);
         }
+        // One transaction of a sender is prepared and sent at a time, in this server and across
+        // the deployment's servers, so two never get the same nonce.
         let turn = self.ledger().lock_sender(signer.address()).await;
+        let across = self.hold(&format!("sender {}", signer.address())).await?;
         let request = TransactionRequest::default().with_to(to).with_input(input);
         let signed = match self.ledger().prepare(signer, request).await {
             Ok(signed) => signed,
@@ -131,7 +134,7 @@ impl App {
             // The node may have it: the write stays open and is resolved later.
             Err(_) => return Err(pending_error(signed.hash)),
         }
-        drop(turn);
+        drop((turn, across));
         let receipt = self.ledger().wait_for_receipt(signed.hash).await?;
         self.settle(id, &follow, &receipt, secret).await?;
         mined(signed.hash, &receipt)

@@ -7,6 +7,7 @@ mod journal;
 mod matrix;
 mod pages;
 mod security;
+mod servers;
 mod story;
 mod trust;
 
@@ -52,12 +53,12 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub app: App,
     /// The data directory.
-    pub dir: tempfile::TempDir,
-    _keys: tempfile::TempDir,
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+    _keys: std::sync::Arc<tempfile::TempDir>,
     _system: medledger::System,
     _chain: Chain,
     /// The PostgreSQL server of a `Backend::Postgres` app (dropped after the system).
-    _postgres: Option<medledger_testkit::Postgres>,
+    _postgres: Option<std::sync::Arc<medledger_testkit::Postgres>>,
 }
 
 fn repo_root() -> PathBuf {
@@ -287,13 +288,71 @@ impl TestApp {
                 .build()
                 .unwrap(),
             app: system.app.clone(),
-            dir,
-            _keys: keys,
+            dir: dir.into(),
+            _keys: keys.into(),
             _system: system,
             _chain: chain,
-            _postgres: postgres,
+            _postgres: postgres.map(std::sync::Arc::new),
         };
         (app, proxy)
+    }
+
+    /// Two app servers of one deployment, started at the same moment: one PostgreSQL database,
+    /// one chain (a node of the test's own), one blob directory and the same key files.
+    pub async fn spawn_pair() -> (TestApp, TestApp) {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .with_ansi(false)
+            .try_init();
+        let keys = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let postgres = std::sync::Arc::new(medledger_testkit::Postgres::start());
+        let database = medledger_records::db::Database::from_url(&postgres.new_database()).unwrap();
+        let node = Node::spawn(NodeConfig::test()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let chain_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(medledger_rpc::serve(
+            listener,
+            medledger_rpc::Rpc::new(node.clone()),
+            std::future::pending(),
+        ));
+        let config = || {
+            let mut config = medledger::Config::test(keys.path(), ADMIN_PASSWORD);
+            config.data_dir = dir.path().to_path_buf();
+            config.max_upload_bytes = MAX_UPLOAD;
+            config.database = Some(database.clone());
+            config.chain = medledger::Chain::External {
+                url: chain_url.clone(),
+                funder: DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
+                    .unwrap()
+                    .signers()[0]
+                    .clone(),
+            };
+            config
+        };
+        let (a, b) = tokio::join!(medledger::spawn(config()), medledger::spawn(config()));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            a.bootstrap.is_some() as u8 + b.bootstrap.is_some() as u8,
+            1,
+            "exactly one of the two servers deploys the contracts"
+        );
+        let server = |system: medledger::System| TestApp {
+            url: system.http_url.clone(),
+            chain_url: chain_url.clone(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+            app: system.app.clone(),
+            dir: dir.clone(),
+            _keys: keys.clone(),
+            _system: system,
+            _chain: Chain::Embedded(node.clone(), chain_url.clone()),
+            _postgres: Some(postgres.clone()),
+        };
+        (server(a), server(b))
     }
 
     /// Sends a request and returns the status and the JSON body (Null when there is none).
