@@ -40,6 +40,9 @@ enum Command {
         /// The deployment keeps its app database in PostgreSQL (as `serve --database-url`).
         #[arg(long, env = "MEDLEDGER_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// The deployment keeps its blobs in this bucket or directory (as `serve --blob-store`).
+        #[arg(long, env = "MEDLEDGER_BLOB_STORE")]
+        blob_store: Option<String>,
     },
 }
 
@@ -151,7 +154,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             data_dir,
             chain_rpc,
             database_url,
+            blob_store,
         } => {
+            let blob_store = blob_store
+                .as_deref()
+                .map(crate::serve::blob_store)
+                .transpose()?;
             let mut ok = true;
             if chain_rpc.is_none() {
                 ok &= verify_chain(&data_dir)?;
@@ -168,7 +176,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .enable_all()
                     .build()
                     .context("starting the async runtime")?;
-                ok &= runtime.block_on(verify_blobs(&data_dir, &database, chain_rpc))?;
+                ok &= runtime.block_on(verify_blobs(
+                    &data_dir,
+                    &database,
+                    blob_store.as_ref(),
+                    crate::serve::s3_keys()?,
+                    chain_rpc,
+                ))?;
             }
             Ok(if ok {
                 ExitCode::SUCCESS
@@ -201,9 +215,13 @@ fn verify_chain(data_dir: &std::path::Path) -> anyhow::Result<bool> {
 async fn verify_blobs(
     data_dir: &std::path::Path,
     database: &Database,
+    blob_store: Option<&medledger_vault::BlobLocation>,
+    s3_keys: Option<medledger_vault::S3Keys>,
     chain_rpc: Option<String>,
 ) -> anyhow::Result<bool> {
-    let report = medledger::verify_reports(data_dir, database, chain_rpc).await?;
+    let report =
+        medledger::verify_reports(data_dir, database, blob_store, s3_keys.as_ref(), chain_rpc)
+            .await?;
     println!(
         "reports: {} stored reports checked against their on-chain anchors, {} anchors against the stored reports",
         report.checked, report.anchors

@@ -29,16 +29,37 @@ pub(crate) fn key_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            // Written whole beside it, then linked into place: a server starting at the same
+            // moment either wins the link or reads the winner's complete file, never half of one.
+            let staged = path.with_file_name(format!(
+                ".{}.{}.new",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id()
+            ));
             let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
+            options.write(true).create(true).truncate(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options
-                .open(path)
-                .with_context(|| format!("creating {what} file {}", path.display()))?;
-            file.write_all(hex::encode(key).as_bytes())?;
-            file.sync_all()?;
-            Ok(key)
+            let written = options.open(&staged).and_then(|mut file| {
+                file.write_all(hex::encode(key).as_bytes())?;
+                file.sync_all()
+            });
+            let linked = written.and_then(|()| std::fs::hard_link(&staged, path));
+            let _ = std::fs::remove_file(&staged);
+            match linked {
+                Ok(()) => {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+                    }
+                    Ok(key)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    key_file(path, new_deployment, what, missing)
+                }
+                Err(e) => {
+                    Err(e).with_context(|| format!("creating {what} file {}", path.display()))
+                }
+            }
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }

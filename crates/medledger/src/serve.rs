@@ -9,6 +9,7 @@ use medledger::{Chain, Config, DemoOutcome, Faucet};
 use medledger_chain::alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use medledger_records::{db::Database, model::Role};
 use medledger_rpc::{Cors, Methods};
+use medledger_vault::{BlobLocation, S3Keys};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
@@ -26,6 +27,12 @@ pub(crate) struct ServeArgs {
     /// command line is visible to every user of the machine.
     #[arg(long, env = "MEDLEDGER_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Keep the sealed report bodies in an S3-compatible bucket
+    /// (`s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME`; no endpoint: AWS) or in this directory,
+    /// instead of DIR/blobs. The access keys come from the environment (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY), never from the command line.
+    #[arg(long, env = "MEDLEDGER_BLOB_STORE")]
+    blob_store: Option<String>,
     /// The embedded node's JSON-RPC address, for wallets and tools (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8545", conflicts_with = "chain_rpc")]
     rpc_addr: SocketAddr,
@@ -65,9 +72,42 @@ pub(crate) struct ServeArgs {
     /// comma-separated (e.g. `--require-mfa admin,doctor`).
     #[arg(long, value_delimiter = ',')]
     require_mfa: Vec<String>,
+    /// How long a write waits for its transaction's receipt before answering 503 "not mined
+    /// yet" (it is settled later). Raise it for a chain with slow blocks.
+    #[arg(long, default_value_t = 120)]
+    receipt_timeout_secs: u64,
     /// Mark session cookies Secure (set this when users reach the server over HTTPS).
     #[arg(long)]
     secure_cookies: bool,
+}
+
+/// The blob store named by `--blob-store`, in `AWS_REGION` unless it names its region.
+pub(crate) fn blob_store(text: &str) -> anyhow::Result<BlobLocation> {
+    let mut location =
+        BlobLocation::parse(text).map_err(|e| anyhow::anyhow!("--blob-store: {e}"))?;
+    if let BlobLocation::S3 { region, .. } = &mut location
+        && region.is_none()
+    {
+        *region = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty());
+    }
+    Ok(location)
+}
+
+/// An S3 store's access keys, from the environment as every S3 tool reads them: both or
+/// neither (then the instance's role signs).
+pub(crate) fn s3_keys() -> anyhow::Result<Option<S3Keys>> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(S3Keys {
+            access_key_id,
+            secret_access_key,
+            session_token: var("AWS_SESSION_TOKEN"),
+        })),
+        (None, None) => Ok(None),
+        _ => bail!(
+            "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the S3 blob store, or neither"
+        ),
+    }
 }
 
 /// The database named by `--database-url`.
@@ -91,6 +131,9 @@ impl ServeArgs {
         if self.emergency_hours == 0 || self.emergency_hours > 24 * 30 {
             bail!("--emergency-hours must be between 1 and 720");
         }
+        if self.receipt_timeout_secs == 0 || self.receipt_timeout_secs > 3600 {
+            bail!("--receipt-timeout-secs must be between 1 and 3600");
+        }
         if self.emergency_daily_cap == 0 || self.emergency_daily_cap > 50 {
             bail!("--emergency-daily-cap must be between 1 and 50");
         }
@@ -109,8 +152,16 @@ impl ServeArgs {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut config = Config::new(self.data_dir.clone());
         config.http_addr = self.http_addr;
+        config.receipt_timeout = Duration::from_secs(self.receipt_timeout_secs);
         if let Some(url) = &self.database_url {
             config.database = Some(database(url)?);
+        }
+        if let Some(location) = &self.blob_store {
+            let location = blob_store(location)?;
+            if let BlobLocation::S3 { .. } = location {
+                config.s3_keys = s3_keys()?;
+            }
+            config.blob_store = Some(location);
         }
         config.chain = match self.chain_rpc {
             Some(url) => {

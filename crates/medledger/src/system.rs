@@ -24,7 +24,7 @@ use medledger_records::{
     reports::{BlobReport, verify_store},
 };
 use medledger_rpc::{Cors, Methods, Rpc, RpcConfig};
-use medledger_vault::{BlobStore, SecretKey};
+use medledger_vault::{BlobLocation, BlobStore, S3Keys, SecretKey};
 use medledger_web::ApiState;
 use tokio::{sync::watch, task::JoinSet};
 
@@ -83,6 +83,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The app database: `None` for the SQLite file in the data directory (the default).
     pub database: Option<Database>,
+    /// The blob store: `None` for the directory in the data directory (the default).
+    pub blob_store: Option<BlobLocation>,
+    /// An S3 blob store's access keys (the binary reads `AWS_ACCESS_KEY_ID`, ...); `None`: the
+    /// instance's role.
+    pub s3_keys: Option<S3Keys>,
     pub http_addr: SocketAddr,
     pub chain: Chain,
     /// The emergency escrow key's file (outside the data directory).
@@ -121,6 +126,8 @@ impl Config {
                 in_memory: false,
             },
             database: None,
+            blob_store: None,
+            s3_keys: None,
             data_dir,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             funding_wei: U256::from(ETHER),
@@ -287,8 +294,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         "this data directory's records are wrapped for an escrow key: restore the file (or point --escrow-key at it)",
     )?;
     let escrow = SecretKey::from_bytes(&escrow).context("the escrow key file")?;
-    let blobs = BlobStore::local(&dir.blobs())
-        .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
+    let blobs = open_blobs(&dir, config.blob_store.as_ref(), config.s3_keys.as_ref()).await?;
     let options = Options {
         database,
         ledger,
@@ -365,6 +371,8 @@ async fn serve_rpc(
 pub async fn verify_reports(
     data_dir: &Path,
     database: &Database,
+    blob_store: Option<&BlobLocation>,
+    s3_keys: Option<&S3Keys>,
     chain_url: Option<String>,
 ) -> anyhow::Result<BlobReport> {
     let dir = DataDir(data_dir);
@@ -387,8 +395,7 @@ pub async fn verify_reports(
     };
     let checked = async {
         let ledger = Ledger::connect(&url).await.map_err(domain)?;
-        let blobs = BlobStore::local(&dir.blobs())
-            .map_err(|e| anyhow::anyhow!("opening the blob store: {e}"))?;
+        let blobs = open_blobs(&dir, blob_store, s3_keys).await?;
         verify_store(database, &ledger, &blobs)
             .await
             .map_err(|e| domain(e).context("verifying the reports"))
@@ -400,6 +407,25 @@ pub async fn verify_reports(
         node.shutdown();
     }
     checked
+}
+
+/// The blob store at `location` (default: the data directory's), checked to answer, so a
+/// misconfigured bucket stops the start with its reason rather than failing the first upload.
+async fn open_blobs(
+    dir: &DataDir<'_>,
+    location: Option<&BlobLocation>,
+    keys: Option<&S3Keys>,
+) -> anyhow::Result<BlobStore> {
+    let location = location
+        .cloned()
+        .unwrap_or_else(|| BlobLocation::Dir(dir.blobs()));
+    let blobs = BlobStore::open(&location, keys)
+        .map_err(|e| anyhow::anyhow!("opening the blob store {location}: {e}"))?;
+    blobs
+        .check()
+        .await
+        .map_err(|e| anyhow::anyhow!("the blob store {location} does not answer: {e}"))?;
+    Ok(blobs)
 }
 
 async fn named<F>(what: &'static str, task: F) -> (&'static str, std::io::Result<()>)

@@ -232,6 +232,9 @@ async fn a_chain_that_stops_storing_blocks_degrades_health_and_writes_get_503() 
     assert_eq!(status.as_u16(), 503, "{body}");
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["chain_state"], false, "{body}");
+    assert_eq!(body["degraded"], json!(["chain"]), "{body}");
+    assert_eq!(body["backends"]["chain"]["ok"], false, "{body}");
+    assert_eq!(body["backends"]["database"]["ok"], true, "{body}");
     assert!(
         body["latest_block"].is_u64(),
         "the stored blocks are still served: {body}"

@@ -169,8 +169,14 @@ impl App {
                 )),
             }),
         };
-        // Writes a crash left open are settled before anything else runs.
-        let resolved = app.resolve_journal(0).await?;
+        // Writes a crash left open are settled before anything else runs. A SQLite file has one
+        // server, so every open write is a crash's; on a shared database the others' writes in
+        // flight are theirs until the receipt timeout has passed.
+        let age = match engine {
+            Engine::Sqlite => 0,
+            Engine::Postgres => app.ledger().receipt_timeout().as_secs() as i64 + 1,
+        };
+        let resolved = app.resolve_journal(age).await?;
         if resolved != Default::default() {
             tracing::info!("open chain writes at start: {resolved:?}");
         }
@@ -185,8 +191,9 @@ impl App {
         loop {
             tick.tick().await;
             let age = self.ledger().receipt_timeout().as_secs() as i64 + 1;
-            if let Err(e) = self.resolve_journal(age).await {
-                tracing::warn!("settling open chain writes: {}", e.for_operator());
+            match self.resolve_journal(age).await {
+                Ok(resolved) => tracing::debug!("open chain writes settled: {resolved:?}"),
+                Err(e) => tracing::warn!("settling open chain writes: {}", e.for_operator()),
             }
         }
     }
@@ -213,7 +220,8 @@ impl App {
         self.inner.contracts
     }
 
-    pub(crate) fn blobs(&self) -> &BlobStore {
+    /// The blob store (it holds sealed bodies only).
+    pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
     }
 
@@ -320,12 +328,12 @@ impl App {
         let block = self.inner.ledger.block_number().await.ok();
         // A node can serve its stored blocks and still refuse state (the embedded one does once
         // it could not store a block): every write needs state, so ask for some.
-        let chain_state = self
+        let faucet = self
             .inner
             .ledger
             .balance(self.inner.funder.address())
             .await
-            .is_ok();
+            .ok();
         let database = sqlx::query("SELECT 1")
             .execute(&self.inner.db)
             .await
@@ -334,9 +342,32 @@ impl App {
         Health {
             chain_id: self.inner.ledger.chain_id(),
             latest_block: block,
-            chain_state,
+            chain_state: faucet.is_some(),
             database,
             blob_store: blobs,
+            backends: Backends {
+                database: Backend {
+                    kind: self.inner.engine.as_str(),
+                    ok: database,
+                },
+                blob_store: Backend {
+                    kind: self.inner.blobs.kind(),
+                    ok: blobs,
+                },
+                chain: ChainHealth {
+                    ok: block.is_some() && faucet.is_some(),
+                    chain_id: self.inner.ledger.chain_id(),
+                    latest_block: block,
+                },
+                faucet: FaucetHealth {
+                    address: self.inner.funder.address(),
+                    balance_wei: faucet.map(|b| b.to_string()),
+                    accounts_left: faucet.map(|b| {
+                        let left = b / self.inner.funding.max(U256::from(1));
+                        u64::try_from(left).unwrap_or(u64::MAX)
+                    }),
+                },
+            },
         }
     }
 
@@ -352,6 +383,7 @@ impl App {
     }
 }
 
+/// What `/healthz` says: each backend on its own, so a monitor sees which one failed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Health {
     pub chain_id: u64,
@@ -360,11 +392,58 @@ pub struct Health {
     pub chain_state: bool,
     pub database: bool,
     pub blob_store: bool,
+    pub backends: Backends,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Backends {
+    pub database: Backend,
+    pub blob_store: Backend,
+    pub chain: ChainHealth,
+    /// The account that pays new accounts' gas; not a backend (a dry faucet stops sign-ups,
+    /// nothing else), so it never makes the whole unhealthy.
+    pub faucet: FaucetHealth,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Backend {
+    /// `sqlite` or `postgres`; `directory` or `s3`.
+    pub kind: &'static str,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChainHealth {
+    pub ok: bool,
+    pub chain_id: u64,
+    pub latest_block: Option<u64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FaucetHealth {
+    pub address: Address,
+    /// `None` when the chain does not answer.
+    pub balance_wei: Option<String>,
+    /// How many more new accounts it can fund.
+    pub accounts_left: Option<u64>,
 }
 
 impl Health {
     pub fn ok(&self) -> bool {
-        self.latest_block.is_some() && self.chain_state && self.database && self.blob_store
+        self.backends.chain.ok && self.database && self.blob_store
+    }
+
+    /// The backends that fail.
+    pub fn degraded(&self) -> Vec<&'static str> {
+        let b = &self.backends;
+        [
+            ("database", b.database.ok),
+            ("blob_store", b.blob_store.ok),
+            ("chain", b.chain.ok),
+        ]
+        .into_iter()
+        .filter_map(|(name, ok)| (!ok).then_some(name))
+        .collect()
     }
 }
 

@@ -181,6 +181,13 @@ impl From<medledger_vault::Error> for Error {
                 Kind::Integrity,
                 "the stored data failed its integrity check: it was altered or damaged",
             ),
+            medledger_vault::Error::Store(detail) => Error {
+                detail: Some(format!("blob store: {detail}")),
+                ..Error::new(
+                    Kind::Unavailable,
+                    "the report storage does not answer; try again in a moment",
+                )
+            },
             other => Error::internal_from("vault", other),
         }
     }

@@ -250,6 +250,8 @@ impl App {
     /// before anything else runs): an intent never sent fails; a sent write is settled by its
     /// receipt, fails if its nonce went to another transaction, and is otherwise sent again.
     pub async fn resolve_journal(&self, min_age_secs: i64) -> Result<Resolved> {
+        // One server of the deployment resolves at a time, so no write is settled twice.
+        let _turn = self.hold("journal").await?;
         let before = unix_now() - min_age_secs;
         let rows = sqlx::query(
             "SELECT id, follow, state, sender, nonce, tx_hash, raw FROM chain_writes

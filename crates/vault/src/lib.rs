@@ -9,7 +9,7 @@ pub mod blobs;
 pub mod envelope;
 pub mod keys;
 
-pub use blobs::BlobStore;
+pub use blobs::{BlobLocation, BlobStore, S3Keys};
 pub use envelope::{Dek, open, seal};
 pub use keys::{PublicKey, SecretKey, unwrap, wrap};
 

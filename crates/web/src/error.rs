@@ -60,7 +60,7 @@ pub(crate) fn log(e: &Error) {
             }
             tracing::error!("{line}");
         }
-        Kind::Unavailable => tracing::warn!("{}", e.message),
+        Kind::Unavailable => tracing::warn!("{}", e.for_operator()),
         _ => {}
     }
 }

@@ -229,8 +229,13 @@ pub(crate) fn start_serve(mut cmd: Command) -> Started {
             }
         }
     };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in rx {});
+    // Keep draining stdout (where the server logs) so it never blocks on a full pipe, shown
+    // with a failing test.
+    std::thread::spawn(move || {
+        for line in rx {
+            eprintln!("[serve] {line}");
+        }
+    });
     Started { child, url, lines }
 }
 

@@ -121,8 +121,8 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// `GET /healthz`: the chain id, latest block, and whether the chain's state, the database and
-/// the blob store answer.
+/// `GET /healthz`: each backend (database, blob store, chain) with its kind and whether it
+/// answers (503 naming those that fail), and the faucet's balance.
 async fn health(State(state): State<ApiState>) -> Response {
     let health = state.app.health().await;
     let status = if health.ok() {
@@ -132,6 +132,7 @@ async fn health(State(state): State<ApiState>) -> Response {
     };
     let mut body = serde_json::to_value(&health).unwrap_or(Value::Null);
     body["status"] = json!(if health.ok() { "ok" } else { "degraded" });
+    body["degraded"] = json!(health.degraded());
     (status, axum::Json(body)).into_response()
 }
 

@@ -17,16 +17,13 @@ use sqlx::Row;
 
 use crate::{PASSWORD, TestApp};
 
-/// Records stored but not (yet) anchored, and blobs on disk.
+/// Records stored but not (yet) anchored, and blobs in the store.
 async fn unanchored(t: &TestApp) -> (i64, usize) {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records WHERE tx_hash IS NULL")
         .fetch_one(t.app.db())
         .await
         .unwrap();
-    let blobs = std::fs::read_dir(t.dir.path().join("blobs"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    (n, blobs)
+    (n, t.blob_names().await.len())
 }
 
 async fn upload(t: &TestApp, token: &str, title: &str) -> (StatusCode, serde_json::Value) {

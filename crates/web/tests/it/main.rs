@@ -31,8 +31,8 @@ pub enum Backend {
     Embedded,
     /// Ganache for the chain.
     Ganache,
-    /// The embedded node, with the app database in PostgreSQL.
-    Postgres,
+    /// The embedded node, with the app database in PostgreSQL and the blobs in SeaweedFS's S3.
+    PostgresS3,
 }
 
 /// The chain a test app runs on, besides the system's own; held so it lives as long as the app.
@@ -52,13 +52,17 @@ pub struct TestApp {
     pub chain_url: String,
     pub http: reqwest::Client,
     pub app: App,
+    /// What it runs on (after `MEDLEDGER_TEST_BACKEND`).
+    pub backend: Backend,
     /// The data directory.
     pub dir: std::sync::Arc<tempfile::TempDir>,
     _keys: std::sync::Arc<tempfile::TempDir>,
     _system: medledger::System,
     _chain: Chain,
-    /// The PostgreSQL server of a `Backend::Postgres` app (dropped after the system).
+    /// The PostgreSQL server of a `Backend::PostgresS3` app (dropped after the system).
     _postgres: Option<std::sync::Arc<medledger_testkit::Postgres>>,
+    /// Its S3 server.
+    pub seaweed: Option<std::sync::Arc<medledger_testkit::Seaweed>>,
 }
 
 fn repo_root() -> PathBuf {
@@ -163,15 +167,24 @@ impl ChainProxy {
     }
 }
 
-/// `scripts/test` runs the whole suite a second time with the database of every app on the
-/// defaults in PostgreSQL (`MEDLEDGER_TEST_DATABASE=postgres`).
+/// `scripts/test` runs the whole suite a second time with every app on the defaults moved to
+/// PostgreSQL and S3 (`MEDLEDGER_TEST_BACKEND=postgres-s3`).
 fn defaults(backend: Backend) -> Backend {
-    match (backend, std::env::var("MEDLEDGER_TEST_DATABASE").as_deref()) {
-        (Backend::Embedded, Ok("postgres")) => Backend::Postgres,
-        (Backend::Embedded, Ok(other)) if other != "sqlite" => {
-            panic!("MEDLEDGER_TEST_DATABASE is sqlite or postgres, not {other:?}")
+    match (backend, std::env::var("MEDLEDGER_TEST_BACKEND").as_deref()) {
+        (Backend::Embedded, Ok("postgres-s3")) => Backend::PostgresS3,
+        (Backend::Embedded, Ok(other)) if other != "embedded" => {
+            panic!("MEDLEDGER_TEST_BACKEND is embedded or postgres-s3, not {other:?}")
         }
         (backend, _) => backend,
+    }
+}
+
+/// The access keys of the tests' S3 servers.
+pub fn s3_keys() -> medledger_vault::S3Keys {
+    medledger_vault::S3Keys {
+        access_key_id: medledger_testkit::ACCESS_KEY.into(),
+        secret_access_key: medledger_testkit::SECRET_KEY.into(),
+        session_token: None,
     }
 }
 
@@ -183,7 +196,7 @@ impl TestApp {
     }
 
     /// An app on the defaults whose database must be a SQLite file, whatever
-    /// `MEDLEDGER_TEST_DATABASE` says (a test that reads the file itself).
+    /// `MEDLEDGER_TEST_BACKEND` says (a test that reads the file itself).
     pub async fn spawn_on_sqlite() -> TestApp {
         TestApp::spawn_with(Backend::Embedded, false, Vec::new())
             .await
@@ -230,17 +243,22 @@ impl TestApp {
         config.max_upload_bytes = MAX_UPLOAD;
         config.require_mfa = require_mfa;
         let mut proxy = None;
-        let mut postgres = None;
-        if backend == Backend::Postgres {
+        let (mut postgres, mut seaweed) = (None, None);
+        if backend == Backend::PostgresS3 {
             let server = medledger_testkit::Postgres::start();
             config.database =
                 Some(medledger_records::db::Database::from_url(&server.new_database()).unwrap());
             postgres = Some(server);
+            let s3 = medledger_testkit::Seaweed::start();
+            config.blob_store =
+                Some(medledger_vault::BlobLocation::parse(&s3.new_store()).unwrap());
+            config.s3_keys = Some(s3_keys());
+            seaweed = Some(s3);
         }
         let chain = match (backend, proxied) {
             // The system's own embedded node, a dev chain here so tests can move its clock.
-            (Backend::Embedded | Backend::Postgres, false) => Chain::Own,
-            (Backend::Embedded | Backend::Postgres, true) => {
+            (Backend::Embedded | Backend::PostgresS3, false) => Chain::Own,
+            (Backend::Embedded | Backend::PostgresS3, true) => {
                 let node = Node::spawn(NodeConfig::test()).unwrap();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let url = format!("http://{}", listener.local_addr().unwrap());
@@ -288,17 +306,19 @@ impl TestApp {
                 .build()
                 .unwrap(),
             app: system.app.clone(),
+            backend,
             dir: dir.into(),
             _keys: keys.into(),
             _system: system,
             _chain: chain,
             _postgres: postgres.map(std::sync::Arc::new),
+            seaweed: seaweed.map(std::sync::Arc::new),
         };
         (app, proxy)
     }
 
     /// Two app servers of one deployment, started at the same moment: one PostgreSQL database,
-    /// one chain (a node of the test's own), one blob directory and the same key files.
+    /// one chain (a node of the test's own), one S3 bucket and the same key files.
     pub async fn spawn_pair() -> (TestApp, TestApp) {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -309,6 +329,8 @@ impl TestApp {
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
         let postgres = std::sync::Arc::new(medledger_testkit::Postgres::start());
         let database = medledger_records::db::Database::from_url(&postgres.new_database()).unwrap();
+        let seaweed = std::sync::Arc::new(medledger_testkit::Seaweed::start());
+        let blobs = medledger_vault::BlobLocation::parse(&seaweed.new_store()).unwrap();
         let node = Node::spawn(NodeConfig::test()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let chain_url = format!("http://{}", listener.local_addr().unwrap());
@@ -322,6 +344,8 @@ impl TestApp {
             config.data_dir = dir.path().to_path_buf();
             config.max_upload_bytes = MAX_UPLOAD;
             config.database = Some(database.clone());
+            config.blob_store = Some(blobs.clone());
+            config.s3_keys = Some(s3_keys());
             config.chain = medledger::Chain::External {
                 url: chain_url.clone(),
                 funder: DevAccounts::from_mnemonic(DEV_MNEMONIC, 1)
@@ -346,13 +370,20 @@ impl TestApp {
                 .build()
                 .unwrap(),
             app: system.app.clone(),
+            backend: Backend::PostgresS3,
             dir: dir.clone(),
             _keys: keys.clone(),
             _system: system,
             _chain: Chain::Embedded(node.clone(), chain_url.clone()),
             _postgres: Some(postgres.clone()),
+            seaweed: Some(seaweed.clone()),
         };
         (server(a), server(b))
+    }
+
+    /// The names of the blobs in the app's store.
+    pub async fn blob_names(&self) -> Vec<String> {
+        self.app.blobs().names().await.unwrap()
     }
 
     /// Sends a request and returns the status and the JSON body (Null when there is none).

@@ -52,8 +52,8 @@ async fn every_route_for_every_kind_of_caller_on_the_embedded_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_for_every_kind_of_caller_with_postgresql() {
-    matrix(Backend::Postgres).await;
+async fn every_route_for_every_kind_of_caller_on_postgresql_and_s3() {
+    matrix(Backend::PostgresS3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,8 +35,8 @@ async fn a_tampered_blob_is_refused_and_never_returned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tampered_blob_is_refused_and_never_returned_with_postgresql() {
-    tampered_blob(Backend::Postgres).await;
+async fn a_tampered_blob_is_refused_and_never_returned_on_postgresql_and_s3() {
+    tampered_blob(Backend::PostgresS3).await;
 }
 
 async fn tampered_blob(backend: Backend) {
@@ -45,15 +45,14 @@ async fn tampered_blob(backend: Backend) {
     let record = t
         .share(&patient, "X-ray", "original findings: normal", &[])
         .await;
-    let blob = t
-        .dir
-        .path()
-        .join("blobs")
-        .join(record.trim_start_matches("0x"));
-    let mut bytes = std::fs::read(&blob).unwrap();
+    // The blob altered where it is kept (a file, or an object in the bucket).
+    let blob = record.trim_start_matches("0x");
+    assert_eq!(t.blob_names().await, [blob]);
+    let store = t.app.blobs();
+    let mut bytes = store.get(blob).await.unwrap().unwrap();
     let last = bytes.len() - 20;
     bytes[last] ^= 0x01;
-    std::fs::write(&blob, &bytes).unwrap();
+    store.put(blob, bytes).await.unwrap();
 
     let response = t.content(&record, Some(&patient)).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
@@ -72,7 +71,7 @@ async fn tampered_blob(backend: Backend) {
     let (_, audit) = t.get("/api/v1/audit", Some(&patient)).await;
     assert_eq!(audit["events"].as_array().unwrap().len(), 0);
 
-    std::fs::remove_file(&blob).unwrap();
+    store.delete(blob).await.unwrap();
     let response = t.content(&record, Some(&patient)).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
 }
@@ -177,19 +176,49 @@ async fn a_doctor_without_a_grant_cannot_decrypt_a_full_copy_of_the_data_directo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_blob_store_degrades_health_and_refuses_uploads_clearly() {
+    let t = TestApp::spawn(Backend::PostgresS3).await;
+    let (_, patient) = t.sign_up("bea", "Bea Bucket").await;
+    let kept = t
+        .share(&patient, "Kept", "stored before the outage", &[])
+        .await;
+    t.seaweed.as_ref().unwrap().kill();
+
+    let (status, health) = t.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert_eq!(health["degraded"], json!(["blob_store"]), "{health}");
+    assert_eq!(health["backends"]["database"]["ok"], true, "{health}");
+    assert_eq!(health["backends"]["chain"]["ok"], true, "{health}");
+
+    let (status, body) = t
+        .upload(
+            Some(&patient),
+            &[("title", "During the outage")],
+            Some(("scan.txt", b"not stored".to_vec())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("storage"), "{message}");
+    let response = t.content(&kept, Some(&patient)).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (_, list) = t.get("/api/v1/records", Some(&patient)).await;
+    assert_eq!(list["records"].as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_refused_and_change_nothing() {
     bad_uploads(Backend::Embedded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_uploads_are_refused_and_change_nothing_with_postgresql() {
-    bad_uploads(Backend::Postgres).await;
+async fn bad_uploads_are_refused_and_change_nothing_on_postgresql_and_s3() {
+    bad_uploads(Backend::PostgresS3).await;
 }
 
 async fn bad_uploads(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let (_, patient) = t.sign_up("ursula", "Ursula Upload").await;
-    let blobs = || files(&t.dir.path().join("blobs")).len();
     let title = [("title", "scan")];
     // (file, other fields, status, error code)
     type Case<'a> = (
@@ -263,7 +292,10 @@ async fn bad_uploads(backend: Backend) {
         let (got, body) = t.upload(Some(&patient), fields, file).await;
         assert_eq!(got.as_u16(), status, "{fields:?}: {body}");
         assert_eq!(body["error"]["code"], code, "{body}");
-        assert_eq!(blobs(), 0, "nothing stored after {fields:?}");
+        assert!(
+            t.blob_names().await.is_empty(),
+            "nothing stored after {fields:?}"
+        );
     }
     // Far over the body limit the server answers 413 before reading it all and closes the
     // connection; a client still sending may see the reset instead. Either way nothing is kept.
@@ -281,7 +313,7 @@ async fn bad_uploads(backend: Backend) {
     if let Ok(response) = sent {
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
-    assert_eq!(blobs(), 0);
+    assert!(t.blob_names().await.is_empty());
     let (_, list) = t.get("/api/v1/records", Some(&patient)).await;
     assert_eq!(list["records"].as_array().unwrap().len(), 0);
     // Accepted kinds are judged from the bytes, whatever the name says.
@@ -307,8 +339,8 @@ async fn password_guessing_is_throttled_and_unknown_names_look_like_wrong_passwo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn password_guessing_is_throttled_with_postgresql() {
-    password_guessing(Backend::Postgres).await;
+async fn password_guessing_is_throttled_on_postgresql_and_s3() {
+    password_guessing(Backend::PostgresS3).await;
 }
 
 async fn password_guessing(backend: Backend) {
@@ -390,8 +422,8 @@ async fn parallel_password_guesses_cannot_exceed_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_password_guesses_cannot_exceed_the_limit_with_postgresql() {
-    parallel_guesses(Backend::Postgres).await;
+async fn parallel_password_guesses_cannot_exceed_the_limit_on_postgresql_and_s3() {
+    parallel_guesses(Backend::PostgresS3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,19 @@ async fn story(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["chain_id"], 1337);
     assert_eq!(health["database"], true);
+    assert_eq!(health["degraded"], json!([]), "{health}");
+    let kinds = match t.backend {
+        Backend::PostgresS3 => ("postgres", "s3"),
+        Backend::Embedded | Backend::Ganache => ("sqlite", "directory"),
+    };
+    assert_eq!(health["backends"]["database"]["kind"], kinds.0, "{health}");
+    assert_eq!(
+        health["backends"]["blob_store"]["kind"], kinds.1,
+        "{health}"
+    );
+    let faucet = &health["backends"]["faucet"];
+    assert!(faucet["accounts_left"].as_u64().unwrap() > 10, "{health}");
+    let before: u128 = faucet["balance_wei"].as_str().unwrap().parse().unwrap();
 
     // The admin adds a hospital and a doctor.
     let admin = t.admin().await;
@@ -35,6 +48,14 @@ async fn story(backend: Backend) {
     let (_, none) = t.get("/api/v1/hospitals?city=paris", None).await;
     assert_eq!(none["hospitals"].as_array().unwrap().len(), 0);
     let (doctor_address, doctor) = t.add_doctor(&admin, "dr.house", hospital).await;
+    // The faucet paid for the doctor's account.
+    let (_, health) = t.get("/healthz", None).await;
+    let after: u128 = health["backends"]["faucet"]["balance_wei"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(after < before, "{health}");
 
     // A patient signs up and shares a report with the doctor in the same step.
     let (patient_address, patient) = t.sign_up("alice", "Alice Moreau").await;
@@ -196,8 +217,8 @@ async fn the_papers_story_on_the_embedded_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_papers_story_with_postgresql() {
-    story(Backend::Postgres).await;
+async fn the_papers_story_on_postgresql_and_s3() {
+    story(Backend::PostgresS3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
