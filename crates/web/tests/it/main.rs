@@ -31,6 +31,8 @@ pub enum Backend {
     Embedded,
     /// Ganache for the chain.
     Ganache,
+    /// Foundry's Anvil for the chain.
+    Anvil,
     /// The embedded node, with the app database in PostgreSQL and the blobs in SeaweedFS's S3.
     PostgresS3,
 }
@@ -43,6 +45,7 @@ enum Chain {
     /// A node of the test's own (behind a proxy), and its URL.
     Embedded(Node, String),
     Ganache(tokio::process::Child, String),
+    Anvil(tokio::process::Child, String),
 }
 
 /// A running server with its own chain, database, blob directory and escrow key.
@@ -101,6 +104,47 @@ async fn start_ganache() -> (tokio::process::Child, String) {
     let addr = line
         .strip_prefix("Listening on ")
         .expect("Listening on ADDR");
+    (child, format!("http://{addr}"))
+}
+
+/// Starts Anvil (npm `@foundry-rs/anvil-linux-amd64`, its binary run directly) on a free
+/// loopback port, with the dev mnemonic, chain id 1337 and Shanghai rules, as Ganache is.
+async fn start_anvil() -> (tokio::process::Child, String) {
+    let binary = repo_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    assert!(
+        binary.exists(),
+        "npm package @foundry-rs/anvil-linux-amd64 is missing: run `npm ci` in the repository (scripts/test does)"
+    );
+    let mut child = tokio::process::Command::new(&binary)
+        .args(["--host", "127.0.0.1", "--port", "0", "--chain-id", "1337"])
+        .args([
+            "--hardfork",
+            "shanghai",
+            "--accounts",
+            "2",
+            "--balance",
+            "1000000",
+        ])
+        .args(["--mnemonic", DEV_MNEMONIC])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {}: {e}", binary.display()));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(addr) = line.trim().strip_prefix("Listening on ") {
+                return addr.to_string();
+            }
+        }
+        panic!("Anvil exited before printing its address");
+    })
+    .await
+    .expect("Anvil prints \"Listening on ADDR\" within 60 s");
+    // Keep reading what it prints, so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("http://{addr}"))
 }
 
@@ -284,6 +328,14 @@ impl TestApp {
                 };
                 Chain::Ganache(child, url)
             }
+            (Backend::Anvil, _) => {
+                let (child, url) = start_anvil().await;
+                config.chain = medledger::Chain::External {
+                    url: url.clone(),
+                    funder: dev_funder(),
+                };
+                Chain::Anvil(child, url)
+            }
         };
         let system = medledger::spawn(config).await.unwrap();
         assert!(
@@ -296,7 +348,7 @@ impl TestApp {
         );
         let chain_url = match &chain {
             Chain::Own => system.chain_url.clone(),
-            Chain::Embedded(_, url) | Chain::Ganache(_, url) => url.clone(),
+            Chain::Embedded(_, url) | Chain::Ganache(_, url) | Chain::Anvil(_, url) => url.clone(),
         };
         let app = TestApp {
             url: system.http_url.clone(),

@@ -57,6 +57,11 @@ async fn every_route_for_every_kind_of_caller_on_postgresql_and_s3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_for_every_kind_of_caller_on_anvil() {
+    matrix(Backend::Anvil).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_for_every_kind_of_caller_on_ganache() {
     matrix(Backend::Ganache).await;
 }

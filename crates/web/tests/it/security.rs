@@ -39,6 +39,16 @@ async fn a_tampered_blob_is_refused_and_never_returned_on_postgresql_and_s3() {
     tampered_blob(Backend::PostgresS3).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_blob_is_refused_and_never_returned_on_ganache() {
+    tampered_blob(Backend::Ganache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_blob_is_refused_and_never_returned_on_anvil() {
+    tampered_blob(Backend::Anvil).await;
+}
+
 async fn tampered_blob(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let (_, patient) = t.sign_up("tina", "Tina Tamper").await;
@@ -214,6 +224,16 @@ async fn bad_uploads_are_refused_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_refused_and_change_nothing_on_postgresql_and_s3() {
     bad_uploads(Backend::PostgresS3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_change_nothing_on_ganache() {
+    bad_uploads(Backend::Ganache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_change_nothing_on_anvil() {
+    bad_uploads(Backend::Anvil).await;
 }
 
 async fn bad_uploads(backend: Backend) {

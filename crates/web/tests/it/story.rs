@@ -17,7 +17,7 @@ async fn story(backend: Backend) {
     assert_eq!(health["degraded"], json!([]), "{health}");
     let kinds = match t.backend {
         Backend::PostgresS3 => ("postgres", "s3"),
-        Backend::Embedded | Backend::Ganache => ("sqlite", "directory"),
+        Backend::Embedded | Backend::Ganache | Backend::Anvil => ("sqlite", "directory"),
     };
     assert_eq!(health["backends"]["database"]["kind"], kinds.0, "{health}");
     assert_eq!(
@@ -224,4 +224,9 @@ async fn the_papers_story_on_postgresql_and_s3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_papers_story_on_ganache() {
     story(Backend::Ganache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_papers_story_on_anvil() {
+    story(Backend::Anvil).await;
 }
