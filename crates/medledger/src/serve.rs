@@ -76,7 +76,8 @@ pub(crate) struct ServeArgs {
     /// yet" (it is settled later). Raise it for a chain with slow blocks.
     #[arg(long, default_value_t = 120)]
     receipt_timeout_secs: u64,
-    /// Mark session cookies Secure (set this when users reach the server over HTTPS).
+    /// Set this when users reach the server over HTTPS: cookies are then Secure and named with
+    /// the `__Host-` prefix (only the host itself can set them).
     #[arg(long)]
     secure_cookies: bool,
 }

@@ -35,6 +35,15 @@ pub struct Session {
     pub restricted: bool,
 }
 
+/// The token a session's page forms carry against cross-site requests: derived from the session
+/// token (which the browser keeps in an HttpOnly cookie and no other site can read), so any app
+/// server checks it without storing anything, and it ends with the session.
+pub fn form_token(session_token: &str) -> String {
+    let mut input = b"medledger form token v1:".to_vec();
+    input.extend_from_slice(session_token.trim().as_bytes());
+    hex::encode(keccak256(&input))
+}
+
 /// A token's two halves: the lookup id (as stored: its hash) and the sealing key.
 struct Token {
     id: String,

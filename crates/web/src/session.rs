@@ -14,9 +14,18 @@ use medledger_records::{Kind, Person, sessions::ABSOLUTE};
 use crate::{ApiState, error::ApiError};
 
 pub const COOKIE: &str = "medledger_session";
+/// Its name over HTTPS (`--secure-cookies`): a `__Host-` cookie is only accepted by browsers when
+/// Secure, for `/` and set by this very host, so a neighbouring subdomain cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-medledger_session";
 
-/// The token a request carries: `Authorization: Bearer T` or the session cookie.
-pub fn token_of(parts: &Parts) -> Option<String> {
+/// The session cookie's name.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE } else { COOKIE }
+}
+
+/// The token a request carries: `Authorization: Bearer T` or the session cookie (of the name in
+/// use: with secure cookies, only the `__Host-` one).
+pub fn token_of(parts: &Parts, secure: bool) -> Option<String> {
     if let Some(auth) = parts.headers.get(header::AUTHORIZATION)
         && let Ok(value) = auth.to_str()
         && let Some(token) = value.strip_prefix("Bearer ")
@@ -29,7 +38,7 @@ pub fn token_of(parts: &Parts) -> Option<String> {
         };
         for pair in cookie.split(';') {
             if let Some((name, value)) = pair.trim().split_once('=')
-                && name == COOKIE
+                && name == cookie_name(secure)
             {
                 return Some(value.to_string());
             }
@@ -54,7 +63,7 @@ impl FromRequestParts<ApiState> for Auth {
                 "log in first (your session may have expired)",
             )
         };
-        let token = token_of(parts).ok_or_else(unauthenticated)?;
+        let token = token_of(parts, state.secure_cookies).ok_or_else(unauthenticated)?;
         let session = state
             .app
             .session(&token)
@@ -91,7 +100,7 @@ impl FromRequestParts<ApiState> for MaybeAuth {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<MaybeAuth, ApiError> {
-        let Some(token) = token_of(parts) else {
+        let Some(token) = token_of(parts, state.secure_cookies) else {
             return Ok(MaybeAuth(None));
         };
         let session = state.app.session(&token).await?;
@@ -101,18 +110,23 @@ impl FromRequestParts<ApiState> for MaybeAuth {
     }
 }
 
-/// The `Set-Cookie` value that starts a session (Secure when served over HTTPS).
+/// The `Set-Cookie` value that starts a session (`__Host-` and Secure when served over HTTPS).
 pub fn cookie(token: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        cookie_name(secure),
         ABSOLUTE.as_secs(),
         if secure { "; Secure" } else { "" }
     )
 }
 
 /// The `Set-Cookie` value that ends it.
-pub fn clear_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 #[cfg(test)]
@@ -126,14 +140,36 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, _) = request.into_parts();
-        assert_eq!(token_of(&parts).as_deref(), Some("abc123"));
+        assert_eq!(token_of(&parts, false).as_deref(), Some("abc123"));
+        // Over HTTPS only the `__Host-` cookie counts: a plain one may come from a subdomain.
+        assert_eq!(token_of(&parts, true), None);
+        let request = axum::http::Request::builder()
+            .header(
+                header::COOKIE,
+                "medledger_session=planted; __Host-medledger_session=own",
+            )
+            .body(())
+            .unwrap();
+        let (parts, _) = request.into_parts();
+        assert_eq!(token_of(&parts, true).as_deref(), Some("own"));
         let request = axum::http::Request::builder()
             .header(header::AUTHORIZATION, "Bearer xyz")
             .body(())
             .unwrap();
         let (parts, _) = request.into_parts();
-        assert_eq!(token_of(&parts).as_deref(), Some("xyz"));
-        assert!(cookie("t", true).contains("; Secure"));
+        assert_eq!(token_of(&parts, true).as_deref(), Some("xyz"));
+        let secure = cookie("t", true);
+        assert!(
+            secure.starts_with("__Host-medledger_session=t; Path=/;"),
+            "{secure}"
+        );
+        assert!(
+            secure.ends_with("; Secure") && !secure.contains("Domain"),
+            "{secure}"
+        );
         assert!(!cookie("t", false).contains("Secure"));
+        assert!(cookie("t", false).starts_with("medledger_session=t;"));
+        assert!(clear_cookie(true).starts_with("__Host-medledger_session=;"));
+        assert!(clear_cookie(true).ends_with("; Secure"));
     }
 }

@@ -57,7 +57,10 @@ pub(crate) async fn logout(State(state): State<ApiState>, auth: Auth) -> ApiResu
     state.app.end_session(&auth.token).await?;
     Ok((
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, session::clear_cookie())],
+        [(
+            header::SET_COOKIE,
+            session::clear_cookie(state.secure_cookies),
+        )],
     )
         .into_response())
 }

@@ -116,7 +116,16 @@ pub(crate) fn v(value: &impl serde::Serialize) -> Value {
     Value::from(minijinja::value::Serde(value))
 }
 
-pub(crate) const CSRF_COOKIE: &str = "medledger_csrf";
+/// The cookie of a visitor's forms (login, sign-up, enrolment): a double-submit token. A
+/// logged-in person's forms carry a token derived from their session instead
+/// (`sessions::form_token`), which every app server checks without storing anything.
+pub(crate) fn csrf_cookie(secure: bool) -> &'static str {
+    if secure {
+        "__Host-medledger_csrf"
+    } else {
+        "medledger_csrf"
+    }
+}
 
 /// What every page template gets: who is logged in, the CSRF token, the current path.
 pub(crate) struct Page {
@@ -145,8 +154,9 @@ impl FromRequestParts<ApiState> for Page {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Page, Response> {
-        let session = match token_of(parts) {
-            Some(token) => match state.app.session(&token).await {
+        let token = token_of(parts, state.secure_cookies);
+        let session = match &token {
+            Some(token) => match state.app.session(token).await {
                 Ok(session) => session,
                 Err(e) => {
                     // The page is shown as to a visitor; what failed is logged.
@@ -156,17 +166,20 @@ impl FromRequestParts<ApiState> for Page {
             },
             None => None,
         };
+        let (csrf, new_csrf) = match (&session, &token) {
+            (Some(_), Some(token)) => (medledger_records::sessions::form_token(token), false),
+            _ => match cookie(&parts.headers, csrf_cookie(state.secure_cookies)) {
+                Some(c) if c.len() == 64 => (c, false),
+                _ => {
+                    let mut bytes = [0u8; 32];
+                    OsRng.fill_bytes(&mut bytes);
+                    (hex::encode(bytes), true)
+                }
+            },
+        };
         let (person, restricted) = match session {
             Some(s) => (Some(s.person), s.restricted),
             None => (None, false),
-        };
-        let (csrf, new_csrf) = match cookie(&parts.headers, CSRF_COOKIE) {
-            Some(c) if c.len() == 64 => (c, false),
-            _ => {
-                let mut bytes = [0u8; 32];
-                OsRng.fill_bytes(&mut bytes);
-                (hex::encode(bytes), true)
-            }
         };
         let query = parts
             .uri
@@ -340,7 +353,8 @@ impl Page {
         if self.new_csrf {
             let secure = if state.secure_cookies { "; Secure" } else { "" };
             if let Ok(v) = HeaderValue::from_str(&format!(
-                "{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+                "{}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+                csrf_cookie(state.secure_cookies),
                 self.csrf
             )) {
                 headers.append(header::SET_COOKIE, v);
@@ -362,7 +376,8 @@ impl Page {
         )
     }
 
-    /// Checks the form's CSRF token against the cookie (double submit).
+    /// Checks the form's CSRF token: against the session's form token, or for a visitor the
+    /// cookie (double submit).
     pub(crate) fn check_csrf(&self, submitted: Option<&str>) -> Result<(), Error> {
         match submitted {
             Some(t) if !self.new_csrf && constant_eq(t.as_bytes(), self.csrf.as_bytes()) => Ok(()),
@@ -472,6 +487,6 @@ impl<T> OrPage<T> for Result<T, Error> {
 }
 
 /// Reads the session token, to end it at logout.
-pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, session::COOKIE)
+pub(crate) fn session_token(headers: &HeaderMap, secure: bool) -> Option<String> {
+    cookie(headers, session::cookie_name(secure))
 }

@@ -106,7 +106,7 @@ async fn confirm_mfa(
         .await
     {
         Ok(()) => {
-            if let Some(token) = session_token(&headers) {
+            if let Some(token) = session_token(&headers, state.secure_cookies) {
                 state
                     .app
                     .lift_session_restriction(&token)
@@ -277,13 +277,16 @@ async fn logout(
     if let Err(refused) = page.submitted(&state, &fields) {
         return refused;
     }
-    if let Some(token) = session_token(&headers)
+    if let Some(token) = session_token(&headers, state.secure_cookies)
         && let Err(e) = state.app.end_session(&token).await
     {
         return page.fail(&state, e);
     }
     (
-        [(header::SET_COOKIE, session::clear_cookie())],
+        [(
+            header::SET_COOKIE,
+            session::clear_cookie(state.secure_cookies),
+        )],
         Redirect::to("/"),
     )
         .into_response()
@@ -426,7 +429,7 @@ async fn change_password(
                        funded => "0", spent => "0", chain_id => state.app.ledger().chain_id(), errors => errors },
         ));
     }
-    if let Some(token) = session_token(&headers) {
+    if let Some(token) = session_token(&headers, state.secure_cookies) {
         state
             .app
             .end_other_sessions(me.id, &token)

@@ -42,14 +42,20 @@ impl<'a> Browser<'a> {
             http,
             csrf: String::new(),
         };
-        let (_, html) = b.get("/login").await;
-        b.csrf = html
+        b.read_csrf("/login").await;
+        b
+    }
+
+    /// Takes the form token of the page at `path` (a visitor's, or once logged in the
+    /// session's).
+    pub(crate) async fn read_csrf(&mut self, path: &str) {
+        let (_, html) = self.get(path).await;
+        self.csrf = html
             .split("name=\"csrf\" value=\"")
             .nth(1)
             .and_then(|s| s.split('"').next())
-            .unwrap()
+            .unwrap_or_else(|| panic!("{path} has no form: {html}"))
             .to_string();
-        b
     }
 
     /// GETs `path`: its status and headers, and its body.
@@ -76,7 +82,8 @@ impl<'a> Browser<'a> {
             .unwrap()
     }
 
-    pub(crate) async fn login(&self, user: &str, password: &str) {
+    /// Logs in through the form; the browser then holds the session's form token.
+    pub(crate) async fn login(&mut self, user: &str, password: &str) {
         let r = self
             .post(
                 "/login",
@@ -89,6 +96,7 @@ impl<'a> Browser<'a> {
             )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "login {user}");
+        self.read_csrf("/account").await;
     }
 }
 
@@ -169,7 +177,7 @@ async fn every_page_renders_for_its_role_and_refuses_the_others() {
     ];
     let mut own = Vec::new();
     for (user, password, paths) in &pages {
-        let b = Browser::new(&t).await;
+        let mut b = Browser::new(&t).await;
         b.login(user, password).await;
         for path in paths {
             let (r, html) = b.get(path).await;
@@ -224,7 +232,7 @@ async fn every_page_renders_for_its_role_and_refuses_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
     let t = TestApp::spawn(Backend::Embedded).await;
-    let b = Browser::new(&t).await;
+    let mut b = Browser::new(&t).await;
     b.login("admin", crate::ADMIN_PASSWORD).await;
     let fields = [("name", "Forged"), ("city", "Nowhere")];
     let r = b.post("/admin/hospitals", &fields).await;
@@ -266,16 +274,43 @@ async fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
         html.contains("Transaction confirmed") && html.contains("Gas used"),
         "{html}"
     );
+    // Another session of the same person has another token: this one does not fit it.
+    let mut other = Browser::new(&t).await;
+    other.login("admin", crate::ADMIN_PASSWORD).await;
+    assert_ne!(other.csrf, b.csrf);
+    let r = other
+        .post(
+            "/admin/hospitals",
+            &[("csrf", b.csrf.as_str()), ("name", "Forged"), ("city", "X")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Logging out needs the token too.
     assert_eq!(b.post("/logout", &[]).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(b.get("/admin").await.0.status(), StatusCode::OK);
+    // The token is the session's: logged out and in again, the old one is refused.
+    let old = b.csrf.clone();
+    let r = b.post("/logout", &[("csrf", old.as_str())]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    b.read_csrf("/login").await;
+    b.login("admin", crate::ADMIN_PASSWORD).await;
+    assert_ne!(b.csrf, old);
+    let r = b
+        .post(
+            "/admin/hospitals",
+            &[("csrf", old.as_str()), ("name", "Stale"), ("city", "X")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, hospitals) = t.get("/api/v1/hospitals", None).await;
+    assert_eq!(hospitals["hospitals"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_returns_to_the_page_asked_for_and_errors_stay_next_to_their_field() {
     let t = TestApp::spawn(Backend::Embedded).await;
     t.sign_up("lena", "Lena Login").await;
-    let b = Browser::new(&t).await;
+    let mut b = Browser::new(&t).await;
     let r = b
         .post(
             "/login",
@@ -305,6 +340,10 @@ async fn login_returns_to_the_page_asked_for_and_errors_stay_next_to_their_field
         )
         .await;
     assert_eq!(r.headers()[header::LOCATION], "/patient/sharing");
+    // Logged in, the forms carry the session's token: the visitor's one no longer fits.
+    let visitor = b.csrf.clone();
+    b.read_csrf("/login").await;
+    assert_ne!(b.csrf, visitor);
     // Never to another site.
     let r = b
         .post(
@@ -318,6 +357,8 @@ async fn login_returns_to_the_page_asked_for_and_errors_stay_next_to_their_field
         )
         .await;
     assert_eq!(r.headers()[header::LOCATION], "/patient");
+    // That login made a new session, whose forms have a token of their own.
+    b.read_csrf("/signup").await;
 
     // Sign-up errors are shown next to their field, and nothing is created.
     let r = b
@@ -349,7 +390,7 @@ async fn a_doctors_refused_form_comes_back_with_its_error_and_what_was_typed() {
     let (patient_address, patient) = t.sign_up("fiona", "Fiona Forms").await;
     t.share(&patient, "Knee MRI", "no tear", &[&doctor_address])
         .await;
-    let b = Browser::new(&t).await;
+    let mut b = Browser::new(&t).await;
     b.login("dr.form", PASSWORD).await;
 
     // A prescription the domain refuses: the chart again, 400, the error and the lines typed.

@@ -26,6 +26,42 @@ async fn two_servers_on_one_database_serve_the_same_people() {
     );
     assert_eq!(me["role"], "doctor");
 
+    // A page's form from A is accepted by B: its token is the session's, not the server's.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = format!("medledger_session={admin}");
+    let html = browser
+        .get(format!("{}/admin/hospitals", a.url))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the page has a form")
+        .to_string();
+    let posted = browser
+        .post(format!("{}/admin/hospitals", b.url))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "North Clinic"),
+            ("city", "Lille"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    let (_, found) = a.get("/api/v1/hospitals?city=lille", None).await;
+    assert_eq!(found["hospitals"][0]["name"], "North Clinic", "{found}");
+
     // A patient signs up on B and logs in there; the session works on A.
     let (patient_address, patient) = b.sign_up("alice", "Alice Moreau").await;
     let (status, _) = a.get("/api/v1/me", Some(&patient)).await;

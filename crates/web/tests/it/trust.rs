@@ -63,7 +63,7 @@ async fn break_glass_is_bounded_seen_at_once_and_ended_by_the_patient_or_an_admi
             .unwrap()
             .contains("unconscious")
     );
-    let browser = Browser::new(&t).await;
+    let mut browser = Browser::new(&t).await;
     browser.login("erin", crate::PASSWORD).await;
     for page in [
         "/patient",
@@ -150,7 +150,7 @@ async fn break_glass_is_bounded_seen_at_once_and_ended_by_the_patient_or_an_admi
             .is_none_or(Value::is_null),
         "the admin does not read the reason"
     );
-    let admin_browser = Browser::new(&t).await;
+    let mut admin_browser = Browser::new(&t).await;
     admin_browser.login("admin", crate::ADMIN_PASSWORD).await;
     let (_, html) = admin_browser.get("/admin").await;
     assert!(html.contains(&format!("/emergencies/{id}/end")), "{html}");
@@ -255,7 +255,7 @@ async fn every_read_of_a_patients_data_leaves_a_trace_they_see() {
         "Iron"
     );
     // The doctor's page of the patient: records and profile, one view in one transaction.
-    let browser = Browser::new(&t).await;
+    let mut browser = Browser::new(&t).await;
     browser.login("dr.read", crate::PASSWORD).await;
     let (head, html) = browser
         .get(&format!("/doctor/patients/{patient_address}"))
@@ -334,7 +334,7 @@ async fn an_expired_grant_reveals_nothing_and_a_narrow_grant_only_what_it_needs(
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // A single-record treatment grant shows who the patient is, not how to reach them.
-    let browser = Browser::new(&t).await;
+    let mut browser = Browser::new(&t).await;
     browser.login("dr.late", crate::PASSWORD).await;
     let (_, html) = browser
         .get(&format!("/doctor/patients/{patient_address}"))
