@@ -7,7 +7,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use medledger::{Chain, Config, DemoOutcome, Faucet};
 use medledger_chain::alloy::{primitives::U256, signers::local::PrivateKeySigner};
-use medledger_records::{db::Database, model::Role};
+use medledger_records::{
+    db::Database,
+    limits::{Limit, Limits},
+    model::Role,
+};
 use medledger_rpc::{Cors, Methods};
 use medledger_vault::{BlobLocation, S3Keys};
 
@@ -76,6 +80,20 @@ pub(crate) struct ServeArgs {
     /// yet" (it is settled later). Raise it for a chain with slow blocks.
     #[arg(long, default_value_t = 120)]
     receipt_timeout_secs: u64,
+    /// Proxies (their addresses, comma-separated) in front of the server whose
+    /// `X-Forwarded-For` names the client; without it the header is ignored and the client is
+    /// the connection's peer.
+    #[arg(long, value_delimiter = ',')]
+    trusted_proxy: Vec<std::net::IpAddr>,
+    /// Patients that may sign up per hour from one client (an IPv4 address or IPv6 /64).
+    #[arg(long, default_value_t = 10)]
+    sign_ups_per_hour: u32,
+    /// Fundings (new accounts and top-ups) the faucet makes per 24 hours, across all servers.
+    #[arg(long, default_value_t = 1000)]
+    faucet_daily_cap: u32,
+    /// Top-ups one account gets per 24 hours when its ether runs below a quarter of the funding.
+    #[arg(long, default_value_t = 3)]
+    top_ups_per_day: u32,
     /// Set this when users reach the server over HTTPS: cookies are then Secure and named with
     /// the `__Host-` prefix (only the host itself can set them).
     #[arg(long)]
@@ -154,6 +172,12 @@ impl ServeArgs {
         let mut config = Config::new(self.data_dir.clone());
         config.http_addr = self.http_addr;
         config.receipt_timeout = Duration::from_secs(self.receipt_timeout_secs);
+        config.trusted_proxies = self.trusted_proxy.clone();
+        config.limits = Limits {
+            sign_ups_per_client: Limit::per_hour(self.sign_ups_per_hour),
+            faucet: Limit::per_day(self.faucet_daily_cap),
+            top_ups_per_account: Limit::per_day(self.top_ups_per_day),
+        };
         if let Some(url) = &self.database_url {
             config.database = Some(database(url)?);
         }

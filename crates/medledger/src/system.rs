@@ -102,6 +102,10 @@ pub struct Config {
     /// A session ends after this long without a request.
     pub session_idle: Duration,
     pub secure_cookies: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Sign-ups per client, the faucet's fundings per day, top-ups per account.
+    pub limits: medledger_records::limits::Limits,
     /// Seed the demo data (once).
     pub demo: bool,
     /// How long a write waits for its receipt before answering that it is pending.
@@ -138,6 +142,8 @@ impl Config {
             require_mfa: Vec::new(),
             session_idle: medledger_records::sessions::IDLE,
             secure_cookies: false,
+            trusted_proxies: Vec::new(),
+            limits: Default::default(),
             demo: false,
             receipt_timeout: Duration::from_secs(120),
             resolve_every: Duration::from_secs(5),
@@ -308,6 +314,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         require_mfa: config.require_mfa,
         max_upload_bytes: config.max_upload_bytes,
         session_idle: config.session_idle,
+        limits: config.limits,
     };
     let (app, bootstrap) = App::open(options).await.map_err(domain)?;
     let demo = if config.demo {
@@ -328,6 +335,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
     }));
     let mut state = ApiState::new(app.clone());
     state.secure_cookies = config.secure_cookies;
+    state.trusted_proxies = config.trusted_proxies.clone();
     tasks.spawn(named(
         "the web server",
         medledger_web::serve(listener, state, stopped(stop.subscribe())),

@@ -69,6 +69,8 @@ pub struct Options {
     pub require_mfa: Vec<Role>,
     /// A session ends after this long without a request.
     pub session_idle: Duration,
+    /// Sign-ups per client, the faucet's fundings per day, top-ups per account.
+    pub limits: crate::limits::Limits,
 }
 
 /// What a first start created, for the binary to print once.
@@ -96,6 +98,7 @@ struct Inner {
     escrow: SecretKey,
     funder: PrivateKeySigner,
     funding: U256,
+    limits: crate::limits::Limits,
     emergency_window: Duration,
     max_upload_bytes: usize,
     require_mfa: Vec<Role>,
@@ -159,6 +162,7 @@ impl App {
                 escrow: options.escrow,
                 funder: options.funder,
                 funding: options.funding,
+                limits: options.limits,
                 emergency_window: options.emergency_window,
                 max_upload_bytes: options.max_upload_bytes,
                 require_mfa: options.require_mfa,
@@ -231,6 +235,14 @@ impl App {
 
     pub(crate) fn funding(&self) -> U256 {
         self.inner.funding
+    }
+
+    pub(crate) fn limits(&self) -> crate::limits::Limits {
+        self.inner.limits
+    }
+
+    pub(crate) fn funder_address(&self) -> Address {
+        self.inner.funder.address()
     }
 
     /// How many hospitals, doctors and patients the Registry holds.
@@ -309,18 +321,18 @@ impl App {
 
     /// Gives a new account enough ether for its transactions.
     pub(crate) async fn fund(&self, account: Address) -> Result<()> {
+        self.send_funding(account, self.inner.funding).await
+    }
+
+    /// Sends `wei` from the faucet to `account`, counted against the faucet's daily allowance.
+    pub(crate) async fn send_funding(&self, account: Address, wei: U256) -> Result<()> {
+        self.count_funding().await?;
         // The faucet is one sender for every app server: they take turns, so its nonces never
         // collide.
         let _faucet = self
             .hold(&format!("sender {}", self.inner.funder.address()))
             .await?;
-        fund(
-            &self.inner.ledger,
-            &self.inner.funder,
-            account,
-            self.inner.funding,
-        )
-        .await
+        fund(&self.inner.ledger, &self.inner.funder, account, wei).await
     }
 
     /// What the health check reports: the chain, and whether the database and blob store answer.

@@ -392,9 +392,20 @@ impl App {
     /// A patient signs up: an account, their sealed details, and their registration on chain
     /// signed by their own new key.
     pub async fn sign_up_patient(&self, signup: &PatientSignup) -> Result<(Account, TxInfo)> {
+        self.sign_up_patient_from(signup, None).await
+    }
+
+    /// `sign_up_patient` by a web client at `client` (as the web layer saw it): counted against
+    /// the sign-ups allowed per client, once the input is known to be good.
+    pub async fn sign_up_patient_from(
+        &self,
+        signup: &PatientSignup,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(Account, TxInfo)> {
         signup.profile.check()?;
         self.check_new_account(&signup.username, &signup.password)
             .await?;
+        self.count_sign_up(client).await?;
         let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
         let identity = Identity {
             name: signup.profile.name.trim().to_string(),

@@ -102,6 +102,12 @@ impl App {
             self.settle_failed(id, &follow).await?;
             return Err(e);
         }
+        // A person whose ether runs low is topped up first (once `stored` has made a new
+        // account, which is funded already). A top-up that cannot be had is no failure of its
+        // own: the transaction is refused below if the ether really does not do.
+        if let Err(e) = self.top_up_if_low(signer.address()).await {
+            tracing::warn!("topping up {}: {}", signer.address(), e.for_operator());
+        }
         // One transaction of a sender is prepared and sent at a time, in this server and across
         // the deployment's servers, so two never get the same nonce.
         let turn = self.ledger().lock_sender(signer.address()).await;

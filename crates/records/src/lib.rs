@@ -17,6 +17,7 @@ pub mod error;
 pub mod explorer;
 pub mod journal;
 pub mod ledger;
+pub mod limits;
 pub mod mfa;
 pub mod model;
 pub mod reports;

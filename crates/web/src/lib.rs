@@ -3,6 +3,7 @@
 //! Handlers are thin: they parse, call the domain (`medledger_records::App`), and answer.
 
 pub mod api;
+mod client;
 pub mod error;
 mod forms;
 pub mod pages;
@@ -28,6 +29,8 @@ pub struct ApiState {
     pub templates: Arc<Templates>,
     /// Mark session cookies `Secure` (the server is behind HTTPS).
     pub secure_cookies: bool,
+    /// Proxies whose `X-Forwarded-For` says who the client is (`--trusted-proxy`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ApiState {
@@ -36,6 +39,7 @@ impl ApiState {
             app,
             templates: Arc::new(Templates::load()),
             secure_cookies: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -81,7 +85,11 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Each request knows its connection's peer (the limits counted per client need it).
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

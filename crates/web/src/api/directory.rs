@@ -248,9 +248,10 @@ pub(crate) async fn reactivate_doctor(
 /// `POST /api/v1/patients`: anyone may sign up as a patient.
 pub(crate) async fn sign_up(
     State(state): State<ApiState>,
+    client: crate::client::ClientAddr,
     Json(body): Json<PatientSignup>,
 ) -> ApiResult<Response> {
-    let (account, tx) = state.app.sign_up_patient(&body).await?;
+    let (account, tx) = state.app.sign_up_patient_from(&body, client.0).await?;
     Ok(written(
         StatusCode::CREATED,
         json!({ "username": account.username, "address": account.address, "role": "patient" }),

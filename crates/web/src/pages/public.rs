@@ -296,7 +296,12 @@ async fn signup_form(State(state): State<ApiState>, page: Page) -> Response {
     page.render(&state, "signup.html", context! { values => context! {} })
 }
 
-async fn signup(State(state): State<ApiState>, page: Page, Form(fields): Form<Fields>) -> Response {
+async fn signup(
+    State(state): State<ApiState>,
+    page: Page,
+    client: crate::client::ClientAddr,
+    Form(fields): Form<Fields>,
+) -> Response {
     if let Err(refused) = page.submitted(&state, &fields) {
         return refused;
     }
@@ -337,7 +342,7 @@ async fn signup(State(state): State<ApiState>, page: Page, Form(fields): Form<Fi
             contact: field(&fields, "contact").trim().to_string(),
         },
     };
-    let tx = match state.app.sign_up_patient(&signup).await {
+    let tx = match state.app.sign_up_patient_from(&signup, client.0).await {
         Ok((_, tx)) => tx,
         Err(e) => {
             let status = crate::error::answered(&e);

@@ -4,6 +4,7 @@
 
 mod explorer;
 mod journal;
+mod limits;
 mod matrix;
 mod pages;
 mod security;
@@ -267,6 +268,18 @@ impl TestApp {
         proxied: bool,
         require_mfa: Vec<medledger_records::model::Role>,
     ) -> (TestApp, Option<ChainProxy>) {
+        TestApp::spawn_configured(backend, proxied, move |config| {
+            config.require_mfa = require_mfa
+        })
+        .await
+    }
+
+    /// An app on `backend` whose configuration `configure` changes last.
+    pub async fn spawn_configured(
+        backend: Backend,
+        proxied: bool,
+        configure: impl FnOnce(&mut medledger::Config),
+    ) -> (TestApp, Option<ChainProxy>) {
         // What the server logs (internal errors with their detail) shows with a failing test.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -285,7 +298,6 @@ impl TestApp {
         let mut config = medledger::Config::test(keys.path(), ADMIN_PASSWORD);
         config.data_dir = dir.path().to_path_buf();
         config.max_upload_bytes = MAX_UPLOAD;
-        config.require_mfa = require_mfa;
         let mut proxy = None;
         let (mut postgres, mut seaweed) = (None, None);
         if backend == Backend::PostgresS3 {
@@ -337,6 +349,7 @@ impl TestApp {
                 Chain::Anvil(child, url)
             }
         };
+        configure(&mut config);
         let system = medledger::spawn(config).await.unwrap();
         assert!(
             system
