@@ -16,7 +16,7 @@ pub use error::{Error, Result, TxError};
 pub use executor::{CallOutcome, CallRequest};
 pub use genesis::{DEV_MNEMONIC, DevAccounts, Genesis};
 pub use node::{BlockRef, BlockTag, MiningMode, Node, NodeConfig, TxLookup};
-pub use store::holds_chain;
+pub use store::{copy_chain, holds_chain};
 pub use verify::{VerifyReport, verify_data_dir};
 
 /// Re-exported so that the layers above name exactly the types this node speaks.

@@ -68,6 +68,32 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
     }
 }
 
+/// Copies the chain in `from` to `to` (which must not hold one): its genesis and block log,
+/// synced. Takes `from`'s lock first, so no node appends meanwhile (a running `serve` or `node`
+/// makes this fail, saying so).
+pub fn copy_chain(from: &Path, to: &Path) -> Result<()> {
+    let _held = lock_dir(from)?;
+    if holds_chain(to) {
+        return Err(Error::InvalidInput(format!(
+            "{} holds a chain already",
+            to.display()
+        )));
+    }
+    std::fs::create_dir_all(to)?;
+    for path in [log_path(from), genesis_path(from)] {
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        if path.exists() {
+            let target = to.join(name);
+            std::fs::copy(&path, &target)?;
+            File::open(&target)?.sync_all()?;
+        }
+    }
+    File::open(to)?.sync_all()?;
+    Ok(())
+}
+
 /// Whether `dir` already holds a chain (its genesis is written when it is created).
 pub fn holds_chain(dir: &Path) -> bool {
     genesis_path(dir).exists()

@@ -27,6 +27,28 @@ enum Command {
     Serve(crate::serve::ServeArgs),
     /// Run the embedded Ethereum node alone: a drop-in for `ganache` (JSON-RPC over HTTP).
     Node(NodeArgs),
+    /// Copy a deployment (database, blobs, the embedded chain; the key files only with
+    /// --with-keys) into a new directory. Stop `serve` first when the chain is embedded.
+    Backup {
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+        /// The new (or empty) directory to write the backup into.
+        #[arg(long)]
+        to: PathBuf,
+        /// Also copy the escrow and faucet key files: the backup then opens everything, so keep
+        /// it as safely as the keys.
+        #[arg(long)]
+        with_keys: bool,
+    },
+    /// Bring a backup back into a new deployment (an empty database, blob store and data
+    /// directory), then run `verify` on it.
+    Restore {
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+        /// The backup's directory (as written by `backup --to`).
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Re-check a stored chain from genesis, and every stored report against its on-chain
     /// anchor; exits non-zero naming the first bad block or every bad report.
     Verify {
@@ -44,6 +66,62 @@ enum Command {
         #[arg(long, env = "MEDLEDGER_BLOB_STORE")]
         blob_store: Option<String>,
     },
+}
+
+/// Where a deployment's parts are, as `serve` is told.
+#[derive(Debug, clap::Args)]
+struct DeploymentArgs {
+    #[arg(long, default_value = "medledger-data")]
+    data_dir: PathBuf,
+    /// The app database in PostgreSQL (as `serve --database-url`).
+    #[arg(long, env = "MEDLEDGER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The blob store (as `serve --blob-store`; S3 keys from AWS_* in the environment).
+    #[arg(long, env = "MEDLEDGER_BLOB_STORE")]
+    blob_store: Option<String>,
+    /// The escrow key file. Default: DIR.escrow-key beside DIR.
+    #[arg(long, env = "MEDLEDGER_ESCROW_KEY_FILE")]
+    escrow_key: Option<PathBuf>,
+    /// The embedded chain's faucet key file. Default: DIR.faucet-key beside DIR.
+    #[arg(long, env = "MEDLEDGER_FAUCET_KEY_FILE")]
+    faucet_key: Option<PathBuf>,
+}
+
+impl DeploymentArgs {
+    fn deployment(self) -> anyhow::Result<medledger::Deployment> {
+        let blob_store = self
+            .blob_store
+            .as_deref()
+            .map(crate::serve::blob_store)
+            .transpose()?;
+        let s3_keys = match blob_store {
+            Some(medledger_vault::BlobLocation::S3 { .. }) => crate::serve::s3_keys()?,
+            _ => None,
+        };
+        Ok(medledger::Deployment {
+            database: self
+                .database_url
+                .as_deref()
+                .map(crate::serve::database)
+                .transpose()?,
+            blob_store,
+            s3_keys,
+            escrow_key: self
+                .escrow_key
+                .unwrap_or_else(|| medledger::Config::new(self.data_dir.clone()).escrow_key),
+            faucet_key: self
+                .faucet_key
+                .unwrap_or_else(|| medledger::Config::faucet_key_beside(&self.data_dir)),
+            data_dir: self.data_dir,
+        })
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 #[derive(Debug, clap::Args)]
@@ -148,6 +226,52 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(run_node(node))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup {
+            deployment,
+            to,
+            with_keys,
+        } => {
+            let deployment = deployment.deployment()?;
+            let done = runtime()?.block_on(medledger::backup(&deployment, &to, with_keys))?;
+            println!(
+                "backup: {} rows, {} blobs{} into {}",
+                done.rows,
+                done.blobs,
+                if done.chain { ", the chain" } else { "" },
+                to.display()
+            );
+            if done.keys_copied {
+                println!(
+                    "backup: the key files are in it too: it opens every record, keep it as safely as the keys"
+                );
+            } else {
+                println!(
+                    "backup: the key files are not in it (see manifest.json); keep {} and {} safe apart",
+                    deployment.escrow_key.display(),
+                    deployment.faucet_key.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { deployment, from } => {
+            let deployment = deployment.deployment()?;
+            let done = runtime()?.block_on(medledger::restore(&from, &deployment))?;
+            println!(
+                "restore: {} rows, {} blobs{} into {}",
+                done.rows,
+                done.blobs,
+                if done.chain { ", the chain" } else { "" },
+                deployment.data_dir.display()
+            );
+            if !done.keys_copied {
+                println!(
+                    "restore: the backup holds no key files: put the escrow key at {} before `serve`",
+                    deployment.escrow_key.display()
+                );
+            }
+            println!("restore: now run `medledger verify` with the same options");
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod contracts;
 pub mod db;
 pub mod demo;
