@@ -91,7 +91,7 @@ async fn opens(url: &str, id: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_of_the_embedded_defaults_restores_verifies_and_serves() {
+async fn a_backup_of_the_embedded_defaults_restores_verifies_serves_and_moves_to_postgresql() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut cmd = serve_command(dir.path(), &[]);
@@ -182,6 +182,39 @@ async fn a_backup_of_the_embedded_defaults_restores_verifies_and_serves() {
         "{out}"
     );
     let server = start_serve(serve_command(elsewhere.path(), &[]));
+    opens(&server.url, &id).await;
+    drop(server);
+
+    // The same backup moves the deployment from SQLite into PostgreSQL.
+    let postgres = Postgres::start();
+    let database = postgres.new_database();
+    let moved = tempfile::tempdir().unwrap();
+    let (escrow, faucet) = (
+        moved.path().join("escrow.key"),
+        moved.path().join("faucet.key"),
+    );
+    let data = moved.path().join("data");
+    let env = [("MEDLEDGER_DATABASE_URL", database.as_str())];
+    let (ok, out) = run(
+        &[
+            "restore",
+            "--from",
+            path(&full),
+            "--data-dir",
+            path(&data),
+            "--escrow-key",
+            path(&escrow),
+            "--faucet-key",
+            path(&faucet),
+        ],
+        &env,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["verify", "--data-dir", path(&data)], &env);
+    assert!(ok && out.contains("reports: OK"), "{out}");
+    let mut cmd = serve_command(moved.path(), &[]);
+    cmd.env("MEDLEDGER_DATABASE_URL", &database);
+    let server = start_serve(cmd);
     opens(&server.url, &id).await;
 }
 
