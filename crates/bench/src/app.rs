@@ -86,6 +86,8 @@ fn start(backend: Backend, round: usize) -> anyhow::Result<Server> {
     config.escrow_key = dir.join("escrow.key");
     config.admin_password = Some(ADMIN_PASSWORD.to_string());
     config.max_upload_bytes = 64 * 1024 * 1024;
+    // The benchmark signs many patients up from one address.
+    config.limits.sign_ups_per_client = medledger_records::limits::Limit::per_hour(10_000);
     let engines = match backend {
         Backend::Embedded => None,
         Backend::PostgresS3 => {
@@ -233,22 +235,26 @@ async fn gets(
     .await
 }
 
-/// Logs in as `user`, `concurrency` at a time, for `for_how_long`: logins per second.
+/// Logs in as `users` in turn, `concurrency` at a time, for `for_how_long`: logins per second.
+/// (One name is not logged into many times at once: the throttle counts attempts in flight, and
+/// refuses a name past five.)
 async fn logins(
     http: &reqwest::Client,
     base: &str,
-    user: &str,
+    users: Vec<String>,
     concurrency: usize,
     for_how_long: Duration,
 ) -> anyhow::Result<f64> {
-    let (http, base, user) = (
-        http.clone(),
-        Arc::new(base.to_string()),
-        Arc::new(user.to_string()),
-    );
+    let (http, base, users) = (http.clone(), Arc::new(base.to_string()), Arc::new(users));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     per_second(concurrency, for_how_long, move || {
-        let (http, base, user) = (http.clone(), base.clone(), user.clone());
-        async move { login(&http, &base, &user, PASSWORD).await.map(|_| ()) }
+        let (http, base, users) = (http.clone(), base.clone(), users.clone());
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            login(&http, &base, &users[i % users.len()], PASSWORD)
+                .await
+                .map(|_| ())
+        }
     })
     .await
 }
@@ -427,10 +433,22 @@ async fn run_one(backend: Backend, round: usize) -> anyhow::Result<Vec<Figure>> 
 
     // A burst of 50 concurrent logins (argon2id and scrypt each, on the blocking pool) while the
     // directory is read: the async workers must keep answering.
+    let mut users = Vec::new();
+    for i in 0..50 {
+        let username = format!("login{i}");
+        post(
+            &http,
+            &format!("{base}/api/v1/patients"),
+            None,
+            json!({ "username": username, "password": PASSWORD, "name": "Lou Login" }),
+        )
+        .await?;
+        users.push(username);
+    }
     let alone = gets(&http, format!("{base}/api/v1/hospitals"), None, 16, window).await?;
     let (during, logged_in) = tokio::join!(
         gets(&http, format!("{base}/api/v1/hospitals"), None, 16, window),
-        logins(&http, &base, "bench", 50, window)
+        logins(&http, &base, users, 50, window)
     );
     let (during, logged_in) = (during?, logged_in?);
     figures.push((
