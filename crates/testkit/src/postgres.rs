@@ -10,6 +10,8 @@ use std::{
 
 /// A running PostgreSQL server.
 pub struct Postgres {
+    /// The certificate authority of a server started with TLS.
+    ca: Option<PathBuf>,
     bin: PathBuf,
     data: PathBuf,
     port: u16,
@@ -52,6 +54,17 @@ fn is_root() -> bool {
 impl Postgres {
     /// Starts a new server (about a second: initdb, then start).
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// Starts a server that accepts TCP connections only over TLS, with a certificate for
+    /// `127.0.0.1` and `localhost` signed by a certificate authority of its own
+    /// ([`Postgres::ca_file`]), made with the `openssl` command.
+    pub fn start_with_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("medledger-pg-")
@@ -69,7 +82,8 @@ impl Postgres {
         }
         let data = dir.path().join("data");
         let port = crate::free_port();
-        let pg = Postgres {
+        let mut pg = Postgres {
+            ca: None,
             bin,
             data,
             port,
@@ -91,10 +105,24 @@ impl Postgres {
             ],
         );
         check("initdb", &init);
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
             path_str(pg._dir.path())
         );
+        if tls {
+            let ca = pg.make_certificates();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                path_str(&pg.data.join("server.crt")),
+                path_str(&pg.data.join("server.key"))
+            ));
+            // TCP only over TLS; the local socket (createdb) as before.
+            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+            let file = pg.data.join("pg_hba.conf");
+            std::fs::write(&file, hba).expect("writing pg_hba.conf");
+            pg.own(&file);
+            pg.ca = Some(ca);
+        }
         let start = pg.run(
             "pg_ctl",
             &[
@@ -120,6 +148,93 @@ impl Postgres {
             );
         }
         pg
+    }
+
+    /// A certificate authority (its certificate in the temp dir) and a server certificate and
+    /// key it signed, in the data directory.
+    fn make_certificates(&self) -> PathBuf {
+        let dir = self._dir.path();
+        let ca_key = dir.join("ca.key");
+        let ca = dir.join("ca.crt");
+        let csr = dir.join("server.csr");
+        let ext = dir.join("server.ext");
+        let (key, crt) = (self.data.join("server.key"), self.data.join("server.crt"));
+        std::fs::write(&ext, "subjectAltName = IP:127.0.0.1, DNS:localhost\n").unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("running openssl: {e} (install it: apt-get install openssl)")
+                });
+            check("openssl", &out);
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=medledger test CA",
+            "-keyout",
+            path_str(&ca_key),
+            "-out",
+            path_str(&ca),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            path_str(&key),
+            "-out",
+            path_str(&csr),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            path_str(&csr),
+            "-CA",
+            path_str(&ca),
+            "-CAkey",
+            path_str(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            path_str(&ext),
+            "-out",
+            path_str(&crt),
+        ]);
+        for file in [&key, &crt] {
+            self.own(file);
+        }
+        let _ = std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        ca
+    }
+
+    /// Gives `file` to the `postgres` user when the server runs as it.
+    fn own(&self, file: &Path) {
+        if self.as_postgres {
+            let chown = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(file)
+                .output()
+                .expect("running chown");
+            check("chown", &chown);
+        }
+    }
+
+    /// The certificate authority of a server started with [`Postgres::start_with_tls`].
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca.as_deref()
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Output {
