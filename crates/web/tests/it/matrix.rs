@@ -62,6 +62,11 @@ async fn every_route_for_every_kind_of_caller_on_anvil() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_for_every_kind_of_caller_on_hardhat() {
+    matrix(Backend::Hardhat).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_for_every_kind_of_caller_on_ganache() {
     matrix(Backend::Ganache).await;
 }

@@ -49,6 +49,11 @@ async fn a_tampered_blob_is_refused_and_never_returned_on_anvil() {
     tampered_blob(Backend::Anvil).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_blob_is_refused_and_never_returned_on_hardhat() {
+    tampered_blob(Backend::Hardhat).await;
+}
+
 async fn tampered_blob(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let (_, patient) = t.sign_up("tina", "Tina Tamper").await;
@@ -234,6 +239,11 @@ async fn bad_uploads_are_refused_and_change_nothing_on_ganache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_refused_and_change_nothing_on_anvil() {
     bad_uploads(Backend::Anvil).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_change_nothing_on_hardhat() {
+    bad_uploads(Backend::Hardhat).await;
 }
 
 async fn bad_uploads(backend: Backend) {

@@ -17,7 +17,9 @@ async fn story(backend: Backend) {
     assert_eq!(health["degraded"], json!([]), "{health}");
     let kinds = match t.backend {
         Backend::PostgresS3 => ("postgres", "s3"),
-        Backend::Embedded | Backend::Ganache | Backend::Anvil => ("sqlite", "directory"),
+        Backend::Embedded | Backend::Ganache | Backend::Anvil | Backend::Hardhat => {
+            ("sqlite", "directory")
+        }
     };
     assert_eq!(health["backends"]["database"]["kind"], kinds.0, "{health}");
     assert_eq!(
@@ -229,4 +231,9 @@ async fn the_papers_story_on_ganache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_papers_story_on_anvil() {
     story(Backend::Anvil).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_papers_story_on_hardhat() {
+    story(Backend::Hardhat).await;
 }
