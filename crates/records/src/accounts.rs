@@ -21,9 +21,12 @@ use crate::{
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_PASSWORD_CHARS: usize = 1024;
-/// Failed logins allowed per user name in a window before further tries are refused.
-const MAX_FAILURES: i64 = 5;
-const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+/// Logins tried per user name in a window (a success starts it again) before further tries are
+/// refused.
+const LOGIN_ATTEMPTS: crate::limits::Limit = crate::limits::Limit {
+    max: 5,
+    window: std::time::Duration::from_secs(15 * 60),
+};
 
 /// A logged-in person: their account and, unlocked from the keystore by their password, the keys
 /// that sign their transactions and open what was wrapped for them. Held in memory only.
@@ -311,25 +314,11 @@ impl App {
         code: Option<&str>,
     ) -> Result<Person> {
         let refused = || Error::new(Kind::Unauthenticated, "wrong user name or password");
-        let now = unix_now();
         // This attempt is counted before anything is checked, in one statement that also says
         // how many there have been in the window: guesses sent in parallel cannot all pass a
         // check before any of them is counted. A login that succeeds clears the count.
-        let attempts: i64 = sqlx::query_scalar(
-            "INSERT INTO login_failures (username, count, first_at) VALUES ($1, 1, $2)
-             ON CONFLICT (username) DO UPDATE SET
-               count = CASE WHEN $2 - login_failures.first_at >= $3 THEN 1
-                            ELSE login_failures.count + 1 END,
-               first_at = CASE WHEN $2 - login_failures.first_at >= $3 THEN $2
-                               ELSE login_failures.first_at END
-             RETURNING count",
-        )
-        .bind(username)
-        .bind(now)
-        .bind(FAILURE_WINDOW_SECS)
-        .fetch_one(self.db())
-        .await?;
-        if attempts > MAX_FAILURES {
+        let key = format!("login {username}");
+        if !self.count_against(&key, LOGIN_ATTEMPTS).await? {
             return Err(Error::new(
                 Kind::TooManyAttempts,
                 "too many failed logins for this name; try again in 15 minutes",
@@ -395,10 +384,7 @@ impl App {
         } else {
             person.must_set_up_second_factor = self.second_factor_required(person.role);
         }
-        sqlx::query("DELETE FROM login_failures WHERE username = $1")
-            .bind(username)
-            .execute(self.db())
-            .await?;
+        self.clear_count(&key).await?;
         Ok(person)
     }
 

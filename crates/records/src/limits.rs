@@ -1,5 +1,6 @@
-//! Limits every app server of a deployment counts against together, in the app database: sign-ups
-//! per client, the faucet's fundings per day, an account's top-ups per day. An attempt is counted
+//! Limits every app server of a deployment counts against together, in the app database: login
+//! attempts per name, sign-ups per client, the faucet's fundings per day, an account's top-ups
+//! per day. An attempt is counted
 //! before it is judged, in one statement that returns the count, so parallel attempts cannot all
 //! slip under the limit.
 
@@ -72,7 +73,7 @@ fn client_key(client: IpAddr) -> String {
 
 impl App {
     /// Counts one more against `key`; whether it is still within `limit`.
-    async fn count_against(&self, key: &str, limit: Limit) -> Result<bool> {
+    pub(crate) async fn count_against(&self, key: &str, limit: Limit) -> Result<bool> {
         let count: i64 = sqlx::query_scalar(
             "INSERT INTO rate_limits (key, count, first_at) VALUES ($1, 1, $2)
              ON CONFLICT (key) DO UPDATE SET
@@ -88,6 +89,15 @@ impl App {
         .fetch_one(self.db())
         .await?;
         Ok(count <= i64::from(limit.max))
+    }
+
+    /// Starts `key`'s count again (a login that succeeded).
+    pub(crate) async fn clear_count(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM rate_limits WHERE key = $1")
+            .bind(key)
+            .execute(self.db())
+            .await?;
+        Ok(())
     }
 
     /// A sign-up from `client` (when the web layer knows it), or a refusal once that client has
