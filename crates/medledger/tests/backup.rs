@@ -55,23 +55,9 @@ async fn share(url: &str) -> String {
         .unwrap();
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     let token = login(&client, url, "rosa", PASSWORD).await.unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("title", "Kidney panel")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(REPORT.as_bytes().to_vec()).file_name("kidney.txt"),
-        );
-    let body: Value = client
-        .post(format!("{url}/api/v1/records"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
+    support::share_text(&client, url, &token, "Kidney panel", "kidney.txt", REPORT)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["id"].as_str().unwrap().to_string()
+        .expect("the report is acknowledged")
 }
 
 /// The patient logs in on `url` and opens the report, byte for byte.

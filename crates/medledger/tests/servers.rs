@@ -52,26 +52,15 @@ fn serve(dir: &Path, name: &str, d: &Deployment) -> Command {
 }
 
 async fn upload(client: &reqwest::Client, url: &str, token: &str, i: usize) -> Option<String> {
-    let form = reqwest::multipart::Form::new()
-        .text("title", format!("Panel {i}"))
-        .text("kind", "report")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(format!("{SECRET} #{i}").into_bytes())
-                .file_name(format!("private-scan-{i}.txt")),
-        );
-    let response = client
-        .post(format!("{url}/api/v1/records"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .ok()?;
-    if response.status() != reqwest::StatusCode::CREATED {
-        return None;
-    }
-    let body: Value = response.json().await.ok()?;
-    Some(body["id"].as_str()?.to_string())
+    support::share_text(
+        client,
+        url,
+        token,
+        &format!("Panel {i}"),
+        &format!("private-scan-{i}.txt"),
+        &format!("{SECRET} #{i}"),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,14 +91,7 @@ async fn two_serve_processes_share_one_deployment_and_survive_one_being_killed()
     });
     let (mut a, b) = (a, b);
     for server in [&a, &b] {
-        let health: Value = client
-            .get(format!("{}/healthz", server.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = support::get_json(&client, &format!("{}/healthz", server.url)).await;
         assert_eq!(health["status"], "ok", "{health}");
         assert_eq!(health["backends"]["database"]["kind"], "postgres");
         assert_eq!(health["backends"]["blob_store"]["kind"], "s3");

@@ -266,6 +266,41 @@ pub(crate) async fn login(
     Some(body["token"].as_str()?.to_string())
 }
 
+/// Shares `text` as a report titled `title` (file name `file`) on the server at `url`: its id,
+/// when the server acknowledged it (201); `None` for any other answer or a lost connection.
+pub(crate) async fn share_text(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    title: &str,
+    file: &str,
+    text: &str,
+) -> Option<String> {
+    let form = reqwest::multipart::Form::new()
+        .text("title", title.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(file.to_string()),
+        );
+    let response = client
+        .post(format!("{url}/api/v1/records"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .ok()?;
+    if response.status() != reqwest::StatusCode::CREATED {
+        return None;
+    }
+    let body: Value = response.json().await.ok()?;
+    Some(body["id"].as_str()?.to_string())
+}
+
+/// `GET url` without a session: its JSON.
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 pub(crate) async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
     client
         .get(url)

@@ -99,20 +99,8 @@ async fn the_faucet_stops_at_its_daily_allowance_and_says_so() {
 
 /// Sets `account`'s balance on Anvil (`anvil_setBalance`).
 async fn set_balance(t: &TestApp, account: &str, wei: u64) {
-    let answer: Value = t
-        .http
-        .post(&t.chain_url)
-        .json(
-            &json!({ "jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
-                       "params": [account, format!("0x{wei:x}")] }),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(answer.get("error").is_none(), "{answer}");
+    t.chain_call("anvil_setBalance", json!([account, format!("0x{wei:x}")]))
+        .await;
 }
 
 async fn balance(t: &TestApp, token: &str) -> u128 {

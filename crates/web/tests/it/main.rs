@@ -691,25 +691,27 @@ impl TestApp {
         body["id"].as_str().unwrap().to_string()
     }
 
+    /// Calls `method` on the test's chain; fails the test with the node's error if it refuses.
+    pub async fn chain_call(&self, method: &str, params: Value) -> Value {
+        let answer: Value = self
+            .http
+            .post(&self.chain_url)
+            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(answer.get("error").is_none(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+
     /// Moves the chain's clock on and mines a block at the new time (`evm_increaseTime` and
     /// `evm_mine`, which the embedded node and Ganache both answer).
     pub async fn advance(&self, seconds: u64) {
-        for (method, params) in [
-            ("evm_increaseTime", json!([seconds])),
-            ("evm_mine", json!([])),
-        ] {
-            let answer: Value = self
-                .http
-                .post(&self.chain_url)
-                .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert!(answer.get("error").is_none(), "{method}: {answer}");
-        }
+        self.chain_call("evm_increaseTime", json!([seconds])).await;
+        self.chain_call("evm_mine", json!([])).await;
     }
 }
 
