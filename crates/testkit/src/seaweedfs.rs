@@ -15,6 +15,9 @@ pub struct Seaweed {
     child: std::sync::Mutex<Child>,
     s3_port: u16,
     filer_port: u16,
+    /// Its components' HTTP ports, by name: each also leaves `/tmp/seaweedfs-NAME-grpc-PORT.sock`
+    /// (PORT its gRPC port, 10000 up), which no flag moves; removed when dropped.
+    components: Vec<(&'static str, u16)>,
     bucket: String,
     dir: tempfile::TempDir,
 }
@@ -113,6 +116,13 @@ impl Seaweed {
             child: std::sync::Mutex::new(child),
             s3_port: s3,
             filer_port: filer,
+            components: vec![
+                ("master", master),
+                ("volume", volume),
+                ("filer", filer),
+                ("s3", s3),
+                ("admin", admin),
+            ],
             bucket,
             dir,
         };
@@ -202,6 +212,10 @@ impl Seaweed {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         let _ = child.kill();
         let _ = child.wait();
+        for (name, port) in &self.components {
+            let _ =
+                std::fs::remove_file(format!("/tmp/seaweedfs-{name}-grpc-{}.sock", port + 10_000));
+        }
     }
 }
 
