@@ -23,7 +23,10 @@ use revm::{
     state::{AccountInfo, EvmState},
 };
 
-use crate::{Error, Result, SealedBlock, TxError, state::State};
+use crate::{
+    Error, Result, SealedBlock, TxError,
+    state::{State, StateAt},
+};
 
 /// The execution rules this node runs: the current Ethereum hard fork.
 pub(crate) const SPEC: SpecId = SpecId::OSAKA;
@@ -332,7 +335,7 @@ pub(crate) fn seal_block(
 
 /// Runs a call against `state` without changing it.
 pub(crate) fn call(
-    state: &State,
+    state: &StateAt<'_>,
     chain_id: u64,
     ctx: BlockContext,
     request: &CallRequest,
@@ -365,7 +368,7 @@ pub(crate) fn call(
         ..Default::default()
     };
     let mut evm = Context::mainnet()
-        .with_db(WrapDatabaseRef(state))
+        .with_db(WrapDatabaseRef(*state))
         .modify_cfg_chained(|cfg| {
             cfg.chain_id = chain_id;
             cfg.set_spec_and_mainnet_gas_params(SPEC);
@@ -393,7 +396,7 @@ pub(crate) fn call(
 
 /// Finds the least gas with which the call succeeds (binary search, as geth does).
 pub(crate) fn estimate_gas(
-    state: &State,
+    state: &StateAt<'_>,
     chain_id: u64,
     ctx: BlockContext,
     request: &CallRequest,

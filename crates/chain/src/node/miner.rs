@@ -262,7 +262,6 @@ impl Inner {
             let _ = waiter.send(Err(TxError::Invalid("dropped by evm_revert".into()).into()));
         }
         *self.clock.lock() = snapshot.clock;
-        *self.history.lock() = None;
         self.head.send_replace(snapshot.number);
         Ok(true)
     }

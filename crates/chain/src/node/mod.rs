@@ -29,7 +29,7 @@ use crate::{
     DEV_MNEMONIC, DevAccounts, Error, Genesis, Result, SealedBlock, TxError, TxLocation,
     executor::{self, BlockContext, CallOutcome, CallRequest, PendingTx, TX_GAS_CAP},
     pool::Pool,
-    state::State,
+    state::{State, StateAt},
     store::{self, BlockLog},
 };
 use miner::MinerMsg;
@@ -195,8 +195,6 @@ struct Inner {
     next_snapshot: Mutex<u64>,
     head: watch::Sender<u64>,
     miner: Mutex<Option<mpsc::Sender<MinerMsg>>>,
-    /// State at a past block, kept after the last historical query (they come in runs).
-    history: Mutex<Option<(u64, Arc<State>)>>,
     /// The data directory's lock, released when the node is gone.
     _lock: Option<std::fs::File>,
     /// Tests make the miner or the writer panic on its next block, to see the node stop.
@@ -290,7 +288,6 @@ impl Node {
             next_snapshot: Mutex::new(1),
             head: watch::Sender::new(head),
             miner: Mutex::new(Some(miner_tx.clone())),
-            history: Mutex::new(None),
             _lock: lock,
             #[cfg(test)]
             panic_next: parking_lot::Mutex::new(None),
@@ -414,16 +411,16 @@ impl Node {
         }
     }
 
-    fn with_state<T>(&self, tag: BlockTag, f: impl FnOnce(&State) -> T) -> Result<T> {
+    fn with_state<T>(&self, tag: BlockTag, f: impl FnOnce(&StateAt<'_>) -> T) -> Result<T> {
         self.check_running()?;
         let number = self.resolve(tag)?;
+        let state = self.inner.state.read();
         if number == self.block_number() {
             // The head may move on between the two reads; reading a newer state is what a
             // client asking for "latest" a moment later would see anyway.
-            return Ok(f(&self.inner.state.read()));
+            return Ok(f(&state.latest()));
         }
-        let state = self.inner.state_at(number)?;
-        Ok(f(&state))
+        Ok(f(&state.at(number)))
     }
 
     pub fn balance(&self, address: Address, tag: BlockTag) -> Result<U256> {
@@ -815,33 +812,5 @@ impl Inner {
         *next += 1;
         self.snapshots.lock().push((id, snapshot));
         id
-    }
-
-    fn state_at(&self, number: u64) -> Result<Arc<State>> {
-        if let Some((cached, state)) = self.history.lock().as_ref()
-            && *cached == number
-        {
-            return Ok(Arc::clone(state));
-        }
-        let blocks: Vec<Arc<SealedBlock>> = {
-            let chain = self.chain.read();
-            chain
-                .blocks
-                .iter()
-                .skip(1)
-                .take(number as usize)
-                .map(|b| Arc::clone(&b.block))
-                .collect()
-        };
-        let mut state = State::from_alloc(&self.genesis.alloc);
-        let mut parent_hash = self.genesis.header(state.root()).hash_slow();
-        state.push_block_hash(parent_hash);
-        for block in blocks {
-            parent_hash = reexecute(&mut state, self.chain_id, parent_hash, &block).hash();
-            state.push_block_hash(parent_hash);
-        }
-        let state = Arc::new(state);
-        *self.history.lock() = Some((number, Arc::clone(&state)));
-        Ok(state)
     }
 }

@@ -103,7 +103,7 @@ async fn blockhash_sees_the_real_parent_hash_live_on_replay_and_in_history() {
             head.block.number()
         );
     }
-    // A historical state (rebuilt by re-execution) agrees.
+    // A historical state (read from the history) agrees.
     let at_3 = node
         .storage(contract, U256::ZERO, BlockTag::Number(3))
         .unwrap();
@@ -393,4 +393,121 @@ async fn a_snapshot_under_load_reverts_to_a_consistent_head_and_state() {
     let node = Node::spawn(persistent(dir.path())).unwrap();
     assert_eq!(node.block_number(), head);
     assert!(verify_data_dir(dir.path()).unwrap().is_ok());
+}
+
+/// Init code deploying a counter: each call adds one to slot 0 and returns the new value.
+const COUNTER: &str = "6012600c60003960126000f36000546001018060005560005260206000f3";
+
+/// What the state said about the accounts a test follows, as of one block.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    balances: Vec<U256>,
+    nonces: Vec<u64>,
+    counter: B256,
+    code_len: usize,
+    /// The counter's answer to a call against that block's state.
+    call: Option<alloy::primitives::Bytes>,
+}
+
+fn seen(
+    node: &Node,
+    accounts: &[alloy::primitives::Address],
+    contract: alloy::primitives::Address,
+    tag: BlockTag,
+) -> Seen {
+    let call = medledger_chain::CallRequest {
+        to: Some(contract),
+        ..Default::default()
+    };
+    let code = node.code(contract, tag).unwrap();
+    Seen {
+        balances: accounts
+            .iter()
+            .map(|a| node.balance(*a, tag).unwrap())
+            .collect(),
+        nonces: accounts
+            .iter()
+            .map(|a| node.nonce(*a, tag).unwrap())
+            .collect(),
+        counter: node.storage(contract, U256::ZERO, tag).unwrap(),
+        code_len: code.len(),
+        call: (!code.is_empty()).then(|| node.call(&call, tag).unwrap().output),
+    }
+}
+
+#[tokio::test]
+async fn every_past_state_reads_as_it_was_then_before_and_after_a_restart_and_a_revert() {
+    use alloy::primitives::{Bytes, TxKind};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    let (alice, bob, carol) = (dev(&node, 0), dev(&node, 1), dev(&node, 2).address());
+    let accounts = [alice.address(), bob.address(), carol];
+    let gwei = crate::GWEI;
+    let code: Bytes = alloy::primitives::hex::decode(COUNTER).unwrap().into();
+    let contract = alice.address().create(0);
+    let mut history = vec![seen(&node, &accounts, contract, BlockTag::Latest)];
+    let deploy = crate::eip1559(
+        1337,
+        &alice,
+        TxKind::Create,
+        0,
+        0,
+        100_000,
+        100 * gwei,
+        gwei,
+        code,
+    );
+    node.send_raw_transaction(&deploy).await.unwrap();
+    history.push(seen(&node, &accounts, contract, BlockTag::Latest));
+    let (mut alice_nonce, mut bob_nonce) = (1, 0);
+    for round in 0..12u64 {
+        if round % 3 != 2 {
+            let count = crate::eip1559(
+                1337,
+                &alice,
+                TxKind::Call(contract),
+                0,
+                alice_nonce,
+                60_000,
+                100 * gwei,
+                gwei,
+                Bytes::new(),
+            );
+            alice_nonce += 1;
+            node.send_raw_transaction(&count).await.unwrap();
+        } else {
+            node.send_raw_transaction(&transfer(&node, &bob, carol, 1 + round, bob_nonce))
+                .await
+                .unwrap();
+            bob_nonce += 1;
+        }
+        history.push(seen(&node, &accounts, contract, BlockTag::Latest));
+    }
+    let check = |node: &Node, history: &[Seen], when: &str| {
+        for (n, expected) in history.iter().enumerate() {
+            let got = seen(node, &accounts, contract, BlockTag::Number(n as u64));
+            assert_eq!(&got, expected, "the state after block {n}, {when}");
+        }
+    };
+    assert_eq!(node.block_number() as usize + 1, history.len());
+    check(&node, &history, "while running");
+    assert_eq!(history[0].code_len, 0, "no code before it was deployed");
+    assert_ne!(history[5].counter, history[13].counter);
+    drop(node);
+    // The history is rebuilt from the stored blocks.
+    let node = Node::spawn(persistent(dir.path())).unwrap();
+    check(&node, &history, "after a restart");
+    // A revert forgets the history of the blocks it drops; new blocks take their numbers.
+    let id = node.snapshot().await.unwrap();
+    node.send_raw_transaction(&transfer(&node, &bob, carol, 999, bob_nonce))
+        .await
+        .unwrap();
+    let dropped = seen(&node, &accounts, contract, BlockTag::Latest);
+    assert!(node.revert(id).await.unwrap());
+    node.send_raw_transaction(&transfer(&node, &bob, carol, 7, bob_nonce))
+        .await
+        .unwrap();
+    history.push(seen(&node, &accounts, contract, BlockTag::Latest));
+    assert_ne!(history.last(), Some(&dropped));
+    check(&node, &history, "after a revert");
 }
