@@ -14,13 +14,17 @@ use std::{
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-const ADMIN_PASSWORD: &str = "benchmark admin password";
-const PASSWORD: &str = "benchmark user password";
+pub(crate) const ADMIN_PASSWORD: &str = "benchmark admin password";
+pub(crate) const PASSWORD: &str = "benchmark user password";
 
 /// The system, started through `medledger::spawn` (as `medledger serve` starts it) on a runtime
 /// of its own, so that the load generator's tasks do not run on the server's workers.
-struct Server {
-    url: String,
+pub(crate) struct Server {
+    pub(crate) url: String,
+    /// The embedded chain's JSON-RPC.
+    pub(crate) chain_url: String,
+    /// Where the deployment's Registry is.
+    pub(crate) registry: String,
     dir: std::path::PathBuf,
     /// The engines of a PostgreSQL + S3 run (dropped after the system stops).
     _engines: Option<(medledger_testkit::Postgres, medledger_testkit::Seaweed)>,
@@ -30,7 +34,7 @@ struct Server {
 
 impl Server {
     /// Stops the system cleanly and says whether it ran without a failure.
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -56,7 +60,7 @@ impl Drop for Server {
 
 /// What the system keeps its data in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
+pub(crate) enum Backend {
     Embedded,
     PostgresS3,
 }
@@ -71,6 +75,15 @@ impl Backend {
 }
 
 fn start(backend: Backend, round: usize) -> anyhow::Result<Server> {
+    start_with(backend, round, |_| {})
+}
+
+/// Starts the system as `start` does, with `configure` changing its configuration first.
+pub(crate) fn start_with(
+    backend: Backend,
+    round: usize,
+    configure: impl FnOnce(&mut medledger::Config),
+) -> anyhow::Result<Server> {
     let dir = std::env::temp_dir().join(format!(
         "medledger-app-bench-{}-{round}-{backend:?}",
         std::process::id()
@@ -106,6 +119,7 @@ fn start(backend: Backend, round: usize) -> anyhow::Result<Server> {
             Some((postgres, s3))
         }
     };
+    configure(&mut config);
 
     let (ready, listening) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -122,7 +136,11 @@ fn start(backend: Backend, round: usize) -> anyhow::Result<Server> {
                     return Ok(());
                 }
             };
-            let _ = ready.send(Ok(system.http_url.clone()));
+            let _ = ready.send(Ok((
+                system.http_url.clone(),
+                system.chain_url.clone(),
+                system.app.contracts().registry.to_string(),
+            )));
             system
                 .run_until(async {
                     let _ = stopped.await;
@@ -130,12 +148,14 @@ fn start(backend: Backend, round: usize) -> anyhow::Result<Server> {
                 .await
         })
     });
-    let url = listening
+    let (url, chain_url, registry) = listening
         .recv_timeout(Duration::from_secs(120))
         .context("the system did not start within 120 s")?
         .context("starting the system")?;
     Ok(Server {
         url,
+        chain_url,
+        registry,
         dir,
         _engines: engines,
         stop: Some(stop),
@@ -143,7 +163,7 @@ fn start(backend: Backend, round: usize) -> anyhow::Result<Server> {
     })
 }
 
-async fn post(
+pub(crate) async fn post(
     http: &reqwest::Client,
     url: &str,
     token: Option<&str>,
@@ -162,7 +182,7 @@ async fn post(
     Ok(value)
 }
 
-async fn login(
+pub(crate) async fn login(
     http: &reqwest::Client,
     base: &str,
     user: &str,

@@ -5,6 +5,7 @@
 mod app;
 mod backend;
 mod conn;
+mod index;
 mod workload;
 
 use std::time::{Duration, Instant};
@@ -38,6 +39,9 @@ struct Args {
     /// Benchmark the application (`medledger serve` over HTTP) instead of the chain.
     #[arg(long)]
     app: bool,
+    /// Benchmark the requests that read history, at 1,000 and at 100,000 chain transactions.
+    #[arg(long)]
+    index: bool,
 }
 
 /// What one run measured.
@@ -93,7 +97,7 @@ async fn run(
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if !args.app {
+    if !args.app && !args.index {
         // The chain workload's client takes one core's worth of turns at most: the node it
         // measures shares the machine, and a client spread over both cores hands its tasks
         // between threads for nothing (measured: about 5% fewer tx/s with two).
@@ -109,6 +113,9 @@ fn main() -> anyhow::Result<()> {
 async fn bench(args: Args) -> anyhow::Result<()> {
     if args.app {
         return app::run().await;
+    }
+    if args.index {
+        return index::run().await;
     }
     println!(
         "records workload: 40% anchors / 20% grants / 40% access logs, pre-signed, {} in flight; machine: {} cores",

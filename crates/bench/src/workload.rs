@@ -52,12 +52,18 @@ fn key(run: Address, label: &str, i: usize) -> PrivateKeySigner {
 }
 
 /// Signs transactions for several senders, tracking each one's nonce.
-struct Signer {
-    nonces: HashMap<Address, u64>,
+pub(crate) struct Signer {
+    pub(crate) nonces: HashMap<Address, u64>,
 }
 
 impl Signer {
-    fn sign(&mut self, from: &PrivateKeySigner, to: TxKind, input: Vec<u8>, value: U256) -> String {
+    pub(crate) fn sign(
+        &mut self,
+        from: &PrivateKeySigner,
+        to: TxKind,
+        input: Vec<u8>,
+        value: U256,
+    ) -> String {
         let nonce = self.nonces.entry(from.address()).or_insert(0);
         let tx = TxEip1559 {
             chain_id: CHAIN_ID,
@@ -129,7 +135,7 @@ impl Rpc {
     }
 
     /// Submits a raw transaction and polls for its receipt; returns it with the latency.
-    async fn submit(&self, raw: &str) -> anyhow::Result<(Value, Duration)> {
+    pub(crate) async fn submit(&self, raw: &str) -> anyhow::Result<(Value, Duration)> {
         let started = Instant::now();
         let hash = self.call("eth_sendRawTransaction", json!([raw])).await?;
         loop {

@@ -203,6 +203,9 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// How often the chain index is brought up to the chain between requests.
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Builds and starts the system.
 pub async fn spawn(config: Config) -> anyhow::Result<System> {
     std::fs::create_dir_all(&config.data_dir)
@@ -329,6 +332,16 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
     tasks.spawn(named("the resolver of open chain writes", async move {
         tokio::select! {
             () = resolver => {}
+            _ = stop_rx.wait_for(|s| *s) => {}
+        }
+        Ok(())
+    }));
+    // The chain index follows the chain, so a listing seldom waits for it to catch up.
+    let indexer = app.clone().index_forever(INDEX_EVERY);
+    let mut stop_rx = stop.subscribe();
+    tasks.spawn(named("the chain indexer", async move {
+        tokio::select! {
+            () = indexer => {}
             _ = stop_rx.wait_for(|s| *s) => {}
         }
         Ok(())

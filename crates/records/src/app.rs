@@ -107,6 +107,10 @@ struct Inner {
     /// Password hashing and keystore sealing run on the blocking pool, this many at a time, so
     /// a burst of logins never stalls the async workers that answer everything else.
     kdf_slots: Arc<tokio::sync::Semaphore>,
+    /// The chain's head the index was last found at (see `index.rs`).
+    indexed: std::sync::Mutex<Option<(u64, alloy::primitives::B256)>>,
+    /// One writer of the index at a time in this server (`Locks` keep servers apart).
+    index_turn: tokio::sync::Mutex<()>,
 }
 
 pub const ADMIN_USERNAME: &str = "admin";
@@ -171,6 +175,8 @@ impl App {
                 kdf_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |n| n.get()),
                 )),
+                indexed: std::sync::Mutex::new(None),
+                index_turn: tokio::sync::Mutex::new(()),
             }),
         };
         // Writes a crash left open are settled before anything else runs. A SQLite file has one
@@ -204,6 +210,26 @@ impl App {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    pub(crate) fn indexed_head(&self) -> Option<(u64, alloy::primitives::B256)> {
+        *self
+            .inner
+            .indexed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_indexed_head(&self, head: Option<(u64, alloy::primitives::B256)>) {
+        *self
+            .inner
+            .indexed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+    }
+
+    pub(crate) async fn index_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.index_turn.lock().await
     }
 
     /// Waits for the deployment-wide lock `name` (one app server at a time holds it).

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use alloy::{
     primitives::{Address, B256},
-    rpc::types::{Filter, Log},
+    rpc::types::Log,
     sol_types::SolEvent,
 };
 use serde::Serialize;
@@ -17,8 +17,17 @@ use crate::{
     contracts::Consent,
     disclosure::{PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
+    index::{Cursor, Events},
     model::{Purpose, Role},
 };
+
+/// Where a listing older than `log` starts.
+fn log_cursor(log: &Log) -> Cursor {
+    Cursor {
+        block: log.block_number.unwrap_or_default(),
+        position: log.log_index.unwrap_or_default(),
+    }
+}
 
 /// What an entry of the log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,39 +68,109 @@ pub struct AccessEvent {
     pub tx_hash: B256,
 }
 
+/// Entries on one page of the access log.
+pub const AUDIT_PAGE: usize = 50;
+
+/// One page of the access log, the most recent first.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditPage {
+    pub events: Vec<AccessEvent>,
+    /// Where the next (older) page starts (`before=`), if there is one.
+    pub older: Option<String>,
+}
+
+/// The events of the access log, as Consent emits them.
+const ACCESS_EVENTS: [B256; 5] = [
+    Consent::AccessLogged::SIGNATURE_HASH,
+    Consent::RecordViewed::SIGNATURE_HASH,
+    Consent::ProfileViewed::SIGNATURE_HASH,
+    Consent::EmergencyDeclared::SIGNATURE_HASH,
+    Consent::EmergencyEnded::SIGNATURE_HASH,
+];
+
 impl App {
-    /// The access log of a patient's data (for the patient), or of what a doctor did (for the
-    /// doctor), oldest first, as the chain logged it.
-    pub async fn audit(&self, person: &Person) -> Result<Vec<AccessEvent>> {
-        let signatures = vec![
-            Consent::AccessLogged::SIGNATURE_HASH,
-            Consent::RecordViewed::SIGNATURE_HASH,
-            Consent::ProfileViewed::SIGNATURE_HASH,
-            Consent::EmergencyDeclared::SIGNATURE_HASH,
-            Consent::EmergencyEnded::SIGNATURE_HASH,
-        ];
-        let filter = Filter::new()
-            .address(self.contracts().consent)
-            .event_signature(signatures)
-            .from_block(self.contracts().deployed_at);
+    /// A page of the access log of a patient's data (for the patient), or of what a doctor did
+    /// (for the doctor), the most recent first, older than `before`, as the chain logged it
+    /// (read from the chain index, brought up to the chain first).
+    pub async fn audit(&self, person: &Person, before: Option<Cursor>) -> Result<AuditPage> {
+        self.index_chain().await?;
+        let mut logs = self
+            .access_logs(person, 0, before, Some(AUDIT_PAGE + 1))
+            .await?;
+        let more = logs.len() > AUDIT_PAGE;
+        logs.truncate(AUDIT_PAGE);
+        // Views of several records in one transaction are one entry: a page ends with all of
+        // its last transaction's logs.
+        if more && let Some(last) = logs.last().cloned() {
+            let rest = self
+                .access_logs(person, 0, Some(log_cursor(&last)), Some(AUDIT_PAGE))
+                .await?;
+            logs.extend(
+                rest.into_iter()
+                    .take_while(|l| l.transaction_hash == last.transaction_hash),
+            );
+        }
+        let older = logs.last().map(|l| log_cursor(l).to_string());
+        let full = logs.len();
+        logs.reverse();
+        let mut events = self.entries(person, &logs).await?;
+        events.reverse();
+        Ok(AuditPage {
+            events,
+            older: older.filter(|_| more && full > 0),
+        })
+    }
+
+    /// Every entry of the access log from block `since` on, oldest first.
+    pub(crate) async fn audit_since(
+        &self,
+        person: &Person,
+        since: u64,
+    ) -> Result<Vec<AccessEvent>> {
+        self.index_chain().await?;
+        let mut logs = self.access_logs(person, since, None, None).await?;
+        logs.reverse();
+        self.entries(person, &logs).await
+    }
+
+    /// The access log's events that concern `person`, newest first.
+    async fn access_logs(
+        &self,
+        person: &Person,
+        since: u64,
+        before: Option<Cursor>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Log>> {
         // Every one of these events has the patient first and the doctor (reader) second.
-        let filter = match person.role {
-            Role::Patient => filter.topic1(person.address.into_word()),
-            Role::Doctor => filter.topic2(person.address.into_word()),
+        let topic = match person.role {
+            Role::Patient => (1, person.address.into_word()),
+            Role::Doctor => (2, person.address.into_word()),
             _ => {
                 return Err(Error::forbidden(
                     "only patients and doctors have an access log",
                 ));
             }
         };
-        let logs = self.ledger().logs(&filter).await?;
+        self.indexed_events(Events {
+            address: self.contracts().consent,
+            topics0: &ACCESS_EVENTS,
+            topic: Some(topic),
+            since,
+            before,
+            limit,
+        })
+        .await
+    }
+
+    /// The entries `logs` (oldest first) make.
+    async fn entries(&self, person: &Person, logs: &[Log]) -> Result<Vec<AccessEvent>> {
         let mut context = Context {
             asker: (person.role == Role::Patient).then_some(person),
             ..Context::default()
         };
         let mut out: Vec<AccessEvent> = Vec::new();
         for log in logs {
-            let Some(event) = self.entry(person, &log, &mut context).await? else {
+            let Some(event) = self.entry(person, log, &mut context).await? else {
                 continue;
             };
             // Views of several records in one transaction are one entry.
@@ -120,8 +199,7 @@ impl App {
         log: &Log,
         context: &mut Context<'_>,
     ) -> Result<Option<AccessEvent>> {
-        let block = log.block_number.unwrap_or_default();
-        let time = context.time(self, block).await?;
+        let time = log.block_timestamp.unwrap_or_default();
         let decode = |e| Error::internal("access log", e);
         let topic = log.topic0().copied().unwrap_or_default();
         // What the entry says beyond who, what and when.
@@ -304,7 +382,6 @@ impl App {
 /// What reading one log asks the chain and the database again and again, asked once.
 #[derive(Default)]
 struct Context<'a> {
-    times: HashMap<u64, u64>,
     names: HashMap<Address, Option<String>>,
     titles: HashMap<B256, Option<String>>,
     /// The patient asking (titles are theirs alone).
@@ -312,15 +389,6 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    async fn time(&mut self, app: &App, block: u64) -> Result<u64> {
-        if let Some(t) = self.times.get(&block) {
-            return Ok(*t);
-        }
-        let t = app.ledger().block_time(block).await?;
-        self.times.insert(block, t);
-        Ok(t)
-    }
-
     async fn name(&mut self, app: &App, account: Address) -> Result<Option<String>> {
         if let Some(n) = self.names.get(&account) {
             return Ok(n.clone());

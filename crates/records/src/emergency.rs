@@ -4,7 +4,6 @@
 
 use alloy::{
     primitives::{Address, B256, U256, keccak256},
-    rpc::types::Filter,
     sol_types::{SolCall, SolEvent},
 };
 use medledger_vault::{Dek, seal};
@@ -16,6 +15,7 @@ use crate::{
     audit::Action,
     contracts::Consent,
     error::{Error, Result},
+    index::Events,
     journal::Follow,
     ledger::TxInfo,
     model::Role,
@@ -207,34 +207,44 @@ impl App {
     /// after, with what was done under them; a doctor's own, the same; for an admin, every one
     /// still open.
     pub async fn emergencies(&self, person: &Person) -> Result<Vec<EmergencyView>> {
-        let filter = Filter::new()
-            .address(self.contracts().consent)
-            .event_signature(Consent::EmergencyDeclared::SIGNATURE_HASH)
-            .from_block(self.contracts().deployed_at);
-        let filter = match person.role {
-            Role::Patient => filter.topic1(person.address.into_word()),
-            Role::Doctor => filter.topic2(person.address.into_word()),
-            Role::Admin => filter,
+        let topic = match person.role {
+            Role::Patient => Some((1, person.address.into_word())),
+            Role::Doctor => Some((2, person.address.into_word())),
+            Role::Admin => None,
             Role::None => return Err(Error::forbidden("log in to see emergencies")),
         };
         let now = self.ledger().now().await?;
-        let logs = self.ledger().logs(&filter).await?;
-        let events = if person.role == Role::Patient && !logs.is_empty() {
-            self.audit(person).await?
-        } else {
-            Vec::new()
-        };
-        let mut out = Vec::new();
-        for log in logs.iter().rev() {
+        self.index_chain().await?;
+        let logs = self
+            .indexed_events(Events {
+                address: self.contracts().consent,
+                topics0: &[Consent::EmergencyDeclared::SIGNATURE_HASH],
+                topic,
+                since: 0,
+                before: None,
+                limit: None,
+            })
+            .await?;
+        let mut shown = Vec::new();
+        for log in &logs {
             let declared = Consent::EmergencyDeclared::decode_log_data(log.data())
                 .map_err(|e| Error::internal("EmergencyDeclared", e))?;
             let id: u64 = declared.id.try_into().unwrap_or(u64::MAX);
             let e = self.chain_emergency(id).await?;
             let open = e.until > now;
             let recent = e.until + SHOWN_AFTER_END_SECS > now;
-            if !(open || (recent && person.role != Role::Admin)) {
-                continue;
+            if open || (recent && person.role != Role::Admin) {
+                shown.push((log, id, e, open));
             }
+        }
+        // What was done under them: the patient's log since the first of them.
+        let since = shown.iter().filter_map(|(log, ..)| log.block_number).min();
+        let events = match since {
+            Some(since) if person.role == Role::Patient => self.audit_since(person, since).await?,
+            _ => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for (log, id, e, open) in shown {
             let tx_hash = log.transaction_hash.unwrap_or_default();
             let doctor = self.doctor(e.doctor).await?;
             let hospital = self

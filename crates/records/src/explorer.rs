@@ -11,27 +11,23 @@ use alloy::{
     json_abi::{InternalType, JsonAbi, Param},
     primitives::{Address, B256, U256},
     providers::Provider,
-    rpc::types::{Block, Filter, Log, Transaction},
+    rpc::types::{Block, Log, Transaction},
     sol_types::SolEvent,
 };
 use serde::Serialize;
+use sqlx::Row;
 
 use crate::{
     app::App,
     contracts::{Consent, Records},
     error::{Error, Kind, Result},
+    index::{self, Cursor},
     ledger::Contracts,
     model::{Purpose, RecordKind, Role, Scope},
 };
 
-/// Blocks an account's page walks back through for its transactions (the walk is bounded, and
-/// the page says so).
-pub const ACCOUNT_SCAN: u64 = 2_000;
-/// Transactions listed for an account at most (the most recent first).
-pub const ACCOUNT_ROWS: usize = 500;
-/// Block requests in flight at once: enough to hide the round trips, few enough not to crowd
-/// out the app's own requests to the node.
-const IN_FLIGHT: usize = 16;
+/// Transactions on one page of an account's (the most recent first).
+pub const ACCOUNT_ROWS: usize = 50;
 
 /// One of the three medledger contracts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +201,7 @@ pub fn decode_event(known: Known, log: &alloy::primitives::Log) -> Option<Decode
 }
 
 /// The function a call selects, by name (for lists), without decoding its arguments.
-fn method_name(contracts: &Contracts, tx: &Transaction) -> String {
+pub(crate) fn method_name(contracts: &Contracts, tx: &Transaction) -> String {
     let Some(to) = tx.to() else {
         return "contract creation".into();
     };
@@ -434,11 +430,12 @@ pub struct AccountView {
     pub contract: Option<&'static str>,
     /// The Registry's role for it (public directory data).
     pub role: Option<Role>,
+    /// This page of its transactions, the most recent first.
     pub transactions: Vec<TxSummary>,
-    /// Found in the blocks walked (before cutting to `ACCOUNT_ROWS`).
-    pub total: usize,
-    pub scan_from: u64,
-    pub scan_to: u64,
+    /// All its transactions on the chain.
+    pub total: u64,
+    /// Where the next (older) page starts, if there is one.
+    pub older: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -464,42 +461,11 @@ impl App {
         self.ledger().provider()
     }
 
-    /// Blocks `numbers` (which all exist), fetched a few at a time, in the order asked.
-    async fn fetch_blocks(&self, numbers: &[u64], full: bool) -> Result<Vec<Block>> {
-        let mut out = Vec::with_capacity(numbers.len());
-        for chunk in numbers.chunks(IN_FLIGHT) {
-            let mut set = tokio::task::JoinSet::new();
-            for (i, &n) in chunk.iter().enumerate() {
-                let p = self.chain().clone();
-                set.spawn(async move {
-                    let request = p.get_block_by_number(n.into());
-                    let block = if full {
-                        request.full().await
-                    } else {
-                        request.await
-                    };
-                    (i, n, block)
-                });
-            }
-            let mut got: Vec<Option<Block>> = (0..chunk.len()).map(|_| None).collect();
-            while let Some(joined) = set.join_next().await {
-                let (i, n, block) =
-                    joined.map_err(|e| Error::internal("explorer block fetch", e))?;
-                // A block below the latest that the node cannot find is the node's fault.
-                got[i] = Some(block.map_err(unavailable)?.ok_or_else(|| {
-                    Error::internal("explorer", format!("block {n} is missing from the node"))
-                })?);
-            }
-            out.extend(got.into_iter().flatten());
-        }
-        Ok(out)
-    }
-
     /// The latest block's number, and the last `count` blocks, oldest first.
     pub async fn latest_blocks(&self, count: u64) -> Result<(u64, Vec<BlockSummary>)> {
         let latest = self.ledger().block_number().await?;
         let numbers: Vec<u64> = (latest.saturating_sub(count.max(1) - 1)..=latest).collect();
-        let blocks = self.fetch_blocks(&numbers, false).await?;
+        let blocks = self.ledger().blocks(&numbers, false).await?;
         Ok((latest, blocks.iter().map(summary).collect()))
     }
 
@@ -603,45 +569,76 @@ impl App {
         })
     }
 
-    /// An account: balance, nonce, code, role, and its transactions among the latest
-    /// `ACCOUNT_SCAN` blocks.
-    pub async fn account_view(&self, account: Address) -> Result<AccountView> {
+    /// An account: balance, nonce, code, role, and a page of its transactions, the most recent
+    /// first (older than `before`), from the chain index.
+    pub async fn account_view(
+        &self,
+        account: Address,
+        before: Option<Cursor>,
+    ) -> Result<AccountView> {
         let p = self.chain();
         let contracts = self.contracts();
-        let (balance, nonce, code, latest) = tokio::try_join!(
+        let (balance, nonce, code, _) = tokio::try_join!(
             async { p.get_balance(account).await.map_err(unavailable) },
             async { p.get_transaction_count(account).await.map_err(unavailable) },
             async { p.get_code_at(account).await.map_err(unavailable) },
-            self.ledger().block_number(),
+            self.index_chain(),
         )?;
         // A contract or odd account the Registry cannot answer for has no role to show.
         let role = match self.role_on_chain(account).await {
             Ok(Role::None) | Err(_) => None,
             Ok(role) => Some(role),
         };
-        let numbers: Vec<u64> = (latest.saturating_sub(ACCOUNT_SCAN - 1)..=latest).collect();
-        let blocks = self.fetch_blocks(&numbers, true).await?;
-        let mut rows = Vec::new();
-        for b in blocks.iter().rev() {
-            let txs: Vec<&Transaction> = b.transactions.txns().collect();
-            for tx in txs.into_iter().rev() {
-                let from = tx.inner.signer();
-                let to = tx.to();
-                let creates = to.is_none() && from.create(tx.nonce()) == account;
-                let direction = match (from == account, to == Some(account)) {
-                    (true, true) => Direction::ToSelf,
-                    (true, false) => Direction::Out,
-                    (false, true) => Direction::In,
-                    (false, false) if creates => Direction::Create,
-                    (false, false) => continue,
-                };
-                let mut row = tx_summary(&contracts, tx, Some(b.header.timestamp));
-                row.direction = Some(direction);
-                rows.push(row);
-            }
+        let before = before.unwrap_or_else(Cursor::start);
+        let rows = sqlx::query(
+            "SELECT t.hash, t.block, t.position, b.time, t.sender, t.recipient, t.created, t.method, t.value, a.direction \
+             FROM chain_account_txs a JOIN chain_txs t ON t.hash = a.hash JOIN chain_blocks b ON b.number = a.block \
+             WHERE a.account = $1 AND (a.block < $2 OR (a.block = $2 AND a.position < $3)) \
+             ORDER BY a.block DESC, a.position DESC LIMIT $4",
+        )
+        .bind(index::key(account.as_slice()))
+        .bind(before.block as i64)
+        .bind(before.position as i64)
+        .bind(ACCOUNT_ROWS as i64 + 1)
+        .fetch_all(self.db())
+        .await?;
+        let total: Option<i64> =
+            sqlx::query_scalar("SELECT txs FROM chain_account_counts WHERE account = $1")
+                .bind(index::key(account.as_slice()))
+                .fetch_optional(self.db())
+                .await?;
+        let mut transactions = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows.iter().take(ACCOUNT_ROWS) {
+            let to: Option<String> = row.try_get("recipient")?;
+            let block = row.try_get::<i64, _>("block")? as u64;
+            last = Some(Cursor {
+                block,
+                position: row.try_get::<i64, _>("position")? as u64,
+            });
+            let direction = match row.try_get::<String, _>("direction")?.as_str() {
+                "out" => Direction::Out,
+                "in" => Direction::In,
+                "self" => Direction::ToSelf,
+                _ => Direction::Create,
+            };
+            transactions.push(TxSummary {
+                hash: row.try_get("hash")?,
+                block: Some(block),
+                time: Some(row.try_get::<i64, _>("time")? as u64),
+                from: row.try_get("sender")?,
+                to_name: to
+                    .as_deref()
+                    .and_then(|a| a.parse().ok())
+                    .and_then(|a| Known::of(&contracts, a))
+                    .map(Known::name),
+                to,
+                created: row.try_get("created")?,
+                method: row.try_get("method")?,
+                value: row.try_get("value")?,
+                direction: Some(direction),
+            });
         }
-        let total = rows.len();
-        rows.truncate(ACCOUNT_ROWS);
         Ok(AccountView {
             address: account.to_string(),
             balance: balance.to_string(),
@@ -650,10 +647,11 @@ impl App {
             code_len: code.len(),
             contract: Known::of(&contracts, account).map(Known::name),
             role,
-            transactions: rows,
-            total,
-            scan_from: numbers.first().copied().unwrap_or(0),
-            scan_to: latest,
+            transactions,
+            total: total.unwrap_or(0) as u64,
+            older: last
+                .filter(|_| rows.len() > ACCOUNT_ROWS)
+                .map(|c| c.to_string()),
         })
     }
 
@@ -672,14 +670,9 @@ impl App {
             async { consent.grantCount().call().await.map_err(read) },
             async { consent.emergencyWindow().call().await.map_err(read) },
         )?;
-        // Records keeps no global count; its events do.
-        let count_events = |address: Address, topic: B256| {
-            let filter = Filter::new()
-                .address(address)
-                .event_signature(topic)
-                .from_block(c.deployed_at);
-            async move { self.ledger().logs(&filter).await.map(|l| l.len()) }
-        };
+        // Records keeps no global count; its events do, counted by the index.
+        self.index_chain().await?;
+        let count_events = |address: Address, topic: B256| self.indexed_count(address, topic);
         let (anchored, opened, viewed, emergencies) = tokio::try_join!(
             count_events(c.records, Records::RecordAnchored::SIGNATURE_HASH),
             count_events(c.consent, Consent::AccessLogged::SIGNATURE_HASH),

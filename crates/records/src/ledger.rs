@@ -16,7 +16,7 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder, SendableTx},
     rpc::{
         client::RpcClient,
-        types::{Filter, Log, TransactionReceipt, TransactionRequest},
+        types::{Block, Filter, Log, TransactionReceipt, TransactionRequest},
     },
     signers::local::PrivateKeySigner,
     sol_types::{SolCall, SolInterface},
@@ -31,6 +31,9 @@ use crate::{
 
 /// Blocks per `eth_getLogs` query: within what Besu and common providers allow.
 const LOG_PAGE_BLOCKS: u64 = 2000;
+/// Block requests in flight at once: enough to hide the round trips, few enough not to crowd
+/// out the app's own requests to the node.
+const BLOCKS_IN_FLIGHT: usize = 16;
 
 /// Where the three contracts live, and from which block to read their events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +192,42 @@ impl Ledger {
             start = end + 1;
         }
         Ok(logs)
+    }
+
+    /// Blocks `numbers` (which all exist), fetched `BLOCKS_IN_FLIGHT` at a time, in the order
+    /// asked; with their transactions in full if `full`.
+    pub async fn blocks(&self, numbers: &[u64], full: bool) -> Result<Vec<Block>> {
+        let mut out = Vec::with_capacity(numbers.len());
+        for chunk in numbers.chunks(BLOCKS_IN_FLIGHT) {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, &n) in chunk.iter().enumerate() {
+                let p = self.inner.provider.clone();
+                set.spawn(async move {
+                    let request = p.get_block_by_number(n.into());
+                    let block = if full {
+                        request.full().await
+                    } else {
+                        request.await
+                    };
+                    (i, n, block)
+                });
+            }
+            let mut got: Vec<Option<Block>> = (0..chunk.len()).map(|_| None).collect();
+            while let Some(joined) = set.join_next().await {
+                let (i, n, block) = joined.map_err(|e| Error::internal("block fetch", e))?;
+                // A block below the latest that the node cannot find is the node's fault.
+                got[i] = Some(block.map_err(|e| self.unavailable(e))?.ok_or_else(|| {
+                    Error::internal("ledger", format!("block {n} is missing from the node"))
+                })?);
+            }
+            out.extend(got.into_iter().flatten());
+        }
+        Ok(out)
+    }
+
+    /// The node did not answer: the detail goes to the log, the reader gets a sentence.
+    pub(crate) fn unavailable(&self, e: impl std::fmt::Display) -> Error {
+        unavailable(&self.inner.url, e)
     }
 
     /// Deploys the Registry, Records and Consent contracts, signed by `admin` (who becomes the

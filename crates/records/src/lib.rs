@@ -16,6 +16,7 @@ pub mod emergency;
 pub mod enrolment;
 pub mod error;
 pub mod explorer;
+pub mod index;
 pub mod journal;
 pub mod ledger;
 pub mod limits;

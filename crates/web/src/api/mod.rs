@@ -13,7 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
-use medledger_records::{Kind, TxInfo};
+use medledger_records::{Kind, TxInfo, index::Cursor};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -147,6 +147,18 @@ pub(crate) fn written(status: StatusCode, body: impl Serialize, tx: &TxInfo) -> 
 }
 
 /// A path parameter that did not parse.
+/// `?before=BLOCK.POSITION`: where a listing, the most recent first, goes on.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Before {
+    before: Option<String>,
+}
+
+impl Before {
+    pub(crate) fn cursor(&self) -> medledger_records::Result<Option<Cursor>> {
+        self.before.as_deref().map(Cursor::parse).transpose()
+    }
+}
+
 pub(crate) fn bad_param(what: &str) -> ApiError {
     ApiError::new(Kind::Invalid, format!("bad {what} in the path"))
 }

@@ -1,7 +1,7 @@
 //! Grants and revocations (patients), a doctor's patients, emergencies, and the audit trail.
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -10,7 +10,7 @@ use medledger_records::sharing::GrantInput;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{bad_param, written};
+use super::{Before, bad_param, written};
 use crate::{ApiState, Json, error::ApiResult, session::Auth};
 
 /// `POST /api/v1/grants` (patient).
@@ -90,7 +90,16 @@ pub(crate) async fn end_emergency(
 
 /// `GET /api/v1/audit`: everything done with my data (patient), or everything I did (doctor):
 /// openings, views of details and of profiles, emergencies declared and ended.
-pub(crate) async fn audit(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let events = state.app.audit(&auth.person).await?;
-    Ok(axum::Json(json!({ "events": events })).into_response())
+/// The most recent first, a page at a time: `next` is the next (older) page.
+pub(crate) async fn audit(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Query(q): Query<Before>,
+) -> ApiResult<Response> {
+    let page = state.app.audit(&auth.person, q.cursor()?).await?;
+    let next = page
+        .older
+        .as_ref()
+        .map(|c| format!("/api/v1/audit?before={c}"));
+    Ok(axum::Json(json!({ "events": page.events, "next": next })).into_response())
 }

@@ -200,13 +200,17 @@ async fn prescriptions(State(state): State<ApiState>, page: Page) -> PageResult 
     ))
 }
 
-async fn openings(State(state): State<ApiState>, page: Page) -> PageResult {
+async fn openings(
+    State(state): State<ApiState>,
+    page: Page,
+    axum::extract::Query(q): axum::extract::Query<crate::api::Before>,
+) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
-    let mut events = state.app.audit(&me).await.or_page(&page, &state)?;
-    events.reverse();
+    let before = q.cursor().or_page(&page, &state)?;
+    let log = state.app.audit(&me, before).await.or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "doctor/openings.html",
-        context! { events => v(&events) },
+        context! { events => v(&log.events), older => log.older, first => before.is_none() },
     ))
 }

@@ -13,9 +13,7 @@ use axum::{
 };
 use medledger_records::{
     Error, Kind,
-    explorer::{
-        ACCOUNT_ROWS, ACCOUNT_SCAN, BlockRef, BlockSummary, Found, parse_address, parse_hash,
-    },
+    explorer::{ACCOUNT_ROWS, BlockRef, BlockSummary, Found, parse_address, parse_hash},
 };
 use minijinja::{Value, context, value::Serde};
 use serde::Serialize;
@@ -247,16 +245,22 @@ async fn transaction(
     ))
 }
 
-/// `GET /explorer/address/{addr}`: an account's balance, nonce, code, and its transactions
-/// among the latest blocks.
+/// `GET /explorer/address/{addr}[?before=BLOCK.POSITION]`: an account's balance, nonce, code, and
+/// a page of its transactions, the most recent first.
 async fn address(
     State(state): State<ApiState>,
     page: Page,
     Path(addr): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<crate::api::Before>,
 ) -> PageResult {
     let fail = |e| page.fail(&state, e);
     let account = parse_address(&addr).map_err(fail)?;
-    let a = state.app.account_view(account).await.map_err(fail)?;
+    let before = q.cursor().map_err(fail)?;
+    let a = state
+        .app
+        .account_view(account, before)
+        .await
+        .map_err(fail)?;
     Ok(page.render(
         &state,
         "explorer/address.html",
@@ -271,9 +275,8 @@ async fn address(
             txs => ser(&a.transactions),
             total => a.total,
             limit => ACCOUNT_ROWS,
-            scan_from => a.scan_from,
-            scan_to => a.scan_to,
-            scan => ACCOUNT_SCAN,
+            older => a.older,
+            first => before.is_none(),
         },
     ))
 }

@@ -289,13 +289,17 @@ async fn revoke(
     Ok(after_write("/patient/sharing", &tx.hash))
 }
 
-async fn access_log(State(state): State<ApiState>, page: Page) -> PageResult {
+async fn access_log(
+    State(state): State<ApiState>,
+    page: Page,
+    axum::extract::Query(q): axum::extract::Query<crate::api::Before>,
+) -> PageResult {
     let me = page.require(&state, Role::Patient)?;
-    let mut events = state.app.audit(&me).await.or_page(&page, &state)?;
-    events.reverse();
+    let before = q.cursor().or_page(&page, &state)?;
+    let log = state.app.audit(&me, before).await.or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "patient/access_log.html",
-        context! { events => v(&events) },
+        context! { events => v(&log.events), older => log.older, first => before.is_none() },
     ))
 }

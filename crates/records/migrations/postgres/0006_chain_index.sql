@@ -1,0 +1,54 @@
+-- PostgreSQL's twin of migrations/sqlite/0006_chain_index.sql.
+-- The chain index: blocks, transactions and the medledger contracts' events, copied from the
+-- chain as it grows so that the access log, an account's transactions and the contracts' counts
+-- cost the same however long the chain has grown. It is rebuilt from the chain (after a
+-- reorganisation, or on another chain), never trusted over it, and not part of a backup.
+CREATE TABLE chain_blocks (
+    number BIGINT PRIMARY KEY,
+    hash   TEXT NOT NULL,
+    time   BIGINT NOT NULL                -- the block's timestamp
+);
+CREATE TABLE chain_txs (
+    hash      TEXT PRIMARY KEY,
+    block     BIGINT NOT NULL,
+    position  BIGINT NOT NULL,            -- its index in the block
+    sender    TEXT NOT NULL,               -- checksummed addresses, as pages show them
+    recipient TEXT,                        -- NULL: a contract creation
+    created   TEXT,                        -- the contract a creation makes
+    method    TEXT NOT NULL,               -- the function called, by name where the ABI knows it
+    value     TEXT NOT NULL                -- wei, decimal
+);
+-- Each account's transactions: those it sent, received, or that created it.
+CREATE TABLE chain_account_txs (
+    account   TEXT NOT NULL,               -- lowercase hex
+    block     BIGINT NOT NULL,
+    position  BIGINT NOT NULL,
+    hash      TEXT NOT NULL,
+    direction TEXT NOT NULL,               -- 'out', 'in', 'self', 'create'
+    PRIMARY KEY (account, block, position)
+);
+CREATE TABLE chain_account_counts (
+    account TEXT PRIMARY KEY,
+    txs     BIGINT NOT NULL
+);
+-- The logs of the three contracts, as eth_getLogs returns them.
+CREATE TABLE chain_events (
+    block     BIGINT NOT NULL,
+    log_index BIGINT NOT NULL,
+    tx_hash   TEXT NOT NULL,
+    address   TEXT NOT NULL,               -- lowercase hex, as are the topics
+    topic0    TEXT NOT NULL,
+    topic1    TEXT,
+    topic2    TEXT,
+    topic3    TEXT,
+    data      TEXT NOT NULL,               -- hex
+    PRIMARY KEY (block, log_index)
+);
+CREATE INDEX chain_events_topic1 ON chain_events (topic1, block, log_index);
+CREATE INDEX chain_events_topic2 ON chain_events (topic2, block, log_index);
+CREATE TABLE chain_event_counts (
+    address TEXT NOT NULL,
+    topic0  TEXT NOT NULL,
+    count   BIGINT NOT NULL,
+    PRIMARY KEY (address, topic0)
+);
