@@ -21,6 +21,18 @@ use crate::{
     model::{Purpose, Role},
 };
 
+/// Which topic names the owner of `person`'s log: every access event has the patient first and
+/// the doctor (reader) second.
+fn log_owner(person: &Person) -> Result<(usize, B256)> {
+    match person.role {
+        Role::Patient => Ok((1, person.address.into_word())),
+        Role::Doctor => Ok((2, person.address.into_word())),
+        _ => Err(Error::forbidden(
+            "only patients and doctors have an access log",
+        )),
+    }
+}
+
 /// Where a listing older than `log` starts.
 fn log_cursor(log: &Log) -> Cursor {
     Cursor {
@@ -93,6 +105,7 @@ impl App {
     /// (for the doctor), the most recent first, older than `before`, as the chain logged it
     /// (read from the chain index, brought up to the chain first).
     pub async fn audit(&self, person: &Person, before: Option<Cursor>) -> Result<AuditPage> {
+        log_owner(person)?;
         self.index_chain().await?;
         let mut logs = self
             .access_logs(person, 0, before, Some(AUDIT_PAGE + 1))
@@ -141,20 +154,10 @@ impl App {
         before: Option<Cursor>,
         limit: Option<usize>,
     ) -> Result<Vec<Log>> {
-        // Every one of these events has the patient first and the doctor (reader) second.
-        let topic = match person.role {
-            Role::Patient => (1, person.address.into_word()),
-            Role::Doctor => (2, person.address.into_word()),
-            _ => {
-                return Err(Error::forbidden(
-                    "only patients and doctors have an access log",
-                ));
-            }
-        };
         self.indexed_events(Events {
             address: self.contracts().consent,
             topics0: &ACCESS_EVENTS,
-            topic: Some(topic),
+            topic: Some(log_owner(person)?),
             since,
             before,
             limit,

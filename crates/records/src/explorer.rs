@@ -591,10 +591,10 @@ impl App {
         };
         let before = before.unwrap_or_else(Cursor::start);
         let rows = sqlx::query(
-            "SELECT t.hash, t.block, t.position, b.time, t.sender, t.recipient, t.created, t.method, t.value, a.direction \
-             FROM chain_account_txs a JOIN chain_txs t ON t.hash = a.hash JOIN chain_blocks b ON b.number = a.block \
-             WHERE a.account = $1 AND (a.block < $2 OR (a.block = $2 AND a.position < $3)) \
-             ORDER BY a.block DESC, a.position DESC LIMIT $4",
+            "SELECT hash, block, position, time, sender, recipient, created, method, value, direction \
+             FROM chain_account_txs \
+             WHERE account = $1 AND (block < $2 OR (block = $2 AND position < $3)) \
+             ORDER BY block DESC, position DESC LIMIT $4",
         )
         .bind(index::key(account.as_slice()))
         .bind(before.block as i64)

@@ -1,4 +1,4 @@
-//! The chain index: blocks, transactions and the three contracts' events, copied from the chain
+//! The chain index: blocks, each account's transactions and the three contracts' events, copied from the chain
 //! into the app database as it grows, so that the access log, an account's transactions and the
 //! contracts' counts are read a page at a time, at a cost that does not grow with the chain.
 //!
@@ -305,7 +305,6 @@ impl App {
         let mut tx = self.db().begin().await?;
         for table in [
             "DELETE FROM chain_blocks WHERE number > $1",
-            "DELETE FROM chain_txs WHERE block > $1",
             "DELETE FROM chain_account_txs WHERE block > $1",
             "DELETE FROM chain_events WHERE block > $1",
         ] {
@@ -382,7 +381,6 @@ impl App {
     async fn store_blocks(&self, blocks: &[Block], logs: &[Log]) -> Result<()> {
         let contracts = self.contracts();
         let mut block_rows = Vec::new();
-        let mut tx_rows = Vec::new();
         let mut account_rows = Vec::new();
         let mut account_counts = std::collections::BTreeMap::<String, i64>::new();
         for b in blocks {
@@ -398,16 +396,7 @@ impl App {
                 let from = t.inner.signer();
                 let to = t.to();
                 let created = to.is_none().then(|| from.create(t.nonce()));
-                tx_rows.push(vec![
-                    Param::Text(hash.clone()),
-                    Param::Int(number),
-                    Param::Int(position),
-                    Param::Text(from.to_string()),
-                    Param::Maybe(to.map(|a| a.to_string())),
-                    Param::Maybe(created.map(|a| a.to_string())),
-                    Param::Text(crate::explorer::method_name(&contracts, t)),
-                    Param::Text(t.value().to_string()),
-                ]);
+                let method = crate::explorer::method_name(&contracts, t);
                 let mut concerned = vec![(from, if to == Some(from) { "self" } else { "out" })];
                 if let Some(to) = to.filter(|a| *a != from) {
                     concerned.push((to, "in"));
@@ -423,6 +412,12 @@ impl App {
                         Param::Int(number),
                         Param::Int(position),
                         Param::Text(hash.clone()),
+                        Param::Int(b.header.timestamp as i64),
+                        Param::Text(from.to_string()),
+                        Param::Maybe(to.map(|a| a.to_string())),
+                        Param::Maybe(created.map(|a| a.to_string())),
+                        Param::Text(method.clone()),
+                        Param::Text(t.value().to_string()),
                         Param::Text(direction.into()),
                     ]);
                 }
@@ -457,13 +452,7 @@ impl App {
         insert(&mut db, "chain_blocks (number, hash, time)", block_rows).await?;
         insert(
             &mut db,
-            "chain_txs (hash, block, position, sender, recipient, created, method, value)",
-            tx_rows,
-        )
-        .await?;
-        insert(
-            &mut db,
-            "chain_account_txs (account, block, position, hash, direction)",
+            "chain_account_txs (account, block, position, hash, time, sender, recipient, created, method, value, direction)",
             account_rows,
         )
         .await?;

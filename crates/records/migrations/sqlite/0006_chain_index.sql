@@ -7,25 +7,22 @@ CREATE TABLE chain_blocks (
     hash   TEXT NOT NULL,
     time   INTEGER NOT NULL                -- the block's timestamp
 );
-CREATE TABLE chain_txs (
-    hash      TEXT PRIMARY KEY,
+-- Each account's transactions (those it sent, received, or that created it), as its page lists
+-- them, kept together by the key a page reads them in (WITHOUT ROWID: a page is one run of rows).
+CREATE TABLE chain_account_txs (
+    account   TEXT NOT NULL,               -- lowercase hex
     block     INTEGER NOT NULL,
-    position  INTEGER NOT NULL,            -- its index in the block
+    position  INTEGER NOT NULL,            -- the transaction's index in its block
+    hash      TEXT NOT NULL,
+    time      INTEGER NOT NULL,            -- the block's timestamp
     sender    TEXT NOT NULL,               -- checksummed addresses, as pages show them
     recipient TEXT,                        -- NULL: a contract creation
     created   TEXT,                        -- the contract a creation makes
     method    TEXT NOT NULL,               -- the function called, by name where the ABI knows it
-    value     TEXT NOT NULL                -- wei, decimal
-);
--- Each account's transactions: those it sent, received, or that created it.
-CREATE TABLE chain_account_txs (
-    account   TEXT NOT NULL,               -- lowercase hex
-    block     INTEGER NOT NULL,
-    position  INTEGER NOT NULL,
-    hash      TEXT NOT NULL,
+    value     TEXT NOT NULL,               -- wei, decimal
     direction TEXT NOT NULL,               -- 'out', 'in', 'self', 'create'
     PRIMARY KEY (account, block, position)
-);
+) WITHOUT ROWID;
 CREATE TABLE chain_account_counts (
     account TEXT PRIMARY KEY,
     txs     INTEGER NOT NULL
