@@ -182,6 +182,42 @@ pub(crate) async fn post(
     Ok(value)
 }
 
+/// A hospital (added by the admin) and a doctor of it, enrolled through their one-time link
+/// under `username`: the enrolment's answer (the doctor's address among it).
+pub(crate) async fn enrol_doctor(
+    http: &reqwest::Client,
+    base: &str,
+    hospital: &str,
+    name: &str,
+    username: &str,
+) -> anyhow::Result<Value> {
+    let admin = login(http, base, "admin", ADMIN_PASSWORD).await?;
+    let hospital = post(
+        http,
+        &format!("{base}/api/v1/hospitals"),
+        Some(&admin),
+        json!({ "name": hospital, "city": "Lyon" }),
+    )
+    .await?;
+    let invited = post(
+        http,
+        &format!("{base}/api/v1/doctors"),
+        Some(&admin),
+        json!({ "name": name, "hospital_id": hospital["id"] }),
+    )
+    .await?;
+    let link = invited["enrolment_url"]
+        .as_str()
+        .context("enrolment link")?;
+    post(
+        http,
+        &format!("{base}/api/v1{link}"),
+        None,
+        json!({ "username": username, "password": PASSWORD }),
+    )
+    .await
+}
+
 pub(crate) async fn login(
     http: &reqwest::Client,
     base: &str,
@@ -334,31 +370,7 @@ async fn run_one(backend: Backend, round: usize) -> anyhow::Result<Vec<Figure>> 
     let server = start(backend, round)?;
     let base = server.url.clone();
     let http = reqwest::Client::new();
-    let admin = login(&http, &base, "admin", ADMIN_PASSWORD).await?;
-    let hospital = post(
-        &http,
-        &format!("{base}/api/v1/hospitals"),
-        Some(&admin),
-        json!({ "name": "Bench Hospital", "city": "Lyon" }),
-    )
-    .await?;
-    let invited = post(
-        &http,
-        &format!("{base}/api/v1/doctors"),
-        Some(&admin),
-        json!({ "name": "Dr. Bench", "hospital_id": hospital["id"] }),
-    )
-    .await?;
-    let link = invited["enrolment_url"]
-        .as_str()
-        .context("enrolment link")?;
-    let doctor = post(
-        &http,
-        &format!("{base}/api/v1{link}"),
-        None,
-        json!({ "username": "dr.bench", "password": PASSWORD }),
-    )
-    .await?;
+    let doctor = enrol_doctor(&http, &base, "Bench Hospital", "Dr. Bench", "dr.bench").await?;
     post(
         &http,
         &format!("{base}/api/v1/patients"),
