@@ -1,6 +1,7 @@
-//! The chain index: blocks, each account's transactions and the three contracts' events, copied from the chain
-//! into the app database as it grows, so that the access log, an account's transactions and the
-//! contracts' counts are read a page at a time, at a cost that does not grow with the chain.
+//! The chain index: blocks, each account's transactions and the three contracts' events, copied
+//! from the chain into the app database as it grows, so that the access log, an account's
+//! transactions and the contracts' counts are read a page at a time, at a cost that does not grow
+//! with the chain.
 //!
 //! The chain stays the truth. Every read first brings the index up to the chain's head (one
 //! request to the node when nothing is new); a block whose parent is not the block indexed below
