@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use medledger_chain::alloy::{
-    primitives::{Address, TxKind, U256, keccak256},
+    primitives::{Address, TxKind, U256},
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
@@ -152,10 +152,7 @@ async fn grown(http: &reqwest::Client, round: usize, target: u64) -> anyhow::Res
 
     // The senders, funded by the faucet's key.
     let senders: Vec<PrivateKeySigner> = (0..SENDERS)
-        .map(|i| {
-            PrivateKeySigner::from_bytes(&keccak256(format!("medledger-bench index {i}")))
-                .expect("a valid key")
-        })
+        .map(|i| crate::workload::key(Address::ZERO, "index sender", i))
         .collect();
     let mut signer = Signer {
         nonces: HashMap::new(),

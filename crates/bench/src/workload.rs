@@ -46,7 +46,7 @@ pub(crate) struct Workload {
 }
 
 /// A deterministic key, distinct per run (`run` is that run's fresh Registry address).
-fn key(run: Address, label: &str, i: usize) -> PrivateKeySigner {
+pub(crate) fn key(run: Address, label: &str, i: usize) -> PrivateKeySigner {
     PrivateKeySigner::from_bytes(&keccak256(format!("medledger-bench {run} {label} {i}")))
         .expect("a valid key")
 }

@@ -328,24 +328,16 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
 
     // Writes a slow node left open are settled as their receipts come in.
     let resolver = app.clone().resolve_forever(config.resolve_every);
-    let mut stop_rx = stop.subscribe();
-    tasks.spawn(named("the resolver of open chain writes", async move {
-        tokio::select! {
-            () = resolver => {}
-            _ = stop_rx.wait_for(|s| *s) => {}
-        }
-        Ok(())
-    }));
+    tasks.spawn(named(
+        "the resolver of open chain writes",
+        until_stopped(resolver, stop.subscribe()),
+    ));
     // The chain index follows the chain, so a listing seldom waits for it to catch up.
     let indexer = app.clone().index_forever(INDEX_EVERY);
-    let mut stop_rx = stop.subscribe();
-    tasks.spawn(named("the chain indexer", async move {
-        tokio::select! {
-            () = indexer => {}
-            _ = stop_rx.wait_for(|s| *s) => {}
-        }
-        Ok(())
-    }));
+    tasks.spawn(named(
+        "the chain indexer",
+        until_stopped(indexer, stop.subscribe()),
+    ));
     let mut state = ApiState::new(app.clone());
     state.secure_cookies = config.secure_cookies;
     state.trusted_proxies = config.trusted_proxies.clone();
@@ -447,6 +439,18 @@ async fn open_blobs(
         .await
         .map_err(|e| anyhow::anyhow!("the blob store {location} does not answer: {e}"))?;
     Ok(blobs)
+}
+
+/// Runs a task that never ends by itself until `stop` turns true.
+async fn until_stopped(
+    task: impl Future<Output = ()>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    tokio::select! {
+        () = task => {}
+        () = stopped(stop) => {}
+    }
+    Ok(())
 }
 
 async fn named<F>(what: &'static str, task: F) -> (&'static str, std::io::Result<()>)
