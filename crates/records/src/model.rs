@@ -152,6 +152,27 @@ impl RecordKind {
 
 /// Unix seconds as `YYYY-MM-DD HH:MM UTC`, for messages and pages.
 pub fn utc_datetime(secs: i64) -> String {
+    let (year, month, day, rem) = civil(secs);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+/// Unix seconds as an RFC 3339 instant in UTC, `YYYY-MM-DDTHH:MM:SSZ` (FHIR's `instant`).
+pub fn rfc3339(secs: i64) -> String {
+    let (year, month, day, rem) = civil(secs);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// The UTC date of unix seconds, and the seconds into that day.
+fn civil(secs: i64) -> (i64, i64, i64, i64) {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -164,16 +185,19 @@ pub fn utc_datetime(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
+    (year, month, day, rem)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400 + 3_661), "2000-02-29T01:01:01Z");
+        assert_eq!(utc_datetime(951_782_400 + 3_661), "2000-02-29 01:01 UTC");
+    }
 
     #[test]
     fn wire_values_round_trip_and_unknown_values_are_refused() {

@@ -614,6 +614,43 @@ impl App {
         Ok(list)
     }
 
+    /// One page of the reports of `patient` that `reader` may see now (the patient their own,
+    /// a doctor what the chain allows), those `keep` accepts, `skip` then at most `take`, and how
+    /// many were kept in all: pages and totals count only what the reader may see. Only what is
+    /// on the page is logged on chain as viewed, before it is returned.
+    pub async fn reports_page(
+        &self,
+        reader: &Person,
+        patient: Address,
+        purpose: Purpose,
+        keep: impl Fn(&RecordView) -> bool,
+        skip: usize,
+        take: usize,
+    ) -> Result<(usize, Vec<RecordView>)> {
+        let all = if reader.role == Role::Patient {
+            if reader.address != patient {
+                return Err(Error::forbidden("a patient sees only their own records"));
+            }
+            self.my_records(reader, false).await?
+        } else {
+            let mut unlogged = Disclosure::default();
+            let mut list = self
+                .doctor_records(reader, patient, purpose, &mut unlogged)
+                .await?;
+            list.retain(|v| v.kind != RecordKind::Prescription);
+            list
+        };
+        let kept: Vec<RecordView> = all.into_iter().filter(|v| keep(v)).collect();
+        let total = kept.len();
+        let page: Vec<RecordView> = kept.into_iter().skip(skip).take(take).collect();
+        let mut shown = Disclosure::default();
+        for view in &page {
+            shown.record(reader, view);
+        }
+        self.disclose(reader, shown, purpose).await?;
+        Ok((total, page))
+    }
+
     /// `records_for_doctor`, adding what it shows to `shown` instead of logging it.
     pub(crate) async fn doctor_records(
         &self,

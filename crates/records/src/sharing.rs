@@ -296,6 +296,16 @@ impl App {
         view_from(g, self.ledger().now().await?)
     }
 
+    /// The transaction that made grant `id`, as this server recorded it (none for a grant made
+    /// elsewhere).
+    pub async fn grant_tx(&self, id: u64) -> Result<Option<B256>> {
+        let hash: Option<String> = sqlx::query_scalar("SELECT tx_hash FROM grants WHERE id = $1")
+            .bind(id as i64)
+            .fetch_optional(self.db())
+            .await?;
+        Ok(hash.and_then(|h| h.parse().ok()))
+    }
+
     /// A patient's grants (all of them, live or not), or those given to a doctor.
     pub async fn grants(&self, person: &Person) -> Result<Vec<GrantView>> {
         match person.role {
@@ -478,12 +488,38 @@ impl App {
         Ok(list)
     }
 
+    /// The patients who share with `doctor` now (a live grant or an open emergency), without
+    /// their details: only addresses, which reveal nothing the chain does not already show.
+    pub async fn sharing_patients(&self, doctor: &Person) -> Result<Vec<Address>> {
+        Ok(self.sharing_with(doctor).await?.into_keys().collect())
+    }
+
     /// `my_patients`, adding the names and dates of birth it shows to `shown`.
     async fn shared_patients(
         &self,
         doctor: &Person,
         shown: &mut Disclosure,
     ) -> Result<Vec<SharedPatient>> {
+        let until = self.sharing_with(doctor).await?;
+        let mut out = Vec::new();
+        for (address, (until, emergency)) in until {
+            let profile = self
+                .profile_parts(doctor, address, PROFILE_IDENTITY, shown)
+                .await?;
+            out.push(SharedPatient {
+                address,
+                name: profile.as_ref().map(|p| p.name.clone()),
+                date_of_birth: profile.map(|p| p.date_of_birth),
+                until,
+                emergency,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Each patient who shares with an active `doctor` now: until when, and whether only by an
+    /// open emergency.
+    async fn sharing_with(&self, doctor: &Person) -> Result<BTreeMap<Address, (u64, bool)>> {
         self.require_active_doctor(doctor).await?;
         // patient => (access until, by emergency)
         let mut until: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
@@ -517,20 +553,7 @@ impl App {
                 e.1 = true;
             }
         }
-        let mut out = Vec::new();
-        for (address, (until, emergency)) in until {
-            let profile = self
-                .profile_parts(doctor, address, PROFILE_IDENTITY, shown)
-                .await?;
-            out.push(SharedPatient {
-                address,
-                name: profile.as_ref().map(|p| p.name.clone()),
-                date_of_birth: profile.map(|p| p.date_of_birth),
-                until,
-                emergency,
-            });
-        }
-        Ok(out)
+        Ok(until)
     }
 
     /// What a doctor's page about one patient shows — the patient's details, the records the

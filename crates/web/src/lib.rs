@@ -1,10 +1,12 @@
 //! The HTTP face of medledger: the web pages per role and the ledger explorer (`pages`), the REST
-//! API under `/api/v1` (`api`, described by an OpenAPI document), sessions, and the health check.
+//! API under `/api/v1` (`api`, described by an OpenAPI document), the FHIR R4 API under `/fhir`
+//! (`fhir`), sessions, and the health check.
 //! Handlers are thin: they parse, call the domain (`medledger_records::App`), and answer.
 
 pub mod api;
 mod client;
 pub mod error;
+pub mod fhir;
 mod forms;
 pub mod pages;
 pub mod session;

@@ -99,6 +99,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/emergencies", get(sharing::emergencies))
         .route("/api/v1/emergencies/{id}/end", post(sharing::end_emergency))
         .route("/api/v1/audit", get(sharing::audit))
+        .merge(crate::fhir::router())
         .merge(crate::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

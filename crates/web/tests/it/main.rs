@@ -3,6 +3,7 @@
 //! or in a PostgreSQL server of the test's own.
 
 mod explorer;
+mod fhir;
 mod index;
 mod journal;
 mod limits;

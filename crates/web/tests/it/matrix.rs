@@ -175,6 +175,8 @@ async fn matrix(backend: Backend) {
         Some(&admin),
     ];
     let p = &patient_address;
+    let fhir_patient = p.trim_start_matches("0x").to_lowercase();
+    let fhir_record = record.trim_start_matches("0x");
     let prescription =
         json!({ "patient": p, "medications": [{ "name": "Amoxicillin", "dose": "500 mg" }] });
     let hospital_body = json!({ "name": "Spare", "city": "Nice" });
@@ -400,6 +402,64 @@ async fn matrix(backend: Backend) {
             Some(json!({ "code": "000000" })),
             [401, 409, 409, 409, 409, 409, 409, 409, 409, 409],
         ),
+        // The FHIR API: the same chain decisions, as FHIR resources.
+        case(Method::GET, "/fhir/metadata", None, [200; 10]),
+        case(Method::GET, "/fhir/Practitioner", None, [200; 10]),
+        case(Method::GET, "/fhir/Organization", None, [200; 10]),
+        case(
+            Method::GET,
+            format!("/fhir/Patient/{fhir_patient}"),
+            None,
+            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403],
+        ),
+        case(
+            Method::GET,
+            "/fhir/Patient",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/fhir/DocumentReference/{fhir_record}"),
+            None,
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/fhir/DocumentReference?patient=Patient/{fhir_patient}"),
+            None,
+            [401, 200, 403, 200, 200, 200, 200, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/fhir/Binary/{fhir_record}"),
+            None,
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/fhir/Patient/{fhir_patient}/$everything"),
+            None,
+            [401, 200, 403, 200, 404, 404, 404, 404, 200, 403],
+        ),
+        case(
+            Method::GET,
+            "/fhir/MedicationRequest",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+        ),
+        case(
+            Method::GET,
+            "/fhir/Consent",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            "/fhir/AuditEvent",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+        ),
         // Emergencies last: they open access. The emergency doctor's is open already, and is
         // not extended by declaring again.
         case(
@@ -454,7 +514,13 @@ async fn matrix(backend: Backend) {
                 WHO[i]
             );
             let text = body.to_string();
-            if !status.is_success() {
+            if !status.is_success() && case.path.starts_with("/fhir/") {
+                assert_eq!(
+                    body["resourceType"], "OperationOutcome",
+                    "{}: {body}",
+                    case.path
+                );
+            } else if !status.is_success() {
                 assert!(
                     body["error"]["code"].is_string(),
                     "{} {}: {body}",
@@ -471,7 +537,9 @@ async fn matrix(backend: Backend) {
                     WHO[i]
                 );
             }
-            if case.path.ends_with("/content") && status.is_success() {
+            if (case.path.ends_with("/content") || case.path.starts_with("/fhir/Binary/"))
+                && status.is_success()
+            {
                 assert_eq!(body, Value::String(REPORT.into()));
                 openings += 1;
             }
@@ -494,9 +562,12 @@ async fn matrix(backend: Backend) {
         .filter(|e| e["action"] == "opened")
         .collect();
     assert_eq!(opened.len(), openings);
-    assert_eq!(openings, 3);
+    assert_eq!(
+        openings, 6,
+        "three through the REST API, three through FHIR"
+    );
     let emergencies = opened.iter().filter(|e| e["emergency"] == true).count();
-    assert_eq!(emergencies, 1);
+    assert_eq!(emergencies, 2);
     let (_, list) = t.get("/api/v1/prescriptions", Some(&patient)).await;
     assert_eq!(
         list["prescriptions"].as_array().unwrap().len(),
