@@ -66,6 +66,9 @@ enum Command {
         #[arg(long, env = "MEDLEDGER_BLOB_STORE")]
         blob_store: Option<String>,
     },
+    /// Share FHIR bundle files as a patient's reports through a running server's REST API,
+    /// with a progress bar; files shared before are skipped.
+    Import(crate::import::ImportArgs),
 }
 
 /// Where a deployment's parts are, as `serve` is told.
@@ -274,6 +277,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("restore: now run `medledger verify` with the same options");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(import) => Ok(if runtime()?.block_on(crate::import::run(import))? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
         Command::Verify {
             data_dir,
             chain_rpc,

@@ -2,6 +2,7 @@
 //! place that reads arguments and the environment.
 
 mod cli;
+mod import;
 mod serve;
 
 use std::process::ExitCode;

@@ -13,9 +13,11 @@ use sqlx::Row;
 
 mod integrity;
 mod prescriptions;
+pub mod structured;
 
 pub use integrity::{BlobReport, Problem, verify_store};
 pub use prescriptions::{Medication, PrescriptionBody, PrescriptionView};
+pub use structured::Entry;
 
 use crate::{
     accounts::{Person, address_key},
@@ -67,6 +69,13 @@ pub struct Meta {
     pub notes: String,
     pub media_type: String,
     pub size: u64,
+    /// keccak256 of the file as shared (so a client such as `medledger import` can tell a file
+    /// it shared before); empty for records shared before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digest: String,
+    /// For a FHIR Bundle: how many resources of each type it holds, kept as structured content.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub resources: std::collections::BTreeMap<String, u64>,
 }
 
 /// A record as its reader sees it. `meta` is absent when the reader holds no key to it.
@@ -141,6 +150,10 @@ fn meta_aad(id: &B256) -> Vec<u8> {
     format!("meta:{id}").into_bytes()
 }
 
+fn resources_aad(id: &B256) -> Vec<u8> {
+    format!("resources:{id}").into_bytes()
+}
+
 fn object_id(id: &B256) -> ObjectId {
     ObjectId::Record(*id)
 }
@@ -161,6 +174,8 @@ pub(crate) struct Row_ {
     pub(crate) author: Address,
     pub(crate) kind: RecordKind,
     pub(crate) meta: Vec<u8>,
+    /// The sealed structured content (a FHIR Bundle's resources), if any.
+    pub(crate) resources: Option<Vec<u8>>,
     pub(crate) content_hash: B256,
     pub(crate) tx_hash: Option<B256>,
     pub(crate) block_number: Option<u64>,
@@ -183,6 +198,7 @@ fn row_from(row: &crate::db::DbRow) -> Result<Row_> {
         kind: RecordKind::try_from(kind as u8)
             .map_err(|_| Error::internal("stored record", "bad kind"))?,
         meta: row.try_get("meta")?,
+        resources: row.try_get("resources")?,
         content_hash: parse(&row.try_get::<String, _>("content_hash")?, "hash")?,
         tx_hash: tx.as_deref().map(|t| parse(t, "tx")).transpose()?,
         block_number: block.map(|b| b as u64),
@@ -279,8 +295,8 @@ impl App {
     }
 
     /// The rules a shared report's fields must meet; returns its media type, judged from its
-    /// bytes.
-    fn check_report(&self, report: &NewReport) -> Result<&'static str> {
+    /// bytes, and, for a FHIR Bundle, its resources (which must meet R4's rules).
+    fn check_report(&self, report: &NewReport) -> Result<(&'static str, Option<Vec<Entry>>)> {
         if report.kind == RecordKind::Prescription {
             return Err(Error::invalid(
                 "a patient shares reports or other records; prescriptions come from doctors",
@@ -310,13 +326,22 @@ impl App {
             )
             .on("file"));
         }
-        sniff(&report.bytes).ok_or_else(|| {
+        let media_type = sniff(&report.bytes).ok_or_else(|| {
             Error::new(
                 Kind::UnsupportedType,
                 "this kind of file is not accepted: share a PDF, PNG, JPEG, plain text or JSON (FHIR) file",
             )
             .on("file")
-        })
+        })?;
+        if media_type != "application/fhir+json" {
+            return Ok((media_type, None));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&report.bytes)
+            .map_err(|e| Error::internal("sniffed JSON", e))?;
+        if value["resourceType"] != "Bundle" {
+            return Ok((media_type, None));
+        }
+        Ok((media_type, Some(structured::bundle_entries(&value)?)))
     }
 
     /// A patient shares a report: sealed, stored, anchored on chain (signed by the patient),
@@ -327,16 +352,28 @@ impl App {
         report: NewReport,
     ) -> Result<(RecordView, TxInfo)> {
         self.require_patient(patient)?;
-        let media_type = self.check_report(&report)?;
+        let (media_type, entries) = self.check_report(&report)?;
         let meta = Meta {
             title: report.title.trim().to_string(),
             date: report.date,
             notes: report.notes,
             media_type: media_type.to_string(),
             size: report.bytes.len() as u64,
+            digest: keccak256(&report.bytes).to_string(),
+            resources: entries
+                .as_deref()
+                .map(structured::count_by_type)
+                .unwrap_or_default(),
         };
         let (view, tx) = self
-            .store_record(patient, patient.address, report.kind, &meta, &report.bytes)
+            .store_record(
+                patient,
+                patient.address,
+                report.kind,
+                &meta,
+                &report.bytes,
+                entries.as_deref(),
+            )
             .await?;
         self.sync_wraps(patient.address, Some(&patient.secret))
             .await?;
@@ -351,6 +388,7 @@ impl App {
         kind: RecordKind,
         meta: &Meta,
         bytes: &[u8],
+        entries: Option<&[Entry]>,
     ) -> Result<(RecordView, TxInfo)> {
         let id = crate::app::random_b256();
         let dek = Dek::generate();
@@ -361,6 +399,13 @@ impl App {
             &meta_aad(&id),
             &serde_json::to_vec(meta).map_err(|e| Error::internal("meta", e))?,
         );
+        let sealed_resources = entries
+            .map(|e| {
+                serde_json::to_vec(e)
+                    .map(|plain| seal(&dek, &resources_aad(&id), &plain))
+                    .map_err(|e| Error::internal("resources", e))
+            })
+            .transpose()?;
         let hash = keccak256(&sealed);
         let now = unix_now();
         let input = match kind {
@@ -382,14 +427,15 @@ impl App {
         let stored = async {
             self.blobs().put(&blob_key(&id), sealed).await?;
             sqlx::query(
-                "INSERT INTO records (id, patient, author, kind, meta, content_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO records (id, patient, author, kind, meta, resources, content_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(object.to_string())
             .bind(address_key(patient))
             .bind(address_key(author.address))
             .bind(u8::from(kind) as i64)
             .bind(sealed_meta)
+            .bind(sealed_resources)
             .bind(hash.to_string())
             .bind(now)
             .execute(self.db())

@@ -93,9 +93,18 @@ impl App {
             notes: String::new(),
             media_type: "application/json".into(),
             size: bytes.len() as u64,
+            digest: String::new(),
+            resources: Default::default(),
         };
         let (view, tx) = self
-            .store_record(doctor, patient, RecordKind::Prescription, &meta, &bytes)
+            .store_record(
+                doctor,
+                patient,
+                RecordKind::Prescription,
+                &meta,
+                &bytes,
+                None,
+            )
             .await?;
         Ok((
             PrescriptionView {

@@ -3,6 +3,7 @@
 //! with a patient's data is logged on chain before it leaves), written as FHIR resources in
 //! `application/fhir+json`, errors as OperationOutcome.
 
+mod clinical;
 mod model;
 mod resources;
 
@@ -58,6 +59,48 @@ pub(crate) fn router() -> Router<ApiState> {
             "/fhir/MedicationRequest/{id}",
             get(resources::medication_request),
         )
+        .route("/fhir/Observation", clinical::search_route("Observation"))
+        .route(
+            "/fhir/Observation/{id}",
+            clinical::read_route("Observation"),
+        )
+        .route("/fhir/Condition", clinical::search_route("Condition"))
+        .route("/fhir/Condition/{id}", clinical::read_route("Condition"))
+        .route(
+            "/fhir/MedicationStatement",
+            clinical::search_route("MedicationStatement"),
+        )
+        .route(
+            "/fhir/MedicationStatement/{id}",
+            clinical::read_route("MedicationStatement"),
+        )
+        .route("/fhir/Encounter", clinical::search_route("Encounter"))
+        .route("/fhir/Encounter/{id}", clinical::read_route("Encounter"))
+        .route(
+            "/fhir/DiagnosticReport",
+            clinical::search_route("DiagnosticReport"),
+        )
+        .route(
+            "/fhir/DiagnosticReport/{id}",
+            clinical::read_route("DiagnosticReport"),
+        )
+        .route("/fhir/Procedure", clinical::search_route("Procedure"))
+        .route("/fhir/Procedure/{id}", clinical::read_route("Procedure"))
+        .route("/fhir/Immunization", clinical::search_route("Immunization"))
+        .route(
+            "/fhir/Immunization/{id}",
+            clinical::read_route("Immunization"),
+        )
+        .route(
+            "/fhir/AllergyIntolerance",
+            clinical::search_route("AllergyIntolerance"),
+        )
+        .route(
+            "/fhir/AllergyIntolerance/{id}",
+            clinical::read_route("AllergyIntolerance"),
+        )
+        .route("/fhir/CarePlan", clinical::search_route("CarePlan"))
+        .route("/fhir/CarePlan/{id}", clinical::read_route("CarePlan"))
         .route("/fhir/Consent", get(resources::consents))
         .route("/fhir/Consent/{id}", get(resources::consent))
         .route("/fhir/AuditEvent", get(resources::audit_events))

@@ -19,6 +19,7 @@ use medledger_records::{
 };
 use serde_json::{Value, json};
 
+use super::clinical::{self, CLINICAL, Filters, clinical_type};
 use super::model::{
     AddressPart, Annotation, Attachment, AuditAgent, AuditEntity, AuditEvent, AuditSource,
     CodeableConcept, Coding, Consent, ConsentActor, ConsentData, ContactPoint, Content,
@@ -46,9 +47,10 @@ const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 
 /// A resource type served: its name, its search parameters (name, type) besides `_count` and
 /// `_offset`, and whether it is read by id.
-type Served = (&'static str, &'static [(&'static str, &'static str)], bool);
+type Served = (&'static str, &'static [Param], bool);
 
-const SUPPORTED: [Served; 9] = [
+/// The types of this server's own data; the imported types (`clinical::CLINICAL`) come after.
+const OWN: [Served; 8] = [
     ("Patient", &[("_id", "token")], true),
     (
         "Practitioner",
@@ -82,16 +84,6 @@ const SUPPORTED: [Served; 9] = [
     ),
     ("Binary", &[], true),
     (
-        "MedicationRequest",
-        &[
-            ("_id", "token"),
-            ("patient", "reference"),
-            ("status", "token"),
-            ("authoredon", "date"),
-        ],
-        true,
-    ),
-    (
         "Consent",
         &[
             ("_id", "token"),
@@ -107,9 +99,20 @@ const SUPPORTED: [Served; 9] = [
     ),
 ];
 
+/// A search parameter: its name and type.
+type Param = (&'static str, &'static str);
+
+/// Every type served: name, search parameters, read by id.
+fn supported() -> Vec<(&'static str, Vec<Param>, bool)> {
+    OWN.iter()
+        .map(|(k, p, read)| (*k, p.to_vec(), *read))
+        .chain(CLINICAL.iter().map(|t| (t.name, t.params(), true)))
+        .collect()
+}
+
 fn params_of(kind: &str) -> Vec<&'static str> {
-    SUPPORTED
-        .iter()
+    supported()
+        .into_iter()
         .find(|(k, _, _)| *k == kind)
         .map(|(_, p, _)| p.iter().map(|(n, _)| *n).collect())
         .unwrap_or_default()
@@ -118,11 +121,11 @@ fn params_of(kind: &str) -> Vec<&'static str> {
 /// `GET /fhir/metadata`: what this server does, exactly.
 pub(crate) async fn metadata(State(state): State<ApiState>, headers: HeaderMap) -> Fhir {
     let base = base_url(&headers, &state);
-    let resources: Vec<Value> = SUPPORTED
-        .iter()
+    let resources: Vec<Value> = supported()
+        .into_iter()
         .map(|(kind, params, read)| {
             let mut interaction = Vec::new();
-            if *read {
+            if read {
                 interaction.push(json!({ "code": "read" }));
             }
             if !params.is_empty() {
@@ -135,7 +138,7 @@ pub(crate) async fn metadata(State(state): State<ApiState>, headers: HeaderMap) 
                     .map(|(name, ty)| json!({ "name": name, "type": ty }))
                     .collect();
             }
-            if *kind == "Patient" {
+            if kind == "Patient" {
                 resource["operation"] = json!([{
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
@@ -595,7 +598,7 @@ pub(crate) fn date_matches(filter: &str, value: &str) -> FhirResult<bool> {
 }
 
 /// Whether a token search (`code`, or `system|code`) matches a coding.
-fn token_matches(filter: &str, system: &str, code: &str) -> bool {
+pub(crate) fn token_matches(filter: &str, system: &str, code: &str) -> bool {
     match filter.split_once('|') {
         Some(("", c)) => c == code,
         Some((s, "")) => s == system,
@@ -623,7 +626,7 @@ fn patient_of(search: &Search, reader: &Person) -> FhirResult<Option<Address>> {
 }
 
 /// The patients a doctor's search without `patient=` covers: those who share with them.
-async fn patients_in_scope(
+pub(crate) async fn patients_in_scope(
     state: &ApiState,
     reader: &Person,
     search: &Search,
@@ -831,23 +834,19 @@ async fn all_medication_requests(
         .collect())
 }
 
-/// `GET /fhir/MedicationRequest`: a patient's prescriptions, or those a doctor wrote.
+/// `GET /fhir/MedicationRequest`: a patient's prescriptions, or those a doctor wrote, then the
+/// MedicationRequests of the bundles patients shared; filtered, then paged across both.
 pub(crate) async fn medication_requests(
     State(state): State<ApiState>,
     reader: Reader,
     headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
-    search.only(&params_of("MedicationRequest"))?;
+    let t = clinical_type("MedicationRequest").expect("a clinical type");
+    let filters = Filters::of(t, &search)?;
     let person = reader.require("MedicationRequest")?;
     let patient = patient_of(&search, person)?;
-    let id = search.one("_id")?;
-    let statuses = search.all("status");
-    let authored = search.all("authoredon");
-    for d in authored {
-        date_matches(d, "")?;
-    }
-    let all = all_medication_requests(&state, person)
+    let prescribed: Vec<Value> = all_medication_requests(&state, person)
         .await?
         .into_iter()
         .filter(|m| {
@@ -855,34 +854,73 @@ pub(crate) async fn medication_requests(
                 m.subject.reference == Reference::to("Patient", &id_of(p)).reference
             })
         })
-        .filter(|m| id.is_none_or(|id| m.id == id))
-        .filter(|m| statuses.iter().all(|s| s.split(',').any(|s| s == m.status)))
-        .filter(|m| {
-            authored
-                .iter()
-                .all(|d| date_matches(d, &m.authored_on).unwrap_or(false))
+        .map(|m| m.to_json())
+        .filter(|m| filters.keep_served(m["id"].as_str().unwrap_or_default(), m))
+        .collect();
+    let (offset, count) = search.page()?;
+    let mut entries: Vec<Value> = prescribed
+        .iter()
+        .skip(offset)
+        .take(count)
+        .cloned()
+        .collect();
+    // The imported ones: of the patients in scope, as for any imported type. A suspended
+    // doctor still sees the prescriptions they wrote, and no patient's bundles.
+    let skip = offset.saturating_sub(prescribed.len());
+    let imported = async {
+        let patients = patients_in_scope(&state, person, &search).await?;
+        clinical::page(
+            &state,
+            person,
+            &patients,
+            &filters,
+            (skip, count - entries.len()),
+        )
+        .await
+    };
+    let (imported, page) = match imported.await {
+        Err(FhirError(e)) if e.kind == Kind::Forbidden && person.role == Role::Doctor => {
+            (0, Vec::new())
+        }
+        other => other?,
+    };
+    entries.extend(page);
+    let entries = entries
+        .into_iter()
+        .map(|r| {
+            (
+                format!("MedicationRequest/{}", r["id"].as_str().unwrap_or_default()),
+                r,
+            )
         })
         .collect();
-    page_of(&state, &headers, &search, all)
+    let base = base_url(&headers, &state);
+    Ok(Fhir(searchset(
+        &base,
+        "MedicationRequest",
+        &search,
+        (offset, count),
+        prescribed.len() + imported,
+        entries,
+    )))
 }
 
-/// `GET /fhir/MedicationRequest/{id}`.
+/// `GET /fhir/MedicationRequest/{id}`: a prescription's line, or an imported one.
 pub(crate) async fn medication_request(
     State(state): State<ApiState>,
     reader: Reader,
     Path(id): Path<String>,
 ) -> FhirResult<Fhir> {
-    all_medication_requests(&state, reader.require("MedicationRequest")?)
+    let person = reader.require("MedicationRequest")?;
+    if let Some(m) = all_medication_requests(&state, person)
         .await?
         .into_iter()
         .find(|m| m.id == id)
-        .map(|m| Fhir(m.to_json()))
-        .ok_or_else(|| {
-            FhirError::new(
-                Kind::NotFound,
-                "no MedicationRequest with this id that you may see",
-            )
-        })
+    {
+        return Ok(Fhir(m.to_json()));
+    }
+    let t = clinical_type("MedicationRequest").expect("a clinical type");
+    clinical::read(t, &state, person, &id).await
 }
 
 // ---- Consent ----
@@ -1151,6 +1189,19 @@ pub(crate) async fn everything(
             .filter(|m| m.subject.reference == patient_ref)
             .map(|m| m.to_json()),
     );
+    // The resources of the bundles they shared, of every type served here.
+    let (_, imported) = state
+        .app
+        .clinical_page(
+            person,
+            patient,
+            Purpose::Treatment,
+            |c| clinical_type(c.resource["resourceType"].as_str().unwrap_or_default()).is_some(),
+            0,
+            usize::MAX,
+        )
+        .await?;
+    resources.extend(imported.iter().map(clinical::served));
     resources.extend(
         all_consents(&state, person)
             .await?

@@ -100,6 +100,26 @@ async fn matrix(backend: Backend) {
             &[&granted.0, &revoked.0, &suspended.0],
         )
         .await;
+    // A FHIR Bundle shared with the same doctors: its Observation is searchable through /fhir.
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "gender": "female"}},
+        {"resource": {"resourceType": "Observation", "status": "final",
+          "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+          "subject": {"reference": "urn:uuid:p"}, "valueString": "SECRET-OBSERVATION 4.2"}},
+    ]});
+    let mut fields = vec![("title", "Labs bundle"), ("kind", "report")];
+    for d in [&granted.0, &suspended.0] {
+        fields.push(("share_with", d));
+    }
+    let (status, body) = t
+        .upload(
+            Some(&patient),
+            &fields,
+            Some(("labs.json", serde_json::to_vec(&bundle).unwrap())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let fhir_observation = format!("{}-2", &body["id"].as_str().unwrap()[2..58]);
     let now = t.app.ledger().now().await.unwrap();
     let (status, body) = t
         .post(
@@ -450,6 +470,18 @@ async fn matrix(backend: Backend) {
         ),
         case(
             Method::GET,
+            format!("/fhir/Observation?patient=Patient/{fhir_patient}"),
+            None,
+            [401, 200, 403, 200, 200, 200, 200, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/fhir/Observation/{fhir_observation}"),
+            None,
+            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403],
+        ),
+        case(
+            Method::GET,
             "/fhir/Consent",
             None,
             [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
@@ -575,7 +607,7 @@ async fn matrix(backend: Backend) {
     );
     assert_eq!(prescriptions, 2);
     let (_, list) = t.get("/api/v1/records", Some(&patient)).await;
-    assert_eq!(list["records"].as_array().unwrap().len(), 1);
+    assert_eq!(list["records"].as_array().unwrap().len(), 2);
     // The password-change attempts with a wrong current password changed nothing.
     t.login("pauline", PASSWORD).await;
     t.login("dr.granted", PASSWORD).await;
