@@ -11,6 +11,7 @@ mod doctor;
 mod explorer;
 mod patient;
 mod public;
+mod trends;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -69,6 +70,7 @@ impl Templates {
             "doctor/patient.html",
             "doctor/openings.html",
             "doctor/prescriptions.html",
+            "trends.html",
             "admin/dashboard.html",
             "admin/hospitals.html",
             "admin/hospital.html",
@@ -470,6 +472,7 @@ pub fn router() -> Router<ApiState> {
         .merge(doctor::router())
         .merge(admin::router())
         .merge(explorer::router())
+        .merge(trends::router())
 }
 
 /// A page-handler's result: a page, or a redirect/error page already rendered.

@@ -426,3 +426,128 @@ async fn shared_bundles_are_checked_kept_and_searched_through_fhir_with_nothing_
     assert_eq!(bytes.to_vec(), bundles[0]);
     seen.validate();
 }
+
+/// A bundle of three haemoglobin results with their reference range (one below it) and a
+/// potassium result without one.
+fn labs_bundle() -> Value {
+    let hb = |when: &str, value: f64| {
+        json!({"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}], "text": "Haemoglobin"},
+            "subject": {"reference": "urn:uuid:pat"}, "effectiveDateTime": when,
+            "valueQuantity": {"value": value, "unit": "g/dL"},
+            "referenceRange": [{"low": {"value": 12.0, "unit": "g/dL"}, "high": {"value": 16.0, "unit": "g/dL"}}]}})
+    };
+    json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:pat", "resource": {"resourceType": "Patient"}},
+        hb("2026-03-01T08:00:00Z", 10.9),
+        hb("2026-01-05", 13.5),
+        hb("2026-02-02T08:00:00Z", 12.4),
+        {"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}], "text": "Potassium"},
+            "effectiveDateTime": "2026-01-05", "valueQuantity": {"value": 4.1, "unit": "mmol/L"}}},
+        {"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"text": "Smoking status"}, "valueString": "never"}},
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_trends_chart_the_measurements_for_the_patient_and_an_allowed_doctor() {
+    use crate::{PASSWORD, pages::Browser};
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let admin = t.admin().await;
+    let hospital = t.add_hospital(&admin, "Trend General", "Lille").await;
+    let (doctor_address, _) = t.add_doctor(&admin, "dr.trend", hospital).await;
+    t.add_doctor(&admin, "dr.other", hospital).await;
+    let (patient_address, patient) = t.sign_up("tina", "Tina Trend").await;
+    let (status, body) = t
+        .share_bundle(
+            &patient,
+            "Blood counts",
+            &serde_json::to_vec(&labs_bundle()).unwrap(),
+            &[&doctor_address],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let record = body["id"].as_str().unwrap().to_string();
+
+    let check = |html: &str| {
+        let html = html.replace("&#x2f;", "/");
+        assert!(html.contains("<svg"), "{html}");
+        let hb = html
+            .split("<h2>Haemoglobin")
+            .nth(1)
+            .expect("a haemoglobin chart");
+        let hb = hb.split("</section>").next().unwrap();
+        assert!(hb.contains("(g/dL)"), "{hb}");
+        assert!(hb.contains("reference range 12.0–16.0 g/dL"), "{hb}");
+        assert!(hb.contains("class=\"range\""), "the range band: {hb}");
+        assert_eq!(hb.matches("<circle").count(), 3, "{hb}");
+        assert_eq!(hb.matches("class=\"out\"").count(), 1, "{hb}");
+        assert!(
+            hb.contains("2026-03-01T08:00:00Z: 10.9 g/dL (outside the range)"),
+            "{hb}"
+        );
+        // In time order: January, February, March.
+        let jan = hb.find("2026-01-05: 13.5").unwrap();
+        let feb = hb.find("2026-02-02T08:00:00Z: 12.4").unwrap();
+        assert!(jan < feb, "{hb}");
+        let k = html
+            .split("<h2>Potassium")
+            .nth(1)
+            .expect("a potassium chart");
+        let k = k.split("</section>").next().unwrap();
+        assert!(
+            k.contains("(mmol/L)") && !k.contains("class=\"range\""),
+            "{k}"
+        );
+        assert!(!html.contains("Smoking status"), "not numeric: no chart");
+    };
+    let mut tina = Browser::new(&t).await;
+    tina.login("tina", PASSWORD).await;
+    let (r, html) = tina.get("/patient/trends").await;
+    assert_eq!(r.status, StatusCode::OK, "{html}");
+    check(&html);
+
+    let events = |log: Value| log["events"].as_array().unwrap().clone();
+    let before = events(t.get("/api/v1/audit", Some(&patient)).await.1).len();
+    let mut doctor = Browser::new(&t).await;
+    doctor.login("dr.trend", PASSWORD).await;
+    let (_, chart) = doctor
+        .get(&format!("/doctor/patients/{patient_address}"))
+        .await;
+    let chart = chart.replace("&#x2f;", "/").to_lowercase();
+    assert!(chart.contains(&format!(
+        "/doctor/patients/{}/trends",
+        patient_address.to_lowercase()
+    )));
+    let after_chart = events(t.get("/api/v1/audit", Some(&patient)).await.1).len();
+    let (r, html) = doctor
+        .get(&format!("/doctor/patients/{patient_address}/trends"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{html}");
+    check(&html);
+    let log = events(t.get("/api/v1/audit", Some(&patient)).await.1);
+    assert!(after_chart > before);
+    assert_eq!(
+        log.len(),
+        after_chart + 1,
+        "the trends page is one logged view"
+    );
+    assert_eq!(log[0]["record_ids"], json!([record]));
+
+    // A doctor without a grant sees no measurement, and nothing is logged for them.
+    let mut other = Browser::new(&t).await;
+    other.login("dr.other", PASSWORD).await;
+    let (r, html) = other
+        .get(&format!("/doctor/patients/{patient_address}/trends"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(html.contains("No numeric measurement yet") && !html.contains("Haemoglobin"));
+    assert_eq!(
+        events(t.get("/api/v1/audit", Some(&patient)).await.1).len(),
+        log.len()
+    );
+    // The patient's page is theirs alone.
+    let (r, _) = other.get("/patient/trends").await;
+    assert_ne!(r.status, StatusCode::OK);
+}
