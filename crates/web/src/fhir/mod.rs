@@ -104,6 +104,8 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/fhir/Consent", get(resources::consents))
         .route("/fhir/Consent/{id}", get(resources::consent))
         .route("/fhir/AuditEvent", get(resources::audit_events))
+        .route("/fhir/Provenance", get(resources::provenances))
+        .route("/fhir/Provenance/{id}", get(resources::provenance))
         .route("/fhir/{*rest}", get(unknown))
 }
 

@@ -296,6 +296,31 @@ pub(crate) struct AuditEvent {
     pub entity: Vec<AuditEntity>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProvenanceAgent {
+    #[serde(rename = "type")]
+    pub kind: CodeableConcept,
+    pub who: Reference,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProvenanceEntity {
+    pub role: &'static str,
+    pub what: Reference,
+}
+
+/// Where an anchored resource comes from: who wrote it, when, and the transaction that anchors
+/// it on chain.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Provenance {
+    pub id: String,
+    pub target: Vec<Reference>,
+    pub recorded: String,
+    pub activity: CodeableConcept,
+    pub agent: Vec<ProvenanceAgent>,
+    pub entity: Vec<ProvenanceEntity>,
+}
+
 /// A resource: its type's name and its id.
 pub(crate) trait Resource: Serialize {
     const TYPE: &'static str;
@@ -330,5 +355,6 @@ resources!(
     DocumentReference,
     MedicationRequest,
     Consent,
-    AuditEvent
+    AuditEvent,
+    Provenance
 );

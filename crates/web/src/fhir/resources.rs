@@ -24,7 +24,8 @@ use super::model::{
     AddressPart, Annotation, Attachment, AuditAgent, AuditEntity, AuditEvent, AuditSource,
     CodeableConcept, Coding, Consent, ConsentActor, ConsentData, ContactPoint, Content,
     DocumentReference, Dosage, HumanName, Identifier, MedicationRequest, Meta, Organization,
-    Patient, Period, Practitioner, PractitionerRole, Provision, Reference, Resource,
+    Patient, Period, Practitioner, PractitionerRole, Provenance, ProvenanceAgent, ProvenanceEntity,
+    Provision, Reference, Resource,
 };
 use super::{
     Fhir, FhirError, FhirResult, Reader, Search, account_id, base_url, id_of, reference_param,
@@ -50,7 +51,7 @@ const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 type Served = (&'static str, &'static [Param], bool);
 
 /// The types of this server's own data; the imported types (`clinical::CLINICAL`) come after.
-const OWN: [Served; 8] = [
+const OWN: [Served; 9] = [
     ("Patient", &[("_id", "token")], true),
     (
         "Practitioner",
@@ -96,6 +97,15 @@ const OWN: [Served; 8] = [
         "AuditEvent",
         &[("patient", "reference"), ("_before", "string")],
         false,
+    ),
+    (
+        "Provenance",
+        &[
+            ("_id", "token"),
+            ("patient", "reference"),
+            ("target", "reference"),
+        ],
+        true,
     ),
 ];
 
@@ -1155,6 +1165,199 @@ pub(crate) async fn audit_events(
         }));
     }
     Ok(Fhir(bundle))
+}
+
+// ---- Provenance ----
+
+/// The provenance of an anchored record (served under the record's id): its author, its time,
+/// and the transaction that anchored it; `targets` are the resources it is served as.
+fn provenance_of(
+    record: &B256,
+    author: Reference,
+    created_at: i64,
+    tx: Option<B256>,
+    targets: Vec<Reference>,
+) -> Provenance {
+    Provenance {
+        id: record_id(record),
+        target: targets,
+        recorded: rfc3339(created_at),
+        activity: CodeableConcept::coded(Coding::new(
+            "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+            "CREATE",
+            "create",
+        )),
+        agent: vec![ProvenanceAgent {
+            kind: CodeableConcept::coded(Coding::new(
+                "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                "author",
+                "Author",
+            )),
+            who: author,
+        }],
+        entity: tx
+            .into_iter()
+            .map(|tx| ProvenanceEntity {
+                role: "source",
+                what: Reference {
+                    identifier: Some(Identifier {
+                        system: TRANSACTION,
+                        value: tx.to_string(),
+                    }),
+                    display: Some("the Ethereum transaction that anchored it".into()),
+                    ..Reference::default()
+                },
+            })
+            .collect(),
+    }
+}
+
+fn report_provenance(v: &RecordView) -> Provenance {
+    let author = if v.author == v.patient {
+        Reference::to("Patient", &id_of(v.author))
+    } else {
+        Reference::to("Practitioner", &id_of(v.author))
+    };
+    provenance_of(
+        &v.id,
+        author,
+        v.created_at,
+        v.anchor.tx_hash,
+        vec![Reference::to("DocumentReference", &record_id(&v.id))],
+    )
+}
+
+/// The provenance of the prescriptions the reader may see (of `patient`, if given).
+async fn prescription_provenance(
+    state: &ApiState,
+    reader: &Person,
+    patient: Option<Address>,
+) -> FhirResult<Vec<Provenance>> {
+    Ok(state
+        .app
+        .prescriptions(reader)
+        .await?
+        .iter()
+        .filter(|p| patient.is_none_or(|patient| patient == p.patient))
+        .filter_map(|p| {
+            let lines: Vec<Reference> = medication_requests_of(p)
+                .iter()
+                .map(|m| Reference::to("MedicationRequest", &m.id))
+                .collect();
+            (!lines.is_empty()).then(|| {
+                provenance_of(
+                    &p.id,
+                    Reference::to("Practitioner", &id_of(p.doctor)),
+                    p.created_at,
+                    p.anchor.tx_hash,
+                    lines,
+                )
+            })
+        })
+        .collect())
+}
+
+/// `GET /fhir/Provenance`: of prescriptions, then of reports, by `target`
+/// (`DocumentReference/{id}`, `MedicationRequest/{id}`), `patient` or `_id`; paged after the
+/// filtering, and only the page's reports logged on chain as viewed.
+pub(crate) async fn provenances(
+    State(state): State<ApiState>,
+    reader: Reader,
+    headers: HeaderMap,
+    search: Search,
+) -> FhirResult<Fhir> {
+    search.only(&params_of("Provenance"))?;
+    let person = reader.require("Provenance")?;
+    let id = search.one("_id")?;
+    let targets = search.all("target");
+    let keep = |p: &Provenance| {
+        id.is_none_or(|id| p.id == id)
+            && targets.iter().all(|t| {
+                t.split(',').any(|t| {
+                    p.target
+                        .iter()
+                        .any(|r| r.reference.as_deref() == Some(t.trim()))
+                })
+            })
+    };
+    let (offset, count) = search.page()?;
+    let prescribed: Vec<Provenance> =
+        prescription_provenance(&state, person, patient_of(&search, person)?)
+            .await?
+            .into_iter()
+            .filter(|p| keep(p))
+            .collect();
+    let mut entries: Vec<Value> = prescribed
+        .iter()
+        .skip(offset)
+        .take(count)
+        .map(Resource::to_json)
+        .collect();
+    let mut total = prescribed.len();
+    let (mut skip, mut take) = (
+        offset.saturating_sub(prescribed.len()),
+        count - entries.len(),
+    );
+    for patient in patients_in_scope(&state, person, &search).await? {
+        let (kept, page) = state
+            .app
+            .reports_page(
+                person,
+                patient,
+                Purpose::Treatment,
+                |v| keep(&report_provenance(v)),
+                skip,
+                take,
+            )
+            .await?;
+        total += kept;
+        skip = skip.saturating_sub(kept);
+        take -= page.len();
+        entries.extend(page.iter().map(|v| report_provenance(v).to_json()));
+    }
+    let entries = entries
+        .into_iter()
+        .map(|r| {
+            (
+                format!("Provenance/{}", r["id"].as_str().unwrap_or_default()),
+                r,
+            )
+        })
+        .collect();
+    let base = base_url(&headers, &state);
+    Ok(Fhir(searchset(
+        &base,
+        "Provenance",
+        &search,
+        (offset, count),
+        total,
+        entries,
+    )))
+}
+
+/// `GET /fhir/Provenance/{id}`: a prescription's, or a report's (logged on chain as viewed).
+pub(crate) async fn provenance(
+    State(state): State<ApiState>,
+    reader: Reader,
+    Path(id): Path<String>,
+) -> FhirResult<Fhir> {
+    let person = reader.require("Provenance")?;
+    let record = parse_record(&id)?;
+    if let Some(p) = prescription_provenance(&state, person, None)
+        .await?
+        .into_iter()
+        .find(|p| p.id == id)
+    {
+        return Ok(Fhir(p.to_json()));
+    }
+    let view = state.app.record(person, record, Purpose::Treatment).await?;
+    if view.kind == RecordKind::Prescription {
+        return Err(FhirError::new(
+            Kind::NotFound,
+            "no Provenance with this id that you may see",
+        ));
+    }
+    Ok(Fhir(report_provenance(&view).to_json()))
 }
 
 // ---- Patient/{id}/$everything ----

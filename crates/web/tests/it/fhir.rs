@@ -178,6 +178,8 @@ async fn the_fhir_api_reads_and_searches_what_the_chain_allows_as_valid_r4() {
         "MedicationRequest",
         "Consent",
         "AuditEvent",
+        "Provenance",
+        "Observation",
     ] {
         assert!(types.contains(&kind), "{kind} in {types:?}");
     }
@@ -472,7 +474,77 @@ async fn the_fhir_api_reads_and_searches_what_the_chain_allows_as_valid_r4() {
 
     let (status, body) = fhir_get(&t, "/fhir/Observation/1", Some(&patient)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    seen.keep("unknown type", &body);
+    seen.keep("unknown id", &body);
+
+    // Provenance: each anchored resource's author, time and anchoring transaction.
+    let report = &shared[0];
+    let report_id = report.trim_start_matches("0x");
+    let (_, document) = fhir_get(
+        &t,
+        &format!("/fhir/DocumentReference/{report_id}"),
+        Some(&doctor),
+    )
+    .await;
+    let anchor_tx = document["identifier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["system"] == "urn:medledger:transaction")
+        .unwrap()["value"]
+        .clone();
+    let (status, found) = fhir_get(
+        &t,
+        &format!("/fhir/Provenance?target=DocumentReference/{report_id}"),
+        Some(&doctor),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["total"], 1, "{found}");
+    let provenance = &entries(&found)[0];
+    assert_eq!(
+        provenance["entity"][0]["what"]["identifier"]["value"],
+        anchor_tx
+    );
+    assert_eq!(
+        provenance["agent"][0]["who"]["reference"],
+        format!("Patient/{patient_id}")
+    );
+    seen.keep("provenance search", &found);
+    let (status, read) =
+        fhir_get(&t, &format!("/fhir/Provenance/{report_id}"), Some(&doctor)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&read, provenance);
+    let (_, all) = fhir_get(&t, "/fhir/Provenance?_count=100", Some(&patient)).await;
+    assert_eq!(all["total"], 6, "five reports and one prescription: {all}");
+    let prescription = entries(&all)
+        .into_iter()
+        .find(|p| {
+            p["target"][0]["reference"]
+                .as_str()
+                .unwrap()
+                .starts_with("MedicationRequest/")
+        })
+        .unwrap();
+    assert_eq!(
+        prescription["target"].as_array().unwrap().len(),
+        2,
+        "both lines"
+    );
+    assert_eq!(
+        prescription["agent"][0]["who"]["reference"],
+        format!(
+            "Practitioner/{}",
+            doctor_address.trim_start_matches("0x").to_lowercase()
+        )
+    );
+    seen.keep("provenance", &all);
+    let (status, _) = fhir_get(
+        &t,
+        &format!("/fhir/Provenance/{report_id}"),
+        Some(&stranger),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     seen.validate();
 }

@@ -476,6 +476,18 @@ async fn matrix(backend: Backend) {
         ),
         case(
             Method::GET,
+            format!("/fhir/Provenance?target=DocumentReference/{fhir_record}"),
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/fhir/Provenance/{fhir_record}"),
+            None,
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+        ),
+        case(
+            Method::GET,
             format!("/fhir/Observation/{fhir_observation}"),
             None,
             [401, 200, 404, 200, 404, 404, 404, 404, 200, 403],
