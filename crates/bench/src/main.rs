@@ -5,6 +5,7 @@
 mod app;
 mod backend;
 mod conn;
+mod fhir;
 mod index;
 mod workload;
 
@@ -42,6 +43,9 @@ struct Args {
     /// Benchmark the requests that read history, at 1,000 and at 100,000 chain transactions.
     #[arg(long)]
     index: bool,
+    /// Benchmark FHIR: importing 50 carebundle bundles, and reading them back through /fhir.
+    #[arg(long)]
+    fhir: bool,
 }
 
 /// What one run measured.
@@ -97,7 +101,7 @@ async fn run(
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if !args.app && !args.index {
+    if !args.app && !args.index && !args.fhir {
         // The chain workload's client takes one core's worth of turns at most: the node it
         // measures shares the machine, and a client spread over both cores hands its tasks
         // between threads for nothing (measured: about 5% fewer tx/s with two).
@@ -116,6 +120,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     }
     if args.index {
         return index::run().await;
+    }
+    if args.fhir {
+        return fhir::run().await;
     }
     println!(
         "records workload: 40% anchors / 20% grants / 40% access logs, pre-signed, {} in flight; machine: {} cores",
