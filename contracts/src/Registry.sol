@@ -4,8 +4,9 @@ pragma solidity 0.8.37;
 /// @title medledger directory: admins, hospitals, doctors and patient registrations.
 /// @notice Holds public, non-clinical directory data only. A patient registration is the bare
 ///         account address: no name, birth date or any other personal identifier goes on chain.
-/// @dev Every account has at most one role for its whole life (None -> Admin | Patient | Doctor).
-///      Doctors and admins join through an invitation: an admin registers an invitation key (an
+/// @dev Every account has at most one role for its whole life (None -> Admin | Patient | Doctor |
+///      Researcher).
+///      Doctors, admins and researchers join through an invitation: an admin registers an invitation key (an
 ///      address whose private key only the invitation link carries), and the new person's own
 ///      account accepts it with a signature by that key over its own address, so nobody who
 ///      watches the chain can take the invitation, and the admin never holds their key.
@@ -14,7 +15,8 @@ contract Registry {
         None,
         Admin,
         Patient,
-        Doctor
+        Doctor,
+        Researcher
     }
 
     struct Hospital {
@@ -74,6 +76,7 @@ contract Registry {
     event DoctorAdded(address indexed account, uint64 indexed hospitalId);
     event DoctorStatusChanged(address indexed account, bool active);
     event PatientRegistered(address indexed account);
+    event ResearcherAdded(address indexed account);
     event Invited(address indexed inviteKey, Role role, uint64 hospitalId, uint64 expiresAt);
     event InviteAccepted(address indexed inviteKey, address indexed account, Role role);
     event InviteRevoked(address indexed inviteKey);
@@ -205,6 +208,13 @@ contract Registry {
         emit Invited(inviteKey, Role.Admin, 0, expiresAt);
     }
 
+    /// @notice Invites a researcher, who may run the studies an admin registers for them and
+    ///         never reads a patient's records.
+    function inviteResearcher(address inviteKey, uint64 expiresAt) external onlyAdmin {
+        _invite(inviteKey, Role.Researcher, expiresAt);
+        emit Invited(inviteKey, Role.Researcher, 0, expiresAt);
+    }
+
     /// @notice An admin withdraws an invitation nobody accepted yet.
     function revokeInvite(address inviteKey) external onlyAdmin {
         Invite storage i = _pendingInvite(inviteKey);
@@ -230,6 +240,10 @@ contract Registry {
         i.account = msg.sender;
         if (i.role == Role.Doctor) {
             _addDoctor(msg.sender, i.name, i.specialty, i.licenceId, i.hospitalId);
+        } else if (i.role == Role.Researcher) {
+            if (_roles[msg.sender] != Role.None) revert AlreadyRegistered(msg.sender);
+            _roles[msg.sender] = Role.Researcher;
+            emit ResearcherAdded(msg.sender);
         } else {
             _addAdmin(msg.sender);
         }
@@ -311,6 +325,10 @@ contract Registry {
 
     function isPatient(address account) external view returns (bool) {
         return _roles[account] == Role.Patient;
+    }
+
+    function isResearcher(address account) external view returns (bool) {
+        return _roles[account] == Role.Researcher;
     }
 
     function isDoctor(address account) external view returns (bool) {

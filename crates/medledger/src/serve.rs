@@ -245,8 +245,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(b) = &system.bootstrap {
         println!(
-            "First start: contracts deployed (Registry {}, Records {}, Consent {})",
-            b.contracts.registry, b.contracts.records, b.contracts.consent
+            "First start: contracts deployed (Registry {}, Records {}, Consent {}, Research {})",
+            b.contracts.registry, b.contracts.records, b.contracts.consent, b.contracts.research
         );
         match &b.generated_password {
             Some(p) => println!(

@@ -16,7 +16,7 @@ use medledger_vault::{BlobStore, SecretKey};
 
 use crate::{
     accounts::{self, address_key},
-    contracts::{Consent, Records, Registry},
+    contracts::{Consent, Records, Registry, Research},
     db::{self, Database, Db, Engine},
     error::{Error, Result},
     ledger::{Contracts, Ledger},
@@ -338,6 +338,13 @@ impl App {
         )
     }
 
+    pub(crate) fn research(&self) -> Research::ResearchInstance<DynProvider> {
+        Research::new(
+            self.inner.contracts.research,
+            self.inner.ledger.provider().clone(),
+        )
+    }
+
     pub(crate) fn consent(&self) -> Consent::ConsentInstance<DynProvider> {
         Consent::new(
             self.inner.contracts.consent,
@@ -487,7 +494,7 @@ impl Health {
 
 /// The version of the contracts this code deploys and speaks to. A deployment made with other
 /// contracts is refused, before anything of it is changed.
-pub const CONTRACTS_VERSION: &str = "2";
+pub const CONTRACTS_VERSION: &str = "3";
 
 /// Refuses a database whose deployment runs other contracts (looked at before migrating, so
 /// an old deployment is left exactly as it was).
@@ -498,7 +505,7 @@ async fn check_contracts_version(db: &Db, engine: Engine) -> Result<()> {
     match setting(db, "contracts_version").await?.as_deref() {
         Some(CONTRACTS_VERSION) => Ok(()),
         found => Err(Error::misconfigured(format!(
-            "this data directory was made by an earlier medledger, with contracts version {} (this one runs version {CONTRACTS_VERSION}: bounded emergencies that patients see and end, and every view of a patient's data logged on chain). It cannot be upgraded in place: start this version with a new --data-dir, or keep running the earlier version on this one",
+            "this data directory was made by an earlier medledger, with contracts version {} (this one runs version {CONTRACTS_VERSION}: researchers, studies that patients opt into on chain, and exports recorded on chain). It cannot be upgraded in place: start this version with a new --data-dir, or keep running the earlier version on this one",
             found.unwrap_or("1")
         ))),
     }
@@ -534,11 +541,12 @@ async fn put_setting(db: &Db, key: &str, value: &str) -> Result<()> {
 
 pub(crate) async fn load_contracts(db: &Db) -> Result<Option<(u64, Contracts)>> {
     let get = |key: &'static str| async move { setting(db, key).await };
-    let (Some(chain), Some(registry), Some(records), Some(consent), Some(at)) = (
+    let (Some(chain), Some(registry), Some(records), Some(consent), Some(research), Some(at)) = (
         get("chain_id").await?,
         get("registry").await?,
         get("records").await?,
         get("consent").await?,
+        get("research").await?,
         get("deployed_at").await?,
     ) else {
         return Ok(None);
@@ -550,6 +558,7 @@ pub(crate) async fn load_contracts(db: &Db) -> Result<Option<(u64, Contracts)>> 
             registry: registry.parse().map_err(|_| bad("registry"))?,
             records: records.parse().map_err(|_| bad("records"))?,
             consent: consent.parse().map_err(|_| bad("consent"))?,
+            research: research.parse().map_err(|_| bad("research"))?,
             deployed_at: at.parse().map_err(|_| bad("block"))?,
         },
     )))
@@ -627,6 +636,7 @@ async fn first_start(db: &Db, options: &Options) -> Result<(Contracts, Bootstrap
         ("registry", contracts.registry.to_string()),
         ("records", contracts.records.to_string()),
         ("consent", contracts.consent.to_string()),
+        ("research", contracts.research.to_string()),
         ("deployed_at", contracts.deployed_at.to_string()),
         ("contracts_version", CONTRACTS_VERSION.to_string()),
     ] {

@@ -18,6 +18,24 @@ alloy::sol!(
     Consent,
     "../../contracts/artifacts/Consent.json"
 );
+alloy::sol!(
+    #[sol(rpc, all_derives)]
+    Research,
+    "../../contracts/artifacts/Research.json"
+);
+
+/// The code that deploys Research over `registry`.
+pub fn research_init_code(registry: alloy::primitives::Address) -> Vec<u8> {
+    use alloy::sol_types::SolConstructor;
+    let mut code = Research::BYTECODE.to_vec();
+    code.extend(
+        Research::constructorCall {
+            registry_: registry,
+        }
+        .abi_encode(),
+    );
+    code
+}
 
 /// The code that deploys Records over `registry`.
 pub fn records_init_code(registry: alloy::primitives::Address) -> Vec<u8> {

@@ -192,6 +192,7 @@ impl App {
                     Role::Admin => "an admin",
                     Role::Patient => "a patient",
                     Role::Doctor => "a doctor",
+                    Role::Researcher => "a researcher",
                     Role::None => "nobody",
                 }
             )))

@@ -211,6 +211,7 @@ impl App {
             Role::Patient => Some((1, person.address.into_word())),
             Role::Doctor => Some((2, person.address.into_word())),
             Role::Admin => None,
+            Role::Researcher => return Err(Error::forbidden("researchers see no emergency")),
             Role::None => return Err(Error::forbidden("log in to see emergencies")),
         };
         let now = self.ledger().now().await?;

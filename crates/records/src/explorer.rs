@@ -29,12 +29,13 @@ use crate::{
 /// Transactions on one page of an account's (the most recent first).
 pub const ACCOUNT_ROWS: usize = 50;
 
-/// One of the three medledger contracts.
+/// One of the four medledger contracts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Known {
     Registry,
     Records,
     Consent,
+    Research,
 }
 
 impl Known {
@@ -43,6 +44,7 @@ impl Known {
             (contracts.registry, Known::Registry),
             (contracts.records, Known::Records),
             (contracts.consent, Known::Consent),
+            (contracts.research, Known::Research),
         ]
         .into_iter()
         .find_map(|(a, k)| (a == address).then_some(k))
@@ -53,12 +55,13 @@ impl Known {
             Known::Registry => "Registry",
             Known::Records => "Records",
             Known::Consent => "Consent",
+            Known::Research => "Research",
         }
     }
 
     /// The contract's ABI, from its committed artifact.
     fn abi(self) -> &'static JsonAbi {
-        static ABIS: OnceLock<[JsonAbi; 3]> = OnceLock::new();
+        static ABIS: OnceLock<[JsonAbi; 4]> = OnceLock::new();
         let abis = ABIS.get_or_init(|| {
             let parse = |artifact: &str| {
                 let json: serde_json::Value =
@@ -69,6 +72,7 @@ impl Known {
                 parse(include_str!("../../../contracts/artifacts/Registry.json")),
                 parse(include_str!("../../../contracts/artifacts/Records.json")),
                 parse(include_str!("../../../contracts/artifacts/Consent.json")),
+                parse(include_str!("../../../contracts/artifacts/Research.json")),
             ]
         });
         &abis[self as usize]
@@ -679,10 +683,16 @@ impl App {
             count_events(c.consent, Consent::RecordViewed::SIGNATURE_HASH),
             count_events(c.consent, Consent::EmergencyDeclared::SIGNATURE_HASH),
         )?;
-        let (code_registry, code_records, code_consent) = tokio::try_join!(
+        let (code_registry, code_records, code_consent, code_research) = tokio::try_join!(
             async { p.get_code_at(c.registry).await.map_err(unavailable) },
             async { p.get_code_at(c.records).await.map_err(unavailable) },
             async { p.get_code_at(c.consent).await.map_err(unavailable) },
+            async { p.get_code_at(c.research).await.map_err(unavailable) },
+        )?;
+        let research = self.research();
+        let (studies, exports) = tokio::try_join!(
+            async { research.studyCount().call().await.map_err(read) },
+            async { research.exportCount().call().await.map_err(read) },
         )?;
         Ok(vec![
             ContractView {
@@ -715,6 +725,16 @@ impl App {
                     ("views logged", viewed.to_string()),
                     ("emergencies declared", emergencies.to_string()),
                     ("emergency window (hours)", (window / 3600).to_string()),
+                ],
+            },
+            ContractView {
+                name: "Research",
+                address: c.research.to_string(),
+                about: "studies (the hash of their details), patients' opt-ins and withdrawals, and the exports made for them",
+                code_len: code_research.len(),
+                counts: vec![
+                    ("studies", studies.to_string()),
+                    ("exports", exports.to_string()),
                 ],
             },
         ])

@@ -363,7 +363,7 @@ impl App {
         }
         let c = self.contracts();
         let filter = Filter::new()
-            .address(vec![c.registry, c.records, c.consent])
+            .address(vec![c.registry, c.records, c.consent, c.research])
             .from_block(from)
             .to_block(to);
         let logs = self.ledger().logs(&filter).await?;

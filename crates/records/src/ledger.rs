@@ -41,6 +41,7 @@ pub struct Contracts {
     pub registry: Address,
     pub records: Address,
     pub consent: Address,
+    pub research: Address,
     pub deployed_at: u64,
 }
 
@@ -230,7 +231,7 @@ impl Ledger {
         unavailable(&self.inner.url, e)
     }
 
-    /// Deploys the Registry, Records and Consent contracts, signed by `admin` (who becomes the
+    /// Deploys the Registry, Records, Consent and Research contracts, signed by `admin` (who becomes the
     /// Registry's first admin), and wires Records to Consent.
     pub async fn deploy(
         &self,
@@ -249,6 +250,9 @@ impl Ledger {
             emergency_daily_cap,
         );
         let (consent, _) = self.deploy_one(admin, code).await?;
+        let (research, _) = self
+            .deploy_one(admin, contracts::research_init_code(registry))
+            .await?;
         self.send(
             admin,
             records,
@@ -259,6 +263,7 @@ impl Ledger {
             registry,
             records,
             consent,
+            research,
             deployed_at: first.block_number,
         })
     }

@@ -15,6 +15,7 @@ pub enum Role {
     Admin = 1,
     Patient = 2,
     Doctor = 3,
+    Researcher = 4,
 }
 
 /// What a record is.
@@ -115,7 +116,8 @@ inventory!(
         None = "none",
         Admin = "admin",
         Patient = "patient",
-        Doctor = "doctor"
+        Doctor = "doctor",
+        Researcher = "researcher"
     },
     RecordKind ("record kind") {
         Report = "report",

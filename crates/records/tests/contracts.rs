@@ -1370,3 +1370,190 @@ fn accept_key(key: Address, r: B256, s: B256, v: u8) -> Registry::acceptInviteCa
         v,
     }
 }
+
+/// A researcher invited and accepted (the outsider's account), and Research deployed.
+async fn with_research(l: &Ledger) -> Address {
+    let research = l
+        .deploy(&l.admin, contracts::research_init_code(l.registry))
+        .await;
+    let key = PrivateKeySigner::random();
+    let invite = Registry::inviteResearcherCall {
+        inviteKey: key.address(),
+        expiresAt: l.now() + DAY,
+    };
+    let _: Registry::NotAdmin = error(l.send(&l.doctor, l.registry, invite.clone()).await);
+    l.send(&l.admin, l.registry, invite).await.unwrap();
+    let (r, s, v) = invite_signature(l, &key, l.outsider.address());
+    l.send(&l.outsider, l.registry, accept_key(key.address(), r, s, v))
+        .await
+        .unwrap();
+    research
+}
+
+#[tokio::test]
+async fn studies_opt_ins_and_exports_are_decided_by_the_research_contract() {
+    use contracts::Research;
+    let l = Ledger::with_cast().await;
+    let research = with_research(&l).await;
+    let researcher = l.outsider.address();
+    let role = l.view(
+        l.registry,
+        Registry::roleOfCall {
+            account: researcher,
+        },
+    );
+    assert_eq!(role, Role::Researcher as u8);
+    assert!(l.view(
+        l.registry,
+        Registry::isResearcherCall {
+            account: researcher
+        }
+    ));
+
+    // Only an admin registers a study, only for a researcher, only to end in the future.
+    let details = keccak256(b"{\"title\":\"Anaemia in CKD\"}");
+    let study = |who: Address, ends: u64| Research::registerStudyCall {
+        researcher: who,
+        detailsHash: details,
+        endsAt: ends,
+    };
+    let ends = l.now() + 30 * DAY;
+    let _: Research::NotAdmin = error(l.send(&l.doctor, research, study(researcher, ends)).await);
+    let _: Research::NotResearcher = error(
+        l.send(&l.admin, research, study(l.doctor.address(), ends))
+            .await,
+    );
+    let _: Research::EndInPast = error(
+        l.send(&l.admin, research, study(researcher, l.now() - 1))
+            .await,
+    );
+    let mined = l
+        .send(&l.admin, research, study(researcher, ends))
+        .await
+        .unwrap();
+    let registered = mined
+        .logs
+        .iter()
+        .find_map(|log| Research::StudyRegistered::decode_log(log).ok())
+        .expect("StudyRegistered");
+    assert_eq!(
+        (registered.id, registered.researcher, registered.detailsHash),
+        (1, researcher, details),
+        "only a hash of the study's details goes on chain"
+    );
+    let _: Research::UnknownStudy = error(
+        l.send(&l.patient, research, Research::optInCall { studyId: 2 })
+            .await,
+    );
+
+    // Patients opt in by their own transactions; nobody else can.
+    let _: Research::NotPatient = error(
+        l.send(&l.doctor, research, Research::optInCall { studyId: 1 })
+            .await,
+    );
+    l.send(&l.patient, research, Research::optInCall { studyId: 1 })
+        .await
+        .unwrap();
+    let _: Research::AlreadyOptedIn = error(
+        l.send(&l.patient, research, Research::optInCall { studyId: 1 })
+            .await,
+    );
+    let opted = |who: Address| {
+        l.view(
+            research,
+            Research::isOptedInCall {
+                patient: who,
+                studyId: 1,
+            },
+        )
+    };
+    assert!(opted(l.patient.address()) && !opted(l.other_patient.address()));
+
+    // An export: by the study's researcher, of patients with a live opt-in only.
+    let export = |patients: Vec<Address>| Research::recordExportCall {
+        studyId: 1,
+        filesHash: keccak256(b"files"),
+        resources: 40,
+        patients,
+    };
+    let _: Research::NotStudyResearcher = error(
+        l.send(&l.admin, research, export(vec![l.patient.address()]))
+            .await,
+    );
+    let _: Research::NotOptedIn = error(
+        l.send(
+            &l.outsider,
+            research,
+            export(vec![l.patient.address(), l.other_patient.address()]),
+        )
+        .await,
+    );
+    let _: Research::EmptyExport = error(l.send(&l.outsider, research, export(vec![])).await);
+    let mined = l
+        .send(&l.outsider, research, export(vec![l.patient.address()]))
+        .await
+        .unwrap();
+    let included: Vec<_> = mined
+        .logs
+        .iter()
+        .filter_map(|log| Research::IncludedInExport::decode_log(log).ok())
+        .collect();
+    assert_eq!(included.len(), 1);
+    assert_eq!(
+        (
+            included[0].patient,
+            included[0].studyId,
+            included[0].exportId
+        ),
+        (l.patient.address(), 1, 1)
+    );
+    let recorded = mined
+        .logs
+        .iter()
+        .find_map(|log| Research::ExportRecorded::decode_log(log).ok())
+        .expect("ExportRecorded");
+    assert_eq!((recorded.resources, recorded.patients), (40, 1));
+
+    // Withdrawn, a patient can be in no further export; the withdrawal is theirs alone.
+    let _: Research::NotOptedIn = error(
+        l.send(
+            &l.other_patient,
+            research,
+            Research::withdrawCall { studyId: 1 },
+        )
+        .await,
+    );
+    l.send(&l.patient, research, Research::withdrawCall { studyId: 1 })
+        .await
+        .unwrap();
+    assert!(!opted(l.patient.address()));
+    let _: Research::NotOptedIn = error(
+        l.send(&l.outsider, research, export(vec![l.patient.address()]))
+            .await,
+    );
+
+    // Once the study has ended, no opt-in is live and none can be given.
+    l.send(
+        &l.other_patient,
+        research,
+        Research::optInCall { studyId: 1 },
+    )
+    .await
+    .unwrap();
+    assert!(opted(l.other_patient.address()));
+    l.pass_time(31 * DAY).await;
+    assert!(!opted(l.other_patient.address()));
+    let _: Research::StudyEnded = error(
+        l.send(&l.patient, research, Research::optInCall { studyId: 1 })
+            .await,
+    );
+    let _: Research::StudyEnded = error(
+        l.send(
+            &l.outsider,
+            research,
+            export(vec![l.other_patient.address()]),
+        )
+        .await,
+    );
+    assert_eq!(l.view(research, Research::exportCountCall {}), 1);
+}

@@ -243,6 +243,12 @@ pub(crate) fn scopes_of(role: medledger_records::model::Role) -> &'static [&'sta
             "user/PractitionerRole.rs",
             "user/Organization.rs",
         ],
+        // A researcher reads no patient's data through these: only de-identified exports.
+        Role::Researcher => &[
+            "user/Practitioner.rs",
+            "user/PractitionerRole.rs",
+            "user/Organization.rs",
+        ],
         Role::None => &[],
     }
 }
