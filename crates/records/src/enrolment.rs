@@ -139,6 +139,37 @@ impl App {
         .await
     }
 
+    /// An admin invites a researcher, named off chain (in the invitation's row) for the admins
+    /// who register studies for them.
+    pub async fn invite_researcher(
+        &self,
+        admin: &Person,
+        name: &str,
+    ) -> Result<(NewInvite, TxInfo)> {
+        self.require_admin(admin)?;
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(Error::invalid("a name of 1 to 200 characters is required").on("name"));
+        }
+        let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
+        let (token, key) = new_link()?;
+        let call = Registry::inviteResearcherCall {
+            inviteKey: key.address(),
+            expiresAt: expires_at,
+        };
+        self.send_invite(
+            admin,
+            Role::Researcher,
+            name,
+            None,
+            &token,
+            &key,
+            expires_at,
+            call.abi_encode(),
+        )
+        .await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn send_invite(
         &self,
@@ -288,6 +319,7 @@ impl App {
         let role = match invite.role {
             "doctor" => Role::Doctor,
             "admin" => Role::Admin,
+            "researcher" => Role::Researcher,
             _ => return Err(not_a_link()),
         };
         let key = invite_signer(token)?;

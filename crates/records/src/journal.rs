@@ -43,6 +43,9 @@ pub(crate) enum Follow {
     Emergency { object: String },
     /// An invitation stored before it was sent. Mined: it gets its transaction. Failed: it goes.
     Invite { key: Address },
+    /// A study's registration, its details stored first under their hash. Mined: it gets the
+    /// chain's id and its transaction. Failed: the details go.
+    Study { details: B256 },
 }
 
 /// How the resolution of open writes went.
@@ -218,6 +221,7 @@ impl App {
                 self.sync_wraps(*patient, secret).await?;
             }
             Follow::Emergency { object } => self.emergency_mined(object, receipt).await?,
+            Follow::Study { details } => self.study_mined(details, receipt).await?,
             Follow::Invite { key } => {
                 sqlx::query("UPDATE invites SET tx_hash = $1 WHERE invite_key = $2")
                     .bind(receipt.transaction_hash.to_string())
@@ -234,6 +238,7 @@ impl App {
             Follow::Nothing | Follow::Consent { .. } => {}
             Follow::AnchorRecord { record } => self.forget_record(record).await?,
             Follow::Register { account } => self.forget_account(*account).await?,
+            Follow::Study { details } => self.forget_study(details).await?,
             Follow::Invite { key } => {
                 sqlx::query("DELETE FROM invites WHERE invite_key = $1 AND used_by IS NULL")
                     .bind(address_key(*key))

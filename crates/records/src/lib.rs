@@ -23,6 +23,7 @@ pub mod limits;
 pub mod mfa;
 pub mod model;
 pub mod reports;
+pub mod research;
 pub mod sessions;
 pub mod sharing;
 pub mod wraps;

@@ -173,6 +173,16 @@ pub fn rfc3339(secs: i64) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// The UTC date of unix seconds, and the seconds into that day.
 fn civil(secs: i64) -> (i64, i64, i64, i64) {
     let days = secs.div_euclid(86_400);
@@ -193,6 +203,16 @@ fn civil(secs: i64) -> (i64, i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_are_counted_from_the_epoch_both_ways() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        for days in [0, 11_017, 20_454, -1] {
+            let (y, m, d, _) = civil(days * 86_400);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
 
     #[test]
     fn instants_are_rfc3339_in_utc() {

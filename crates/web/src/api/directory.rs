@@ -148,7 +148,7 @@ pub(crate) async fn invite_admin(State(state): State<ApiState>, auth: Auth) -> A
     Ok(written(StatusCode::CREATED, invited(&invite), &tx))
 }
 
-fn invited(invite: &NewInvite) -> serde_json::Value {
+pub(super) fn invited(invite: &NewInvite) -> serde_json::Value {
     json!({
         "role": invite.role,
         "invite_key": invite.invite_key,

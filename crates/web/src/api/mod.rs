@@ -4,6 +4,7 @@
 mod auth;
 mod directory;
 mod records;
+mod research;
 mod sharing;
 
 use axum::{
@@ -63,6 +64,17 @@ pub fn router(state: ApiState) -> Router {
             post(directory::invite_doctor).get(directory::doctors),
         )
         .route("/api/v1/admins", post(directory::invite_admin))
+        .route(
+            "/api/v1/researchers",
+            post(research::invite_researcher).get(research::researchers),
+        )
+        .route(
+            "/api/v1/studies",
+            post(research::register_study).get(research::studies),
+        )
+        .route("/api/v1/studies/{id}", get(research::study))
+        .route("/api/v1/studies/{id}/opt-in", post(research::opt_in))
+        .route("/api/v1/studies/{id}/withdraw", post(research::withdraw))
         .route("/api/v1/enrolments", get(directory::enrolments))
         .route(
             "/api/v1/enrolments/{key}",

@@ -13,7 +13,7 @@ use axum::{
 };
 use medledger_records::{
     Error, Person,
-    model::{Purpose, Role},
+    model::{Purpose, Role, days_from_civil},
     primitives::Address,
     reports::structured::Clinical,
 };
@@ -66,16 +66,6 @@ const FRAME: (f64, f64, f64, f64, f64, f64) = (640.0, 200.0, 70.0, 610.0, 16.0, 
 
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Seconds since the epoch of an R4 date or dateTime's start (its zone ignored: a chart's
@@ -278,13 +268,11 @@ mod tests {
     }
 
     #[test]
-    fn days_are_counted_from_the_epoch() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(
-            instant("2026-01-02"),
-            Some(instant("2026-01-01").unwrap() + 86_400.0)
-        );
+    fn instants_are_seconds_from_the_epoch() {
+        assert_eq!(instant("1970-01-02"), Some(86_400.0));
+        let day = instant("2026-01-01").unwrap();
+        assert_eq!(instant("2026-01-02"), Some(day + 86_400.0));
+        assert_eq!(instant("2026-01-01T09:30:00Z"), Some(day + 34_200.0));
     }
 
     #[test]

@@ -87,7 +87,15 @@ async fn a_slow_receipt_loses_nothing_and_the_journal_completes_the_write() {
 
     proxy.hide_receipts.store(false, Ordering::SeqCst);
     let resolved = t.app.resolve_journal(0).await.unwrap();
-    assert_eq!((resolved.done, resolved.failed, resolved.open), (3, 0, 0));
+    // The server's own periodic resolver may have settled some of the three meanwhile (it
+    // takes writes older than the receipt timeout): none failed, none is left open.
+    assert_eq!((resolved.failed, resolved.open), (0, 0), "{resolved:?}");
+    assert!((1..=3).contains(&resolved.done), "{resolved:?}");
+    assert_eq!(
+        t.app.resolve_journal(0).await.unwrap().done,
+        0,
+        "all three settled"
+    );
     assert_eq!(unanchored(&t).await.0, 0);
     let (_, list) = t.get("/api/v1/records", Some(&patient)).await;
     let records = list["records"].as_array().unwrap();

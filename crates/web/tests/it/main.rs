@@ -10,6 +10,7 @@ mod journal;
 mod limits;
 mod matrix;
 mod pages;
+mod research;
 mod security;
 mod servers;
 mod story;

@@ -1,0 +1,378 @@
+//! Research with the patient's consent on chain: researchers (enrolled like doctors), studies
+//! an admin registers on chain for one of them (the chain keeps the keccak256 of the study's
+//! details and its end; the details live here), and patients' opt-ins and withdrawals, each the
+//! patient's own transaction. The contract decides; the checks here only answer clearly first.
+
+use alloy::{
+    primitives::{Address, B256, keccak256},
+    sol_types::SolCall,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::{
+    accounts::{Person, address_key},
+    app::{App, unix_now},
+    contracts::Research,
+    error::{Error, Kind, Result},
+    journal::Follow,
+    ledger::TxInfo,
+    model::Role,
+};
+
+/// The FHIR resource types a study may ask for (structured data only: never report files).
+pub const STUDY_DATA: [&str; 8] = [
+    "Observation",
+    "Condition",
+    "MedicationStatement",
+    "MedicationRequest",
+    "Procedure",
+    "Immunization",
+    "AllergyIntolerance",
+    "Encounter",
+];
+
+/// What a study is, as the admin registers it; its keccak256 (of this JSON) is on chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StudyDetails {
+    pub title: String,
+    pub description: String,
+    /// The resource types it asks for (of `STUDY_DATA`).
+    pub data: Vec<String>,
+    /// Makes two studies with the same words two hashes.
+    pub nonce: String,
+}
+
+/// A study to register: for which researcher, what, until when (unix seconds).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewStudy {
+    pub researcher: Address,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub data: Vec<String>,
+    pub ends_at: u64,
+}
+
+/// A study as a person sees it; `opted_in` for a patient: whether their opt-in is live.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyView {
+    pub id: u64,
+    pub researcher: Address,
+    pub researcher_name: String,
+    pub title: String,
+    pub description: String,
+    pub data: Vec<String>,
+    pub ends_at: u64,
+    pub running: bool,
+    pub details_hash: B256,
+    pub tx_hash: Option<B256>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opted_in: Option<bool>,
+}
+
+/// A researcher of the directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResearcherView {
+    pub address: Address,
+    pub username: String,
+    pub name: String,
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| Error::internal("stored study", format!("bad {what}")))
+}
+
+impl App {
+    /// The researchers enrolled, with the names their invitations gave them.
+    pub async fn researchers(&self, person: &Person) -> Result<Vec<ResearcherView>> {
+        if person.role != Role::Admin && person.role != Role::Researcher {
+            return Err(Error::forbidden(
+                "only admins and researchers list researchers",
+            ));
+        }
+        let rows = sqlx::query(
+            "SELECT u.address, u.username, COALESCE(i.name, '') AS name FROM users u
+             LEFT JOIN invites i ON i.used_by = u.address
+             WHERE u.role = 'researcher' AND u.status = 'active' ORDER BY u.created_at",
+        )
+        .fetch_all(self.db())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ResearcherView {
+                    address: parse(&r.try_get::<String, _>("address")?, "address")?,
+                    username: r.try_get("username")?,
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+
+    /// An admin registers a study on chain for a researcher: its details are stored first,
+    /// the chain gets their hash.
+    pub async fn register_study(
+        &self,
+        admin: &Person,
+        study: &NewStudy,
+    ) -> Result<(StudyView, TxInfo)> {
+        self.require_admin(admin)?;
+        let title = study.title.trim();
+        if title.is_empty() || title.len() > 200 {
+            return Err(Error::invalid("a title of 1 to 200 characters is required").on("title"));
+        }
+        if study.description.len() > 5_000 {
+            return Err(
+                Error::invalid("the description is limited to 5,000 characters").on("description"),
+            );
+        }
+        if study.data.is_empty() {
+            return Err(Error::invalid(format!(
+                "name the data the study asks for, among {}",
+                STUDY_DATA.join(", ")
+            ))
+            .on("data"));
+        }
+        if let Some(bad) = study
+            .data
+            .iter()
+            .find(|d| !STUDY_DATA.contains(&d.as_str()))
+        {
+            return Err(Error::invalid(format!(
+                "a study asks for structured data only ({}), not {bad:?}",
+                STUDY_DATA.join(", ")
+            ))
+            .on("data"));
+        }
+        let now = self.ledger().now().await?;
+        if study.ends_at <= now {
+            return Err(
+                Error::new(Kind::Unprocessable, "a study must end in the future").on("ends_at"),
+            );
+        }
+        if !self
+            .researchers(admin)
+            .await?
+            .iter()
+            .any(|r| r.address == study.researcher)
+        {
+            return Err(Error::not_found("there is no such researcher").on("researcher"));
+        }
+        let details = StudyDetails {
+            title: title.to_string(),
+            description: study.description.trim().to_string(),
+            data: study.data.clone(),
+            nonce: hex::encode(crate::app::random_b256()),
+        };
+        let json = serde_json::to_string(&details).map_err(|e| Error::internal("study", e))?;
+        let hash = keccak256(json.as_bytes());
+        let call = Research::registerStudyCall {
+            researcher: study.researcher,
+            detailsHash: hash,
+            endsAt: study.ends_at,
+        };
+        let stored = async {
+            sqlx::query(
+                "INSERT INTO studies (details_hash, researcher, details, ends_at, created_by, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(hash.to_string())
+            .bind(address_key(study.researcher))
+            .bind(&json)
+            .bind(study.ends_at as i64)
+            .bind(address_key(admin.address))
+            .bind(unix_now())
+            .execute(self.db())
+            .await?;
+            Ok(())
+        };
+        let research = self.contracts().research;
+        let (tx, _) = self
+            .write_after(
+                &admin.signer,
+                research,
+                call.abi_encode(),
+                Follow::Study { details: hash },
+                None,
+                stored,
+            )
+            .await?;
+        let view = self
+            .study_by_hash(&hash)
+            .await?
+            .ok_or_else(|| Error::internal("study", "not stored after it was mined"))?;
+        Ok((view, tx))
+    }
+
+    /// A registration mined: the study gets the chain's id and its transaction.
+    pub(crate) async fn study_mined(
+        &self,
+        details: &B256,
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> Result<()> {
+        let Some(registered) = receipt.decoded_log::<Research::StudyRegistered>() else {
+            return Err(Error::internal("study", "no StudyRegistered event"));
+        };
+        sqlx::query("UPDATE studies SET id = $1, tx_hash = $2 WHERE details_hash = $3")
+            .bind(registered.data.id as i64)
+            .bind(receipt.transaction_hash.to_string())
+            .bind(details.to_string())
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// A registration that never landed: its details go.
+    pub(crate) async fn forget_study(&self, details: &B256) -> Result<()> {
+        sqlx::query("DELETE FROM studies WHERE details_hash = $1 AND id IS NULL")
+            .bind(details.to_string())
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    async fn study_by_hash(&self, hash: &B256) -> Result<Option<StudyView>> {
+        let row = sqlx::query("SELECT * FROM studies WHERE details_hash = $1 AND id IS NOT NULL")
+            .bind(hash.to_string())
+            .fetch_optional(self.db())
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.study_view(&row, None).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn study_view(
+        &self,
+        row: &crate::db::DbRow,
+        patient: Option<Address>,
+    ) -> Result<StudyView> {
+        let details: StudyDetails = serde_json::from_str(&row.try_get::<String, _>("details")?)
+            .map_err(|e| Error::internal("study details", e))?;
+        let researcher: Address = parse(&row.try_get::<String, _>("researcher")?, "researcher")?;
+        let name: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM invites WHERE used_by = $1 AND role = 'researcher'",
+        )
+        .bind(address_key(researcher))
+        .fetch_optional(self.db())
+        .await?;
+        let id = row.try_get::<i64, _>("id")? as u64;
+        let ends_at = row.try_get::<i64, _>("ends_at")? as u64;
+        let now = self.ledger().now().await?;
+        let opted_in = match patient {
+            Some(p) => Some(self.opted_in(p, id).await?),
+            None => None,
+        };
+        let tx: Option<String> = row.try_get("tx_hash")?;
+        Ok(StudyView {
+            id,
+            researcher,
+            researcher_name: name.unwrap_or_default(),
+            title: details.title,
+            description: details.description,
+            data: details.data,
+            ends_at,
+            running: ends_at > now,
+            details_hash: parse(&row.try_get::<String, _>("details_hash")?, "hash")?,
+            tx_hash: tx.as_deref().map(|t| parse(t, "tx")).transpose()?,
+            opted_in,
+        })
+    }
+
+    /// The studies a person sees: a patient every study, with whether they are in it; a
+    /// researcher their own; an admin all of them.
+    pub async fn studies(&self, person: &Person) -> Result<Vec<StudyView>> {
+        let rows =
+            match person.role {
+                Role::Patient | Role::Admin => {
+                    sqlx::query("SELECT * FROM studies WHERE id IS NOT NULL ORDER BY id")
+                        .fetch_all(self.db())
+                        .await?
+                }
+                Role::Researcher => sqlx::query(
+                    "SELECT * FROM studies WHERE id IS NOT NULL AND researcher = $1 ORDER BY id",
+                )
+                .bind(address_key(person.address))
+                .fetch_all(self.db())
+                .await?,
+                _ => return Err(Error::forbidden("doctors take no part in studies")),
+            };
+        let patient = (person.role == Role::Patient).then_some(person.address);
+        let mut out = Vec::new();
+        for row in &rows {
+            out.push(self.study_view(row, patient).await?);
+        }
+        Ok(out)
+    }
+
+    /// One study, as `studies` shows it.
+    pub async fn study(&self, person: &Person, id: u64) -> Result<StudyView> {
+        self.studies(person)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| Error::not_found("there is no such study"))
+    }
+
+    /// Whether `patient`'s opt-in to study `id` is live, as the chain says now.
+    pub async fn opted_in(&self, patient: Address, id: u64) -> Result<bool> {
+        self.research()
+            .isOptedIn(patient, id)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))
+    }
+
+    /// A patient joins a running study, by their own transaction.
+    pub async fn opt_in(&self, patient: &Person, id: u64) -> Result<TxInfo> {
+        self.require_patient(patient)?;
+        let study = self.study(patient, id).await?;
+        if !study.running {
+            return Err(Error::new(
+                Kind::Unprocessable,
+                "this study has ended: it takes no one any more",
+            ));
+        }
+        if study.opted_in == Some(true) {
+            return Err(Error::conflict("you are already in this study"));
+        }
+        let call = Research::optInCall { studyId: id };
+        let research = self.contracts().research;
+        Ok(self
+            .write(
+                &patient.signer,
+                research,
+                call.abi_encode(),
+                Follow::Nothing,
+            )
+            .await?
+            .0)
+    }
+
+    /// A patient leaves a study: from then on no export includes them.
+    pub async fn withdraw(&self, patient: &Person, id: u64) -> Result<TxInfo> {
+        self.require_patient(patient)?;
+        self.study(patient, id).await?;
+        let joined: bool = self
+            .research()
+            .isOptedIn(patient.address, id)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        if !joined {
+            return Err(Error::conflict("you are not in this study"));
+        }
+        let call = Research::withdrawCall { studyId: id };
+        let research = self.contracts().research;
+        Ok(self
+            .write(
+                &patient.signer,
+                research,
+                call.abi_encode(),
+                Follow::Nothing,
+            )
+            .await?
+            .0)
+    }
+}
