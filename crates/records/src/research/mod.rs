@@ -3,6 +3,8 @@
 //! details and its end; the details live here), and patients' opt-ins and withdrawals, each the
 //! patient's own transaction. The contract decides; the checks here only answer clearly first.
 
+pub mod deidentify;
+
 use alloy::{
     primitives::{Address, B256, keccak256},
     sol_types::SolCall,
