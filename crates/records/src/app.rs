@@ -99,6 +99,8 @@ struct Inner {
     funder: PrivateKeySigner,
     funding: U256,
     limits: crate::limits::Limits,
+    /// The de-identification rules of research exports (`config/safe-harbor-zip3.txt`, k = 5).
+    safe_harbor: crate::research::deidentify::SafeHarbor,
     emergency_window: Duration,
     max_upload_bytes: usize,
     require_mfa: Vec<Role>,
@@ -164,6 +166,7 @@ impl App {
                 contracts,
                 blobs: options.blobs,
                 escrow: options.escrow,
+                safe_harbor: Default::default(),
                 funder: options.funder,
                 funding: options.funding,
                 limits: options.limits,
@@ -253,6 +256,10 @@ impl App {
     /// The blob store (it holds sealed bodies only).
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
+    }
+
+    pub(crate) fn safe_harbor(&self) -> &crate::research::deidentify::SafeHarbor {
+        &self.inner.safe_harbor
     }
 
     pub(crate) fn escrow(&self) -> &SecretKey {

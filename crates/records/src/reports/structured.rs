@@ -751,6 +751,29 @@ impl App {
         Ok(found)
     }
 
+    /// The resources of every bundle `patient` shared, opened with the escrow's keys: for a
+    /// research export only, which checks first that the chain holds the patient's opt-in live
+    /// (and the contract refuses the export if it is not, when it is recorded).
+    pub(crate) async fn research_resources(&self, patient: Address) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for row in self.record_rows(Whose::Patient, patient).await? {
+            let Some(sealed) = &row.resources else {
+                continue;
+            };
+            if row.kind == RecordKind::Prescription {
+                continue;
+            }
+            let Some(dek) = self.escrow_key_of(&super::object_id(&row.id)).await? else {
+                continue;
+            };
+            let plain = open(&dek, &resources_aad(&row.id), sealed)?;
+            let entries: Vec<Entry> =
+                serde_json::from_slice(&plain).map_err(|e| Error::internal("resources", e))?;
+            out.extend(entries.into_iter().map(|e| e.resource));
+        }
+        Ok(out)
+    }
+
     async fn disclose_clinical(
         &self,
         reader: &Person,

@@ -4,6 +4,7 @@
 //! patient's own transaction. The contract decides; the checks here only answer clearly first.
 
 pub mod deidentify;
+pub mod export;
 
 use alloy::{
     primitives::{Address, B256, keccak256},

@@ -3,6 +3,7 @@
 //! with a patient's data is logged on chain before it leaves), written as FHIR resources in
 //! `application/fhir+json`, errors as OperationOutcome.
 
+mod bulk;
 mod clinical;
 mod model;
 mod resources;
@@ -106,6 +107,9 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/fhir/AuditEvent", get(resources::audit_events))
         .route("/fhir/Provenance", get(resources::provenances))
         .route("/fhir/Provenance/{id}", get(resources::provenance))
+        .route("/fhir/Group/{id}/$export", get(bulk::kick_off))
+        .route("/fhir/bulkstatus/{id}", get(bulk::status))
+        .route("/fhir/bulkfiles/{id}/{file}", get(bulk::file))
         .route("/fhir/{*rest}", get(unknown))
 }
 

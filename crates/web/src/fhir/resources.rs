@@ -51,7 +51,7 @@ const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 type Served = (&'static str, &'static [Param], bool);
 
 /// The types of this server's own data; the imported types (`clinical::CLINICAL`) come after.
-const OWN: [Served; 9] = [
+const OWN: [Served; 10] = [
     ("Patient", &[("_id", "token")], true),
     (
         "Practitioner",
@@ -107,6 +107,8 @@ const OWN: [Served; 9] = [
         ],
         true,
     ),
+    // A study's cohort, only for its researcher's de-identified `$export`.
+    ("Group", &[], false),
 ];
 
 /// A search parameter: its name and type.
@@ -147,6 +149,12 @@ pub(crate) async fn metadata(State(state): State<ApiState>, headers: HeaderMap) 
                     .iter()
                     .map(|(name, ty)| json!({ "name": name, "type": ty }))
                     .collect();
+            }
+            if kind == "Group" {
+                resource["operation"] = json!([{
+                    "name": "export",
+                    "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+                }]);
             }
             if kind == "Patient" {
                 resource["operation"] = json!([{

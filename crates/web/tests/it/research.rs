@@ -3,6 +3,7 @@
 //! withdraw by their own transactions, which the Research contract records; refusals are clear
 //! and change nothing.
 
+use alloy::sol_types::SolEvent;
 use medledger_records::{contracts::Research, primitives::keccak256};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -238,4 +239,310 @@ async fn studies_are_registered_on_chain_and_patients_opt_in_and_withdraw_themse
 
 fn hex_of(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A bundle of carebundle's whose Patient is made someone in particular: `i` marks their name,
+/// phone and record number so the test can look for them in the export.
+fn bundle_of(bytes: &[u8], i: usize, born: &str, gender: &str, zip: &str) -> Vec<u8> {
+    let mut bundle: Value = serde_json::from_slice(bytes).unwrap();
+    for e in bundle["entry"].as_array_mut().unwrap() {
+        let r = &mut e["resource"];
+        if r["resourceType"] == "Patient" {
+            r["name"] = json!([{ "family": format!("NAME{i}x"), "given": ["Secret"] }]);
+            r["birthDate"] = json!(born);
+            r["gender"] = json!(gender);
+            r["telecom"] = json!([{ "system": "phone", "value": format!("555-01{i:02}") }]);
+            r["identifier"] = json!([{ "system": "urn:mrn", "value": format!("MRN{i}x") }]);
+            r["address"] =
+                json!([{ "line": ["12 Main St"], "city": "Cambridge", "postalCode": zip }]);
+        }
+    }
+    serde_json::to_vec(&bundle).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_export_holds_only_de_identified_data_of_live_opt_ins_with_k_at_least_5() {
+    use crate::{fhir::Received, import::carebundles, repo_root};
+    use medledger_records::{primitives::B256, research::export::files_hash};
+    use std::collections::BTreeMap;
+
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let admin = t.admin().await;
+    let (researcher_address, researcher) = t.add_researcher(&admin, "rhea").await;
+    let study = t.add_study(&admin, &researcher_address, 30).await;
+    let id = study["id"].as_u64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sources = carebundles(dir.path(), "anaemia", 8, 31);
+
+    // Five alike (kept), one alone in their group (suppressed), one who never opted in and one
+    // who withdrew (both absent, though alike the five).
+    let people = [
+        ("1961-06-03", "female", "02139", "in"),
+        ("1961-02-11", "female", "02141", "in"),
+        ("1961-09-30", "female", "02139", "in"),
+        ("1961-12-01", "female", "02142", "in"),
+        ("1961-04-15", "female", "02139", "in"),
+        ("1980-01-01", "male", "10001", "in"),
+        ("1961-06-03", "female", "02139", "never"),
+        ("1961-06-03", "female", "02139", "withdrew"),
+    ];
+    let mut addresses = Vec::new();
+    let mut included_expected = Vec::new();
+    for (i, (born, gender, zip, consent)) in people.iter().enumerate() {
+        let (address, token) = t
+            .sign_up(&format!("subject{i}"), &format!("Subject {i}"))
+            .await;
+        let bytes = bundle_of(&sources[i], i, born, gender, zip);
+        let fields = [("title", "Labs"), ("kind", "report")];
+        let (status, body) = t
+            .upload(Some(&token), &fields, Some(("labs.json", bytes)))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        if *consent != "never" {
+            let (status, body) = t
+                .post(
+                    &format!("/api/v1/studies/{id}/opt-in"),
+                    Some(&token),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        if *consent == "withdrew" {
+            let (status, _) = t
+                .post(
+                    &format!("/api/v1/studies/{id}/withdraw"),
+                    Some(&token),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        if i < 5 {
+            included_expected.push(address.to_lowercase());
+        }
+        addresses.push(address.to_lowercase());
+    }
+
+    // Kick-off: only the researcher, only asynchronously.
+    let kick = |token: &str, prefer: bool| {
+        let mut r = t
+            .http
+            .get(format!("{}/fhir/Group/{id}/$export", t.url))
+            .bearer_auth(token.to_string())
+            .header("accept", "application/fhir+json");
+        if prefer {
+            r = r.header("prefer", "respond-async");
+        }
+        r.send()
+    };
+    assert_eq!(
+        kick(&researcher, false).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        kick(&admin, true).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let started = kick(&researcher, true).await.unwrap();
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let status_url = started.headers()["content-location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let path = |url: &str| {
+        let rest = url.split_once("://").unwrap().1;
+        rest[rest.find('/').unwrap()..].to_string()
+    };
+
+    // Polled until done (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let manifest: Value = loop {
+        let r = t
+            .http
+            .get(format!("{}{}", t.url, path(&status_url)))
+            .bearer_auth(&researcher)
+            .send()
+            .await
+            .unwrap();
+        match r.status() {
+            StatusCode::ACCEPTED => {
+                assert!(r.headers().contains_key("x-progress"));
+            }
+            StatusCode::OK => break r.json().await.unwrap(),
+            other => panic!("status {other}: {}", r.text().await.unwrap()),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export did not finish within 90 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let report = &manifest["extension"]["urn:medledger:export"]["report"];
+    assert_eq!(report["opted_in"], 6, "{manifest}");
+    assert_eq!(report["included_patients"], 5, "{manifest}");
+    assert_eq!(report["small_group_patients"], 1, "{manifest}");
+    assert!(
+        report["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("fewer than 5 patients"),
+        "{report}"
+    );
+
+    // Every file: valid R4 line by line, and nothing that identifies anyone.
+    let mut seen = Received::default();
+    let mut files = BTreeMap::new();
+    let mut patients = Vec::new();
+    for out in manifest["output"].as_array().unwrap() {
+        let kind = out["type"].as_str().unwrap().to_string();
+        let r = t
+            .http
+            .get(format!("{}{}", t.url, path(out["url"].as_str().unwrap())))
+            .bearer_auth(&researcher)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "application/fhir+ndjson");
+        let body = r.text().await.unwrap();
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len() as u64, out["count"].as_u64().unwrap());
+        for line in &lines {
+            assert_eq!(line["resourceType"], kind.as_str());
+            seen.keep(&kind, line);
+        }
+        if kind == "Patient" {
+            patients = lines;
+        }
+        files.insert(kind, body);
+    }
+    assert!(
+        files.contains_key("Observation") && files.contains_key("Condition"),
+        "{files:?}"
+    );
+    assert!(!files.contains_key("DocumentReference") && !files.contains_key("Encounter"));
+    assert_eq!(
+        patients.len(),
+        5,
+        "withdrawn and never-consenting patients are absent"
+    );
+    let all: String = files.values().cloned().collect();
+    for i in 0..people.len() {
+        for needle in [
+            format!("NAME{i}x"),
+            format!("MRN{i}x"),
+            format!("555-01{i:02}"),
+        ] {
+            assert!(!all.contains(&needle), "{needle} survived");
+        }
+    }
+    for needle in [
+        "Secret",
+        "Main St",
+        "Cambridge",
+        "02139",
+        "02141",
+        "1961-",
+        "2026-01-",
+        "urn:uuid",
+        "T09:",
+        "div",
+        "\"text\"",
+    ] {
+        assert!(!all.contains(needle), "{needle} survived the export");
+    }
+    for address in &addresses {
+        assert!(
+            !all.to_lowercase().contains(&address[2..]),
+            "an account address survived"
+        );
+    }
+    for source in &sources {
+        let bundle: Value = serde_json::from_slice(source).unwrap();
+        for e in bundle["entry"].as_array().unwrap() {
+            if let Some(u) = e["fullUrl"].as_str() {
+                assert!(
+                    !all.contains(u.trim_start_matches("urn:uuid:")),
+                    "a source id survived"
+                );
+            }
+        }
+    }
+    seen.validate();
+
+    // k-anonymity over (birth year, sex, ZIP3), as PyPI pycanon computes it.
+    let csv: String = std::iter::once("birth,sex,zip3\n".to_string())
+        .chain(patients.iter().map(|p| {
+            format!(
+                "{},{},{}\n",
+                p["birthDate"].as_str().unwrap_or("90+"),
+                p["gender"].as_str().unwrap(),
+                p["address"][0]["postalCode"].as_str().unwrap()
+            )
+        }))
+        .collect();
+    let csv_path = dir.path().join("quasi.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let out = std::process::Command::new(repo_root().join(".tools/fhir-venv/bin/python"))
+        .args([
+            "-c",
+            "import sys, pandas; from pycanon import anonymity; \
+             print(anonymity.k_anonymity(pandas.read_csv(sys.argv[1], dtype=str), ['birth', 'sex', 'zip3']))",
+        ])
+        .arg(&csv_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let k: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(k >= 5, "pycanon says k = {k}");
+
+    // On chain: the files' hash, and exactly the five included patients.
+    let ext = &manifest["extension"]["urn:medledger:export"];
+    let hash: B256 = ext["files_hash"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        files_hash(&files),
+        hash,
+        "the downloaded files are the ones recorded"
+    );
+    let tx = ext["transaction"].as_str().unwrap();
+    let receipt = t.chain_call("eth_getTransactionReceipt", json!([tx])).await;
+    assert_eq!(receipt["status"], "0x1");
+    let mut included: Vec<String> = receipt["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l["topics"][0].as_str().unwrap()
+                == medledger_records::contracts::Research::IncludedInExport::SIGNATURE_HASH
+                    .to_string()
+        })
+        .map(|l| format!("0x{}", &l["topics"][1].as_str().unwrap()[26..]))
+        .collect();
+    included.sort();
+    included_expected.sort();
+    assert_eq!(included, included_expected);
+    let recorded = receipt["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["topics"][0].as_str().unwrap()
+                == medledger_records::contracts::Research::ExportRecorded::SIGNATURE_HASH
+                    .to_string()
+        })
+        .unwrap();
+    assert!(
+        recorded["data"]
+            .as_str()
+            .unwrap()
+            .contains(&hash.to_string()[2..])
+    );
 }

@@ -1,0 +1,374 @@
+//! Research exports: made for a study by its researcher, in the background, from the bundles of
+//! the patients whose opt-in the chain holds live at that moment; de-identified (Safe Harbor,
+//! then k-anonymity); recorded on chain by the researcher (the hash of the files, the count,
+//! the patients included, each of whom the contract checks again); kept as FHIR Bulk Data
+//! NDJSON, one file per resource type, with a report of what was suppressed and why.
+
+use std::collections::BTreeMap;
+
+use alloy::{
+    primitives::{Address, B256, keccak256},
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use sqlx::Row;
+
+use super::deidentify::{SafeHarbor, Subject, Suppressed, deidentify};
+use crate::{
+    accounts::{Person, address_key},
+    app::{App, unix_now},
+    contracts::Research,
+    error::{Error, Kind, Result},
+    journal::Follow,
+    model::Role,
+};
+
+/// An export as its researcher follows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportView {
+    pub id: String,
+    pub study: u64,
+    pub state: String,
+    /// Patients looked at so far, of how many.
+    pub done_patients: u64,
+    pub total_patients: u64,
+    pub report: Option<ExportReport>,
+    pub error: Option<String>,
+    pub files_hash: Option<B256>,
+    pub export_id: Option<u64>,
+    pub tx_hash: Option<B256>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// Resource type and lines, of each file.
+    pub files: Vec<(String, u64)>,
+}
+
+/// What an export included and what it left out.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ExportReport {
+    /// Patients with a live opt-in when the export ran.
+    pub opted_in: usize,
+    pub included_patients: usize,
+    pub resources: usize,
+    pub k: usize,
+    pub small_group_patients: usize,
+    pub small_group_resources: usize,
+    pub uncoded_resources: usize,
+    pub why: Vec<String>,
+}
+
+/// The key of a study's pseudonyms: HMAC-SHA256 under the escrow's secret of the study id, so
+/// it is stable within the study and unlinkable across studies.
+fn study_key(escrow: &[u8; 32], study: u64) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(escrow).expect("HMAC takes any key length");
+    mac.update(format!("medledger study pseudonyms:{study}").as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The hash of an export's files, as recorded on chain: keccak256 over each file's type and
+/// keccak256, in type order.
+pub fn files_hash(files: &BTreeMap<String, String>) -> B256 {
+    let mut all = Vec::new();
+    for (kind, body) in files {
+        all.extend_from_slice(kind.as_bytes());
+        all.extend_from_slice(keccak256(body.as_bytes()).as_slice());
+    }
+    keccak256(&all)
+}
+
+impl App {
+    /// A researcher starts an export for their running study; it runs in the background and
+    /// its id is returned at once.
+    pub async fn start_export(&self, researcher: &Person, study: u64) -> Result<String> {
+        if researcher.role != Role::Researcher {
+            return Err(Error::forbidden(
+                "only a study's researcher exports its data",
+            ));
+        }
+        let view = self.study(researcher, study).await?;
+        if !view.running {
+            return Err(Error::new(
+                Kind::Unprocessable,
+                "this study has ended: nothing more is exported for it",
+            ));
+        }
+        let running: Option<String> =
+            sqlx::query_scalar("SELECT id FROM exports WHERE study = $1 AND state = 'running'")
+                .bind(study as i64)
+                .fetch_optional(self.db())
+                .await?;
+        if let Some(id) = running {
+            return Err(Error::conflict(format!(
+                "an export of this study is running already ({id}); wait for it to finish"
+            )));
+        }
+        let id = hex::encode(&crate::app::random_b256()[..16]);
+        sqlx::query(
+            "INSERT INTO exports (id, study, researcher, state, created_at) VALUES ($1, $2, $3, 'running', $4)",
+        )
+        .bind(&id)
+        .bind(study as i64)
+        .bind(address_key(researcher.address))
+        .bind(unix_now())
+        .execute(self.db())
+        .await?;
+        let app = self.clone();
+        let signer = researcher.signer.clone();
+        let job = id.clone();
+        tokio::spawn(async move {
+            let data = view.data.clone();
+            if let Err(e) = app.run_export(&job, study, &data, &signer).await {
+                tracing::warn!(export = %job, error = %e, "research export failed");
+                let _ = sqlx::query(
+                    "UPDATE exports SET state = 'failed', error = $1, finished_at = $2 WHERE id = $3",
+                )
+                .bind(e.message.clone())
+                .bind(unix_now())
+                .bind(&job)
+                .execute(app.db())
+                .await;
+            }
+        });
+        Ok(id)
+    }
+
+    async fn run_export(
+        &self,
+        job: &str,
+        study: u64,
+        data: &[String],
+        researcher: &PrivateKeySigner,
+    ) -> Result<()> {
+        let patients: Vec<String> = sqlx::query_scalar(
+            "SELECT address FROM users WHERE role = 'patient' AND status = 'active' ORDER BY id",
+        )
+        .fetch_all(self.db())
+        .await?;
+        sqlx::query("UPDATE exports SET total_patients = $1 WHERE id = $2")
+            .bind(patients.len() as i64)
+            .bind(job)
+            .execute(self.db())
+            .await?;
+        let mut subjects = Vec::new();
+        for (n, p) in patients.iter().enumerate() {
+            let patient: Address = p
+                .parse()
+                .map_err(|e| Error::internal("patient address", e))?;
+            // Only a live opt-in opens a patient's data to the export.
+            if self.opted_in(patient, study).await? {
+                subjects.push(Subject {
+                    patient,
+                    date_of_birth: None,
+                    resources: self.research_resources(patient).await?,
+                });
+            }
+            sqlx::query("UPDATE exports SET done_patients = $1 WHERE id = $2")
+                .bind((n + 1) as i64)
+                .bind(job)
+                .execute(self.db())
+                .await?;
+        }
+        let rules = self.safe_harbor().clone();
+        let this_year: i64 = crate::model::rfc3339(self.ledger().now().await? as i64)[..4]
+            .parse()
+            .unwrap_or(1970);
+        let key = study_key(&self.escrow().to_bytes(), study);
+        let out = deidentify(&subjects, data, &key, &rules, this_year);
+        let files: BTreeMap<String, String> = out
+            .files
+            .iter()
+            .map(|(kind, lines)| {
+                let body: String = lines
+                    .iter()
+                    .map(|l| format!("{l}\n"))
+                    .collect::<Vec<_>>()
+                    .concat();
+                (kind.clone(), body)
+            })
+            .collect();
+        let resources: usize = out
+            .files
+            .iter()
+            .filter(|(k, _)| k.as_str() != "Patient")
+            .map(|(_, v)| v.len())
+            .sum();
+        let report = report_of(
+            subjects.len(),
+            out.included.len(),
+            resources,
+            &rules,
+            &out.suppressed,
+        );
+        let hash = files_hash(&files);
+        for (kind, body) in &files {
+            sqlx::query(
+                "INSERT INTO export_files (export, kind, lines, body) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(job)
+            .bind(kind)
+            .bind(out.files[kind].len() as i64)
+            .bind(body)
+            .execute(self.db())
+            .await?;
+        }
+        let report_json =
+            serde_json::to_string(&report).map_err(|e| Error::internal("export report", e))?;
+        if out.included.is_empty() {
+            sqlx::query(
+                "UPDATE exports SET state = 'done', report = $1, files_hash = $2, finished_at = $3 WHERE id = $4",
+            )
+            .bind(&report_json)
+            .bind(hash.to_string())
+            .bind(unix_now())
+            .bind(job)
+            .execute(self.db())
+            .await?;
+            return Ok(());
+        }
+        let call = Research::recordExportCall {
+            studyId: study,
+            filesHash: hash,
+            resources: resources as u32,
+            patients: out.included.clone(),
+        };
+        let research = self.contracts().research;
+        let (tx, receipt) = self
+            .write(researcher, research, call.abi_encode(), Follow::Nothing)
+            .await?;
+        let export_id = receipt
+            .decoded_log::<Research::ExportRecorded>()
+            .map(|l| l.data.exportId as i64);
+        sqlx::query(
+            "UPDATE exports SET state = 'done', report = $1, files_hash = $2, tx_hash = $3, export_id = $4, finished_at = $5 WHERE id = $6",
+        )
+        .bind(&report_json)
+        .bind(hash.to_string())
+        .bind(tx.hash.to_string())
+        .bind(export_id)
+        .bind(unix_now())
+        .bind(job)
+        .execute(self.db())
+        .await?;
+        Ok(())
+    }
+
+    /// An export of the researcher's, as it stands.
+    pub async fn export(&self, researcher: &Person, id: &str) -> Result<ExportView> {
+        let row = sqlx::query("SELECT * FROM exports WHERE id = $1 AND researcher = $2")
+            .bind(id)
+            .bind(address_key(researcher.address))
+            .fetch_optional(self.db())
+            .await?
+            .ok_or_else(|| Error::not_found("there is no such export of yours"))?;
+        self.export_view(&row).await
+    }
+
+    /// The exports a researcher made, the latest first.
+    pub async fn exports(&self, researcher: &Person) -> Result<Vec<ExportView>> {
+        if researcher.role != Role::Researcher {
+            return Err(Error::forbidden("only researchers make exports"));
+        }
+        let rows =
+            sqlx::query("SELECT * FROM exports WHERE researcher = $1 ORDER BY created_at DESC, id")
+                .bind(address_key(researcher.address))
+                .fetch_all(self.db())
+                .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            out.push(self.export_view(row).await?);
+        }
+        Ok(out)
+    }
+
+    async fn export_view(&self, row: &crate::db::DbRow) -> Result<ExportView> {
+        let id: String = row.try_get("id")?;
+        let files: Vec<(String, i64)> =
+            sqlx::query_as("SELECT kind, lines FROM export_files WHERE export = $1 ORDER BY kind")
+                .bind(&id)
+                .fetch_all(self.db())
+                .await?;
+        let parse_hash = |s: Option<String>| s.and_then(|s| s.parse().ok());
+        let report: Option<String> = row.try_get("report")?;
+        Ok(ExportView {
+            study: row.try_get::<i64, _>("study")? as u64,
+            state: row.try_get("state")?,
+            done_patients: row.try_get::<i64, _>("done_patients")? as u64,
+            total_patients: row.try_get::<i64, _>("total_patients")? as u64,
+            report: report.and_then(|r| serde_json::from_str(&r).ok()),
+            error: row.try_get("error")?,
+            files_hash: parse_hash(row.try_get("files_hash")?),
+            export_id: row
+                .try_get::<Option<i64>, _>("export_id")?
+                .map(|n| n as u64),
+            tx_hash: parse_hash(row.try_get("tx_hash")?),
+            created_at: row.try_get("created_at")?,
+            finished_at: row.try_get("finished_at")?,
+            files: files.into_iter().map(|(k, n)| (k, n as u64)).collect(),
+            id,
+        })
+    }
+
+    /// One NDJSON file of a finished export of the researcher's.
+    pub async fn export_file(&self, researcher: &Person, id: &str, kind: &str) -> Result<String> {
+        let view = self.export(researcher, id).await?;
+        if view.state != "done" {
+            return Err(Error::conflict("this export has not finished"));
+        }
+        sqlx::query_scalar("SELECT body FROM export_files WHERE export = $1 AND kind = $2")
+            .bind(id)
+            .bind(kind)
+            .fetch_optional(self.db())
+            .await?
+            .ok_or_else(|| Error::not_found("this export has no such file"))
+    }
+}
+
+fn report_of(
+    opted_in: usize,
+    included: usize,
+    resources: usize,
+    rules: &SafeHarbor,
+    s: &Suppressed,
+) -> ExportReport {
+    let mut why = Vec::new();
+    if s.small_group_patients > 0 {
+        why.push(format!(
+            "{} patients ({} resources) were suppressed: fewer than {} patients share their birth year, sex and three-digit ZIP code",
+            s.small_group_patients, s.small_group_resources, rules.k
+        ));
+    }
+    if s.uncoded_resources > 0 {
+        why.push(format!(
+            "{} resources were left out: nothing coded was left of them once free text was removed",
+            s.uncoded_resources
+        ));
+    }
+    ExportReport {
+        opted_in,
+        included_patients: included,
+        resources,
+        k: rules.k,
+        small_group_patients: s.small_group_patients,
+        small_group_resources: s.small_group_resources,
+        uncoded_resources: s.uncoded_resources,
+        why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_files_hash_covers_every_file_and_its_type() {
+        let mut files = BTreeMap::new();
+        files.insert("Observation".to_string(), "{}\n".to_string());
+        let one = files_hash(&files);
+        files.insert("Patient".to_string(), "{}\n".to_string());
+        assert_ne!(files_hash(&files), one);
+        assert_ne!(study_key(&[1; 32], 1), study_key(&[1; 32], 2));
+    }
+}
