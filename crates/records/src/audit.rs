@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{
     accounts::Person,
     app::App,
-    contracts::Consent,
+    contracts::{Consent, Research},
     disclosure::{PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
     index::{Cursor, Events},
@@ -53,6 +53,8 @@ pub enum Action {
     ViewedProfile,
     DeclaredEmergency,
     EndedEmergency,
+    /// The patient's de-identified data went into a research export (their opt-in was live).
+    IncludedInExport,
 }
 
 /// One entry of the access log.
@@ -91,13 +93,14 @@ pub struct AuditPage {
     pub older: Option<String>,
 }
 
-/// The events of the access log, as Consent emits them.
-const ACCESS_EVENTS: [B256; 5] = [
+/// The events of the access log, as Consent emits them, and Research's inclusions in exports.
+const ACCESS_EVENTS: [B256; 6] = [
     Consent::AccessLogged::SIGNATURE_HASH,
     Consent::RecordViewed::SIGNATURE_HASH,
     Consent::ProfileViewed::SIGNATURE_HASH,
     Consent::EmergencyDeclared::SIGNATURE_HASH,
     Consent::EmergencyEnded::SIGNATURE_HASH,
+    Research::IncludedInExport::SIGNATURE_HASH,
 ];
 
 impl App {
@@ -155,7 +158,7 @@ impl App {
         limit: Option<usize>,
     ) -> Result<Vec<Log>> {
         self.indexed_events(Events {
-            address: self.contracts().consent,
+            addresses: vec![self.contracts().consent, self.contracts().research],
             topics0: &ACCESS_EVENTS,
             topic: Some(log_owner(person)?),
             since,
@@ -211,6 +214,7 @@ impl App {
             Profile(u8),
             Declared(u64),
             Ended(Address),
+            Exported(u64, u64),
         }
         let (action, patient, reader, record, purpose, emergency, detail) = match topic {
             Consent::AccessLogged::SIGNATURE_HASH => {
@@ -280,6 +284,25 @@ impl App {
                     detail,
                 )
             }
+            Research::IncludedInExport::SIGNATURE_HASH if person.role == Role::Patient => {
+                // Every field is a topic: patient, study, export.
+                let word = |i: usize| log.topics().get(i).copied().unwrap_or_default();
+                let patient = Address::from_word(word(1));
+                let study = u64::try_from(alloy::primitives::U256::from_be_bytes(word(2).0))
+                    .unwrap_or_default();
+                let export = u64::try_from(alloy::primitives::U256::from_be_bytes(word(3).0))
+                    .unwrap_or_default();
+                let researcher = self.study_researcher(study).await?.unwrap_or_default();
+                (
+                    Action::IncludedInExport,
+                    patient,
+                    researcher,
+                    None,
+                    Some(Purpose::Research),
+                    false,
+                    Detail::Exported(study, export),
+                )
+            }
             _ => return Ok(None),
         };
         let mut event = self
@@ -308,6 +331,16 @@ impl App {
                 format!(
                     "declared an emergency (break-glass access until {}){reason}",
                     crate::model::utc_datetime(until as i64)
+                )
+            }
+            Detail::Exported(study, export) => {
+                let title = self
+                    .study_title(study)
+                    .await?
+                    .map(|t| format!(" \u{201c}{t}\u{201d}"))
+                    .unwrap_or_default();
+                format!(
+                    "included in an export for study {study}{title} (export {export}, de-identified)"
                 )
             }
             Detail::Ended(doctor) => {

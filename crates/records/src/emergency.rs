@@ -218,7 +218,7 @@ impl App {
         self.index_chain().await?;
         let logs = self
             .indexed_events(Events {
-                address: self.contracts().consent,
+                addresses: vec![self.contracts().consent],
                 topics0: &[Consent::EmergencyDeclared::SIGNATURE_HASH],
                 topic,
                 since: 0,

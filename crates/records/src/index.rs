@@ -153,7 +153,8 @@ enum Copied {
 
 /// Which of the contracts' logs to read from the index.
 pub(crate) struct Events<'a> {
-    pub address: Address,
+    /// Of any of these contracts.
+    pub addresses: Vec<Address>,
     /// Any of these events.
     pub topics0: &'a [B256],
     /// Only those whose topic 1 or 2 is this word.
@@ -492,10 +493,15 @@ impl App {
     pub(crate) async fn indexed_events(&self, query: Events<'_>) -> Result<Vec<Log>> {
         let mut q = Sql::new(
             "SELECT e.block, e.log_index, e.tx_hash, e.address, e.topic0, e.topic1, e.topic2, e.topic3, e.data, b.time \
-             FROM chain_events e JOIN chain_blocks b ON b.number = e.block WHERE e.address = ",
+             FROM chain_events e JOIN chain_blocks b ON b.number = e.block WHERE e.address IN (",
         );
-        q.bind(Param::Text(key(query.address.as_slice())));
-        q.push(" AND e.topic0 IN (");
+        for (i, a) in query.addresses.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind(Param::Text(key(a.as_slice())));
+        }
+        q.push(") AND e.topic0 IN (");
         for (i, t) in query.topics0.iter().enumerate() {
             if i > 0 {
                 q.push(", ");

@@ -318,6 +318,27 @@ impl App {
             .ok_or_else(|| Error::not_found("there is no such study"))
     }
 
+    /// Who runs study `id`, if it is registered here.
+    pub(crate) async fn study_researcher(&self, id: u64) -> Result<Option<Address>> {
+        let r: Option<String> = sqlx::query_scalar("SELECT researcher FROM studies WHERE id = $1")
+            .bind(id as i64)
+            .fetch_optional(self.db())
+            .await?;
+        r.map(|r| parse(&r, "researcher")).transpose()
+    }
+
+    /// Study `id`'s title, if it is registered here.
+    pub(crate) async fn study_title(&self, id: u64) -> Result<Option<String>> {
+        let details: Option<String> =
+            sqlx::query_scalar("SELECT details FROM studies WHERE id = $1")
+                .bind(id as i64)
+                .fetch_optional(self.db())
+                .await?;
+        Ok(details
+            .and_then(|d| serde_json::from_str::<StudyDetails>(&d).ok())
+            .map(|d| d.title))
+    }
+
     /// Whether `patient`'s opt-in to study `id` is live, as the chain says now.
     pub async fn opted_in(&self, patient: Address, id: u64) -> Result<bool> {
         self.research()

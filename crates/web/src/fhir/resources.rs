@@ -143,7 +143,10 @@ pub(crate) async fn metadata(State(state): State<ApiState>, headers: HeaderMap) 
             if !params.is_empty() {
                 interaction.push(json!({ "code": "search-type" }));
             }
-            let mut resource = json!({ "type": kind, "interaction": interaction });
+            let mut resource = json!({ "type": kind });
+            if !interaction.is_empty() {
+                resource["interaction"] = json!(interaction);
+            }
             if !params.is_empty() {
                 resource["searchParam"] = params
                     .iter()
@@ -1078,6 +1081,7 @@ fn audit_resource(e: &AccessEvent) -> AuditEvent {
         Action::ViewedProfile => ("R", "viewed-profile"),
         Action::DeclaredEmergency => ("E", "declared-emergency"),
         Action::EndedEmergency => ("E", "ended-emergency"),
+        Action::IncludedInExport => ("R", "included-in-export"),
     };
     let purpose = match e.purpose {
         Some("research") => Purpose::Research,

@@ -287,6 +287,7 @@ async fn a_bulk_export_holds_only_de_identified_data_of_live_opt_ins_with_k_at_l
         ("1961-06-03", "female", "02139", "withdrew"),
     ];
     let mut addresses = Vec::new();
+    let mut tokens = Vec::new();
     let mut included_expected = Vec::new();
     for (i, (born, gender, zip, consent)) in people.iter().enumerate() {
         let (address, token) = t
@@ -322,6 +323,7 @@ async fn a_bulk_export_holds_only_de_identified_data_of_live_opt_ins_with_k_at_l
             included_expected.push(address.to_lowercase());
         }
         addresses.push(address.to_lowercase());
+        tokens.push(token);
     }
 
     // Kick-off: only the researcher, only asynchronously.
@@ -545,4 +547,27 @@ async fn a_bulk_export_holds_only_de_identified_data_of_live_opt_ins_with_k_at_l
             .unwrap()
             .contains(&hash.to_string()[2..])
     );
+
+    // Each included patient's access log says so; nobody else's does.
+    for (i, token) in tokens.iter().enumerate() {
+        let (_, log) = t.get("/api/v1/audit", Some(token)).await;
+        let inclusions: Vec<&Value> = log["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "included_in_export")
+            .collect();
+        if i < 5 {
+            assert_eq!(inclusions.len(), 1, "patient {i}: {log}");
+            let summary = inclusions[0]["summary"].as_str().unwrap();
+            assert!(
+                summary.contains("included in an export for study 1")
+                    && summary.contains("Anaemia in chronic kidney disease"),
+                "{summary}"
+            );
+            assert_eq!(inclusions[0]["tx_hash"], tx);
+        } else {
+            assert!(inclusions.is_empty(), "patient {i} was not included: {log}");
+        }
+    }
 }
