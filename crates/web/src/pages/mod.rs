@@ -11,6 +11,7 @@ mod doctor;
 mod explorer;
 mod patient;
 mod public;
+mod research;
 mod trends;
 
 use std::{collections::HashMap, sync::Arc};
@@ -71,6 +72,9 @@ impl Templates {
             "doctor/openings.html",
             "doctor/prescriptions.html",
             "trends.html",
+            "patient/studies.html",
+            "researcher.html",
+            "admin/research.html",
             "admin/dashboard.html",
             "admin/hospitals.html",
             "admin/hospital.html",
@@ -473,6 +477,7 @@ pub fn router() -> Router<ApiState> {
         .merge(admin::router())
         .merge(explorer::router())
         .merge(trends::router())
+        .merge(research::router())
 }
 
 /// A page-handler's result: a page, or a redirect/error page already rendered.

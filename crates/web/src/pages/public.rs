@@ -213,6 +213,7 @@ fn home_of(role: Role) -> &'static str {
     match role {
         Role::Admin => "/admin",
         Role::Doctor => "/doctor",
+        Role::Researcher => "/researcher",
         _ => "/patient",
     }
 }

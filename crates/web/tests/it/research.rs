@@ -571,3 +571,125 @@ async fn a_bulk_export_holds_only_de_identified_data_of_live_opt_ins_with_k_at_l
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_research_pages_invite_register_join_and_export() {
+    use crate::pages::Browser;
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let mut admin = Browser::new(&t).await;
+    admin.login("admin", crate::ADMIN_PASSWORD).await;
+    let r = admin
+        .post(
+            "/admin/researchers",
+            &[("csrf", &admin.csrf), ("name", "Prof. Page")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    let link = html
+        .split("id=\"enrolment-link\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("the enrolment link is shown")
+        .replace("&#x2f;", "/");
+    let researcher_address = t.enrol(&link, "paige").await;
+    let (_, page) = admin.get("/admin/research").await;
+    assert!(page.contains("Prof. Page"), "{page}");
+    // A refused registration comes back with its error; a good one is registered on chain.
+    let r = admin
+        .post(
+            "/admin/studies",
+            &[
+                ("csrf", &admin.csrf),
+                ("researcher", &researcher_address),
+                ("title", "Page study"),
+                ("ends_on", "2020-01-01"),
+                ("data", "Observation"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("end in the future"));
+    let r = admin
+        .post(
+            "/admin/studies",
+            &[
+                ("csrf", &admin.csrf),
+                ("researcher", &researcher_address),
+                ("title", "Page study"),
+                ("description", "Haemoglobin"),
+                ("ends_on", "2099-12-31"),
+                ("data", "Observation"),
+                ("data", "Condition"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, page) = admin.get("/admin/research").await;
+    assert!(
+        page.contains("Page study") && page.contains("Observation, Condition"),
+        "{page}"
+    );
+
+    // A patient takes part from their page.
+    t.sign_up("pat", "Pat Page").await;
+    let mut patient = Browser::new(&t).await;
+    patient.login("pat", PASSWORD).await;
+    let (_, page) = patient.get("/patient/studies").await;
+    assert!(
+        page.contains("Page study") && page.contains("Take part"),
+        "{page}"
+    );
+    let r = patient
+        .post("/patient/studies/1/opt-in", &[("csrf", &patient.csrf)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, page) = patient.get("/patient/studies").await;
+    assert!(
+        page.contains("you take part") && page.contains("Withdraw"),
+        "{page}"
+    );
+
+    // The researcher exports from their page and follows it to the end.
+    let mut researcher = Browser::new(&t).await;
+    researcher.login("paige", PASSWORD).await;
+    let (_, page) = researcher.get("/researcher").await;
+    assert!(
+        page.contains("Page study") && page.contains("Export now"),
+        "{page}"
+    );
+    let r = researcher
+        .post(
+            "/researcher/studies/1/export",
+            &[("csrf", &researcher.csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, page) = researcher.get("/researcher").await;
+        if page.contains("badge ok\">done") {
+            assert!(page.contains("0 of 1 taking part"), "{page}");
+            assert!(
+                page.contains("fewer than 5 patients"),
+                "a lone patient is suppressed: {page}"
+            );
+            break;
+        }
+        assert!(!page.contains("failed"), "{page}");
+        assert!(
+            page.contains("<progress") || page.contains("http-equiv=\"refresh\""),
+            "{page}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export did not finish within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Other roles do not get these pages.
+    let (r, _) = patient.get("/researcher").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (r, _) = researcher.get("/admin/research").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
