@@ -1,6 +1,7 @@
 //! The access matrix: every route x {anonymous, the patient, another patient, a doctor with a
 //! grant, with an expired grant, with a revoked grant, without one, a suspended doctor, a doctor
-//! in an emergency, the admin}, asserting the status, that nothing secret leaked to whom it was
+//! in an emergency, the admin, a researcher}, asserting the status, that nothing secret leaked
+//! to whom it was
 //! not for, and that refusals changed nothing. The routes include ending an emergency,
 //! enrolment (invitations, links) and second factors.
 
@@ -9,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{Backend, PASSWORD, TestApp};
 
-const WHO: [&str; 10] = [
+const WHO: [&str; 11] = [
     "anonymous",
     "patient",
     "other patient",
@@ -20,10 +21,11 @@ const WHO: [&str; 10] = [
     "suspended doctor",
     "emergency doctor",
     "admin",
+    "researcher",
 ];
 /// Who may see the patient's secrets: the patient, the granted doctor, the emergency doctor.
-const MAY_SEE: [bool; 10] = [
-    false, true, false, true, false, false, false, false, true, false,
+const MAY_SEE: [bool; 11] = [
+    false, true, false, true, false, false, false, false, true, false, false,
 ];
 /// Every secret in the fixture contains this marker.
 const SECRET: &str = "SECRET";
@@ -34,10 +36,10 @@ struct Case {
     path: String,
     body: Option<Value>,
     /// The expected status for each of `WHO`; `None` skips (tested elsewhere).
-    expect: [Option<u16>; 10],
+    expect: [Option<u16>; 11],
 }
 
-fn case(method: Method, path: impl Into<String>, body: Option<Value>, expect: [u16; 10]) -> Case {
+fn case(method: Method, path: impl Into<String>, body: Option<Value>, expect: [u16; 11]) -> Case {
     Case {
         method,
         path: path.into(),
@@ -182,7 +184,11 @@ async fn matrix(backend: Backend) {
     let invite_key = invitation["invite_key"].as_str().unwrap().to_string();
     t.advance(120).await; // the expired grant lapses
 
-    let tokens: [Option<&str>; 10] = [
+    let (researcher_address, researcher) = t.add_researcher(&admin, "dr.science").await;
+    let study = t.add_study(&admin, &researcher_address, 30).await["id"]
+        .as_u64()
+        .unwrap();
+    let tokens: [Option<&str>; 11] = [
         None,
         Some(&patient),
         Some(&other),
@@ -193,6 +199,7 @@ async fn matrix(backend: Backend) {
         Some(&suspended.1),
         Some(&emergency.1),
         Some(&admin),
+        Some(&researcher),
     ];
     let p = &patient_address;
     let fhir_patient = p.trim_start_matches("0x").to_lowercase();
@@ -202,34 +209,34 @@ async fn matrix(backend: Backend) {
     let hospital_body = json!({ "name": "Spare", "city": "Nice" });
     let mut cases = vec![
         // Public directory.
-        case(Method::GET, "/healthz", None, [200; 10]),
-        case(Method::GET, "/api/v1/openapi.json", None, [200; 10]),
-        case(Method::GET, "/api/v1/hospitals", None, [200; 10]),
+        case(Method::GET, "/healthz", None, [200; 11]),
+        case(Method::GET, "/api/v1/openapi.json", None, [200; 11]),
+        case(Method::GET, "/api/v1/hospitals", None, [200; 11]),
         case(
             Method::GET,
             format!("/api/v1/hospitals/{hospital}"),
             None,
-            [200; 10],
+            [200; 11],
         ),
-        case(Method::GET, "/api/v1/doctors", None, [200; 10]),
+        case(Method::GET, "/api/v1/doctors", None, [200; 11]),
         case(
             Method::GET,
             format!("/api/v1/doctors/{}", granted.0),
             None,
-            [200; 10],
+            [200; 11],
         ),
         // One's own account.
         case(
             Method::GET,
             "/api/v1/me",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200],
         ),
         case(
             Method::GET,
             "/api/v1/me/keystore",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200],
         ),
         case(
             Method::POST,
@@ -237,69 +244,69 @@ async fn matrix(backend: Backend) {
             Some(
                 json!({ "current_password": "not the password", "new_password": "another long password" }),
             ),
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
         ),
         // The record: the chain decides.
         case(
             Method::GET,
             format!("/api/v1/records/{record}"),
             None,
-            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/api/v1/records/{record}/content"),
             None,
-            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403, 403],
         ),
         // Emergency access is for treatment only.
         case(
             Method::GET,
             format!("/api/v1/records/{record}?purpose=research"),
             None,
-            [401, 200, 403, 403, 403, 403, 403, 403, 403, 403],
+            [401, 200, 403, 403, 403, 403, 403, 403, 403, 403, 403],
         ),
         case(
             Method::GET,
             "/api/v1/records",
             None,
-            [401, 200, 200, 403, 403, 403, 403, 403, 403, 403],
+            [401, 200, 200, 403, 403, 403, 403, 403, 403, 403, 403],
         ),
         case(
             Method::GET,
             format!("/api/v1/records?patient={p}"),
             None,
-            [401, 403, 403, 200, 200, 200, 200, 403, 200, 403],
+            [401, 403, 403, 200, 200, 200, 200, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             "/api/v1/patients",
             None,
-            [401, 403, 403, 200, 200, 200, 200, 403, 200, 403],
+            [401, 403, 403, 200, 200, 200, 200, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             "/api/v1/grants",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
+            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             "/api/v1/prescriptions",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403, 403],
         ),
         case(
             Method::GET,
             "/api/v1/audit",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403, 403],
         ),
         case(
             Method::POST,
             "/api/v1/prescriptions",
             Some(prescription),
-            [401, 403, 403, 201, 403, 403, 403, 403, 201, 403],
+            [401, 403, 403, 201, 403, 403, 403, 403, 201, 403, 403],
         ),
         Case {
             method: Method::DELETE,
@@ -308,6 +315,7 @@ async fn matrix(backend: Backend) {
             expect: [
                 Some(401),
                 None,
+                Some(403),
                 Some(403),
                 Some(403),
                 Some(403),
@@ -333,6 +341,7 @@ async fn matrix(backend: Backend) {
                 Some(403),
                 Some(403),
                 Some(403),
+                Some(403),
             ],
         },
         // Admin writes (they change only the spare hospital and a new doctor).
@@ -340,169 +349,189 @@ async fn matrix(backend: Backend) {
             Method::POST,
             "/api/v1/hospitals",
             Some(hospital_body.clone()),
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 201],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 201, 403],
         ),
         case(
             Method::PUT,
             format!("/api/v1/hospitals/{spare}"),
             Some(hospital_body),
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
         ),
         case(
             Method::POST,
             format!("/api/v1/hospitals/{spare}/suspend"),
             Some(json!({})),
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
         ),
         case(
             Method::POST,
             format!("/api/v1/hospitals/{spare}/reactivate"),
             Some(json!({})),
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
         ),
         case(
             Method::POST,
             format!("/api/v1/doctors/{}/suspend", nogrant.0),
             Some(json!({})),
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
         ),
         case(
             Method::POST,
             format!("/api/v1/doctors/{}/reactivate", nogrant.0),
             Some(json!({})),
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
         ),
         // Emergencies as each sees them; enrolment; second factors (set up, never confirmed).
         case(
             Method::GET,
             "/api/v1/emergencies",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 200, 403],
         ),
         case(
             Method::POST,
             "/api/v1/admins",
             Some(json!({})),
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 201],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 201, 403],
         ),
         case(
             Method::GET,
             "/api/v1/enrolments",
             None,
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
         ),
         case(
             Method::DELETE,
             format!("/api/v1/enrolments/{invite_key}"),
             None,
-            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403],
         ),
-        case(Method::GET, "/api/v1/enrol/not-a-token", None, [404; 10]),
+        case(Method::GET, "/api/v1/enrol/not-a-token", None, [404; 11]),
         case(
             Method::POST,
             "/api/v1/enrol/not-a-token",
             Some(json!({ "username": "dr.sneak", "password": PASSWORD })),
-            [404; 10],
+            [404; 11],
         ),
         case(
             Method::POST,
             "/api/v1/me/mfa",
             Some(json!({})),
-            [401, 201, 201, 201, 201, 201, 201, 201, 201, 201],
+            [401, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201],
         ),
         case(
             Method::POST,
             "/api/v1/me/mfa/confirm",
             Some(json!({ "code": "000000" })),
-            [401; 10],
+            [401; 11],
         ),
         case(
             Method::POST,
             "/api/v1/me/mfa/off",
             Some(json!({ "code": "000000" })),
-            [401, 409, 409, 409, 409, 409, 409, 409, 409, 409],
+            [401, 409, 409, 409, 409, 409, 409, 409, 409, 409, 409],
         ),
         // The FHIR API: the same chain decisions, as FHIR resources.
-        case(Method::GET, "/fhir/metadata", None, [200; 10]),
-        case(Method::GET, "/fhir/Practitioner", None, [200; 10]),
-        case(Method::GET, "/fhir/Organization", None, [200; 10]),
+        case(Method::GET, "/fhir/metadata", None, [200; 11]),
+        case(Method::GET, "/fhir/Practitioner", None, [200; 11]),
+        case(Method::GET, "/fhir/Organization", None, [200; 11]),
         case(
             Method::GET,
             format!("/fhir/Patient/{fhir_patient}"),
             None,
-            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403],
+            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403, 403],
         ),
         case(
             Method::GET,
             "/fhir/Patient",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
+            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/fhir/DocumentReference/{fhir_record}"),
             None,
-            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/fhir/DocumentReference?patient=Patient/{fhir_patient}"),
             None,
-            [401, 200, 403, 200, 200, 200, 200, 403, 200, 403],
+            [401, 200, 403, 200, 200, 200, 200, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/fhir/Binary/{fhir_record}"),
             None,
-            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/fhir/Patient/{fhir_patient}/$everything"),
             None,
-            [401, 200, 403, 200, 404, 404, 404, 404, 200, 403],
+            [401, 200, 403, 200, 404, 404, 404, 404, 200, 403, 403],
         ),
         case(
             Method::GET,
             "/fhir/MedicationRequest",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/fhir/Observation?patient=Patient/{fhir_patient}"),
             None,
-            [401, 200, 403, 200, 200, 200, 200, 403, 200, 403],
+            [401, 200, 403, 200, 200, 200, 200, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/fhir/Provenance?target=DocumentReference/{fhir_record}"),
             None,
-            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
+            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/fhir/Provenance/{fhir_record}"),
             None,
-            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403],
+            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             format!("/fhir/Observation/{fhir_observation}"),
             None,
-            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403],
+            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403, 403],
         ),
         case(
             Method::GET,
             "/fhir/Consent",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403],
+            [401, 200, 200, 200, 200, 200, 200, 403, 200, 403, 403],
         ),
         case(
             Method::GET,
             "/fhir/AuditEvent",
             None,
-            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403],
+            [401, 200, 200, 200, 200, 200, 200, 200, 200, 403, 403],
+        ),
+        // Research: studies for those who take part; only patients opt in; only the study's
+        // researcher exports (asynchronously: without `Prefer: respond-async`, a 400).
+        case(
+            Method::GET,
+            "/api/v1/studies",
+            None,
+            [401, 200, 200, 403, 403, 403, 403, 403, 403, 200, 200],
+        ),
+        case(
+            Method::POST,
+            format!("/api/v1/studies/{study}/opt-in"),
+            Some(json!({})),
+            [401, 200, 200, 403, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        case(
+            Method::GET,
+            format!("/fhir/Group/{study}/$export"),
+            None,
+            [401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 400],
         ),
         // Emergencies last: they open access. The emergency doctor's is open already, and is
         // not extended by declaring again.
@@ -510,15 +539,15 @@ async fn matrix(backend: Backend) {
             Method::POST,
             "/api/v1/emergency",
             Some(json!({ "patient": p, "reason": "collapsed" })),
-            [401, 403, 403, 201, 201, 201, 201, 403, 409, 403],
+            [401, 403, 403, 201, 201, 201, 201, 403, 409, 403, 403],
         ),
     ];
     // Adding a doctor needs a fresh user name per caller.
-    for (i, expect) in [401u16, 403, 403, 403, 403, 403, 403, 403, 403, 201]
+    for (i, expect) in [401u16, 403, 403, 403, 403, 403, 403, 403, 403, 201, 403]
         .into_iter()
         .enumerate()
     {
-        let mut expected = [None; 10];
+        let mut expected = [None; 11];
         expected[i] = Some(expect);
         cases.insert(
             cases.len() - 1,
@@ -536,7 +565,7 @@ async fn matrix(backend: Backend) {
         Method::POST,
         format!("/api/v1/emergencies/{emergency_id}/end"),
         Some(json!({})),
-        [401, 200, 403, 403, 403, 403, 403, 403, 403, 404],
+        [401, 200, 403, 403, 403, 403, 403, 403, 403, 404, 403],
     ));
 
     let mut openings = 0;
