@@ -125,7 +125,17 @@ async fn not_found() -> ApiError {
     )
 }
 
-async fn method_not_allowed() -> Response {
+/// A method a route does not take: under `/fhir` an OperationOutcome (the FHIR API reads only),
+/// elsewhere the REST API's error.
+async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/fhir/") {
+        let outcome = json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{ "severity": "error", "code": "not-supported",
+                        "diagnostics": "this FHIR server reads and searches only (GET); see /fhir/metadata" }],
+        });
+        return (StatusCode::METHOD_NOT_ALLOWED, crate::fhir::Fhir(outcome)).into_response();
+    }
     let body = json!({ "error": { "code": "method_not_allowed", "message": "this route does not take that method; see /api/v1/openapi.json" } });
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }

@@ -475,6 +475,27 @@ async fn the_fhir_api_reads_and_searches_what_the_chain_allows_as_valid_r4() {
     let (status, body) = fhir_get(&t, "/fhir/Observation/1", Some(&patient)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     seen.keep("unknown id", &body);
+    // Writes are not taken, as FHIR says so.
+    for path in ["/fhir/Patient", "/fhir/Observation/1", "/fhir/Nothing"] {
+        let r = t
+            .http
+            .post(format!("{}{path}", t.url))
+            .bearer_auth(&patient)
+            .json(&json!({ "resourceType": "Patient" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/fhir+json")
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["resourceType"], "OperationOutcome", "{path}: {body}");
+        seen.keep("write refused", &body);
+    }
 
     // Provenance: each anchored resource's author, time and anchoring transaction.
     let report = &shared[0];
