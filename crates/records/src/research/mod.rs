@@ -74,6 +74,13 @@ pub struct StudyView {
     pub opted_in: Option<bool>,
 }
 
+/// A patient's choice about a study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Join,
+    Leave,
+}
+
 /// A researcher of the directory.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResearcherView {
@@ -348,54 +355,29 @@ impl App {
             .map_err(|e| self.ledger().call_error(e))
     }
 
-    /// A patient joins a running study, by their own transaction.
-    pub async fn opt_in(&self, patient: &Person, id: u64) -> Result<TxInfo> {
+    /// A patient joins a running study, or leaves one, by their own transaction; from their
+    /// leaving on, no export includes them.
+    pub async fn take_part(&self, patient: &Person, id: u64, choice: Choice) -> Result<TxInfo> {
         self.require_patient(patient)?;
         let study = self.study(patient, id).await?;
-        if !study.running {
-            return Err(Error::new(
-                Kind::Unprocessable,
-                "this study has ended: it takes no one any more",
-            ));
-        }
-        if study.opted_in == Some(true) {
-            return Err(Error::conflict("you are already in this study"));
-        }
-        let call = Research::optInCall { studyId: id };
+        let joined = study.opted_in == Some(true);
+        let input = match choice {
+            Choice::Join if !study.running => {
+                return Err(Error::new(
+                    Kind::Unprocessable,
+                    "this study has ended: it takes no one any more",
+                ));
+            }
+            Choice::Join if joined => {
+                return Err(Error::conflict("you are already in this study"));
+            }
+            Choice::Leave if !joined => return Err(Error::conflict("you are not in this study")),
+            Choice::Join => Research::optInCall { studyId: id }.abi_encode(),
+            Choice::Leave => Research::withdrawCall { studyId: id }.abi_encode(),
+        };
         let research = self.contracts().research;
         Ok(self
-            .write(
-                &patient.signer,
-                research,
-                call.abi_encode(),
-                Follow::Nothing,
-            )
-            .await?
-            .0)
-    }
-
-    /// A patient leaves a study: from then on no export includes them.
-    pub async fn withdraw(&self, patient: &Person, id: u64) -> Result<TxInfo> {
-        self.require_patient(patient)?;
-        self.study(patient, id).await?;
-        let joined: bool = self
-            .research()
-            .isOptedIn(patient.address, id)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        if !joined {
-            return Err(Error::conflict("you are not in this study"));
-        }
-        let call = Research::withdrawCall { studyId: id };
-        let research = self.contracts().research;
-        Ok(self
-            .write(
-                &patient.signer,
-                research,
-                call.abi_encode(),
-                Follow::Nothing,
-            )
+            .write(&patient.signer, research, input, Follow::Nothing)
             .await?
             .0)
     }

@@ -6,7 +6,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medledger_records::research::NewStudy;
+use medledger_records::research::{Choice, NewStudy};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -71,24 +71,30 @@ pub(crate) async fn study(
 /// `POST /api/v1/studies/{id}/opt-in` (patient): joins the study, by the patient's own
 /// transaction.
 pub(crate) async fn opt_in(
-    State(state): State<ApiState>,
+    state: State<ApiState>,
     auth: Auth,
-    Path(id): Path<String>,
+    id: Path<String>,
 ) -> ApiResult<Response> {
-    let id = study_id(&id)?;
-    let tx = state.app.opt_in(&auth.person, id).await?;
-    let study = state.app.study(&auth.person, id).await?;
-    Ok(written(StatusCode::OK, study, &tx))
+    take_part(state, auth, id, Choice::Join).await
 }
 
 /// `POST /api/v1/studies/{id}/withdraw` (patient): leaves it; no later export includes them.
 pub(crate) async fn withdraw(
+    state: State<ApiState>,
+    auth: Auth,
+    id: Path<String>,
+) -> ApiResult<Response> {
+    take_part(state, auth, id, Choice::Leave).await
+}
+
+async fn take_part(
     State(state): State<ApiState>,
     auth: Auth,
     Path(id): Path<String>,
+    choice: Choice,
 ) -> ApiResult<Response> {
     let id = study_id(&id)?;
-    let tx = state.app.withdraw(&auth.person, id).await?;
+    let tx = state.app.take_part(&auth.person, id, choice).await?;
     let study = state.app.study(&auth.person, id).await?;
     Ok(written(StatusCode::OK, study, &tx))
 }

@@ -13,7 +13,7 @@ use medledger_records::{
     Error, Kind,
     model::{Role, days_from_civil},
     primitives::Address,
-    research::{NewStudy, STUDY_DATA},
+    research::{Choice, NewStudy, STUDY_DATA},
 };
 use minijinja::context;
 
@@ -58,10 +58,7 @@ async fn opt_in(
     Path(raw): Path<String>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.submitted_by(&state, Role::Patient, &fields)?;
-    let id = study_id(&page, &state, &raw)?;
-    let tx = state.app.opt_in(&me, id).await.or_page(&page, &state)?;
-    Ok(after_write("/patient/studies", &tx.hash))
+    take_part(&state, &page, &raw, &fields, Choice::Join).await
 }
 
 async fn withdraw(
@@ -70,9 +67,23 @@ async fn withdraw(
     Path(raw): Path<String>,
     Form(fields): Form<Fields>,
 ) -> PageResult {
-    let me = page.submitted_by(&state, Role::Patient, &fields)?;
-    let id = study_id(&page, &state, &raw)?;
-    let tx = state.app.withdraw(&me, id).await.or_page(&page, &state)?;
+    take_part(&state, &page, &raw, &fields, Choice::Leave).await
+}
+
+async fn take_part(
+    state: &ApiState,
+    page: &Page,
+    raw: &str,
+    fields: &Fields,
+    choice: Choice,
+) -> PageResult {
+    let me = page.submitted_by(state, Role::Patient, fields)?;
+    let id = study_id(page, state, raw)?;
+    let tx = state
+        .app
+        .take_part(&me, id, choice)
+        .await
+        .or_page(page, state)?;
     Ok(after_write("/patient/studies", &tx.hash))
 }
 
