@@ -24,7 +24,7 @@ pub(crate) struct Args {
 enum Command {
     /// Run the whole system: the web application and REST API, on the embedded chain (or
     /// --chain-rpc), SQLite and a blob directory under --data-dir.
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Run the embedded Ethereum node alone: a drop-in for `ganache` (JSON-RPC over HTTP).
     Node(NodeArgs),
     /// Copy a deployment (database, blobs, the embedded chain; the key files only with
@@ -211,7 +211,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(crate::serve::run(serve))?;
+            runtime.block_on(crate::serve::run(*serve))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Node(node) => {

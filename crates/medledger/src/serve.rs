@@ -60,6 +60,14 @@ pub(crate) struct ServeArgs {
     /// directory alone opens nothing. Created on first start. Default: DIR.escrow-key beside DIR.
     #[arg(long, env = "MEDLEDGER_ESCROW_KEY_FILE")]
     escrow_key: Option<PathBuf>,
+    /// The three-digit ZIP prefixes research exports write as 000 (HIPAA Safe Harbor), one per
+    /// line, `#` comments. Default: the table shipped as config/safe-harbor-zip3.txt.
+    #[arg(long)]
+    safe_harbor_zip3: Option<PathBuf>,
+    /// The smallest group of patients sharing a birth year, sex and three-digit ZIP code that a
+    /// research export keeps (smaller groups are suppressed).
+    #[arg(long, default_value_t = 5)]
+    k_anonymity: usize,
     /// How long a declared emergency opens a patient's records (only for a new deployment).
     #[arg(long, default_value_t = 24)]
     emergency_hours: u64,
@@ -228,6 +236,16 @@ impl ServeArgs {
         config.require_mfa = require_mfa;
         config.secure_cookies = self.secure_cookies;
         config.demo = self.demo;
+        let table = match &self.safe_harbor_zip3 {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("--safe-harbor-zip3: reading {}", path.display()))?,
+            None => medledger_records::research::deidentify::DEFAULT_ZIP3_TABLE.to_string(),
+        };
+        config.safe_harbor = medledger_records::research::deidentify::SafeHarbor::from_table(
+            &table,
+            self.k_anonymity,
+        )
+        .map_err(|e| anyhow::anyhow!("--safe-harbor-zip3 / --k-anonymity: {e}"))?;
         Ok(config)
     }
 }

@@ -106,6 +106,8 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Sign-ups per client, the faucet's fundings per day, top-ups per account.
     pub limits: medledger_records::limits::Limits,
+    /// The de-identification rules of research exports.
+    pub safe_harbor: medledger_records::research::deidentify::SafeHarbor,
     /// Seed the demo data (once).
     pub demo: bool,
     /// How long a write waits for its receipt before answering that it is pending.
@@ -144,6 +146,7 @@ impl Config {
             secure_cookies: false,
             trusted_proxies: Vec::new(),
             limits: Default::default(),
+            safe_harbor: Default::default(),
             demo: false,
             receipt_timeout: Duration::from_secs(120),
             resolve_every: Duration::from_secs(5),
@@ -318,6 +321,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         max_upload_bytes: config.max_upload_bytes,
         session_idle: config.session_idle,
         limits: config.limits,
+        safe_harbor: config.safe_harbor.clone(),
     };
     let (app, bootstrap) = App::open(options).await.map_err(domain)?;
     let demo = if config.demo {

@@ -169,6 +169,37 @@ fn a_weak_admin_password_or_a_foreign_escrow_key_is_refused() {
     assert!(stderr.contains("escrow key"), "{stderr}");
 }
 
+#[test]
+fn a_bad_safe_harbor_table_or_k_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("zip3.txt");
+    std::fs::write(&table, "# restricted\n036\n12345\n").unwrap();
+    let out = command(dir.path(), &["--safe-harbor-zip3"])
+        .arg(&table)
+        .env("MEDLEDGER_ADMIN_PASSWORD", "a good long admin password")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--safe-harbor-zip3")
+            && stderr.contains("line 3")
+            && stderr.contains("12345"),
+        "{stderr}"
+    );
+    let out = command(dir.path(), &["--k-anonymity", "1"])
+        .env("MEDLEDGER_ADMIN_PASSWORD", "a good long admin password")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("k must be at least 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("data").exists(), "nothing was started");
+}
+
 /// The chain's node (a separate `medledger node`, as a consortium's would be) runs out of disk:
 /// `/healthz` turns degraded and says the chain answers no state; a write and a read of the
 /// chain are refused with 503 and a sentence saying why.

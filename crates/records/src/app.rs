@@ -59,6 +59,8 @@ pub struct Options {
     pub funder: PrivateKeySigner,
     /// Given to a new account so it can pay for its transactions.
     pub funding: U256,
+    /// The de-identification rules of research exports.
+    pub safe_harbor: crate::research::deidentify::SafeHarbor,
     /// The first admin's password; generated when absent.
     pub admin_password: Option<String>,
     pub emergency_window: Duration,
@@ -99,7 +101,7 @@ struct Inner {
     funder: PrivateKeySigner,
     funding: U256,
     limits: crate::limits::Limits,
-    /// The de-identification rules of research exports (`config/safe-harbor-zip3.txt`, k = 5).
+    /// The de-identification rules of research exports.
     safe_harbor: crate::research::deidentify::SafeHarbor,
     emergency_window: Duration,
     max_upload_bytes: usize,
@@ -166,7 +168,7 @@ impl App {
                 contracts,
                 blobs: options.blobs,
                 escrow: options.escrow,
-                safe_harbor: Default::default(),
+                safe_harbor: options.safe_harbor,
                 funder: options.funder,
                 funding: options.funding,
                 limits: options.limits,

@@ -26,6 +26,9 @@ use crate::{
     model::Role,
 };
 
+/// After this long a running export is taken to have been cut off (by a stopped server).
+const STALE_SECS: i64 = 3600;
+
 /// An export as its researcher follows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportView {
@@ -95,6 +98,15 @@ impl App {
                 "this study has ended: nothing more is exported for it",
             ));
         }
+        // An export still "running" an hour after it started was cut off by a stopped server.
+        sqlx::query(
+            "UPDATE exports SET state = 'failed', error = $1, finished_at = $2 WHERE state = 'running' AND created_at < $3",
+        )
+        .bind("the server stopped during this export; start another")
+        .bind(unix_now())
+        .bind(unix_now() - STALE_SECS)
+        .execute(self.db())
+        .await?;
         let running: Option<String> =
             sqlx::query_scalar("SELECT id FROM exports WHERE study = $1 AND state = 'running'")
                 .bind(study as i64)

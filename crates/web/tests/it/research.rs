@@ -650,6 +650,16 @@ async fn the_research_pages_invite_register_join_and_export() {
         "{page}"
     );
 
+    // An export left "running" by a stopped server an hour ago does not block a new one.
+    sqlx::query(
+        "INSERT INTO exports (id, study, researcher, state, created_at) VALUES ('cut-off', 1, $1, 'running', $2)",
+    )
+    .bind(researcher_address.to_lowercase())
+    .bind(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 - 7200)
+    .execute(t.app.db())
+    .await
+    .unwrap();
+
     // The researcher exports from their page and follows it to the end.
     let mut researcher = Browser::new(&t).await;
     researcher.login("paige", PASSWORD).await;
@@ -676,7 +686,11 @@ async fn the_research_pages_invite_register_join_and_export() {
             );
             break;
         }
-        assert!(!page.contains("failed"), "{page}");
+        assert_eq!(
+            page.matches("badge bad\">failed").count(),
+            1,
+            "only the cut-off export failed: {page}"
+        );
         assert!(
             page.contains("<progress") || page.contains("http-equiv=\"refresh\""),
             "{page}"
@@ -687,6 +701,11 @@ async fn the_research_pages_invite_register_join_and_export() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    let state: String = sqlx::query_scalar("SELECT state FROM exports WHERE id = 'cut-off'")
+        .fetch_one(t.app.db())
+        .await
+        .unwrap();
+    assert_eq!(state, "failed", "the cut-off export is marked failed");
     // Other roles do not get these pages.
     let (r, _) = patient.get("/researcher").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
