@@ -2,7 +2,7 @@
 //!
 //! A backup holds the app database as data (`database/TABLE.json`, read in one snapshot), every
 //! sealed blob (`blobs/`), the embedded chain when the deployment has one (`chain/`, copied under
-//! the chain's lock, so `serve` must be stopped) and, only when asked, the escrow and faucet key
+//! the chain's lock, so `serve` must be stopped) and, only when asked, the escrow, research and faucet key
 //! files (`keys/`); `manifest.json`, written last, says what it holds and names the key files
 //! it left out. Nothing is decrypted on the way: a backup without its keys opens nothing.
 
@@ -24,6 +24,7 @@ pub struct Deployment {
     pub blob_store: Option<BlobLocation>,
     pub s3_keys: Option<S3Keys>,
     pub escrow_key: PathBuf,
+    pub research_key: PathBuf,
     pub faucet_key: PathBuf,
 }
 
@@ -115,6 +116,7 @@ pub async fn backup(
     }
     let key_files = [
         ("escrow", &deployment.escrow_key),
+        ("research", &deployment.research_key),
         ("faucet", &deployment.faucet_key),
     ];
     let mut keys = serde_json::Map::new();
@@ -202,6 +204,7 @@ pub async fn restore(from: &Path, deployment: &Deployment) -> anyhow::Result<Sum
     let mut keys_copied = false;
     for (what, target) in [
         ("escrow", &deployment.escrow_key),
+        ("research", &deployment.research_key),
         ("faucet", &deployment.faucet_key),
     ] {
         let source = from.join("keys").join(format!("{what}.key"));

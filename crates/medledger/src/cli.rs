@@ -35,7 +35,7 @@ enum Command {
         /// The new (or empty) directory to write the backup into.
         #[arg(long)]
         to: PathBuf,
-        /// Also copy the escrow and faucet key files: the backup then opens everything, so keep
+        /// Also copy the escrow, research and faucet key files: the backup then opens everything, so keep
         /// it as safely as the keys.
         #[arg(long)]
         with_keys: bool,
@@ -85,6 +85,9 @@ struct DeploymentArgs {
     /// The escrow key file. Default: DIR.escrow-key beside DIR.
     #[arg(long, env = "MEDLEDGER_ESCROW_KEY_FILE")]
     escrow_key: Option<PathBuf>,
+    /// The research key file. Default: beside the escrow key (`.research-key`).
+    #[arg(long, env = "MEDLEDGER_RESEARCH_KEY_FILE")]
+    research_key: Option<PathBuf>,
     /// The embedded chain's faucet key file. Default: DIR.faucet-key beside DIR.
     #[arg(long, env = "MEDLEDGER_FAUCET_KEY_FILE")]
     faucet_key: Option<PathBuf>,
@@ -101,6 +104,9 @@ impl DeploymentArgs {
             Some(medledger_vault::BlobLocation::S3 { .. }) => crate::serve::s3_keys()?,
             _ => None,
         };
+        let escrow_key = self
+            .escrow_key
+            .unwrap_or_else(|| medledger::Config::new(self.data_dir.clone()).escrow_key);
         Ok(medledger::Deployment {
             database: self
                 .database_url
@@ -109,9 +115,10 @@ impl DeploymentArgs {
                 .transpose()?,
             blob_store,
             s3_keys,
-            escrow_key: self
-                .escrow_key
-                .unwrap_or_else(|| medledger::Config::new(self.data_dir.clone()).escrow_key),
+            research_key: self
+                .research_key
+                .unwrap_or_else(|| medledger::Config::research_key_of(&escrow_key)),
+            escrow_key,
             faucet_key: self
                 .faucet_key
                 .unwrap_or_else(|| medledger::Config::faucet_key_beside(&self.data_dir)),

@@ -60,6 +60,11 @@ pub(crate) struct ServeArgs {
     /// directory alone opens nothing. Created on first start. Default: DIR.escrow-key beside DIR.
     #[arg(long, env = "MEDLEDGER_ESCROW_KEY_FILE")]
     escrow_key: Option<PathBuf>,
+    /// The research key file (the honest broker's: it opens the bundles of patients who take
+    /// part in a study, for de-identified exports only), kept like the escrow key. Created on
+    /// first start. Default: beside the escrow key, with the extension `.research-key`.
+    #[arg(long, env = "MEDLEDGER_RESEARCH_KEY_FILE")]
+    research_key: Option<PathBuf>,
     /// The three-digit ZIP prefixes research exports write as 000 (HIPAA Safe Harbor), one per
     /// line, `#` comments. Default: the table shipped as config/safe-harbor-zip3.txt.
     #[arg(long)]
@@ -227,6 +232,7 @@ impl ServeArgs {
         if let Some(path) = self.escrow_key {
             config.escrow_key = path;
         }
+        config.research_key = self.research_key;
         config.funding_wei =
             U256::from(self.funding_eth) * U256::from(10u64).pow(U256::from(18u64));
         config.admin_password = std::env::var("MEDLEDGER_ADMIN_PASSWORD").ok();

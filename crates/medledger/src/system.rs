@@ -92,6 +92,8 @@ pub struct Config {
     pub chain: Chain,
     /// The emergency escrow key's file (outside the data directory).
     pub escrow_key: PathBuf,
+    /// The research key's file; `None`: beside the escrow key (`Config::research_key_of`).
+    pub research_key: Option<PathBuf>,
     pub funding_wei: U256,
     /// The first admin's password; generated (and shown once) when absent.
     pub admin_password: Option<String>,
@@ -119,11 +121,19 @@ pub struct Config {
 const ETHER: u64 = 1_000_000_000_000_000_000;
 
 impl Config {
+    /// Where the research key of a deployment whose escrow key is at `escrow_key` is kept by
+    /// default: beside it (`x.escrow-key` → `x.research-key`), so servers sharing one escrow key
+    /// share this one too.
+    pub fn research_key_of(escrow_key: &Path) -> PathBuf {
+        escrow_key.with_extension("research-key")
+    }
+
     /// The defaults of `medledger serve` for `data_dir`: the embedded chain as a ledger on
     /// 127.0.0.1:8545, the web server on 127.0.0.1:8080.
     pub fn new(data_dir: PathBuf) -> Config {
         Config {
             escrow_key: beside(&data_dir, ".escrow-key"),
+            research_key: None,
             chain: Chain::Embedded {
                 rpc_addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
                 faucet: Faucet::KeyFile(Config::faucet_key_beside(&data_dir)),
@@ -306,12 +316,24 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         "this data directory's records are wrapped for an escrow key: restore the file (or point --escrow-key at it)",
     )?;
     let escrow = SecretKey::from_bytes(&escrow).context("the escrow key file")?;
+    let research_path = config
+        .research_key
+        .clone()
+        .unwrap_or_else(|| Config::research_key_of(&config.escrow_key));
+    let research = key_file(
+        &research_path,
+        new_deployment,
+        "the research key",
+        "this deployment's participants' bundles are wrapped for a research key: restore the file (or point --research-key at it)",
+    )?;
+    let research = SecretKey::from_bytes(&research).context("the research key file")?;
     let blobs = open_blobs(&dir, config.blob_store.as_ref(), config.s3_keys.as_ref()).await?;
     let options = Options {
         database,
         ledger,
         blobs,
         escrow,
+        research,
         funder,
         funding: config.funding_wei,
         admin_password: config.admin_password.clone(),

@@ -116,6 +116,8 @@ async fn a_backup_of_the_embedded_defaults_restores_verifies_serves_and_moves_to
     assert_eq!(manifest["keys"]["escrow"]["present"], true, "{manifest}");
     assert_eq!(manifest["keys"]["escrow"]["copied"], false, "{manifest}");
     assert_eq!(manifest["keys"]["faucet"]["present"], true, "{manifest}");
+    assert_eq!(manifest["keys"]["research"]["present"], true, "{manifest}");
+    assert_eq!(manifest["keys"]["research"]["copied"], false, "{manifest}");
     assert_eq!(manifest["chain"], "embedded, copied", "{manifest}");
     // Nothing of the report or the patient's name is in plain text in it.
     let mut files = Vec::new();
@@ -133,6 +135,7 @@ async fn a_backup_of_the_embedded_defaults_restores_verifies_serves_and_moves_to
     let (ok, out) = backup(&full, &["--with-keys"]);
     assert!(ok && out.contains("the key files are in it too"), "{out}");
     assert!(full.join("keys/escrow.key").exists() && full.join("keys/faucet.key").exists());
+    assert!(full.join("keys/research.key").exists());
     let (ok, out) = backup(&full, &[]);
     assert!(
         !ok && out.contains("not empty"),

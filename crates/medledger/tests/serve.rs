@@ -162,6 +162,15 @@ fn a_weak_admin_password_or_a_foreign_escrow_key_is_refused() {
         started.lines
     );
     drop(started);
+    // The research key swapped for another: its participants' bundles would not open.
+    let research = dir.path().join("escrow.research-key");
+    let kept = std::fs::read(&research).expect("the research key is made beside the escrow key");
+    std::fs::write(&research, "11".repeat(32)).unwrap();
+    let out = command(dir.path(), &[]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("research key"), "{stderr}");
+    std::fs::write(&research, kept).unwrap();
     std::fs::remove_file(dir.path().join("escrow.key")).unwrap();
     let out = command(dir.path(), &[]).output().unwrap();
     assert!(!out.status.success());

@@ -55,6 +55,9 @@ pub struct Options {
     pub blobs: BlobStore,
     /// Opens what was wrapped for declared emergencies; kept outside the data directory.
     pub escrow: SecretKey,
+    /// Opens the bundles of patients who take part in a study, for de-identified exports only;
+    /// kept like the escrow key.
+    pub research: SecretKey,
     /// Pays for new accounts' gas (the dev faucet on the embedded chain).
     pub funder: PrivateKeySigner,
     /// Given to a new account so it can pay for its transactions.
@@ -98,6 +101,7 @@ struct Inner {
     contracts: Contracts,
     blobs: BlobStore,
     escrow: SecretKey,
+    research: SecretKey,
     funder: PrivateKeySigner,
     funding: U256,
     limits: crate::limits::Limits,
@@ -136,6 +140,15 @@ impl App {
             }
             _ => {}
         }
+        let research_public = options.research.public_key();
+        match setting(&db, "research_public").await? {
+            Some(stored) if stored != research_public.to_hex() => {
+                return Err(Error::misconfigured(
+                    "the research key file does not match this deployment (its participants' bundles are wrapped for another research key)",
+                ));
+            }
+            _ => {}
+        }
         let chain_id = options.ledger.chain_id();
         let (contracts, bootstrap) = match load_contracts(&db).await? {
             Some((stored_chain, contracts)) => {
@@ -158,6 +171,7 @@ impl App {
             }
         };
         put_setting(&db, "escrow_public", &escrow_public.to_hex()).await?;
+        put_setting(&db, "research_public", &research_public.to_hex()).await?;
         drop(deploying);
         let app = App {
             inner: Arc::new(Inner {
@@ -168,6 +182,7 @@ impl App {
                 contracts,
                 blobs: options.blobs,
                 escrow: options.escrow,
+                research: options.research,
                 safe_harbor: options.safe_harbor,
                 funder: options.funder,
                 funding: options.funding,
@@ -262,6 +277,10 @@ impl App {
 
     pub(crate) fn safe_harbor(&self) -> &crate::research::deidentify::SafeHarbor {
         &self.inner.safe_harbor
+    }
+
+    pub(crate) fn research_key(&self) -> &SecretKey {
+        &self.inner.research
     }
 
     pub(crate) fn escrow(&self) -> &SecretKey {

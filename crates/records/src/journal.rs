@@ -46,6 +46,9 @@ pub(crate) enum Follow {
     /// A study's registration, its details stored first under their hash. Mined: it gets the
     /// chain's id and its transaction. Failed: the details go.
     Study { details: B256 },
+    /// A patient joined or left a study: the research key's wraps of their bundles follow
+    /// whether any of their opt-ins is live.
+    Research { patient: Address },
 }
 
 /// How the resolution of open writes went.
@@ -222,6 +225,7 @@ impl App {
             }
             Follow::Emergency { object } => self.emergency_mined(object, receipt).await?,
             Follow::Study { details } => self.study_mined(details, receipt).await?,
+            Follow::Research { patient } => self.sync_research_wraps(*patient, secret).await?,
             Follow::Invite { key } => {
                 sqlx::query("UPDATE invites SET tx_hash = $1 WHERE invite_key = $2")
                     .bind(receipt.transaction_hash.to_string())
@@ -235,7 +239,7 @@ impl App {
 
     async fn fail(&self, follow: &Follow) -> Result<()> {
         match follow {
-            Follow::Nothing | Follow::Consent { .. } => {}
+            Follow::Nothing | Follow::Consent { .. } | Follow::Research { .. } => {}
             Follow::AnchorRecord { record } => self.forget_record(record).await?,
             Follow::Register { account } => self.forget_account(*account).await?,
             Follow::Study { details } => self.forget_study(details).await?,

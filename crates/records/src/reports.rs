@@ -377,6 +377,11 @@ impl App {
             .await?;
         self.sync_wraps(patient.address, Some(&patient.secret))
             .await?;
+        // A bundle shared while taking part in a study is the study's to export too.
+        if entries.is_some() {
+            self.sync_research_wraps(patient.address, Some(&patient.secret))
+                .await?;
+        }
         Ok((view, tx))
     }
 

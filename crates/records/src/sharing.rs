@@ -443,9 +443,13 @@ impl App {
                     wanted.extend(grantees.iter().map(|a| Reader::Account(*a)));
                 }
             }
-            // The patient, the escrow and a prescription's author always keep theirs.
+            // The patient, the escrow and a prescription's author always keep theirs; the
+            // research key's follow the patient's studies (`sync_research_wraps`).
             let keep = |reader: Reader| {
-                reader == me || reader == Reader::Escrow || reader == Reader::Account(author)
+                reader == me
+                    || reader == Reader::Escrow
+                    || reader == Reader::Research
+                    || reader == Reader::Account(author)
             };
             let existing = self.readers_of(&object).await?;
             for reader in &existing {

@@ -72,6 +72,9 @@ pub enum Reader {
     Account(Address),
     /// The emergency escrow key (outside the data directory).
     Escrow,
+    /// The research key (the honest broker's, kept like the escrow key): a patient's bundles
+    /// are wrapped for it only while they take part in a study.
+    Research,
 }
 
 impl Reader {
@@ -79,12 +82,14 @@ impl Reader {
         match self {
             Reader::Account(a) => address_key(a),
             Reader::Escrow => "escrow".into(),
+            Reader::Research => "research".into(),
         }
     }
 
     fn parse(s: &str) -> Result<Reader> {
         match s {
             "escrow" => Ok(Reader::Escrow),
+            "research" => Ok(Reader::Research),
             a => a
                 .parse()
                 .map(Reader::Account)

@@ -751,9 +751,24 @@ impl App {
         Ok(found)
     }
 
-    /// The resources of every bundle `patient` shared, opened with the escrow's keys: for a
-    /// research export only, which checks first that the chain holds the patient's opt-in live
-    /// (and the contract refuses the export if it is not, when it is recorded).
+    /// The objects of `patient`'s bundles (the reports with structured content).
+    pub(crate) async fn bundle_objects(
+        &self,
+        patient: Address,
+    ) -> Result<Vec<crate::wraps::ObjectId>> {
+        Ok(self
+            .record_rows(Whose::Patient, patient)
+            .await?
+            .iter()
+            .filter(|r| r.resources.is_some() && r.kind != RecordKind::Prescription)
+            .map(|r| super::object_id(&r.id))
+            .collect())
+    }
+
+    /// The resources of every bundle `patient` shared, opened with the research key's wraps
+    /// (which exist only while they take part in a study): for a research export only, which
+    /// checks first that the chain holds the patient's opt-in to its study live (and the
+    /// contract refuses the export if it is not, when it is recorded).
     pub(crate) async fn research_resources(&self, patient: Address) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         for row in self.record_rows(Whose::Patient, patient).await? {
@@ -763,7 +778,11 @@ impl App {
             if row.kind == RecordKind::Prescription {
                 continue;
             }
-            let Some(dek) = self.escrow_key_of(&super::object_id(&row.id)).await? else {
+            let object = super::object_id(&row.id);
+            let Some(dek) = self
+                .take_wrap(&object, crate::wraps::Reader::Research, self.research_key())
+                .await?
+            else {
                 continue;
             };
             let plain = open(&dek, &resources_aad(&row.id), sealed)?;

@@ -63,10 +63,10 @@ pub struct ExportReport {
     pub why: Vec<String>,
 }
 
-/// The key of a study's pseudonyms: HMAC-SHA256 under the escrow's secret of the study id, so
-/// it is stable within the study and unlinkable across studies.
-fn study_key(escrow: &[u8; 32], study: u64) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(escrow).expect("HMAC takes any key length");
+/// The key of a study's pseudonyms: HMAC-SHA256 under the research key of the study id, so it
+/// is stable within the study and unlinkable across studies.
+fn study_key(research: &[u8; 32], study: u64) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(research).expect("HMAC takes any key length");
     mac.update(format!("medledger study pseudonyms:{study}").as_bytes());
     mac.finalize().into_bytes().into()
 }
@@ -187,7 +187,7 @@ impl App {
         let this_year: i64 = crate::model::rfc3339(self.ledger().now().await? as i64)[..4]
             .parse()
             .unwrap_or(1970);
-        let key = study_key(&self.escrow().to_bytes(), study);
+        let key = study_key(&self.research_key().to_bytes(), study);
         let out = deidentify(&subjects, data, &key, &rules, this_year);
         let files: BTreeMap<String, String> = out
             .files

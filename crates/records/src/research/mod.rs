@@ -21,6 +21,7 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::Role,
+    wraps::Reader,
 };
 
 /// The FHIR resource types a study may ask for (structured data only: never report files).
@@ -376,9 +377,65 @@ impl App {
             Choice::Leave => Research::withdrawCall { studyId: id }.abi_encode(),
         };
         let research = self.contracts().research;
+        let follow = Follow::Research {
+            patient: patient.address,
+        };
         Ok(self
-            .write(&patient.signer, research, input, Follow::Nothing)
+            .write_after(
+                &patient.signer,
+                research,
+                input,
+                follow,
+                Some(&patient.secret),
+                async { Ok(()) },
+            )
             .await?
             .0)
+    }
+
+    /// Whether any of `patient`'s opt-ins is live now.
+    async fn takes_part(&self, patient: Address) -> Result<bool> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM studies WHERE id IS NOT NULL")
+            .fetch_all(self.db())
+            .await?;
+        for id in ids {
+            if self.opted_in(patient, id as u64).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The research key holds a wrap of each of `patient`'s bundles exactly while one of their
+    /// opt-ins is live: added when they join (from their own key, or the escrow's when a write
+    /// is settled without them), taken away when they leave their last study.
+    pub(crate) async fn sync_research_wraps(
+        &self,
+        patient: Address,
+        secret: Option<&medledger_vault::SecretKey>,
+    ) -> Result<()> {
+        let live = self.takes_part(patient).await?;
+        let public = self.research_key().public_key();
+        for object in self.bundle_objects(patient).await? {
+            if !live {
+                self.drop_wrap(&object, Reader::Research).await?;
+                continue;
+            }
+            if self.readers_of(&object).await?.contains(&Reader::Research) {
+                continue;
+            }
+            let dek = match secret {
+                Some(secret) => {
+                    self.take_wrap(&object, Reader::Account(patient), secret)
+                        .await?
+                }
+                None => self.escrow_key_of(&object).await?,
+            };
+            if let Some(dek) = dek {
+                self.put_wrap(&object, Reader::Research, &public, &dek)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -548,6 +548,39 @@ async fn a_bulk_export_holds_only_de_identified_data_of_live_opt_ins_with_k_at_l
             .contains(&hash.to_string()[2..])
     );
 
+    // The research key holds the bundles of those taking part, and of nobody else.
+    for (i, address) in addresses.iter().enumerate() {
+        let wrapped: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM wraps w JOIN records r ON r.id = w.object_id
+             WHERE w.reader = 'research' AND r.patient = $1",
+        )
+        .bind(address)
+        .fetch_one(t.app.db())
+        .await
+        .unwrap();
+        let expected = i64::from(people[i].3 == "in");
+        assert_eq!(wrapped, expected, "patient {i} ({})", people[i].3);
+    }
+
+    // A bundle shared while taking part is the study's too; one shared by someone who left is not.
+    for (i, expected) in [(0usize, 2i64), (7, 0)] {
+        let bytes = bundle_of(&sources[i], i, people[i].0, people[i].1, people[i].2);
+        let fields = [("title", "More labs"), ("kind", "report")];
+        let (status, body) = t
+            .upload(Some(&tokens[i]), &fields, Some(("more.json", bytes)))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let wrapped: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM wraps w JOIN records r ON r.id = w.object_id
+             WHERE w.reader = 'research' AND r.patient = $1",
+        )
+        .bind(&addresses[i])
+        .fetch_one(t.app.db())
+        .await
+        .unwrap();
+        assert_eq!(wrapped, expected, "patient {i}");
+    }
+
     // Each included patient's access log says so; nobody else's does.
     for (i, token) in tokens.iter().enumerate() {
         let (_, log) = t.get("/api/v1/audit", Some(token)).await;
