@@ -2,9 +2,9 @@
 //!
 //! A backup holds the app database as data (`database/TABLE.json`, read in one snapshot), every
 //! sealed blob (`blobs/`), the embedded chain when the deployment has one (`chain/`, copied under
-//! the chain's lock, so `serve` must be stopped) and, only when asked, the escrow, research and faucet key
-//! files (`keys/`); `manifest.json`, written last, says what it holds and names the key files
-//! it left out. Nothing is decrypted on the way: a backup without its keys opens nothing.
+//! the chain's lock, so `serve` must be stopped) and, only when asked, the escrow, research and
+//! faucet key files (`keys/`); `manifest.json`, written last, says what it holds and names the
+//! key files it left out. Nothing is decrypted on the way: a backup without its keys opens nothing.
 
 use std::path::{Path, PathBuf};
 

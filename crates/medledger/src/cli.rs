@@ -35,8 +35,8 @@ enum Command {
         /// The new (or empty) directory to write the backup into.
         #[arg(long)]
         to: PathBuf,
-        /// Also copy the escrow, research and faucet key files: the backup then opens everything, so keep
-        /// it as safely as the keys.
+        /// Also copy the escrow, research and faucet key files: the backup then opens everything,
+        /// so keep it as safely as the keys.
         #[arg(long)]
         with_keys: bool,
     },
