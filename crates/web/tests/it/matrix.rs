@@ -570,6 +570,7 @@ async fn matrix(backend: Backend) {
 
     let mut openings = 0;
     let mut prescriptions = 0;
+    let mut seen = crate::fhir::Received::default();
     for case in &cases {
         for (i, token) in tokens.iter().enumerate() {
             let Some(expected) = case.expect[i] else {
@@ -587,6 +588,10 @@ async fn matrix(backend: Backend) {
                 WHO[i]
             );
             let text = body.to_string();
+            // Every FHIR answer (but a Binary's raw bytes) is validated as R4 at the end.
+            if case.path.starts_with("/fhir/") && body.get("resourceType").is_some() {
+                seen.keep(&format!("{} as {}", case.path, WHO[i]), &body);
+            }
             if !status.is_success() && case.path.starts_with("/fhir/") {
                 assert_eq!(
                     body["resourceType"], "OperationOutcome",
@@ -652,4 +657,5 @@ async fn matrix(backend: Backend) {
     // The password-change attempts with a wrong current password changed nothing.
     t.login("pauline", PASSWORD).await;
     t.login("dr.granted", PASSWORD).await;
+    seen.validate();
 }
