@@ -119,23 +119,13 @@ impl App {
 
     /// An admin invites another admin.
     pub async fn invite_admin(&self, admin: &Person) -> Result<(NewInvite, TxInfo)> {
-        self.require_admin(admin)?;
-        let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
-        let (token, key) = new_link()?;
-        let call = Registry::inviteAdminCall {
-            inviteKey: key.address(),
-            expiresAt: expires_at,
-        };
-        self.send_invite(
-            admin,
-            Role::Admin,
-            "",
-            None,
-            &token,
-            &key,
-            expires_at,
-            call.abi_encode(),
-        )
+        self.invite_role(admin, Role::Admin, "", |key, expires_at| {
+            Registry::inviteAdminCall {
+                inviteKey: key,
+                expiresAt: expires_at,
+            }
+            .abi_encode()
+        })
         .await
     }
 
@@ -151,23 +141,31 @@ impl App {
         if name.is_empty() || name.len() > 200 {
             return Err(Error::invalid("a name of 1 to 200 characters is required").on("name"));
         }
+        self.invite_role(admin, Role::Researcher, name, |key, expires_at| {
+            Registry::inviteResearcherCall {
+                inviteKey: key,
+                expiresAt: expires_at,
+            }
+            .abi_encode()
+        })
+        .await
+    }
+
+    /// An invitation without a directory entry (an admin's, a researcher's): a new link, and
+    /// the call `call` makes of its key and expiry.
+    async fn invite_role(
+        &self,
+        admin: &Person,
+        role: Role,
+        name: &str,
+        call: impl FnOnce(Address, u64) -> Vec<u8>,
+    ) -> Result<(NewInvite, TxInfo)> {
+        self.require_admin(admin)?;
         let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
         let (token, key) = new_link()?;
-        let call = Registry::inviteResearcherCall {
-            inviteKey: key.address(),
-            expiresAt: expires_at,
-        };
-        self.send_invite(
-            admin,
-            Role::Researcher,
-            name,
-            None,
-            &token,
-            &key,
-            expires_at,
-            call.abi_encode(),
-        )
-        .await
+        let input = call(key.address(), expires_at);
+        self.send_invite(admin, role, name, None, &token, &key, expires_at, input)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
