@@ -22,39 +22,15 @@ const PROFILES: [&str; 5] = [
     "type2_diabetes",
 ];
 
-/// carebundle, as scripts/fhir-deps installs it.
-fn carebundle() -> anyhow::Result<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/fhir-venv/bin/carebundle");
-    if !path.exists() {
-        bail!("{} is missing: run scripts/fhir-deps first", path.display());
-    }
-    Ok(path)
-}
-
-/// 50 bundles, ten of each profile.
+/// 50 bundles, ten of each profile (the testkit's carebundle, which says how to install it).
 fn bundles(dir: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let bin = carebundle()?;
+    let mut out = Vec::new();
     for (i, profile) in PROFILES.iter().enumerate() {
-        let done = std::process::Command::new(&bin)
-            .args([
-                "generate",
-                "--count",
-                "10",
-                "--seed",
-                &(200 + i).to_string(),
-            ])
-            .args(["--profile", profile, "--out"])
-            .arg(dir)
-            .output()?;
-        if !done.status.success() {
-            bail!("carebundle: {}", String::from_utf8_lossy(&done.stderr));
+        for file in medledger_testkit::carebundles(dir, profile, 10, 200 + i as u64) {
+            out.push(std::fs::read(file)?);
         }
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    files.sort();
-    files.iter().map(|f| Ok(std::fs::read(f)?)).collect()
+    Ok(out)
 }
 
 async fn share(

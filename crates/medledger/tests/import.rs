@@ -9,10 +9,11 @@ mod support;
 use std::{
     collections::BTreeMap,
     io::Write,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Output, Stdio},
 };
 
+use medledger_testkit::carebundles;
 use serde_json::Value;
 
 use support::{BIN, get, login, printed_password, serve_command, start_serve};
@@ -24,41 +25,6 @@ const PROFILES: [&str; 5] = [
     "hypertension",
     "type2_diabetes",
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// carebundle, as scripts/fhir-deps installs it.
-fn carebundle() -> PathBuf {
-    let path = repo_root().join(".tools/fhir-venv/bin/carebundle");
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fhir-deps (scripts/test does)",
-        path.display()
-    );
-    path
-}
-
-fn generate(out: &Path, profile: &str, count: usize, seed: u64) {
-    let done = Command::new(carebundle())
-        .args([
-            "generate",
-            "--count",
-            &count.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .args(["--profile", profile, "--out"])
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        done.status.success(),
-        "carebundle: {}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-}
 
 /// Resources per type in every `.json` file of `dir`.
 fn counted_in(dir: &Path) -> (usize, BTreeMap<String, u64>) {
@@ -136,7 +102,7 @@ async fn fifty_bundles_are_imported_with_nothing_lost_and_a_rerun_skips_them() {
     let dir = tempfile::tempdir().unwrap();
     let bundles = dir.path().join("bundles");
     for (i, profile) in PROFILES.iter().enumerate() {
-        generate(&bundles, profile, 10, 100 + i as u64);
+        carebundles(&bundles, profile, 10, 100 + i as u64);
     }
     let (files, counted) = counted_in(&bundles);
     assert_eq!(files, 50);
@@ -207,19 +173,8 @@ async fn fifty_bundles_are_imported_with_nothing_lost_and_a_rerun_skips_them() {
 
     // A broken bundle is refused by name and the exit says so; the good one beside it is shared.
     let more = dir.path().join("more");
-    generate(&more, "mixed", 1, 999);
-    let mut broken: Value = serde_json::from_slice(
-        &std::fs::read(
-            std::fs::read_dir(&more)
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .path(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let mixed = carebundles(&more, "mixed", 1, 999);
+    let mut broken: Value = serde_json::from_slice(&std::fs::read(&mixed[0]).unwrap()).unwrap();
     broken["type"] = "history".into();
     std::fs::write(
         more.join("broken.json"),

@@ -262,7 +262,7 @@ impl App {
         with: &ShareWith,
     ) -> Result<Shared> {
         self.require_patient(patient)?;
-        self.check_report(&report)?;
+        let checked = self.check_report(&report)?;
         if !with.doctors.is_empty() || with.hospital.is_some() {
             if !(1..=3650).contains(&with.days) {
                 return Err(
@@ -276,7 +276,7 @@ impl App {
                 self.hospital(h).await.map_err(|e| e.on("hospital_id"))?;
             }
         }
-        let (record, tx) = self.share_report(patient, report).await?;
+        let (record, tx) = self.store_report(patient, report, checked).await?;
         let mut grants = Vec::new();
         let targets = with
             .doctors
@@ -352,7 +352,18 @@ impl App {
         report: NewReport,
     ) -> Result<(RecordView, TxInfo)> {
         self.require_patient(patient)?;
-        let (media_type, entries) = self.check_report(&report)?;
+        let checked = self.check_report(&report)?;
+        self.store_report(patient, report, checked).await
+    }
+
+    /// `share_report` of a report `check_report` has judged (its media type and, for a
+    /// bundle, its resources), so a bundle is parsed and checked once.
+    async fn store_report(
+        &self,
+        patient: &Person,
+        report: NewReport,
+        (media_type, entries): (&'static str, Option<Vec<Entry>>),
+    ) -> Result<(RecordView, TxInfo)> {
         let meta = Meta {
             title: report.title.trim().to_string(),
             date: report.date,

@@ -635,6 +635,12 @@ fn targets_of(entries: &[Entry]) -> HashMap<String, (String, usize)> {
     targets
 }
 
+/// The structured content `sealed` of `row`, opened with its key.
+fn open_entries(row: &Row_, sealed: &[u8], dek: &medledger_vault::Dek) -> Result<Vec<Entry>> {
+    let plain = open(dek, &resources_aad(&row.id), sealed)?;
+    serde_json::from_slice(&plain).map_err(|e| Error::internal("resources", e))
+}
+
 impl App {
     /// The structured content of `row`, opened with the key the chain lets `reader` use.
     async fn clinical_of(
@@ -649,9 +655,7 @@ impl App {
         let Some(dek) = self.key_for(reader, row, allowed).await? else {
             return Ok(Vec::new());
         };
-        let plain = open(&dek, &resources_aad(&row.id), sealed)?;
-        let entries: Vec<Entry> =
-            serde_json::from_slice(&plain).map_err(|e| Error::internal("resources", e))?;
+        let entries = open_entries(row, sealed, &dek)?;
         let targets = Arc::new(targets_of(&entries));
         Ok(entries
             .into_iter()
@@ -785,10 +789,11 @@ impl App {
             else {
                 continue;
             };
-            let plain = open(&dek, &resources_aad(&row.id), sealed)?;
-            let entries: Vec<Entry> =
-                serde_json::from_slice(&plain).map_err(|e| Error::internal("resources", e))?;
-            out.extend(entries.into_iter().map(|e| e.resource));
+            out.extend(
+                open_entries(&row, sealed, &dek)?
+                    .into_iter()
+                    .map(|e| e.resource),
+            );
         }
         Ok(out)
     }

@@ -249,7 +249,10 @@ impl App {
             .fetch_optional(self.db())
             .await?;
         match row {
-            Some(row) => Ok(Some(self.study_view(&row, None).await?)),
+            Some(row) => {
+                let now = self.ledger().now().await?;
+                Ok(Some(self.study_view(&row, None, now).await?))
+            }
             None => Ok(None),
         }
     }
@@ -258,6 +261,7 @@ impl App {
         &self,
         row: &crate::db::DbRow,
         patient: Option<Address>,
+        now: u64,
     ) -> Result<StudyView> {
         let details: StudyDetails = serde_json::from_str(&row.try_get::<String, _>("details")?)
             .map_err(|e| Error::internal("study details", e))?;
@@ -270,7 +274,6 @@ impl App {
         .await?;
         let id = row.try_get::<i64, _>("id")? as u64;
         let ends_at = row.try_get::<i64, _>("ends_at")? as u64;
-        let now = self.ledger().now().await?;
         let opted_in = match patient {
             Some(p) => Some(self.opted_in(p, id).await?),
             None => None,
@@ -310,9 +313,10 @@ impl App {
                 _ => return Err(Error::forbidden("doctors take no part in studies")),
             };
         let patient = (person.role == Role::Patient).then_some(person.address);
+        let now = self.ledger().now().await?;
         let mut out = Vec::new();
         for row in &rows {
-            out.push(self.study_view(row, patient).await?);
+            out.push(self.study_view(row, patient, now).await?);
         }
         Ok(out)
     }

@@ -299,12 +299,12 @@ pub(crate) async fn page(
     reader: &Person,
     patients: &[medledger_records::primitives::Address],
     filters: &Filters<'_>,
-    (skip, take): (usize, usize),
+    page: (usize, usize),
 ) -> FhirResult<(usize, Vec<Value>)> {
-    let mut total = 0;
+    let mut pager = super::Pager::new(page);
     let mut out = Vec::new();
-    let (mut skip, mut take) = (skip, take);
     for patient in patients {
+        let (skip, take) = pager.window();
         let (kept, page) = state
             .app
             .clinical_page(
@@ -316,12 +316,10 @@ pub(crate) async fn page(
                 take,
             )
             .await?;
-        total += kept;
-        skip = skip.saturating_sub(kept);
-        take -= page.len();
+        pager.took(kept, page.len());
         out.extend(page.iter().map(served));
     }
-    Ok((total, out))
+    Ok((pager.total, out))
 }
 
 /// `GET /fhir/{type}` for an imported type.

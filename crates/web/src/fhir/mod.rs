@@ -377,6 +377,36 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// A page of a search that runs patient by patient, counted across them all after its
+/// filtering: each patient's part is asked for `window()`, and tells `took` how many it kept and
+/// how many it showed.
+pub(crate) struct Pager {
+    skip: usize,
+    take: usize,
+    pub(crate) total: usize,
+}
+
+impl Pager {
+    pub(crate) fn new((skip, take): (usize, usize)) -> Pager {
+        Pager {
+            skip,
+            take,
+            total: 0,
+        }
+    }
+
+    /// What the next part skips and shows at most.
+    pub(crate) fn window(&self) -> (usize, usize) {
+        (self.skip, self.take)
+    }
+
+    pub(crate) fn took(&mut self, kept: usize, shown: usize) {
+        self.total += kept;
+        self.skip = self.skip.saturating_sub(kept);
+        self.take = self.take.saturating_sub(shown);
+    }
+}
+
 /// The server's FHIR base URL as the client reached it (for `fullUrl` and page links).
 pub(crate) fn base_url(headers: &HeaderMap, state: &ApiState) -> String {
     let host = headers

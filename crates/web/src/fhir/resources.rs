@@ -28,8 +28,8 @@ use super::model::{
     Provision, Reference, Resource,
 };
 use super::{
-    Fhir, FhirError, FhirResult, Reader, Search, account_id, base_url, id_of, reference_param,
-    scopes_of, searchset,
+    Fhir, FhirError, FhirResult, Pager, Reader, Search, account_id, base_url, id_of,
+    reference_param, scopes_of, searchset,
 };
 use crate::ApiState;
 
@@ -698,17 +698,15 @@ pub(crate) async fn documents(
                 .all(|s| s.split(',').any(|s| s == "current"))
     };
     let person = reader.require("DocumentReference")?;
-    let mut total = 0;
+    let mut pager = Pager::new((offset, count));
     let mut entries = Vec::new();
-    let (mut skip, mut take) = (offset, count);
     for patient in patients_in_scope(&state, person, &search).await? {
+        let (skip, take) = pager.window();
         let (kept, page) = state
             .app
             .reports_page(person, patient, Purpose::Treatment, &keep, skip, take)
             .await?;
-        total += kept;
-        skip = skip.saturating_sub(kept);
-        take -= page.len();
+        pager.took(kept, page.len());
         for v in &page {
             let d = document_resource(v);
             entries.push((format!("DocumentReference/{}", d.id), d.to_json()));
@@ -720,7 +718,7 @@ pub(crate) async fn documents(
         "DocumentReference",
         &search,
         (offset, count),
-        total,
+        pager.total,
         entries,
     )))
 }
@@ -1305,12 +1303,12 @@ pub(crate) async fn provenances(
         .take(count)
         .map(Resource::to_json)
         .collect();
-    let mut total = prescribed.len();
-    let (mut skip, mut take) = (
+    let mut pager = Pager::new((
         offset.saturating_sub(prescribed.len()),
         count - entries.len(),
-    );
+    ));
     for patient in patients_in_scope(&state, person, &search).await? {
+        let (skip, take) = pager.window();
         let (kept, page) = state
             .app
             .reports_page(
@@ -1322,11 +1320,10 @@ pub(crate) async fn provenances(
                 take,
             )
             .await?;
-        total += kept;
-        skip = skip.saturating_sub(kept);
-        take -= page.len();
+        pager.took(kept, page.len());
         entries.extend(page.iter().map(|v| report_provenance(v).to_json()));
     }
+    let total = prescribed.len() + pager.total;
     let entries = entries
         .into_iter()
         .map(|r| {

@@ -61,13 +61,7 @@ fn slug(s: &str) -> String {
 
 /// The Python of the FHIR test tools (scripts/fhir-deps installs them).
 pub(crate) fn python() -> PathBuf {
-    let python = repo_root().join(".tools/fhir-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/fhir-deps (scripts/test does)",
-        python.display()
-    );
-    python
+    medledger_testkit::fhir_python()
 }
 
 /// A FHIR GET: status, body, and the content type.

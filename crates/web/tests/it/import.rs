@@ -10,42 +10,15 @@ use serde_json::{Value, json};
 
 use crate::{
     Backend, TestApp,
-    fhir::{Received, fhir_get, python},
+    fhir::{Received, fhir_get},
 };
 
 /// `count` bundles of carebundle's `profile`, generated with `seed` (deterministic) into `dir`.
 pub(crate) fn carebundles(dir: &Path, profile: &str, count: usize, seed: u64) -> Vec<Vec<u8>> {
-    let carebundle = python().with_file_name("carebundle");
-    let out = std::process::Command::new(&carebundle)
-        .args([
-            "generate",
-            "--count",
-            &count.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .args(["--profile", profile, "--out"])
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", carebundle.display()));
-    assert!(
-        out.status.success(),
-        "carebundle: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("{profile}-{seed}-"))
-        })
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), count, "{files:?}");
-    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+    medledger_testkit::carebundles(dir, profile, count, seed)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect()
 }
 
 /// How many resources of each type bundles hold.

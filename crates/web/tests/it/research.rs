@@ -262,7 +262,7 @@ fn bundle_of(bytes: &[u8], i: usize, born: &str, gender: &str, zip: &str) -> Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_export_holds_only_de_identified_data_of_live_opt_ins_with_k_at_least_5() {
-    use crate::{fhir::Received, import::carebundles, repo_root};
+    use crate::{fhir::Received, import::carebundles};
     use medledger_records::{primitives::B256, research::export::files_hash};
     use std::collections::BTreeMap;
 
@@ -489,7 +489,7 @@ async fn a_bulk_export_holds_only_de_identified_data_of_live_opt_ins_with_k_at_l
         .collect();
     let csv_path = dir.path().join("quasi.csv");
     std::fs::write(&csv_path, csv).unwrap();
-    let out = std::process::Command::new(repo_root().join(".tools/fhir-venv/bin/python"))
+    let out = std::process::Command::new(medledger_testkit::fhir_python())
         .args([
             "-c",
             "import sys, pandas; from pycanon import anonymity; \
