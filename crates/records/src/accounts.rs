@@ -28,14 +28,42 @@ const LOGIN_ATTEMPTS: crate::limits::Limit = crate::limits::Limit {
     window: std::time::Duration::from_secs(15 * 60),
 };
 
-/// A logged-in person: their account and, unlocked from the keystore by their password, the keys
-/// that sign their transactions and open what was wrapped for them. Held in memory only.
+/// Who signs a person's transactions.
+#[derive(Clone)]
+pub enum Signer {
+    /// The server, with the key unlocked from the keystore by their password.
+    Custodial(PrivateKeySigner),
+    /// Their own wallet: the server prepares each call, the wallet signs and sends it, and the
+    /// write completes with its hash (`App::complete_write`).
+    Wallet(Address),
+}
+
+impl Signer {
+    pub fn address(&self) -> Address {
+        match self {
+            Signer::Custodial(key) => key.address(),
+            Signer::Wallet(address) => *address,
+        }
+    }
+
+    /// `custodial` or `wallet`, as stored and shown.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Signer::Custodial(_) => "custodial",
+            Signer::Wallet(_) => "wallet",
+        }
+    }
+}
+
+/// A logged-in person: their account and the keys that open what was wrapped for them (and, for
+/// a custodial account, sign their transactions), unlocked from the keystore by their password
+/// or derived from their wallet's signature. Held in memory only.
 pub struct Person {
     pub id: i64,
     pub username: String,
     pub role: Role,
     pub address: Address,
-    pub signer: PrivateKeySigner,
+    pub signer: Signer,
     pub secret: SecretKey,
     /// The role needs a second factor and this account has none yet: until it is set up, the
     /// person may do nothing else.
@@ -60,6 +88,13 @@ pub struct Account {
     pub role: Role,
     pub address: Address,
     pub enc_public: PublicKey,
+}
+
+/// What a wallet account is told when it asks for what only a custodial one has.
+pub(crate) fn no_password() -> Error {
+    Error::unprocessable(
+        "this account's key is in your own wallet: it has no password and no keystore here",
+    )
 }
 
 /// Checks a user name: 3 to 64 characters, lower-case letters, digits, `.`, `_`, `-`.
@@ -164,35 +199,93 @@ fn account_from_row(row: &crate::db::DbRow) -> Result<Account> {
     })
 }
 
+/// How a new account will sign: a fresh key the server keeps sealed under a password, or the
+/// person's own wallet (whose signature gave the account's encryption key).
+pub enum NewKey<'a> {
+    Custodial {
+        signer: PrivateKeySigner,
+        password: &'a str,
+    },
+    Wallet(&'a crate::wallet::WalletLogin),
+}
+
+impl NewKey<'_> {
+    /// A fresh custodial key, sealed under `password`.
+    pub fn fresh(password: &str) -> NewKey<'_> {
+        NewKey::Custodial {
+            signer: PrivateKeySigner::random_with(&mut OsRng),
+            password,
+        }
+    }
+
+    pub fn address(&self) -> Address {
+        match self {
+            NewKey::Custodial { signer, .. } => signer.address(),
+            NewKey::Wallet(login) => login.address,
+        }
+    }
+
+    pub(crate) fn signer(&self) -> Signer {
+        match self {
+            NewKey::Custodial { signer, .. } => Signer::Custodial(signer.clone()),
+            NewKey::Wallet(login) => Signer::Wallet(login.address),
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        self.signer().mode()
+    }
+
+    pub(crate) fn password(&self) -> Option<&str> {
+        match self {
+            NewKey::Custodial { password, .. } => Some(password),
+            NewKey::Wallet(_) => None,
+        }
+    }
+}
+
 impl App {
-    /// Stores an account for `signer`'s fresh key, funded from the faucet, pending until the
-    /// caller's registration of it on chain is mined (signed by the right person, journalled).
+    /// Stores an account for `key`, funded from the faucet, pending until the caller's
+    /// registration of it on chain is mined (signed by the right person, journalled).
     pub(crate) async fn create_account(
         &self,
         role: Role,
         username: &str,
-        password: &str,
-        signer: &PrivateKeySigner,
+        key: &NewKey<'_>,
     ) -> Result<Account> {
-        let (keystore, hash) = {
-            let (signer, password) = (signer.clone(), password.to_string());
-            self.kdf(move || {
-                Ok((
-                    encrypt_keystore(&signer, &password)?,
-                    hash_password(&password)?,
-                ))
-            })
-            .await?
+        let (keystore, hash, enc_public) = match key {
+            NewKey::Custodial { signer, password } => {
+                let (signer, password) = (signer.clone(), password.to_string());
+                let enc_public = encryption_key(&signer).public_key();
+                let (keystore, hash) = self
+                    .kdf(move || {
+                        Ok((
+                            encrypt_keystore(&signer, &password)?,
+                            hash_password(&password)?,
+                        ))
+                    })
+                    .await?;
+                (Some(keystore), Some(hash), enc_public)
+            }
+            NewKey::Wallet(login) => {
+                if self.account_by_address(login.address).await?.is_some() {
+                    return Err(Error::conflict(
+                        "this wallet's account has an account here already: sign in with it",
+                    ));
+                }
+                (None, None, login.secret.public_key())
+            }
         };
-        let enc_public = encryption_key(signer).public_key();
-        self.fund(signer.address()).await?;
+        let address = key.address();
+        self.fund(address).await?;
         let inserted = sqlx::query(
-            "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at, funded_wei, status)
-             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, 'pending') RETURNING id",
+            "INSERT INTO users (username, role, address, mode, keystore, password_hash, enc_public, profile, created_at, funded_wei, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, 'pending') RETURNING id",
         )
         .bind(username)
         .bind(role.as_str())
-        .bind(address_key(signer.address()))
+        .bind(address_key(address))
+        .bind(key.mode())
         .bind(keystore)
         .bind(hash)
         .bind(enc_public.to_hex())
@@ -211,47 +304,52 @@ impl App {
             id: row.try_get("id")?,
             username: username.to_string(),
             role,
-            address: signer.address(),
+            address,
             enc_public,
         })
     }
 
     /// A new account registered on chain by its own key's transaction `call` to the Registry
     /// (journalled): the account is stored first, pending, with whatever `also` adds to it, and
-    /// may log in once the registration is mined.
+    /// may log in once the registration is mined. For a wallet the call is prepared for it
+    /// (`Kind::WalletSignature`), and the account becomes active once its transaction is.
     pub(crate) async fn register_account(
         &self,
-        signer: &PrivateKeySigner,
+        key: &NewKey<'_>,
         role: Role,
         username: &str,
-        password: &str,
         call: Vec<u8>,
         also: impl AsyncFnOnce(&Account) -> Result<()>,
     ) -> Result<(Account, crate::ledger::TxInfo)> {
         let mut created = None;
         let stored = async {
-            let account = self
-                .create_account(role, username, password, signer)
-                .await?;
+            let account = self.create_account(role, username, key).await?;
             also(&account).await?;
             created = Some(account);
             Ok(())
         };
         let registry = self.contracts().registry;
         let follow = crate::journal::Follow::Register {
-            account: signer.address(),
+            account: key.address(),
         };
         let (tx, _) = self
-            .write_after(signer, registry, call, follow, None, stored)
+            .write_after(&key.signer(), registry, call, follow, None, stored)
             .await?;
         let account = created.ok_or_else(|| Error::internal("registration", "no account"))?;
         Ok((account, tx))
     }
 
-    /// Checks a new account's name and password before anything is stored or sent.
-    pub(crate) async fn check_new_account(&self, username: &str, password: &str) -> Result<()> {
+    /// Checks a new account's name (and password, for a custodial one) before anything is
+    /// stored or sent.
+    pub(crate) async fn check_new_account(
+        &self,
+        username: &str,
+        password: Option<&str>,
+    ) -> Result<()> {
         check_username(username)?;
-        check_password(password)?;
+        if let Some(password) = password {
+            check_password(password)?;
+        }
         if self.account_by_name(username).await?.is_some() {
             return Err(Error::conflict("this user name is taken"));
         }
@@ -335,7 +433,12 @@ impl App {
                 .await?;
             return Err(refused());
         };
-        let hash: String = row.try_get("password_hash")?;
+        let Some(hash) = row.try_get::<Option<String>, _>("password_hash")? else {
+            return Err(Error::new(
+                Kind::Unauthenticated,
+                "this account signs in with its wallet (Sign in with Ethereum), not with a password",
+            ));
+        };
         let matches = {
             let password = password.to_string();
             self.kdf(move || Ok(password_matches(&password, &hash)))
@@ -351,7 +454,9 @@ impl App {
             ));
         }
         let account = account_from_row(&row)?;
-        let keystore: String = row.try_get("keystore")?;
+        let keystore: String = row
+            .try_get::<Option<String>, _>("keystore")?
+            .ok_or_else(|| Error::internal("login", "a custodial account without a keystore"))?;
         let signer = {
             let password = password.to_string();
             self.kdf(move || decrypt_keystore(&keystore, &password))
@@ -364,15 +469,28 @@ impl App {
             ));
         }
         let secret = encryption_key(&signer);
-        let mut person = Person {
+        let person = Person {
             id: account.id,
             username: account.username,
             role: account.role,
             address: account.address,
-            signer,
+            signer: Signer::Custodial(signer),
             secret,
             must_set_up_second_factor: false,
         };
+        let person = self.second_factor_at_login(person, code).await?;
+        self.clear_count(&key).await?;
+        Ok(person)
+    }
+
+    /// The second factor at login: its code checked when the account has one (without a code,
+    /// `SecondFactorRequired`), or the session restricted to setting one up when the role must
+    /// have one and the account does not.
+    pub(crate) async fn second_factor_at_login(
+        &self,
+        mut person: Person,
+        code: Option<&str>,
+    ) -> Result<Person> {
         if self.second_factor_on(&person).await? {
             let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
                 return Err(Error::new(
@@ -384,19 +502,23 @@ impl App {
         } else {
             person.must_set_up_second_factor = self.second_factor_required(person.role);
         }
-        self.clear_count(&key).await?;
         Ok(person)
     }
 
     /// Changes a password: re-seals the keystore and the hash under the new one.
     pub async fn change_password(&self, person: &Person, current: &str, new: &str) -> Result<()> {
+        let Signer::Custodial(signer) = &person.signer else {
+            return Err(no_password());
+        };
         check_password(new)?;
-        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-            .bind(person.id)
-            .fetch_one(self.db())
-            .await?;
+        let hash: Option<String> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(person.id)
+                .fetch_one(self.db())
+                .await?;
+        let hash = hash.ok_or_else(no_password)?;
         let (current, new_password, signer) =
-            (current.to_string(), new.to_string(), person.signer.clone());
+            (current.to_string(), new.to_string(), signer.clone());
         let (matches, keystore, new_hash) = self
             .kdf(move || {
                 if !password_matches(&current, &hash) {
@@ -429,12 +551,12 @@ impl App {
 
     /// The person's keystore JSON (still encrypted under their password), for download.
     pub async fn keystore(&self, person: &Person) -> Result<String> {
-        Ok(
+        let keystore: Option<String> =
             sqlx::query_scalar("SELECT keystore FROM users WHERE id = $1")
                 .bind(person.id)
                 .fetch_one(self.db())
-                .await?,
-        )
+                .await?;
+        keystore.ok_or_else(no_password)
     }
 }
 

@@ -124,6 +124,7 @@ impl App {
             self.sign_up_patient(&PatientSignup {
                 username: username.into(),
                 password: password.clone(),
+                wallet: None,
                 profile: Profile {
                     name: name.into(),
                     date_of_birth: born.into(),

@@ -3,14 +3,13 @@
 
 use alloy::{
     primitives::{Address, U256},
-    signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
 use medledger_vault::{Dek, seal};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    accounts::{Account, Person, address_key},
+    accounts::{Account, NewKey, Person, address_key},
     app::App,
     contracts::Registry,
     disclosure::{Disclosure, PROFILE_CONTACT, PROFILE_IDENTITY},
@@ -89,7 +88,12 @@ pub struct Doctor {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PatientSignup {
     pub username: String,
+    /// Empty for a wallet's sign-up (its key stays in the wallet).
+    #[serde(default)]
     pub password: String,
+    /// A wallet's proof of its account, instead of a password.
+    #[serde(default)]
+    pub wallet: Option<crate::wallet::WalletProof>,
     #[serde(flatten)]
     pub profile: Profile,
 }
@@ -403,11 +407,23 @@ impl App {
         signup: &PatientSignup,
         client: Option<std::net::IpAddr>,
     ) -> Result<(Account, TxInfo)> {
+        self.sign_up_patient_with(signup, &NewKey::fresh(&signup.password), client)
+            .await
+    }
+
+    /// A patient signs up with `key`: a fresh custodial key under their password, or their own
+    /// wallet (whose registration is then prepared for it: `Kind::WalletSignature`).
+    pub async fn sign_up_patient_with(
+        &self,
+        signup: &PatientSignup,
+        key: &NewKey<'_>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(Account, TxInfo)> {
         signup.profile.check()?;
-        self.check_new_account(&signup.username, &signup.password)
+        self.check_new_account(&signup.username, key.password())
             .await?;
         self.count_sign_up(client).await?;
-        let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
+        let address = key.address();
         let identity = Identity {
             name: signup.profile.name.trim().to_string(),
             date_of_birth: signup.profile.date_of_birth.clone(),
@@ -415,13 +431,10 @@ impl App {
         let contact = serde_json::json!({ "contact": signup.profile.contact });
         let sealed = [
             (
-                profile_object(signer.address()),
+                profile_object(address),
                 serde_json::to_vec(&identity).map_err(|e| Error::internal("profile", e))?,
             ),
-            (
-                contact_object(signer.address()),
-                contact.to_string().into_bytes(),
-            ),
+            (contact_object(address), contact.to_string().into_bytes()),
         ]
         .map(|(object, plain)| {
             let dek = Dek::generate();
@@ -448,15 +461,8 @@ impl App {
             Ok(())
         };
         let call = Registry::registerPatientCall {}.abi_encode();
-        self.register_account(
-            &signer,
-            Role::Patient,
-            &signup.username,
-            &signup.password,
-            call,
-            also,
-        )
-        .await
+        self.register_account(key, Role::Patient, &signup.username, call, also)
+            .await
     }
 
     /// A patient's details as `reader` may see them now (the chain decides which parts, if

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::{
-    accounts::{Account, Person, address_key},
+    accounts::{Account, NewKey, Person, address_key},
     app::{App, unix_now},
     contracts::Registry,
     error::{Error, Kind, Result},
@@ -299,6 +299,18 @@ impl App {
         username: &str,
         password: &str,
     ) -> Result<(Account, TxInfo)> {
+        self.enrol_with(token, username, &NewKey::fresh(password))
+            .await
+    }
+
+    /// `enrol` with `key`: a fresh custodial key under a password, or the invitee's own wallet
+    /// (the invitation is then taken up by a transaction prepared for it).
+    pub async fn enrol_with(
+        &self,
+        token: &str,
+        username: &str,
+        key: &NewKey<'_>,
+    ) -> Result<(Account, TxInfo)> {
         let invite = self.enrolment(token).await?;
         match invite.status {
             "open" => {}
@@ -320,35 +332,38 @@ impl App {
             "researcher" => Role::Researcher,
             _ => return Err(not_a_link()),
         };
-        let key = invite_signer(token)?;
-        if key.address() != invite.invite_key {
+        let link = invite_signer(token)?;
+        if link.address() != invite.invite_key {
             return Err(not_a_link());
         }
-        self.check_new_account(username, password).await?;
-        let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
+        if role == Role::Researcher && matches!(key, NewKey::Wallet(_)) {
+            return Err(Error::unprocessable(
+                "a researcher's exports are recorded on chain by the server as they finish: enrol a researcher with a password, not a wallet",
+            ));
+        }
+        self.check_new_account(username, key.password()).await?;
         let inner = keccak256(
             (
                 "medledger invite",
                 self.contracts().registry,
                 U256::from(self.ledger().chain_id()),
-                signer.address(),
+                key.address(),
             )
                 .abi_encode_params(),
         );
-        let signature = key
+        let signature = link
             .sign_message_sync(inner.as_slice())
             .map_err(|e| Error::internal("invite signature", e))?;
         let call = Registry::acceptInviteCall {
-            inviteKey: key.address(),
+            inviteKey: link.address(),
             r: B256::from(signature.r()),
             s: B256::from(signature.s()),
             v: 27 + u8::from(signature.v()),
         };
         self.register_account(
-            &signer,
+            key,
             role,
             username,
-            password,
             call.abi_encode(),
             async |_: &Account| Ok(()),
         )

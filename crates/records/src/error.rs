@@ -33,6 +33,9 @@ pub enum Kind {
     Misconfigured,
     /// Our fault: the detail is logged, never shown.
     Internal,
+    /// Nothing failed: the acting person keeps their key in their own wallet, and the call
+    /// (`Error::wallet`) waits for the wallet to sign and send it.
+    WalletSignature,
 }
 
 impl Kind {
@@ -54,6 +57,7 @@ impl Kind {
             Kind::Unavailable => "unavailable",
             Kind::Misconfigured => "misconfigured",
             Kind::Internal => "internal",
+            Kind::WalletSignature => "wallet_signature_needed",
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct Error {
     /// The input field the failure concerns, so a form can show it beside that field and an
     /// API client can point at it.
     pub field: Option<&'static str>,
+    /// For `Kind::WalletSignature`: the call the person's wallet is to sign and send.
+    pub wallet: Option<Box<crate::journal::PreparedWrite>>,
     /// For an internal failure: what was being done and what went wrong, for the log only.
     detail: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -84,8 +90,21 @@ impl Error {
             kind,
             message: message.into(),
             field: None,
+            wallet: None,
             detail: None,
             source: None,
+        }
+    }
+
+    /// A call prepared for the person's own wallet: it completes once the wallet sent it and
+    /// the page (or script) hands back its hash.
+    pub fn wallet(prepared: crate::journal::PreparedWrite) -> Error {
+        Error {
+            wallet: Some(Box::new(prepared)),
+            ..Error::new(
+                Kind::WalletSignature,
+                "confirm this transaction in your wallet: it is prepared, and completes once your wallet has sent it",
+            )
         }
     }
 

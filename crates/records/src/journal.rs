@@ -7,17 +7,17 @@
 use std::{future::Future, time::Duration};
 
 use alloy::{
+    consensus::Transaction as _,
     network::TransactionBuilder,
-    primitives::{Address, B256},
+    primitives::{Address, B256, Bytes},
     rpc::types::{TransactionReceipt, TransactionRequest},
-    signers::local::PrivateKeySigner,
 };
 use medledger_vault::SecretKey;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::{
-    accounts::address_key,
+    accounts::{Person, Signer, address_key},
     app::{App, unix_now},
     error::{Error, Kind, Result},
     ledger::{TxInfo, mined},
@@ -51,6 +51,39 @@ pub(crate) enum Follow {
     Research { patient: Address },
 }
 
+/// A call prepared for a person's own wallet: what `eth_sendTransaction` is to send, and what
+/// it is expected to cost. The write completes with the hash of the transaction the wallet sent
+/// (`App::complete_write`), once that is exactly this call from this account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreparedWrite {
+    /// The journal's id of the write, to complete or cancel it by.
+    pub id: i64,
+    pub from: Address,
+    pub to: Address,
+    /// The call's input, 0x-hex.
+    pub data: Bytes,
+    pub chain_id: u64,
+    /// The gas limit to send it with (the node's estimate: a little more than it uses, since a
+    /// call into another contract must leave 1/64 behind) and the gas price to send it at (wei
+    /// per gas, decimal, the node's price now). A wallet shows their product as the fee; the
+    /// receipt charges the gas used at that price.
+    pub gas: u64,
+    pub gas_price: String,
+    /// gas x gas price, in wei (decimal): the most it can cost.
+    pub max_fee_wei: String,
+    /// The record the call anchors, when it anchors one (a shared report, a prescription).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<B256>,
+}
+
+/// How long a prepared wallet write waits to be completed before it is looked for on chain
+/// (a wallet that sent it and a page that never said so) and, not found, given up.
+pub const WALLET_WINDOW_SECS: i64 = 15 * 60;
+
+/// How long a completed wallet write of a read (a logged opening) stands in for the same call
+/// asked for again: the page asks for it once more once the wallet has sent it.
+const WALLET_REUSE_SECS: i64 = 10 * 60;
+
 /// How the resolution of open writes went.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Resolved {
@@ -58,6 +91,16 @@ pub struct Resolved {
     pub failed: usize,
     /// Sent, and neither mined nor surely lost yet: sent again, left open.
     pub open: usize,
+}
+
+/// A wallet write as the journal holds it.
+struct WalletWrite {
+    follow: Follow,
+    state: String,
+    to: Address,
+    input: Vec<u8>,
+    tx_hash: Option<String>,
+    needs_secret: bool,
 }
 
 fn pending_error(hash: B256) -> Error {
@@ -70,14 +113,22 @@ fn pending_error(hash: B256) -> Error {
 }
 
 impl App {
-    /// A contract call signed by `signer`, journalled, with nothing stored before it.
+    /// A contract call signed by `signer`, journalled, with nothing stored before it. For a
+    /// wallet, the same call completed by it a moment ago (a logged opening the page asks for
+    /// again once the wallet sent it) is that write; otherwise it is prepared for the wallet.
     pub(crate) async fn write(
         &self,
-        signer: &PrivateKeySigner,
+        signer: &Signer,
         to: Address,
         input: Vec<u8>,
         follow: Follow,
     ) -> Result<(TxInfo, TransactionReceipt)> {
+        if let Signer::Wallet(from) = signer
+            && follow == Follow::Nothing
+            && let Some(done) = self.reuse_wallet_write(*from, to, &input).await?
+        {
+            return Ok(done);
+        }
         self.write_after(signer, to, input, follow, None, async { Ok(()) })
             .await
     }
@@ -85,10 +136,12 @@ impl App {
     /// A contract call signed by `signer`, journalled: first the intent, then `stored` (what
     /// must exist off chain before the chain may point at it), then the signed transaction,
     /// sent and waited for. `secret` is the patient's key when they are the one acting (the
-    /// keys that follow a grant are re-wrapped with it).
+    /// keys that follow a grant are re-wrapped with it). A wallet's call is prepared for it
+    /// instead: the answer is `Kind::WalletSignature` with the call, and the write completes
+    /// with `complete_write`.
     pub(crate) async fn write_after(
         &self,
-        signer: &PrivateKeySigner,
+        signer: &Signer,
         to: Address,
         input: Vec<u8>,
         follow: Follow,
@@ -114,6 +167,15 @@ impl App {
         if let Err(e) = self.top_up_if_low(signer.address()).await {
             tracing::warn!("topping up {}: {}", signer.address(), e.for_operator());
         }
+        let signer = match signer {
+            Signer::Custodial(key) => key,
+            Signer::Wallet(from) => {
+                let prepared = self
+                    .prepare_for_wallet(id, &follow, *from, to, input, secret.is_some())
+                    .await?;
+                return Err(Error::wallet(prepared));
+            }
+        };
         // One transaction of a sender is prepared and sent at a time, in this server and across
         // the deployment's servers, so two never get the same nonce.
         let turn = self.ledger().lock_sender(signer.address()).await;
@@ -150,6 +212,247 @@ impl App {
         let receipt = self.ledger().wait_for_receipt(signed.hash).await?;
         self.settle(id, &follow, &receipt, secret).await?;
         mined(signed.hash, &receipt)
+    }
+
+    /// Prepares write `id` for the wallet of `from`: the call is run as the node would run it
+    /// (one the contract refuses fails now, with its reason, and what was stored for it goes),
+    /// and kept with its gas estimate until the wallet's transaction completes it.
+    async fn prepare_for_wallet(
+        &self,
+        id: i64,
+        follow: &Follow,
+        from: Address,
+        to: Address,
+        input: Vec<u8>,
+        needs_secret: bool,
+    ) -> Result<PreparedWrite> {
+        let data = Bytes::from(input);
+        let (gas, price) = match self.ledger().estimate(from, to, data.clone()).await {
+            Ok(estimate) => estimate,
+            Err(e) => {
+                self.settle_failed(id, follow).await?;
+                return Err(e);
+            }
+        };
+        let block = self.ledger().block_number().await?;
+        sqlx::query(
+            "UPDATE chain_writes SET state = 'prepared', sender = $1, to_address = $2, input = $3,
+                    prepared_block = $4, needs_secret = $5
+             WHERE id = $6",
+        )
+        .bind(address_key(from))
+        .bind(address_key(to))
+        .bind(data.to_vec())
+        .bind(block as i64)
+        .bind(i64::from(needs_secret))
+        .bind(id)
+        .execute(self.db())
+        .await?;
+        Ok(PreparedWrite {
+            id,
+            from,
+            to,
+            data,
+            chain_id: self.ledger().chain_id(),
+            gas,
+            gas_price: price.to_string(),
+            max_fee_wei: (alloy::primitives::U256::from(gas)
+                * alloy::primitives::U256::from(price))
+            .to_string(),
+            record: match follow {
+                Follow::AnchorRecord { record } => Some(*record),
+                _ => None,
+            },
+        })
+    }
+
+    /// The same call of `from` completed by its wallet within `WALLET_REUSE_SECS` and not used
+    /// yet: used now (once), as the write of a read asked for again.
+    async fn reuse_wallet_write(
+        &self,
+        from: Address,
+        to: Address,
+        input: &[u8],
+    ) -> Result<Option<(TxInfo, TransactionReceipt)>> {
+        let found: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, tx_hash FROM chain_writes
+             WHERE sender = $1 AND state = 'done' AND consumed = 0 AND to_address = $2
+               AND input = $3 AND resolved_at >= $4
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(address_key(from))
+        .bind(address_key(to))
+        .bind(input)
+        .bind(unix_now() - WALLET_REUSE_SECS)
+        .fetch_optional(self.db())
+        .await?;
+        let Some((id, hash)) = found else {
+            return Ok(None);
+        };
+        let taken =
+            sqlx::query("UPDATE chain_writes SET consumed = 1 WHERE id = $1 AND consumed = 0")
+                .bind(id)
+                .execute(self.db())
+                .await?;
+        if taken.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let hash: B256 = hash
+            .parse()
+            .map_err(|_| Error::internal("journal", format!("bad hash in write {id}")))?;
+        match self.ledger().receipt(hash).await? {
+            Some(receipt) => mined(hash, &receipt).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Completes `person`'s prepared write `id` with the transaction `hash` their wallet sent:
+    /// only once the node shows it is exactly the prepared call (from their account, to the
+    /// contract, with the input, no ether), and then as any write once mined. A transaction
+    /// that is not the call changes nothing, and the write waits on for the right one.
+    pub async fn complete_write(&self, person: &Person, id: i64, hash: B256) -> Result<TxInfo> {
+        let row = self.wallet_write(person, id).await?;
+        match row.state.as_str() {
+            "prepared" => {}
+            "done" if row.tx_hash.as_deref() == Some(&hash.to_string()) => {
+                return match self.ledger().receipt(hash).await? {
+                    Some(receipt) => Ok(TxInfo::of(&receipt)),
+                    None => Err(pending_error(hash)),
+                };
+            }
+            "pending" if row.tx_hash.as_deref() == Some(&hash.to_string()) => {
+                return Err(pending_error(hash));
+            }
+            "failed" => {
+                return Err(Error::conflict(
+                    "this transaction was cancelled, or failed, and nothing of it was kept: start again",
+                ));
+            }
+            _ => {
+                return Err(Error::conflict(
+                    "this write was completed already, by another transaction",
+                ));
+            }
+        }
+        let tx = self.sent_transaction(hash).await?;
+        let from = tx.inner.signer();
+        let not_it = |why: String| {
+            Error::unprocessable(format!(
+                "transaction {hash} is not the call prepared for you: {why}; nothing was changed, and the prepared call still waits for your wallet"
+            ))
+        };
+        if from != person.address {
+            return Err(not_it(format!(
+                "it was sent by {from}, not by your account {}",
+                person.address
+            )));
+        }
+        if tx.to() != Some(row.to) {
+            return Err(not_it(match tx.to() {
+                Some(to) => format!("it calls {to}, not the contract at {}", row.to),
+                None => "it creates a contract".to_string(),
+            }));
+        }
+        if tx.input().as_ref() != row.input.as_slice() {
+            return Err(not_it("its data is not the prepared call's".to_string()));
+        }
+        if !tx.value().is_zero() {
+            return Err(not_it("it sends ether".to_string()));
+        }
+        if tx.chain_id().is_some_and(|c| c != self.ledger().chain_id()) {
+            return Err(not_it("it is signed for another chain".to_string()));
+        }
+        let claimed = sqlx::query(
+            "UPDATE chain_writes SET state = 'pending', tx_hash = $1, nonce = $2
+             WHERE id = $3 AND state = 'prepared'",
+        )
+        .bind(hash.to_string())
+        .bind(tx.nonce() as i64)
+        .bind(id)
+        .execute(self.db())
+        .await;
+        match claimed {
+            Ok(done) if done.rows_affected() == 1 => {}
+            Ok(_) => {
+                return Err(Error::conflict(
+                    "this write is being completed already; look again shortly",
+                ));
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(not_it("it completed another write already".to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let receipt = self.ledger().wait_for_receipt(hash).await?;
+        let secret = row.needs_secret.then_some(&person.secret);
+        self.settle(id, &row.follow, &receipt, secret).await?;
+        mined(hash, &receipt).map(|(tx, _)| tx)
+    }
+
+    /// Gives up `person`'s prepared write `id` (their wallet refused to sign it): what was
+    /// stored for it goes, as for any write that will never be mined.
+    pub async fn cancel_write(&self, person: &Person, id: i64) -> Result<()> {
+        let row = self.wallet_write(person, id).await?;
+        match row.state.as_str() {
+            "prepared" => self.settle_failed(id, &row.follow).await,
+            "failed" => Ok(()),
+            _ => Err(Error::conflict(
+                "this write was completed by a transaction already; it cannot be cancelled",
+            )),
+        }
+    }
+
+    /// `person`'s wallet write `id`, or not found (another's is not found either).
+    async fn wallet_write(&self, person: &Person, id: i64) -> Result<WalletWrite> {
+        let row = sqlx::query(
+            "SELECT follow, state, sender, to_address, input, tx_hash, needs_secret
+             FROM chain_writes WHERE id = $1 AND to_address IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(self.db())
+        .await?;
+        let not_found = || Error::not_found("there is no such write waiting for your wallet");
+        let Some(row) = row else {
+            return Err(not_found());
+        };
+        if row.try_get::<Option<String>, _>("sender")?.as_deref()
+            != Some(&address_key(person.address))
+        {
+            return Err(not_found());
+        }
+        let bad = |what| Error::internal("journal", format!("bad {what} in write {id}"));
+        Ok(WalletWrite {
+            follow: serde_json::from_str(&row.try_get::<String, _>("follow")?)
+                .map_err(|_| bad("follow"))?,
+            state: row.try_get("state")?,
+            to: row
+                .try_get::<String, _>("to_address")?
+                .parse()
+                .map_err(|_| bad("contract"))?,
+            input: row
+                .try_get::<Option<Vec<u8>>, _>("input")?
+                .unwrap_or_default(),
+            tx_hash: row.try_get("tx_hash")?,
+            needs_secret: row.try_get::<i64, _>("needs_secret")? != 0,
+        })
+    }
+
+    /// The transaction `hash` as the node knows it: a wallet may hand its hash over a moment
+    /// before the node it sent it through passes it on, so this waits (up to the receipt
+    /// timeout) for it to appear.
+    async fn sent_transaction(&self, hash: B256) -> Result<alloy::rpc::types::Transaction> {
+        let deadline = tokio::time::Instant::now() + self.ledger().receipt_timeout();
+        loop {
+            if let Some(tx) = self.ledger().transaction(hash).await? {
+                return Ok(tx);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::not_found(format!(
+                    "the Ethereum node does not know transaction {hash}: send it from your wallet first"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Does what follows from a mined write, then closes it.
@@ -295,7 +598,8 @@ impl App {
                 .parse()
                 .map_err(|_| bad("sender"))?;
             let nonce = row.try_get::<i64, _>("nonce")? as u64;
-            let raw: Vec<u8> = row.try_get("raw")?;
+            // A wallet's transaction: its signed bytes are the wallet's, never here.
+            let raw: Option<Vec<u8>> = row.try_get("raw")?;
             let mut receipt = self.ledger().receipt(hash).await?;
             if receipt.is_none() && self.ledger().mined_nonce(sender).await? > nonce {
                 // Its nonce is used. A node may show the state of a block a moment before its
@@ -308,9 +612,11 @@ impl App {
                     continue;
                 }
             }
-            if receipt.is_none() {
+            if receipt.is_none()
+                && let Some(raw) = &raw
+            {
                 // Lost with a node's memory, or still waiting: send it again.
-                if let Err(e) = self.ledger().broadcast(&raw).await {
+                if let Err(e) = self.ledger().broadcast(raw).await {
                     tracing::warn!("sending write {id} ({hash}) again: {}", e.error);
                 }
                 receipt = self.ledger().receipt(hash).await?;
@@ -327,7 +633,96 @@ impl App {
                 None => resolved.open += 1,
             }
         }
+        self.resolve_prepared(&mut resolved).await?;
         Ok(resolved)
+    }
+
+    /// Settles the wallet writes prepared more than `WALLET_WINDOW_SECS` ago and never
+    /// completed: a wallet may have sent the call and its page never said so, so the blocks
+    /// since it was prepared are searched for it; not there, it is given up.
+    async fn resolve_prepared(&self, resolved: &mut Resolved) -> Result<()> {
+        let rows: Vec<(i64, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT id, follow, sender, to_address, input, prepared_block FROM chain_writes
+             WHERE state = 'prepared' AND created_at <= $1 ORDER BY id",
+        )
+        .bind(unix_now() - WALLET_WINDOW_SECS)
+        .fetch_all(self.db())
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let head = self.ledger().block_number().await?;
+        for (id, follow, sender, to, input, from_block) in rows {
+            let follow: Follow =
+                serde_json::from_str(&follow).map_err(|e| Error::internal("journal", e))?;
+            let bad = |what| Error::internal("journal", format!("bad {what} in write {id}"));
+            let sender: Address = sender.parse().map_err(|_| bad("sender"))?;
+            let to: Address = to.parse().map_err(|_| bad("contract"))?;
+            let found = self
+                .find_sent(sender, to, &input, from_block.max(0) as u64, head)
+                .await?;
+            // The same call prepared twice (a page asked twice) is completed by one
+            // transaction: the second finds it taken.
+            let taken = match found {
+                Some(hash) => sqlx::query("SELECT 1 FROM chain_writes WHERE tx_hash = $1")
+                    .bind(hash.to_string())
+                    .fetch_optional(self.db())
+                    .await?
+                    .is_some(),
+                None => false,
+            };
+            let receipt = match found {
+                Some(hash) if !taken => self.ledger().receipt(hash).await?,
+                _ => None,
+            };
+            match receipt {
+                Some(receipt) => {
+                    sqlx::query(
+                        "UPDATE chain_writes SET state = 'pending', tx_hash = $1 WHERE id = $2 AND state = 'prepared'",
+                    )
+                    .bind(receipt.transaction_hash.to_string())
+                    .bind(id)
+                    .execute(self.db())
+                    .await?;
+                    self.settle(id, &follow, &receipt, None).await?;
+                    if receipt.status() {
+                        resolved.done += 1;
+                    } else {
+                        resolved.failed += 1;
+                    }
+                }
+                None => {
+                    self.settle_failed(id, &follow).await?;
+                    resolved.failed += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A mined transaction of `sender` to `to` with `input` in blocks `from..=to_block`.
+    async fn find_sent(
+        &self,
+        sender: Address,
+        to: Address,
+        input: &[u8],
+        from: u64,
+        to_block: u64,
+    ) -> Result<Option<B256>> {
+        let numbers: Vec<u64> = (from..=to_block).collect();
+        for chunk in numbers.chunks(256) {
+            for block in self.ledger().blocks(chunk, true).await? {
+                for tx in block.transactions.txns() {
+                    if tx.inner.signer() == sender
+                        && tx.to() == Some(to)
+                        && tx.input().as_ref() == input
+                    {
+                        return Ok(Some(*tx.inner.tx_hash()));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     async fn receipt_within(
@@ -350,7 +745,7 @@ impl App {
     /// How many writes are still open (for the health check).
     pub async fn open_writes(&self) -> Result<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM chain_writes WHERE state IN ('intent', 'pending')",
+            "SELECT COUNT(*) FROM chain_writes WHERE state IN ('intent', 'pending', 'prepared')",
         )
         .fetch_one(self.db())
         .await?)

@@ -374,6 +374,46 @@ impl Ledger {
         })
     }
 
+    /// What a call from `from` would cost, for a wallet to sign: its gas (the call run as the
+    /// node would run it, so one the contract would refuse fails here with the contract's
+    /// reason) and the gas price now.
+    pub(crate) async fn estimate(
+        &self,
+        from: Address,
+        to: Address,
+        input: Bytes,
+    ) -> Result<(u64, u128)> {
+        let request = TransactionRequest::default()
+            .with_from(from)
+            .with_to(to)
+            .with_input(input);
+        let gas = self
+            .inner
+            .provider
+            .estimate_gas(request)
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        let price = self
+            .inner
+            .provider
+            .get_gas_price()
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))?;
+        Ok((gas, price))
+    }
+
+    /// A transaction the node knows (mined or waiting), by hash.
+    pub(crate) async fn transaction(
+        &self,
+        hash: B256,
+    ) -> Result<Option<alloy::rpc::types::Transaction>> {
+        self.inner
+            .provider
+            .get_transaction_by_hash(hash)
+            .await
+            .map_err(|e| unavailable(&self.inner.url, e))
+    }
+
     /// Hands a signed transaction to the node. `Err` says whether the node surely did not take
     /// it (it answered with a refusal) or might have (it could not be reached).
     pub(crate) async fn broadcast(&self, raw: &[u8]) -> Result<(), BroadcastError> {

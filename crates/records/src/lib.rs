@@ -26,9 +26,10 @@ pub mod reports;
 pub mod research;
 pub mod sessions;
 pub mod sharing;
+pub mod wallet;
 pub mod wraps;
 
-pub use accounts::{Account, Person};
+pub use accounts::{Account, NewKey, Person, Signer};
 pub use app::{App, Bootstrap, Health, Options};
 pub use error::{Error, Kind, Result};
 pub use ledger::{Contracts, Ledger, TxInfo};

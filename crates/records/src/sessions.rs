@@ -1,7 +1,8 @@
 //! Sessions, kept in the app database so that any app server answers any request of a
 //! deployment and a restart logs nobody out. A token is 64 random bytes that only the client
 //! holds: the first half, hashed, finds the session; the second half is the key the person's
-//! unlocked private key is sealed under. The database alone (a backup, a stolen copy) opens no
+//! unlocked private key (for a wallet account: the encryption key its signature gave) is sealed
+//! under. The database alone (a backup, a stolen copy) opens no
 //! session and no key. A session ends after 30 idle minutes, 12 hours in all, at logout, or when
 //! the password changes elsewhere; a session of a role that must have a second factor the
 //! account has not set up is restricted to setting it up.
@@ -9,12 +10,12 @@
 use std::{sync::Arc, time::Duration};
 
 use alloy::{primitives::keccak256, signers::local::PrivateKeySigner};
-use medledger_vault::{Dek, open, seal};
+use medledger_vault::{Dek, SecretKey, open, seal};
 use rand::{RngCore, rngs::OsRng};
 use sqlx::Row;
 
 use crate::{
-    accounts::{Person, encryption_key},
+    accounts::{Person, Signer, encryption_key},
     app::{App, unix_now_ms},
     error::{Error, Result},
 };
@@ -74,11 +75,11 @@ impl App {
         let Some(parts) = split(&token) else {
             return Err(Error::internal("session", "a fresh token does not split"));
         };
-        let sealed = seal(
-            &parts.key,
-            parts.id.as_bytes(),
-            person.signer.to_bytes().as_slice(),
-        );
+        let key = match &person.signer {
+            Signer::Custodial(signer) => zeroize::Zeroizing::new(signer.to_bytes().0),
+            Signer::Wallet(_) => zeroize::Zeroizing::new(person.secret.to_bytes()),
+        };
+        let sealed = seal(&parts.key, parts.id.as_bytes(), key.as_slice());
         let now = unix_now_ms();
         sqlx::query(
             "INSERT INTO sessions (id, user_id, sealed_key, restricted, created_at, last_seen)
@@ -108,7 +109,7 @@ impl App {
         let now = unix_now_ms();
         let row = sqlx::query(
             "SELECT s.sealed_key, s.restricted, s.created_at, s.last_seen,
-                    u.id, u.username, u.role, u.address
+                    u.id, u.username, u.role, u.address, u.mode, u.enc_public
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(&parts.id)
@@ -129,18 +130,31 @@ impl App {
         let Ok(key) = open(&parts.key, parts.id.as_bytes(), &sealed) else {
             return Ok(None);
         };
-        let signer = PrivateKeySigner::from_slice(&key)
-            .map_err(|e| Error::internal("a session's key", e))?;
         let address: String = row.try_get("address")?;
         let address = address
             .parse()
             .map_err(|e| Error::internal("stored address", e))?;
-        if signer.address() != address {
-            return Err(Error::internal(
-                "session",
-                "the sealed key does not match the account",
-            ));
-        }
+        let (signer, secret) = if row.try_get::<String, _>("mode")? == "wallet" {
+            let secret =
+                SecretKey::from_bytes(&key).map_err(|e| Error::internal("a session's key", e))?;
+            if secret.public_key().to_hex() != row.try_get::<String, _>("enc_public")? {
+                // A session from before the account moved to its wallet, or a key that does
+                // not fit: no session.
+                return Ok(None);
+            }
+            (Signer::Wallet(address), secret)
+        } else {
+            let signer = PrivateKeySigner::from_slice(&key)
+                .map_err(|e| Error::internal("a session's key", e))?;
+            if signer.address() != address {
+                return Err(Error::internal(
+                    "session",
+                    "the sealed key does not match the account",
+                ));
+            }
+            let secret = encryption_key(&signer);
+            (Signer::Custodial(signer), secret)
+        };
         let role: String = row.try_get("role")?;
         let restricted = row.try_get::<i64, _>("restricted")? != 0;
         if now - last_seen >= TOUCH_EVERY_MS.min(idle / 2) {
@@ -156,7 +170,7 @@ impl App {
                 username: row.try_get("username")?,
                 role: role.parse()?,
                 address,
-                secret: encryption_key(&signer),
+                secret,
                 signer,
                 must_set_up_second_factor: restricted,
             }),

@@ -42,6 +42,7 @@ pub(crate) fn status_of(kind: Kind) -> StatusCode {
         Kind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Internal | Kind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        Kind::WalletSignature => StatusCode::ACCEPTED,
     }
 }
 
@@ -78,6 +79,16 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "code": self.0.kind.code(), "message": self.0.message });
         if let Some(field) = self.0.field {
             error["field"] = json!(field);
+        }
+        // Not a failure: the call the person's own wallet is to sign and send, and where to
+        // hand back its hash.
+        if let Some(prepared) = &self.0.wallet {
+            let body = json!({
+                "wallet": prepared,
+                "message": self.0.message,
+                "complete": format!("/api/v1/writes/{}", prepared.id),
+            });
+            return (status, Json(body)).into_response();
         }
         (status, Json(json!({ "error": error }))).into_response()
     }

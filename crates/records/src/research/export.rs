@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use alloy::{
     primitives::{Address, B256, keccak256},
-    signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
 use hmac::{Hmac, KeyInit, Mac};
@@ -152,7 +151,7 @@ impl App {
         job: &str,
         study: u64,
         data: &[String],
-        researcher: &PrivateKeySigner,
+        researcher: &crate::accounts::Signer,
     ) -> Result<()> {
         let patients: Vec<String> = sqlx::query_scalar(
             "SELECT address FROM users WHERE role = 'patient' AND status = 'active' ORDER BY id",

@@ -73,6 +73,7 @@ pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<R
         "username": p.username,
         "role": p.role.as_str(),
         "address": p.address,
+        "mode": p.signer.mode(),
         "balance_wei": balance.to_string(),
         "chain_id": state.app.ledger().chain_id(),
         "second_factor": state.app.second_factor_on(p).await?,

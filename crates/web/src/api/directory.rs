@@ -13,8 +13,13 @@ use medledger_records::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{bad_param, written};
+use super::{
+    bad_param,
+    wallet::{SiteOf, registration_prepared},
+    written,
+};
 use crate::{ApiState, Json, error::ApiResult, session::Auth};
+use medledger_records::NewKey;
 
 #[derive(Deserialize)]
 pub(crate) struct HospitalSearch {
@@ -191,16 +196,29 @@ pub(crate) async fn enrolment(
 #[derive(Deserialize)]
 pub(crate) struct Enrol {
     username: String,
+    /// Empty when a wallet enrols (its key stays in the wallet).
+    #[serde(default)]
     password: String,
+    #[serde(default)]
+    wallet: Option<medledger_records::wallet::WalletProof>,
 }
 
 /// `POST /api/v1/enrol/{token}` (the link's holder): their own login, and the invitation taken
 /// up by their own new account.
 pub(crate) async fn enrol(
     State(state): State<ApiState>,
+    SiteOf(site): SiteOf,
     Path(token): Path<String>,
     Json(body): Json<Enrol>,
 ) -> ApiResult<Response> {
+    if let Some(proof) = &body.wallet {
+        let login = state.app.verify_wallet(proof, &site).await?;
+        let outcome = state
+            .app
+            .enrol_with(&token, &body.username, &NewKey::Wallet(&login))
+            .await;
+        return registration_prepared(&state, login, outcome).await;
+    }
     let (account, tx) = state
         .app
         .enrol(&token, &body.username, &body.password)
@@ -248,9 +266,18 @@ pub(crate) async fn reactivate_doctor(
 /// `POST /api/v1/patients`: anyone may sign up as a patient.
 pub(crate) async fn sign_up(
     State(state): State<ApiState>,
+    SiteOf(site): SiteOf,
     client: crate::client::ClientAddr,
     Json(body): Json<PatientSignup>,
 ) -> ApiResult<Response> {
+    if let Some(proof) = &body.wallet {
+        let login = state.app.verify_wallet(proof, &site).await?;
+        let outcome = state
+            .app
+            .sign_up_patient_with(&body, &NewKey::Wallet(&login), client.0)
+            .await;
+        return registration_prepared(&state, login, outcome).await;
+    }
     let (account, tx) = state.app.sign_up_patient_from(&body, client.0).await?;
     Ok(written(
         StatusCode::CREATED,

@@ -6,6 +6,7 @@ mod directory;
 mod records;
 mod research;
 mod sharing;
+pub(crate) mod wallet;
 
 use axum::{
     Router,
@@ -33,6 +34,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/siwe/nonce", post(wallet::nonce))
+        .route("/api/v1/auth/siwe", post(wallet::sign_in))
+        .route(
+            "/api/v1/writes/{id}",
+            post(wallet::complete).delete(wallet::cancel),
+        )
+        .route("/api/v1/me/wallet", post(wallet::move_to_wallet))
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/me/password", post(auth::change_password))
         .route("/api/v1/me/keystore", get(auth::keystore))

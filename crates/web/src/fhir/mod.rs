@@ -167,11 +167,19 @@ fn issue_code(kind: Kind) -> &'static str {
         Kind::TooManyAttempts => "throttled",
         Kind::Unavailable => "transient",
         Kind::Internal | Kind::Misconfigured => "exception",
+        Kind::WalletSignature => "forbidden",
     }
 }
 
 impl IntoResponse for FhirError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        // A FHIR client cannot hand a transaction to the person's wallet: what it reads must
+        // be logged on chain by the wallet, through the REST API or the pages.
+        if self.0.kind == Kind::WalletSignature {
+            self.0 = medledger_records::Error::forbidden(
+                "this account signs with its own wallet, and this read must be logged on chain by it: open it through the REST API (which answers 202 with the call for the wallet) or the web pages",
+            );
+        }
         let status = crate::error::answered(&self.0);
         let outcome = json!({
             "resourceType": "OperationOutcome",

@@ -337,6 +337,7 @@ async fn signup(
     let signup = PatientSignup {
         username: field(&fields, "username").to_string(),
         password: password.to_string(),
+        wallet: None,
         profile: Profile {
             name: field(&fields, "name").trim().to_string(),
             date_of_birth: field(&fields, "date_of_birth").to_string(),

@@ -15,6 +15,7 @@ mod security;
 mod servers;
 mod story;
 mod trust;
+mod wallet;
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 

@@ -1,0 +1,212 @@
+//! Bring your own wallet over HTTP: Sign-In with Ethereum (a nonce, then the signed message),
+//! completing or cancelling a write prepared for the wallet, and moving a custodial account to
+//! the person's own wallet. Wallet sign-up and enrolment answer here too (202: a session and
+//! the registration for the wallet to send).
+
+use axum::{
+    extract::{FromRequestParts, Path, State},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use medledger_records::{
+    Error, Kind, Person,
+    primitives::{Address, B256},
+    wallet::{Site, WalletLogin, WalletProof},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    ApiState, Json,
+    error::{ApiError, ApiResult},
+    session::{self, Auth},
+};
+
+/// The site a request came to, as a sign-in message must name it (the Host header; `https`
+/// when the server is behind HTTPS, `--secure-cookies`).
+pub(crate) struct SiteOf(pub(crate) Site);
+
+impl FromRequestParts<ApiState> for SiteOf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<SiteOf, ApiError> {
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            .ok_or_else(|| {
+                ApiError::new(Kind::Invalid, "the request names no host (Host header)")
+            })?;
+        let scheme = if state.secure_cookies {
+            "https"
+        } else {
+            "http"
+        };
+        Ok(SiteOf(Site {
+            origin: format!("{scheme}://{host}"),
+            domain: host,
+        }))
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct NonceRequest {
+    #[serde(default)]
+    address: Option<Address>,
+}
+
+/// `POST /api/v1/auth/siwe/nonce`: a single-use nonce and what the message must say; with an
+/// `address`, the whole message to sign and the key message.
+pub(crate) async fn nonce(
+    State(state): State<ApiState>,
+    SiteOf(site): SiteOf,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    // The body is optional: none, or `{"address": "0x…"}`.
+    let request: NonceRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        NonceRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                Kind::Unprocessable,
+                format!("the request body is not acceptable: {e}"),
+            )
+        })?
+    };
+    let address = request.address;
+    let challenge = state.app.siwe_challenge(&site, address).await?;
+    Ok((StatusCode::CREATED, axum::Json(challenge)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignIn {
+    #[serde(flatten)]
+    proof: WalletProof,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// `POST /api/v1/auth/siwe`: a session for the wallet account the signed message proves.
+pub(crate) async fn sign_in(
+    State(state): State<ApiState>,
+    SiteOf(site): SiteOf,
+    Json(body): Json<SignIn>,
+) -> ApiResult<Response> {
+    let login = state.app.verify_wallet(&body.proof, &site).await?;
+    let person = state.app.wallet_login(login, body.code.as_deref()).await?;
+    session_answer(&state, &person, StatusCode::OK, json!({})).await
+}
+
+/// A new session for `person`: its token in `extra` (and as the cookie), with who they are.
+pub(crate) async fn session_answer(
+    state: &ApiState,
+    person: &Person,
+    status: StatusCode,
+    mut extra: Value,
+) -> ApiResult<Response> {
+    let token = state.app.start_session(person).await?;
+    extra["username"] = json!(person.username);
+    extra["role"] = json!(person.role.as_str());
+    extra["address"] = json!(person.address);
+    extra["mode"] = json!(person.signer.mode());
+    extra["idle_timeout_seconds"] = json!(state.app.session_idle().as_secs());
+    extra["must_set_up_second_factor"] = json!(person.must_set_up_second_factor);
+    extra["token"] = json!(token);
+    Ok((
+        status,
+        [(
+            header::SET_COOKIE,
+            session::cookie(&token, state.secure_cookies),
+        )],
+        axum::Json(extra),
+    )
+        .into_response())
+}
+
+/// The answer to a wallet's sign-up or enrolment, whose registration `outcome` prepared for
+/// the wallet: 202, a session to complete it with, and the call to send.
+pub(crate) async fn registration_prepared<T>(
+    state: &ApiState,
+    login: WalletLogin,
+    outcome: medledger_records::Result<T>,
+) -> ApiResult<Response> {
+    let prepared = match outcome {
+        Err(Error {
+            kind: Kind::WalletSignature,
+            wallet: Some(prepared),
+            ..
+        }) => prepared,
+        Err(e) => return Err(e.into()),
+        Ok(_) => {
+            return Err(Error::internal("wallet registration", "sent without the wallet").into());
+        }
+    };
+    let person = state.app.wallet_newcomer(login).await?;
+    let complete = format!("/api/v1/writes/{}", prepared.id);
+    session_answer(
+        state,
+        &person,
+        StatusCode::ACCEPTED,
+        json!({
+            "message": "your account is stored: send its registration from your wallet, then hand its hash to `complete`",
+            "wallet": prepared,
+            "complete": complete,
+        }),
+    )
+    .await
+}
+
+fn write_id(raw: &str) -> ApiResult<i64> {
+    raw.parse().map_err(|_| super::bad_param("write id"))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Completion {
+    tx_hash: B256,
+}
+
+/// `POST /api/v1/writes/{id}`: the hash of the transaction the wallet sent for prepared write
+/// `id`. Once it is exactly the prepared call and mined, the write completes.
+pub(crate) async fn complete(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(body): Json<Completion>,
+) -> ApiResult<Response> {
+    let tx = state
+        .app
+        .complete_write(&auth.person, write_id(&id)?, body.tx_hash)
+        .await?;
+    Ok(super::written(
+        StatusCode::OK,
+        json!({ "write": id, "state": "done" }),
+        &tx,
+    ))
+}
+
+/// `DELETE /api/v1/writes/{id}`: the wallet refused to sign prepared write `id`; what was
+/// stored for it goes.
+pub(crate) async fn cancel(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.app.cancel_write(&auth.person, write_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/me/wallet`: moves the custodial account to the wallet that signed in with
+/// the same account; its keystore and password are deleted, every session ends and the
+/// wallet's starts.
+pub(crate) async fn move_to_wallet(
+    State(state): State<ApiState>,
+    SiteOf(site): SiteOf,
+    auth: Auth,
+    Json(proof): Json<WalletProof>,
+) -> ApiResult<Response> {
+    let login = state.app.verify_wallet(&proof, &site).await?;
+    let person = state.app.move_to_wallet(&auth.person, login).await?;
+    session_answer(&state, &person, StatusCode::OK, json!({ "moved": true })).await
+}
