@@ -108,8 +108,17 @@ export async function startServer({ adminPassword, maxUploadMib = 1, extraArgs =
     exited.then(({ code, signal }) => fail(`medledger serve exited early (code ${code}, signal ${signal})`));
   });
 
+  // What the server printed before listening: its chain's JSON-RPC URL and, on a first start,
+  // where the contracts are.
+  const rpcUrl = stdout.match(/^Ethereum JSON-RPC \(embedded node, chain id \d+\): (\S+)\s*$/m)?.[1];
+  const deployed = stdout.match(/Registry (0x[0-9a-fA-F]{40}), Records (0x[0-9a-fA-F]{40}), Consent (0x[0-9a-fA-F]{40}), Research (0x[0-9a-fA-F]{40})/);
+  const contracts = deployed
+    ? { registry: deployed[1], records: deployed[2], consent: deployed[3], research: deployed[4] }
+    : null;
   return {
     url,
+    rpcUrl,
+    contracts,
     dir,
     output,
     async close() {

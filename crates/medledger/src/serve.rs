@@ -111,6 +111,11 @@ pub(crate) struct ServeArgs {
     /// the `__Host-` prefix (only the host itself can set them).
     #[arg(long)]
     secure_cookies: bool,
+    /// The JSON-RPC URL the account page tells wallets to add (MetaMask's "add network"), when
+    /// they reach the chain by another address than this server does. Default: the embedded
+    /// node's, or --chain-rpc.
+    #[arg(long)]
+    wallet_rpc_url: Option<String>,
 }
 
 /// The blob store named by `--blob-store`, in `AWS_REGION` unless it names its region.
@@ -241,6 +246,7 @@ impl ServeArgs {
         config.max_upload_bytes = self.max_upload_mib * 1024 * 1024;
         config.require_mfa = require_mfa;
         config.secure_cookies = self.secure_cookies;
+        config.wallet_rpc_url = self.wallet_rpc_url;
         config.demo = self.demo;
         let table = match &self.safe_harbor_zip3 {
             Some(path) => std::fs::read_to_string(path)

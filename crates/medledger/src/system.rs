@@ -104,6 +104,8 @@ pub struct Config {
     /// A session ends after this long without a request.
     pub session_idle: Duration,
     pub secure_cookies: bool,
+    /// The JSON-RPC URL wallets are told to use (`--wallet-rpc-url`); `None`: the chain's own.
+    pub wallet_rpc_url: Option<String>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Sign-ups per client, the faucet's fundings per day, top-ups per account.
@@ -154,6 +156,7 @@ impl Config {
             require_mfa: Vec::new(),
             session_idle: medledger_records::sessions::IDLE,
             secure_cookies: false,
+            wallet_rpc_url: None,
             trusted_proxies: Vec::new(),
             limits: Default::default(),
             safe_harbor: Default::default(),
@@ -366,6 +369,10 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
     ));
     let mut state = ApiState::new(app.clone());
     state.secure_cookies = config.secure_cookies;
+    state.wallet_rpc_url = config
+        .wallet_rpc_url
+        .clone()
+        .unwrap_or_else(|| chain_url.clone());
     state.trusted_proxies = config.trusted_proxies.clone();
     tasks.spawn(named(
         "the web server",

@@ -80,8 +80,9 @@ pub struct PreparedWrite {
 /// (a wallet that sent it and a page that never said so) and, not found, given up.
 pub const WALLET_WINDOW_SECS: i64 = 15 * 60;
 
-/// How long a completed wallet write of a read (a logged opening) stands in for the same call
-/// asked for again: the page asks for it once more once the wallet has sent it.
+/// How long a completed wallet write of a read (a logged view or opening) stands in for the
+/// same call asked for again: the page asks once more once the wallet has sent it, and a
+/// reload in that time costs no second transaction.
 const WALLET_REUSE_SECS: i64 = 10 * 60;
 
 /// How the resolution of open writes went.
@@ -114,8 +115,9 @@ fn pending_error(hash: B256) -> Error {
 
 impl App {
     /// A contract call signed by `signer`, journalled, with nothing stored before it. For a
-    /// wallet, the same call completed by it a moment ago (a logged opening the page asks for
-    /// again once the wallet sent it) is that write; otherwise it is prepared for the wallet.
+    /// wallet, the same call completed by it within `WALLET_REUSE_SECS` (a logged view or
+    /// opening, asked for again once the wallet sent it) is that write; otherwise it is
+    /// prepared for the wallet.
     pub(crate) async fn write(
         &self,
         signer: &Signer,
@@ -266,8 +268,8 @@ impl App {
         })
     }
 
-    /// The same call of `from` completed by its wallet within `WALLET_REUSE_SECS` and not used
-    /// yet: used now (once), as the write of a read asked for again.
+    /// The same call of `from` completed by its wallet within `WALLET_REUSE_SECS`: the logged
+    /// read it stands for covers the same read asked for again in that time.
     async fn reuse_wallet_write(
         &self,
         from: Address,
@@ -276,8 +278,8 @@ impl App {
     ) -> Result<Option<(TxInfo, TransactionReceipt)>> {
         let found: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, tx_hash FROM chain_writes
-             WHERE sender = $1 AND state = 'done' AND consumed = 0 AND to_address = $2
-               AND input = $3 AND resolved_at >= $4
+             WHERE sender = $1 AND state = 'done' AND to_address = $2 AND input = $3
+               AND resolved_at >= $4
              ORDER BY id DESC LIMIT 1",
         )
         .bind(address_key(from))
@@ -289,14 +291,6 @@ impl App {
         let Some((id, hash)) = found else {
             return Ok(None);
         };
-        let taken =
-            sqlx::query("UPDATE chain_writes SET consumed = 1 WHERE id = $1 AND consumed = 0")
-                .bind(id)
-                .execute(self.db())
-                .await?;
-        if taken.rows_affected() != 1 {
-            return Ok(None);
-        }
         let hash: B256 = hash
             .parse()
             .map_err(|_| Error::internal("journal", format!("bad hash in write {id}")))?;

@@ -264,6 +264,14 @@ impl App {
         self.require_patient(patient)?;
         let checked = self.check_report(&report)?;
         if !with.doctors.is_empty() || with.hospital.is_some() {
+            // Each step is its own transaction in the person's wallet: sharing, then each
+            // grant. One page cannot chain them, so they are asked for one at a time.
+            if matches!(patient.signer, crate::accounts::Signer::Wallet(_)) {
+                return Err(Error::unprocessable(
+                    "with your own wallet, share the report first, then give access from Sharing: each is its own transaction to confirm",
+                )
+                .on("share_with"));
+            }
             if !(1..=3650).contains(&with.days) {
                 return Err(
                     Error::invalid("a number of days between 1 and 3650").on("expires_in_days")

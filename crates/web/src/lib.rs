@@ -33,6 +33,9 @@ pub struct ApiState {
     pub secure_cookies: bool,
     /// Proxies whose `X-Forwarded-For` says who the client is (`--trusted-proxy`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The JSON-RPC URL wallets are told to add (`wallet_addEthereumChain`): the embedded
+    /// node's, the external chain's, or `--wallet-rpc-url`.
+    pub wallet_rpc_url: String,
 }
 
 impl ApiState {
@@ -42,6 +45,7 @@ impl ApiState {
             templates: Arc::new(Templates::load()),
             secure_cookies: false,
             trusted_proxies: Vec::new(),
+            wallet_rpc_url: String::new(),
         }
     }
 }
@@ -70,7 +74,9 @@ async fn harden(mut response: Response) -> Response {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // Same origin only: the page a form was posted from tells a wallet step where to go on
+        // (`pages::Page`), and no other site ever learns which page linked to it.
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response

@@ -13,7 +13,6 @@ ALTER TABLE chain_writes ADD COLUMN to_address TEXT;
 ALTER TABLE chain_writes ADD COLUMN input BYTEA;
 ALTER TABLE chain_writes ADD COLUMN prepared_block BIGINT;
 ALTER TABLE chain_writes ADD COLUMN needs_secret BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE chain_writes ADD COLUMN consumed BIGINT NOT NULL DEFAULT 0;
 DROP INDEX chain_writes_open;
 CREATE INDEX chain_writes_open ON chain_writes (state) WHERE state IN ('intent', 'prepared', 'pending');
 CREATE INDEX chain_writes_sender ON chain_writes (sender, state);

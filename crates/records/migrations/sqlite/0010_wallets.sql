@@ -47,10 +47,7 @@ CREATE TABLE chain_writes_new (
     to_address     TEXT,
     input          BLOB,
     prepared_block INTEGER,
-    needs_secret   INTEGER NOT NULL DEFAULT 0,
-    -- A completed wallet write that a read (a logged opening) was waiting for, once that read
-    -- has used it.
-    consumed       INTEGER NOT NULL DEFAULT 0
+    needs_secret   INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO chain_writes_new (id, follow, state, sender, nonce, tx_hash, raw, created_at, resolved_at)
 SELECT id, follow, state, sender, nonce, tx_hash, raw, created_at, resolved_at FROM chain_writes;

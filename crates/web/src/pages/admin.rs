@@ -100,6 +100,8 @@ async fn add_hospital(
     let me = page.submitted_by(&state, Role::Admin, &fields)?;
     match state.app.add_hospital(&me, &hospital_input(&fields)).await {
         Ok((_, tx)) => Ok(after_write("/admin/hospitals", &tx.hash)),
+        // A wallet's call: the page that hands it to the wallet.
+        Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
         Err(e) => {
             hospitals_page(
                 &state,
@@ -148,6 +150,8 @@ async fn update_hospital(
         .await
     {
         Ok(tx) => Ok(after_write(&format!("/admin/hospitals/{id}"), &tx.hash)),
+        // A wallet's call: the page that hands it to the wallet.
+        Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
         Err(e) => {
             let h = state.app.hospital(id).await.or_page(&page, &state)?;
             Ok(page.render_status(
@@ -257,6 +261,8 @@ async fn add_doctor(
     };
     match state.app.invite_doctor(&me, &input).await {
         Ok((invite, tx)) => invited(&state, &page, invite, tx).await,
+        // A wallet's call: the page that hands it to the wallet.
+        Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
         Err(e) => {
             doctors_page(
                 &state,

@@ -148,6 +148,8 @@ async fn prescribe(
             &format!("/doctor/patients/{patient}"),
             &tx.hash,
         )),
+        // A wallet's call: the page that hands it to the wallet.
+        Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
         Err(e) => chart_page(&state, &page, &me, patient, Some(e), v(&body)).await,
     }
 }
@@ -186,6 +188,8 @@ async fn emergency(
             &format!("/doctor/patients/{patient}"),
             &tx.hash,
         )),
+        // A wallet's call: the page that hands it to the wallet.
+        Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
         Err(e) => patients_page(&state, &page, &me, Some(e), typed(&fields)).await,
     }
 }

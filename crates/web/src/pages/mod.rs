@@ -58,6 +58,7 @@ impl Templates {
             "login.html",
             "signup.html",
             "error.html",
+            "wallet.html",
             "hospitals.html",
             "account.html",
             "enrol.html",
@@ -141,6 +142,9 @@ pub(crate) struct Page {
     new_csrf: bool,
     pub(crate) path: String,
     pub(crate) query: HashMap<String, String>,
+    /// Where a wallet's page goes once its transaction completed the write: back here for a
+    /// read (a GET, asked again), or for a form, the page it was posted from.
+    after_wallet: String,
     /// For a patient: the emergencies open on them, or ended within a week, shown on every
     /// page; `Err` when the ledger could not be asked.
     emergencies: Result<Vec<EmergencyView>, String>,
@@ -202,16 +206,37 @@ impl FromRequestParts<ApiState> for Page {
             }
             _ => Ok(Vec::new()),
         };
+        let after_wallet = if parts.method == axum::http::Method::GET {
+            parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_string(), |p| p.to_string())
+        } else {
+            referer_path(&parts.headers).unwrap_or_else(|| "/".to_string())
+        };
         Ok(Page {
             person,
             csrf,
             new_csrf,
             path: parts.uri.path().to_string(),
+            after_wallet,
             query,
             emergencies,
             restricted,
         })
     }
+}
+
+/// The local path (and query) of the page a form was posted from, from `Referer`: only this
+/// site's own (the browser sends the full URL; the host is the request's own `Host`).
+fn referer_path(headers: &HeaderMap) -> Option<String> {
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let rest = referer
+        .strip_prefix("http://")
+        .or_else(|| referer.strip_prefix("https://"))?;
+    let path = rest.strip_prefix(host)?;
+    safe_next(Some(path))
 }
 
 /// Decodes `a=1&b=x%20y` (application/x-www-form-urlencoded).
@@ -319,7 +344,7 @@ impl Page {
         ctx: Value,
     ) -> Response {
         let me = self.person.as_ref().map(|p| {
-            context! { username => p.username.clone(), role => p.role.as_str(), address => p.address.to_string() }
+            context! { username => p.username.clone(), role => p.role.as_str(), address => p.address.to_string(), mode => p.signer.mode() }
         });
         let (emergencies, emergencies_unknown) = match &self.emergencies {
             Ok(list) => (v(list), None),
@@ -374,11 +399,53 @@ impl Page {
         if e.kind == Kind::Unauthenticated {
             return Redirect::to(&format!("/login?next={}", urlencode(&self.path))).into_response();
         }
+        if let Some(prepared) = &e.wallet {
+            return self.wallet_confirmation(state, prepared, &self.after_wallet);
+        }
         self.render_status(
             state,
             crate::error::answered(&e),
             "error.html",
             context! { message => e.message, code => e.kind.code() },
+        )
+    }
+
+    /// `fail`, where a call prepared for the wallet goes on to `next` once it is done (not to
+    /// the page the form was on).
+    pub(crate) fn fail_towards(&self, state: &ApiState, e: Error, next: &str) -> Response {
+        match &e.wallet {
+            Some(prepared) => self.wallet_confirmation(state, prepared, next),
+            None => self.fail(state, e),
+        }
+    }
+
+    /// The page that hands a prepared call to the person's wallet (`static/app.js` asks the
+    /// wallet to send it, hands its hash back, then goes on to `next`).
+    fn wallet_confirmation(
+        &self,
+        state: &ApiState,
+        prepared: &medledger_records::journal::PreparedWrite,
+        next: &str,
+    ) -> Response {
+        let contracts = state.app.contracts();
+        let contract = [
+            (contracts.registry, "Registry"),
+            (contracts.records, "Records"),
+            (contracts.consent, "Consent"),
+            (contracts.research, "Research"),
+        ]
+        .into_iter()
+        .find_map(|(a, name)| (a == prepared.to).then_some(name))
+        .unwrap_or("contract");
+        self.render_status(
+            state,
+            StatusCode::ACCEPTED,
+            "wallet.html",
+            context! {
+                prepared => v(prepared),
+                contract => contract,
+                next => next,
+            },
         )
     }
 

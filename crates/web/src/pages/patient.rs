@@ -132,6 +132,9 @@ async fn share(State(state): State<ApiState>, page: Page, form: Multipart) -> Pa
         let page = &page;
         let values = values.clone();
         async move {
+            if e.wallet.is_some() {
+                return page.fail_towards(&state, e, "/patient");
+            }
             let status = crate::error::answered(&e);
             let mut errors = std::collections::BTreeMap::new();
             let top = match e.field {
@@ -262,6 +265,8 @@ async fn grant(
     };
     match state.app.grant(&me, &input).await {
         Ok((_, tx)) => Ok(after_write("/patient/sharing", &tx.hash)),
+        // A wallet's call: the page that hands it to the wallet.
+        Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
         Err(e) => {
             sharing_page(
                 &state,

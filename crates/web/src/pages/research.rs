@@ -205,7 +205,7 @@ async fn register(
 
 /// The admin's page again, with the refusal beside the form and what was typed.
 async fn refused(state: &ApiState, page: &Page, e: Error, fields: &Fields) -> PageResult {
-    if e.kind == Kind::Internal || e.kind == Kind::Unavailable {
+    if e.kind == Kind::Internal || e.kind == Kind::Unavailable || e.wallet.is_some() {
         return Err(page.fail(state, e));
     }
     let status = crate::error::answered(&e);
