@@ -246,6 +246,38 @@ async fn matrix(backend: Backend) {
             ),
             [401, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
         ),
+        // Wallets: a nonce for anyone; a sign-in or a move with no signed message is refused
+        // as bad input; nobody completes or cancels a write that is not their wallet's.
+        case(
+            Method::POST,
+            "/api/v1/auth/siwe/nonce",
+            Some(json!({})),
+            [201; 11],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/siwe",
+            Some(json!({ "message": "sign me in", "signature": "0x00", "key_signature": "0x00" })),
+            [400; 11],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/me/wallet",
+            Some(json!({ "message": "move me", "signature": "0x00", "key_signature": "0x00" })),
+            [401, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400],
+        ),
+        case(
+            Method::POST,
+            "/api/v1/writes/1",
+            Some(json!({ "tx_hash": format!("0x{}", "00".repeat(32)) })),
+            [401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404],
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/writes/1",
+            None,
+            [401, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404],
+        ),
         // The record: the chain decides.
         case(
             Method::GET,
