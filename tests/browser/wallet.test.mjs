@@ -270,6 +270,9 @@ describe("wallets in a browser", { timeout: 600_000 }, () => {
     assert.equal(receipt.gasPrice, BigInt(request.gasPrice), "charged the gas price the wallet showed");
     assert.ok(receipt.gasUsed <= BigInt(request.gas), "within the gas the wallet showed");
     assert.equal(shared.fee, receipt.gasUsed * receipt.gasPrice, "the page shows the fee the receipt charged");
+    const most = BigInt(request.gas) * BigInt(request.gasPrice);
+    assert.ok(most - shared.fee <= shared.fee / 20n, `the most the wallet showed (${most} wei) is within 5% of the fee (${shared.fee} wei)`);
+    console.log(`# sharing: the wallet showed at most ${most} wei; the receipt charged ${shared.fee} wei (${(Number(most) / Number(shared.fee)).toFixed(4)}x)`);
     await visit(page, "/patient");
     assert.equal(await page.getByRole("row").filter({ hasText: "ECG March" }).count(), 1, "the report is listed");
 

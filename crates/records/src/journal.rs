@@ -432,10 +432,11 @@ impl App {
     }
 
     /// The transaction `hash` as the node knows it: a wallet may hand its hash over a moment
-    /// before the node it sent it through passes it on, so this waits (up to the receipt
-    /// timeout) for it to appear.
+    /// before the node it sent it through passes it on, so this waits (up to 30 s, or the
+    /// receipt timeout if shorter) for it to appear.
     async fn sent_transaction(&self, hash: B256) -> Result<alloy::rpc::types::Transaction> {
-        let deadline = tokio::time::Instant::now() + self.ledger().receipt_timeout();
+        let bound = self.ledger().receipt_timeout().min(Duration::from_secs(30));
+        let deadline = tokio::time::Instant::now() + bound;
         loop {
             if let Some(tx) = self.ledger().transaction(hash).await? {
                 return Ok(tx);

@@ -138,8 +138,12 @@ const wallet = (() => {
     for (const button of document.querySelectorAll("[data-wallet-signin]")) {
       const status = document.querySelector(button.dataset.status);
       on(button, status, async () => {
-        const { status: code, data } = await api("POST", "/api/v1/auth/siwe", await proof(await account()));
-        if (code !== 200) throw refusal(data);
+        const body = await proof(await account());
+        // An account with a second factor: the code typed in the login form's field.
+        const code = document.querySelector(button.dataset.code ?? "")?.value.trim();
+        if (code) body.code = code;
+        const { status: code_, data } = await api("POST", "/api/v1/auth/siwe", body);
+        if (code_ !== 200) throw refusal(data);
         location.assign(button.dataset.next || "/");
       });
     }

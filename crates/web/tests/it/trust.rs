@@ -578,7 +578,7 @@ async fn invite(t: &TestApp, admin: &str, hospital: u64) -> (String, String) {
     )
 }
 
-fn totp(secret: &str) -> totp_rs::Totp {
+pub(crate) fn totp(secret: &str) -> totp_rs::Totp {
     totp_rs::Builder::new()
         .with_algorithm(totp_rs::Algorithm::SHA1)
         .with_digits(6)
@@ -589,7 +589,7 @@ fn totp(secret: &str) -> totp_rs::Totp {
         .unwrap()
 }
 
-fn code_at(totp: &totp_rs::Totp, offset: i64) -> String {
+pub(crate) fn code_at(totp: &totp_rs::Totp, offset: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

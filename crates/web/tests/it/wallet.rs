@@ -768,3 +768,110 @@ async fn a_custodial_patient_moves_to_a_wallet_and_keeps_everything() {
     let (status, _) = t.post("/api/v1/me/wallet", Some(&patient), json!({})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A wallet account with a second factor signs in with its code too, as a password login does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_sign_in_asks_for_the_second_factor_of_an_account_that_has_one() {
+    let t = TestApp::spawn(crate::Backend::Embedded).await;
+    let w = Wallet::new(&t);
+    let token = wallet_patient(&t, &w, "wilma").await;
+    let (status, setup) = t.post("/api/v1/me/mfa", Some(&token), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{setup}");
+    let totp = crate::trust::totp(setup["secret"].as_str().unwrap());
+    let (status, body) = t
+        .post(
+            "/api/v1/me/mfa/confirm",
+            Some(&token),
+            json!({ "code": crate::trust::code_at(&totp, 0) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    let proof = w.proof(&t).await;
+    let (status, body) = t.post("/api/v1/auth/siwe", None, proof).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "second_factor_required");
+    let mut proof = w.proof(&t).await;
+    proof["code"] = json!(crate::trust::code_at(&totp, 30));
+    let (status, body) = t.post("/api/v1/auth/siwe", None, proof).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mode"], "wallet");
+}
+
+/// A wallet that sent the call and a page that never said so loses nothing: after the wallet
+/// window the journal finds the transaction in the blocks and completes the write; a prepared
+/// call that was never sent is given up, and what was stored for it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_writes_left_open_are_found_on_chain_or_given_up() {
+    let t = TestApp::spawn(crate::Backend::Embedded).await;
+    let w = Wallet::new(&t);
+    let patient = wallet_patient(&t, &w, "willa").await;
+    let prepare = async |title: &str| {
+        let (status, prepared) = t
+            .upload(
+                Some(&patient),
+                &[("title", title), ("kind", "report")],
+                Some(("r.txt", format!("{title}: calcium 2.4").into_bytes())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{prepared}");
+        prepared
+    };
+    let sent = prepare("Sent, never told").await;
+    let hash = w.send(&sent).await;
+    let forgotten = prepare("Never sent").await;
+    let blobs = t.blob_names().await.len();
+    sqlx::query("UPDATE chain_writes SET created_at = created_at - 901 WHERE state = 'prepared'")
+        .execute(t.app.db())
+        .await
+        .unwrap();
+    // The receipt first, so the search finds it mined.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while w
+        .chain
+        .get_transaction_receipt(hash)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wallet's transaction {hash} is mined within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // (The server's own resolver may get there first: either settles both, holding the lock.)
+    t.app.resolve_journal(0).await.unwrap();
+    let open: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM chain_writes WHERE state = 'prepared'")
+            .fetch_one(t.app.db())
+            .await
+            .unwrap();
+    assert_eq!(open, 0, "both are settled");
+    let (_, mine) = t.get("/api/v1/records", Some(&patient)).await;
+    let titles: Vec<&str> = mine["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Sent, never told"], "{mine}");
+    assert_eq!(mine["records"][0]["anchor"]["tx_hash"], json!(hash));
+    assert_eq!(
+        t.blob_names().await.len(),
+        blobs - 1,
+        "the unsent one's blob goes"
+    );
+    let (status, _) = t
+        .post(
+            forgotten["complete"].as_str().unwrap(),
+            Some(&patient),
+            json!({ "tx_hash": hash }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a given-up write cannot be completed"
+    );
+}
