@@ -567,7 +567,8 @@ impl App {
         let _turn = self.hold("journal").await?;
         let before = unix_now() - min_age_secs;
         let rows = sqlx::query(
-            "SELECT id, follow, state, sender, nonce, tx_hash, raw FROM chain_writes
+            "SELECT id, follow, state, sender, nonce, tx_hash, raw, to_address, input, prepared_block
+             FROM chain_writes
              WHERE state IN ('intent', 'pending') AND created_at <= $1 ORDER BY id",
         )
         .bind(before)
@@ -600,6 +601,11 @@ impl App {
                 // Its nonce is used. A node may show the state of a block a moment before its
                 // receipts: give ours that moment before calling it lost.
                 receipt = self.receipt_within(hash, Duration::from_secs(2)).await?;
+                if receipt.is_none() && raw.is_none() {
+                    // A wallet may send the same call again with the same nonce (MetaMask's
+                    // "speed up"): that transaction is this write's.
+                    receipt = self.replaced_wallet_write(id, &row, sender).await?;
+                }
                 if receipt.is_none() {
                     // The nonce went to another transaction: this one can never be mined.
                     self.settle_failed(id, &follow).await?;
@@ -693,6 +699,46 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// The receipt of the transaction that replaced wallet write `id`'s (the same call from
+    /// the same sender, mined since it was prepared), now taken as the write's own.
+    async fn replaced_wallet_write(
+        &self,
+        id: i64,
+        row: &crate::db::DbRow,
+        sender: Address,
+    ) -> Result<Option<TransactionReceipt>> {
+        let bad = |what| Error::internal("journal", format!("bad {what} in write {id}"));
+        let (Some(to), Some(input), Some(from_block)) = (
+            row.try_get::<Option<String>, _>("to_address")?,
+            row.try_get::<Option<Vec<u8>>, _>("input")?,
+            row.try_get::<Option<i64>, _>("prepared_block")?,
+        ) else {
+            return Ok(None);
+        };
+        let to: Address = to.parse().map_err(|_| bad("contract"))?;
+        let head = self.ledger().block_number().await?;
+        let Some(hash) = self
+            .find_sent(sender, to, &input, from_block.max(0) as u64, head)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(receipt) = self.ledger().receipt(hash).await? else {
+            return Ok(None);
+        };
+        let taken = sqlx::query("UPDATE chain_writes SET tx_hash = $1 WHERE id = $2")
+            .bind(hash.to_string())
+            .bind(id)
+            .execute(self.db())
+            .await;
+        match taken {
+            Ok(_) => Ok(Some(receipt)),
+            // Another write of the same call has it.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A mined transaction of `sender` to `to` with `input` in blocks `from..=to_block`.

@@ -4,6 +4,7 @@
 //! is exactly that call, and only then completes the write.
 
 use alloy::{
+    consensus::Transaction as _,
     network::{EthereumWallet, TransactionBuilder},
     primitives::{Address, B256, Bytes},
     providers::{DynProvider, Provider, ProviderBuilder},
@@ -873,5 +874,56 @@ async fn prepared_writes_left_open_are_found_on_chain_or_given_up() {
         status,
         StatusCode::CONFLICT,
         "a given-up write cannot be completed"
+    );
+}
+
+/// A wallet that replaced the transaction it handed over by another with the same call and
+/// nonce (MetaMask's "speed up"): the handed-over one is never mined, and the journal takes the
+/// replacement as the write's instead of giving it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sped_up_wallet_transaction_still_completes_its_write() {
+    let t = TestApp::spawn(crate::Backend::Embedded).await;
+    let w = Wallet::new(&t);
+    let patient = wallet_patient(&t, &w, "wendell").await;
+    let (status, prepared) = t
+        .upload(
+            Some(&patient),
+            &[("title", "Sped up"), ("kind", "report")],
+            Some(("r.txt", b"ferritin 40 ng/mL".to_vec())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{prepared}");
+    let replacement = w.send(&prepared).await;
+    let receipt = loop {
+        if let Some(r) = w.chain.get_transaction_receipt(replacement).await.unwrap() {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let nonce = w
+        .chain
+        .get_transaction_by_hash(replacement)
+        .await
+        .unwrap()
+        .unwrap()
+        .nonce();
+    // As if the page had handed over the first transaction, which was then replaced.
+    let id = prepared["wallet"]["id"].as_i64().unwrap();
+    sqlx::query(
+        "UPDATE chain_writes SET state = 'pending', tx_hash = $1, nonce = $2, created_at = created_at - 600 WHERE id = $3",
+    )
+    .bind(B256::repeat_byte(0x5e).to_string())
+    .bind(nonce as i64)
+    .bind(id)
+    .execute(t.app.db())
+    .await
+    .unwrap();
+    t.app.resolve_journal(0).await.unwrap();
+    let (_, mine) = t.get("/api/v1/records", Some(&patient)).await;
+    assert_eq!(mine["records"][0]["meta"]["title"], "Sped up", "{mine}");
+    assert_eq!(
+        mine["records"][0]["anchor"]["tx_hash"],
+        json!(receipt.transaction_hash),
+        "anchored by the replacement"
     );
 }
