@@ -601,6 +601,18 @@ impl App {
                 // Its nonce is used. A node may show the state of a block a moment before its
                 // receipts: give ours that moment before calling it lost.
                 receipt = self.receipt_within(hash, Duration::from_secs(2)).await?;
+                if receipt.is_none()
+                    && self
+                        .ledger()
+                        .transaction(hash)
+                        .await?
+                        .is_some_and(|tx| tx.block_number.is_some())
+                {
+                    // The node shows it mined and withholds its receipt (a lagging node behind
+                    // a balancer): not lost, only not to be settled yet.
+                    resolved.open += 1;
+                    continue;
+                }
                 if receipt.is_none() && raw.is_none() {
                     // A wallet may send the same call again with the same nonce (MetaMask's
                     // "speed up"): that transaction is this write's.
