@@ -275,6 +275,55 @@ async fn a_wallet_patient_and_a_wallet_doctor_do_everything_from_their_own_walle
         .await;
     let doctor = dw.sign_in(&t).await;
 
+    // A researcher cannot enrol with a wallet (the server records their exports as they finish).
+    let (status, invited) = t
+        .post(
+            "/api/v1/researchers",
+            Some(&admin),
+            json!({ "name": "Prof. Wallet" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invited}");
+    let rw = Wallet::new(&t);
+    let proof = rw.proof(&t).await;
+    let users = rows(&t, "users").await;
+    let (status, refused) = t
+        .post(
+            &invited["enrolment_url"]
+                .as_str()
+                .unwrap()
+                .replace("/enrol/", "/api/v1/enrol/"),
+            None,
+            json!({ "username": "prof.wallet", "wallet": proof }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(rows(&t, "users").await, users, "nothing is stored");
+
+    // Sharing with a doctor in the same step is one transaction too many for a wallet page:
+    // refused, nothing stored.
+    let records = rows(&t, "records").await;
+    let (status, refused) = t
+        .upload(
+            Some(&patient),
+            &[
+                ("title", "Both at once"),
+                ("kind", "report"),
+                ("share_with", &format!("{:#x}", dw.address())),
+            ],
+            Some(("both.txt", b"both".to_vec())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("give access from Sharing"),
+        "{refused}"
+    );
+    assert_eq!(rows(&t, "records").await, records);
+
     // The patient shares a report: exactly one transaction, to the Records contract, whose fee
     // is what the server said it would be.
     let (status, prepared) = t
@@ -334,6 +383,27 @@ async fn a_wallet_patient_and_a_wallet_doctor_do_everything_from_their_own_walle
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+
+    // A FHIR client cannot hand a transaction to the doctor's wallet: the read that must be
+    // logged first is refused, saying where it can be done.
+    let (status, outcome) = t
+        .get(
+            &format!(
+                "/fhir/DocumentReference?patient={}",
+                format!("{:x}", pw.address())
+            ),
+            Some(&doctor),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{outcome}");
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    assert!(
+        outcome["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("REST API"),
+        "{outcome}"
+    );
 
     // The doctor opens the report: the opening is logged by the doctor's wallet first.
     let (status, answer) = t
