@@ -341,6 +341,11 @@ impl App {
         if matches!(person.signer, Signer::Wallet(_)) {
             return Err(Error::conflict("this account is in your wallet already"));
         }
+        if person.role == crate::model::Role::Researcher {
+            return Err(Error::unprocessable(
+                "a researcher's exports are recorded on chain by the server as they finish: a researcher's account stays with the server",
+            ));
+        }
         if login.address != person.address {
             return Err(Error::forbidden(format!(
                 "the wallet signed with {}, not with your account {}: import the keystore you downloaded into your wallet and sign with that account",

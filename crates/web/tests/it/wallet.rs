@@ -183,6 +183,24 @@ async fn sessions(t: &TestApp) -> i64 {
     rows(t, "sessions").await
 }
 
+/// The contract a 202 answer's call goes to.
+fn prepared_to(answer: &Value) -> Address {
+    answer["wallet"]["to"].as_str().unwrap().parse().unwrap()
+}
+
+/// A wallet patient shares a plain-text report: the 202 answer with the call for the wallet.
+async fn prepare_share(t: &TestApp, token: &str, title: &str) -> Value {
+    let (status, prepared) = t
+        .upload(
+            Some(token),
+            &[("title", title), ("kind", "report")],
+            Some(("r.txt", format!("{title}: sodium 140").into_bytes())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{prepared}");
+    prepared
+}
+
 /// A wallet patient signs up; their session token.
 async fn wallet_patient(t: &TestApp, wallet: &Wallet, username: &str) -> String {
     let proof = wallet.proof(t).await;
@@ -196,11 +214,7 @@ async fn wallet_patient(t: &TestApp, wallet: &Wallet, username: &str) -> String 
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(
-        answer["wallet"]["to"]
-            .as_str()
-            .unwrap()
-            .parse::<Address>()
-            .unwrap(),
+        prepared_to(&answer),
         t.app.contracts().registry,
         "the registration goes to the Registry"
     );
@@ -339,14 +353,7 @@ async fn a_wallet_patient_and_a_wallet_doctor_do_everything_from_their_own_walle
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{prepared}");
     assert_eq!(prepared["error"], Value::Null, "{prepared}");
-    assert_eq!(
-        prepared["wallet"]["to"]
-            .as_str()
-            .unwrap()
-            .parse::<Address>()
-            .unwrap(),
-        t.app.contracts().records
-    );
+    assert_eq!(prepared_to(&prepared), t.app.contracts().records);
     let record = prepared["wallet"]["record"].as_str().unwrap().to_string();
     let done = pw.complete(&t, &patient, &prepared).await;
     // Sent at the gas price the server named, the transaction is charged exactly that price
@@ -388,10 +395,7 @@ async fn a_wallet_patient_and_a_wallet_doctor_do_everything_from_their_own_walle
     // logged first is refused, saying where it can be done.
     let (status, outcome) = t
         .get(
-            &format!(
-                "/fhir/DocumentReference?patient={}",
-                format!("{:x}", pw.address())
-            ),
+            &format!("/fhir/DocumentReference?patient={:x}", pw.address()),
             Some(&doctor),
         )
         .await;
@@ -411,11 +415,7 @@ async fn a_wallet_patient_and_a_wallet_doctor_do_everything_from_their_own_walle
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(
-        answer["wallet"]["to"]
-            .as_str()
-            .unwrap()
-            .parse::<Address>()
-            .unwrap(),
+        prepared_to(&answer),
         t.app.contracts().consent,
         "the opening is logged in the Consent contract"
     );
@@ -629,17 +629,7 @@ async fn a_rejected_or_wrong_transaction_changes_nothing() {
     let t = TestApp::spawn(crate::Backend::Embedded).await;
     let w = Wallet::new(&t);
     let patient = wallet_patient(&t, &w, "walt").await;
-    let share = async |title: &str| {
-        let (status, prepared) = t
-            .upload(
-                Some(&patient),
-                &[("title", title), ("kind", "report")],
-                Some(("r.txt", format!("{title}: sodium 140").into_bytes())),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{prepared}");
-        prepared
-    };
+    let share = async |title: &str| prepare_share(&t, &patient, title).await;
     let stored = async || (rows(&t, "records").await, t.blob_names().await.len());
     let before = stored().await;
 
@@ -827,14 +817,7 @@ async fn a_custodial_patient_moves_to_a_wallet_and_keeps_everything() {
     let (_, grants) = t.get("/api/v1/grants", Some(&patient)).await;
     assert_eq!(grants["grants"][0]["active"], true, "{grants}");
     // New work signs in the wallet now.
-    let (status, answer) = t
-        .upload(
-            Some(&patient),
-            &[("title", "After"), ("kind", "report")],
-            Some(("a.txt", b"after the move".to_vec())),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let answer = prepare_share(&t, &patient, "After").await;
     wallet.complete(&t, &patient, &answer).await;
     let (status, _) = t.post("/api/v1/me/wallet", Some(&patient), json!({})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -877,17 +860,7 @@ async fn prepared_writes_left_open_are_found_on_chain_or_given_up() {
     let t = TestApp::spawn(crate::Backend::Embedded).await;
     let w = Wallet::new(&t);
     let patient = wallet_patient(&t, &w, "willa").await;
-    let prepare = async |title: &str| {
-        let (status, prepared) = t
-            .upload(
-                Some(&patient),
-                &[("title", title), ("kind", "report")],
-                Some(("r.txt", format!("{title}: calcium 2.4").into_bytes())),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{prepared}");
-        prepared
-    };
+    let prepare = async |title: &str| prepare_share(&t, &patient, title).await;
     let sent = prepare("Sent, never told").await;
     let hash = w.send(&sent).await;
     let forgotten = prepare("Never sent").await;
@@ -955,14 +928,7 @@ async fn a_sped_up_wallet_transaction_still_completes_its_write() {
     let t = TestApp::spawn(crate::Backend::Embedded).await;
     let w = Wallet::new(&t);
     let patient = wallet_patient(&t, &w, "wendell").await;
-    let (status, prepared) = t
-        .upload(
-            Some(&patient),
-            &[("title", "Sped up"), ("kind", "report")],
-            Some(("r.txt", b"ferritin 40 ng/mL".to_vec())),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{prepared}");
+    let prepared = prepare_share(&t, &patient, "Sped up").await;
     let replacement = w.send(&prepared).await;
     let receipt = loop {
         if let Some(r) = w.chain.get_transaction_receipt(replacement).await.unwrap() {
