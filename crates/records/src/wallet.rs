@@ -53,12 +53,6 @@ pub struct WalletLogin {
     pub(crate) secret: SecretKey,
 }
 
-impl WalletLogin {
-    pub fn address(&self) -> Address {
-        self.address
-    }
-}
-
 /// A fresh nonce and what a message built on it must say, for the page or script to sign.
 #[derive(Debug, Clone, Serialize)]
 pub struct Challenge {

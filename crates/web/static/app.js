@@ -142,8 +142,8 @@ const wallet = (() => {
         // An account with a second factor: the code typed in the login form's field.
         const code = document.querySelector(button.dataset.code ?? "")?.value.trim();
         if (code) body.code = code;
-        const { status: code_, data } = await api("POST", "/api/v1/auth/siwe", body);
-        if (code_ !== 200) throw refusal(data);
+        const answer = await api("POST", "/api/v1/auth/siwe", body);
+        if (answer.status !== 200) throw refusal(answer.data);
         location.assign(button.dataset.next || "/");
       });
     }

@@ -10,9 +10,7 @@ use alloy::{
     primitives::{Address, B256, keccak256},
     sol_types::SolCall,
 };
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
-use sha2::Sha256;
 use sqlx::Row;
 
 use super::deidentify::{SafeHarbor, Subject, Suppressed, deidentify};
@@ -65,9 +63,10 @@ pub struct ExportReport {
 /// The key of a study's pseudonyms: HMAC-SHA256 under the research key of the study id, so it
 /// is stable within the study and unlinkable across studies.
 fn study_key(research: &[u8; 32], study: u64) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(research).expect("HMAC takes any key length");
-    mac.update(format!("medledger study pseudonyms:{study}").as_bytes());
-    mac.finalize().into_bytes().into()
+    super::deidentify::hmac_sha256(
+        research,
+        format!("medledger study pseudonyms:{study}").as_bytes(),
+    )
 }
 
 /// The hash of an export's files, as recorded on chain: keccak256 over each file's type and
