@@ -18,6 +18,8 @@ pub struct Seaweed {
     /// Its components' HTTP ports, by name: each also leaves `/tmp/seaweedfs-NAME-grpc-PORT.sock`
     /// (PORT its gRPC port, 10000 up), which no flag moves; removed when dropped.
     components: Vec<(&'static str, u16)>,
+    /// Every port it was given (reserved in this process until dropped).
+    ports: [u16; 7],
     bucket: String,
     dir: tempfile::TempDir,
 }
@@ -46,41 +48,73 @@ fn weed_binary() -> PathBuf {
         .unwrap_or_else(|| panic!("{INSTALL}"))
 }
 
-/// A port `p` such that `p` and `p + 10000` (SeaweedFS puts each gRPC port there) are both free,
-/// below the kernel's ephemeral range so no outgoing connection takes it meanwhile.
-fn free_pair(taken: &mut Vec<u16>) -> u16 {
+/// The ports handed to the SeaweedFS servers of this process that are still running: another
+/// one started at the same moment must not be given them between their check and their bind.
+static RESERVED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port `p` such that `p` and `p + 10000` (SeaweedFS puts each gRPC port there) are both free
+/// and not reserved, below the kernel's ephemeral range so no outgoing connection takes it
+/// meanwhile; reserved until `release`.
+fn free_pair() -> u16 {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
     seed.write_u32(std::process::id());
     let mut next = seed.finish();
+    let mut reserved = RESERVED.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
         next = next
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let port = 11_000 + (next >> 33) as u16 % 11_000;
-        if taken.contains(&port) || taken.contains(&(port + 10_000)) {
+        let near = |p: u16| {
+            reserved
+                .iter()
+                .any(|&r| r == p || r + 10_000 == p || r == p + 10_000)
+        };
+        if near(port) {
             continue;
         }
         let bound = |p: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok();
         if bound(port) && bound(port + 10_000) {
-            taken.extend([port, port + 10_000]);
+            reserved.push(port);
             return port;
         }
     }
     panic!("no two free loopback ports 10000 apart between 11000 and 32000");
 }
 
+fn release(ports: &[u16]) {
+    RESERVED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| !ports.contains(p));
+}
+
 impl Seaweed {
-    /// Starts SeaweedFS with the bucket `medledger` (about a second).
+    /// Starts SeaweedFS with the bucket `medledger` (about a second). A port that another
+    /// process takes between its check and SeaweedFS's bind makes it exit at once: it is then
+    /// started again on other ports, three times at most.
     pub fn start() -> Seaweed {
+        let mut attempt = 1;
+        loop {
+            match Seaweed::start_once() {
+                Ok(weed) => return weed,
+                Err(log) if attempt < 3 && log.contains("address already in use") => {
+                    attempt += 1;
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
+    }
+
+    fn start_once() -> Result<Seaweed, String> {
         let weed = weed_binary();
         let dir = tempfile::Builder::new()
             .prefix("medledger-s3-")
             .tempdir()
             .expect("a temporary directory for SeaweedFS");
-        let mut taken = Vec::new();
-        let [master, volume, filer, s3, admin] = std::array::from_fn(|_| free_pair(&mut taken));
-        let [iceberg, lance] = std::array::from_fn(|_| free_pair(&mut taken));
+        let [master, volume, filer, s3, admin, iceberg, lance] =
+            std::array::from_fn(|_| free_pair());
         let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
         let bucket = "medledger".to_string();
         let log = std::fs::File::create(dir.path().join("weed.log")).expect("the log file");
@@ -123,29 +157,31 @@ impl Seaweed {
                 ("s3", s3),
                 ("admin", admin),
             ],
+            ports: [master, volume, filer, s3, admin, iceberg, lance],
             bucket,
             dir,
         };
-        weed.wait_ready(Duration::from_secs(60));
-        weed
+        weed.wait_ready(Duration::from_secs(60))?;
+        Ok(weed)
     }
 
-    /// Waits until the filer holds the bucket (`/buckets/NAME/`) and the S3 gateway answers.
-    fn wait_ready(&self, limit: Duration) {
+    /// Waits until the filer holds the bucket (`/buckets/NAME/`) and the S3 gateway answers;
+    /// `Err` with its log if it exits first.
+    fn wait_ready(&self, limit: Duration) -> Result<(), String> {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
-                panic!(
+                return Err(format!(
                     "SeaweedFS exited ({status}) before serving S3 on port {}:\n{}",
                     self.s3_port,
                     self.log()
-                );
+                ));
             }
             let bucket = status_of(self.filer_port, &format!("/buckets/{}/", self.bucket));
             let gateway = status_of(self.s3_port, &format!("/{}", self.bucket));
             // Unsigned, the gateway's answer is "access denied": it is up.
             if bucket == Some(200) && gateway.is_some_and(|s| s < 500) {
-                return;
+                return Ok(());
             }
             assert!(
                 started.elapsed() < limit,
@@ -222,5 +258,32 @@ impl Seaweed {
 impl Drop for Seaweed {
     fn drop(&mut self) {
         self.kill();
+        release(&self.ports);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_given_to_one_server_are_not_given_to_another_until_released() {
+        // 1,500 draws from 11,000 ports would repeat one almost surely without the reservations.
+        let ports: Vec<u16> = (0..1500).map(|_| free_pair()).collect();
+        let mut all: Vec<u16> = ports.iter().flat_map(|&p| [p, p + 10_000]).collect();
+        all.sort_unstable();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(
+            all.len(),
+            before,
+            "a port (or its gRPC port) was handed out twice"
+        );
+        release(&ports);
+        let left = RESERVED.lock().unwrap();
+        assert!(
+            ports.iter().all(|p| !left.contains(p)),
+            "released ports stay reserved"
+        );
     }
 }
