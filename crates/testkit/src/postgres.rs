@@ -106,7 +106,7 @@ impl Postgres {
         );
         check("initdb", &init);
         let mut options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
+            "-c listen_addresses=127.0.0.1 -k {} -c fsync=off",
             path_str(pg._dir.path())
         );
         if tls {
@@ -123,26 +123,36 @@ impl Postgres {
             pg.own(&file);
             pg.ca = Some(ca);
         }
-        let start = pg.run(
-            "pg_ctl",
-            &[
-                "-D",
-                path_str(&pg.data),
-                "-o",
-                &options,
-                "-l",
-                path_str(&pg._dir.path().join("server.log")),
-                "-w",
-                "-t",
-                "30",
-                "start",
-            ],
-        );
-        if !start.status.success() {
-            let log =
-                std::fs::read_to_string(pg._dir.path().join("server.log")).unwrap_or_default();
+        // The port was free when chosen; another process may take it before the server binds
+        // it. Then the server is started again on another, three times at most.
+        for attempt in 1.. {
+            let log_file = pg._dir.path().join(format!("server-{attempt}.log"));
+            let start = pg.run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    path_str(&pg.data),
+                    "-o",
+                    &format!("{options} -p {}", pg.port),
+                    "-l",
+                    path_str(&log_file),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ],
+            );
+            if start.status.success() {
+                break;
+            }
+            let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+            if attempt < 3 && log.contains("Address already in use") {
+                pg.port = crate::free_port();
+                continue;
+            }
             panic!(
-                "pg_ctl start did not bring PostgreSQL up on 127.0.0.1:{port} within 30 s: {}{}\nserver log:\n{log}",
+                "pg_ctl start did not bring PostgreSQL up on 127.0.0.1:{} within 30 s: {}{}\nserver log:\n{log}",
+                pg.port,
                 String::from_utf8_lossy(&start.stdout),
                 String::from_utf8_lossy(&start.stderr)
             );

@@ -99,7 +99,13 @@ impl Seaweed {
         loop {
             match Seaweed::start_once() {
                 Ok(weed) => return weed,
-                Err(log) if attempt < 3 && log.contains("address already in use") => {
+                // Its own check of the ports says "not available"; a bind that fails later,
+                // "address already in use".
+                Err(log)
+                    if attempt < 3
+                        && (log.contains("is not available on 127.0.0.1")
+                            || log.contains("address already in use")) =>
+                {
                     attempt += 1;
                 }
                 Err(log) => panic!("{log}"),
