@@ -451,6 +451,8 @@ async fn matrix(backend: Backend) {
             Some(json!({})),
             [401, 201, 201, 201, 201, 201, 201, 201, 201, 201, 201],
         ),
+        // Its code is made wrong for each caller's new secret below (a fixed one is right by
+        // chance for one secret in about 330,000).
         case(
             Method::POST,
             "/api/v1/me/mfa/confirm",
@@ -603,14 +605,24 @@ async fn matrix(backend: Backend) {
     let mut openings = 0;
     let mut prescriptions = 0;
     let mut seen = crate::fhir::Received::default();
+    let mut mfa_secrets: [Option<String>; 11] = Default::default();
     for case in &cases {
         for (i, token) in tokens.iter().enumerate() {
             let Some(expected) = case.expect[i] else {
                 continue;
             };
+            let mut request = case.body.clone();
+            if case.path == "/api/v1/me/mfa/confirm"
+                && let Some(secret) = &mfa_secrets[i]
+            {
+                request = Some(json!({ "code": wrong_code(secret) }));
+            }
             let (status, body) = t
-                .call(case.method.clone(), &case.path, *token, case.body.clone())
+                .call(case.method.clone(), &case.path, *token, request)
                 .await;
+            if case.path == "/api/v1/me/mfa" && status.is_success() {
+                mfa_secrets[i] = body["secret"].as_str().map(str::to_string);
+            }
             assert_eq!(
                 status.as_u16(),
                 expected,
@@ -690,4 +702,16 @@ async fn matrix(backend: Backend) {
     t.login("pauline", PASSWORD).await;
     t.login("dr.granted", PASSWORD).await;
     seen.validate();
+}
+
+/// A six-digit code that `secret` gives at no time step near now (so surely refused).
+fn wrong_code(secret: &str) -> String {
+    let totp = crate::trust::totp(secret);
+    let near: Vec<String> = (-3..=3)
+        .map(|step| crate::trust::code_at(&totp, step * 30))
+        .collect();
+    (0..10)
+        .map(|d| d.to_string().repeat(6))
+        .find(|code| !near.contains(code))
+        .expect("seven codes cannot cover ten")
 }
