@@ -597,6 +597,21 @@ pub(crate) fn code_at(totp: &totp_rs::Totp, offset: i64) -> String {
     totp.generate((now + offset) as u64).to_string()
 }
 
+/// A six-digit code that `totp` gives at no time step near now (so surely refused; a fixed
+/// code is right by chance for one secret in about 330,000).
+pub(crate) fn wrong_code_for(totp: &totp_rs::Totp) -> String {
+    let near: Vec<String> = (-3..=3).map(|step| code_at(totp, step * 30)).collect();
+    (0..10)
+        .map(|d| d.to_string().repeat(6))
+        .find(|code| !near.contains(code))
+        .expect("seven codes cannot cover ten")
+}
+
+/// `wrong_code_for` the secret (base32) an account was given.
+pub(crate) fn wrong_code(secret: &str) -> String {
+    wrong_code_for(&totp(secret))
+}
+
 /// TOTP second factors (RFC 6238), with codes computed here: `--require-mfa admin,doctor`
 /// confines such an account to setting one up; then logging in needs a code, each used once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,7 +664,7 @@ async fn a_second_factor_guards_the_privileged_roles_that_require_it() {
         .post(
             "/api/v1/me/mfa/confirm",
             Some(&admin),
-            json!({ "code": "000000" }),
+            json!({ "code": wrong_code_for(&totp) }),
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -693,7 +708,7 @@ async fn a_second_factor_guards_the_privileged_roles_that_require_it() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "second_factor_required", "{body}");
     assert!(body.get("token").is_none());
-    let (status, _) = login("admin", Some("123456".into())).await;
+    let (status, _) = login("admin", Some(wrong_code_for(&totp))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = login("admin", Some(code_at(&totp, 0))).await;
     assert_eq!(
