@@ -334,7 +334,8 @@ impl App {
         };
         let (tx, _) = self
             .write_after(&key.signer(), registry, call, follow, None, stored)
-            .await?;
+            .await?
+            .mined()?;
         let account = created.ok_or_else(|| Error::internal("registration", "no account"))?;
         Ok((account, tx))
     }

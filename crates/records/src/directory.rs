@@ -243,7 +243,8 @@ impl App {
         self.require_role(admin, Role::Admin)?;
         let registry = self.contracts().registry;
         self.write(&admin.signer, registry, input, Follow::Nothing)
-            .await
+            .await?
+            .mined()
     }
 
     pub async fn add_hospital(

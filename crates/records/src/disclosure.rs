@@ -8,8 +8,8 @@ use alloy::{
 };
 
 use crate::{
-    accounts::Person, app::App, contracts::Consent, error::Result, journal::Follow, ledger::TxInfo,
-    model::Purpose, reports::RecordView,
+    accounts::Person, app::App, contracts::Consent, error::Result, ledger::TxInfo, model::Purpose,
+    reports::RecordView,
 };
 
 /// The parts of a profile: name and date of birth; contact details (as the contract numbers them).
@@ -65,8 +65,9 @@ impl App {
         };
         let consent = self.contracts().consent;
         let (tx, _) = self
-            .write(&reader.signer, consent, call.abi_encode(), Follow::Nothing)
-            .await?;
+            .log_read(&reader.signer, consent, call.abi_encode())
+            .await?
+            .mined()?;
         Ok(Some(tx))
     }
 

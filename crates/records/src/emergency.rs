@@ -128,7 +128,8 @@ impl App {
                 None,
                 stored,
             )
-            .await?;
+            .await?
+            .mined()?;
         let declared = receipt
             .decoded_log::<Consent::EmergencyDeclared>()
             .ok_or_else(|| Error::internal("emergency", "no EmergencyDeclared event"))?;
@@ -184,7 +185,8 @@ impl App {
         let consent = self.contracts().consent;
         let (tx, _) = self
             .write(&person.signer, consent, call.abi_encode(), Follow::Nothing)
-            .await?;
+            .await?
+            .mined()?;
         Ok(tx)
     }
 

@@ -207,7 +207,8 @@ impl App {
                 None,
                 stored,
             )
-            .await?;
+            .await?
+            .mined()?;
         Ok((
             NewInvite {
                 role: role.as_str(),
@@ -287,6 +288,7 @@ impl App {
         Ok(self
             .write(&admin.signer, registry, call.abi_encode(), Follow::Nothing)
             .await?
+            .mined()?
             .0)
     }
 

@@ -28,8 +28,12 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "then", rename_all = "snake_case")]
 pub(crate) enum Follow {
-    /// Nothing off chain depends on it (an access event, a directory change, funding).
+    /// Nothing off chain depends on it (a directory change, the end of an emergency, funding).
     Nothing,
+    /// A logged read (`Consent.logAccess`, `Consent.logViews`): nothing follows, and it is the
+    /// only kind of write whose completed wallet transaction may stand in for the same read
+    /// asked for again (`App::log_read`).
+    LoggedRead,
     /// A record's anchor: its row, wrapped keys and blob were stored first. Mined: the row
     /// gets its transaction. Failed: all three go.
     AnchorRecord { record: B256 },
@@ -82,8 +86,28 @@ pub const WALLET_WINDOW_SECS: i64 = 15 * 60;
 
 /// How long a completed wallet write of a read (a logged view or opening) stands in for the
 /// same call asked for again: the page asks once more once the wallet has sent it, and a
-/// reload in that time costs no second transaction.
+/// reload in that time costs no second transaction. Never for a state change.
 const WALLET_REUSE_SECS: i64 = 10 * 60;
+
+/// What became of a write: mined (and what follows from it done), or prepared for the acting
+/// person's own wallet, which completes it (`App::complete_write`). Waiting for a wallet is an
+/// outcome of the write path, not a failure: nothing of it is undone.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    Mined(TxInfo, Box<TransactionReceipt>),
+    AwaitingWallet(PreparedWrite),
+}
+
+impl Sent {
+    /// The mined transaction and its receipt. A use case that needs them to go on passes a
+    /// wallet's wait up as the answer its caller gives (202 with the call for the wallet).
+    pub(crate) fn mined(self) -> Result<(TxInfo, TransactionReceipt)> {
+        match self {
+            Sent::Mined(tx, receipt) => Ok((tx, *receipt)),
+            Sent::AwaitingWallet(prepared) => Err(Error::wallet(prepared)),
+        }
+    }
+}
 
 /// How the resolution of open writes went.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +126,8 @@ struct WalletWrite {
     input: Vec<u8>,
     tx_hash: Option<String>,
     needs_secret: bool,
+    /// The head when it was prepared: its transaction can only be in a later block.
+    prepared_block: u64,
 }
 
 fn pending_error(hash: B256) -> Error {
@@ -114,33 +140,47 @@ fn pending_error(hash: B256) -> Error {
 }
 
 impl App {
-    /// A contract call signed by `signer`, journalled, with nothing stored before it. For a
-    /// wallet, the same call completed by it within `WALLET_REUSE_SECS` (a logged view or
-    /// opening, asked for again once the wallet sent it) is that write; otherwise it is
-    /// prepared for the wallet.
+    /// A state change signed by `signer`, journalled, with nothing stored before it. A wallet's
+    /// call is always prepared anew: a completed transaction of the same call never stands in
+    /// for it (ending a second emergency of one doctor is the same call as the first).
     pub(crate) async fn write(
         &self,
         signer: &Signer,
         to: Address,
         input: Vec<u8>,
         follow: Follow,
-    ) -> Result<(TxInfo, TransactionReceipt)> {
-        if let Signer::Wallet(from) = signer
-            && follow == Follow::Nothing
-            && let Some(done) = self.reuse_wallet_write(*from, to, &input).await?
-        {
-            return Ok(done);
-        }
+    ) -> Result<Sent> {
+        debug_assert!(follow != Follow::LoggedRead, "reads go through log_read");
         self.write_after(signer, to, input, follow, None, async { Ok(()) })
             .await
+    }
+
+    /// A logged read (`Consent.logAccess`, `logViews`) signed by the reader. For a wallet, the
+    /// same read completed by it within `WALLET_REUSE_SECS` stands in for it: the request is
+    /// the call's input (which records, which parts of which profiles, for what purpose), and
+    /// the page asks for it once more after the wallet sent it.
+    pub(crate) async fn log_read(
+        &self,
+        signer: &Signer,
+        to: Address,
+        input: Vec<u8>,
+    ) -> Result<Sent> {
+        if let Signer::Wallet(from) = signer
+            && let Some((tx, receipt)) = self.reuse_logged_read(*from, to, &input).await?
+        {
+            return Ok(Sent::Mined(tx, Box::new(receipt)));
+        }
+        self.write_after(signer, to, input, Follow::LoggedRead, None, async {
+            Ok(())
+        })
+        .await
     }
 
     /// A contract call signed by `signer`, journalled: first the intent, then `stored` (what
     /// must exist off chain before the chain may point at it), then the signed transaction,
     /// sent and waited for. `secret` is the patient's key when they are the one acting (the
     /// keys that follow a grant are re-wrapped with it). A wallet's call is prepared for it
-    /// instead: the answer is `Kind::WalletSignature` with the call, and the write completes
-    /// with `complete_write`.
+    /// instead (`Sent::AwaitingWallet`), and the write completes with `complete_write`.
     pub(crate) async fn write_after(
         &self,
         signer: &Signer,
@@ -149,7 +189,7 @@ impl App {
         follow: Follow,
         secret: Option<&SecretKey>,
         stored: impl Future<Output = Result<()>>,
-    ) -> Result<(TxInfo, TransactionReceipt)> {
+    ) -> Result<Sent> {
         let follow_json =
             serde_json::to_string(&follow).map_err(|e| Error::internal("journal", e))?;
         let id: i64 = sqlx::query_scalar(
@@ -175,7 +215,7 @@ impl App {
                 let prepared = self
                     .prepare_for_wallet(id, &follow, *from, to, input, secret.is_some())
                     .await?;
-                return Err(Error::wallet(prepared));
+                return Ok(Sent::AwaitingWallet(prepared));
             }
         };
         // One transaction of a sender is prepared and sent at a time, in this server and across
@@ -213,7 +253,8 @@ impl App {
         drop((turn, across));
         let receipt = self.ledger().wait_for_receipt(signed.hash).await?;
         self.settle(id, &follow, &receipt, secret).await?;
-        mined(signed.hash, &receipt)
+        let (tx, receipt) = mined(signed.hash, &receipt)?;
+        Ok(Sent::Mined(tx, Box::new(receipt)))
     }
 
     /// Prepares write `id` for the wallet of `from`: the call is run as the node would run it
@@ -268,21 +309,25 @@ impl App {
         })
     }
 
-    /// The same call of `from` completed by its wallet within `WALLET_REUSE_SECS`: the logged
-    /// read it stands for covers the same read asked for again in that time.
-    async fn reuse_wallet_write(
+    /// The same logged read of `from` completed by its wallet within `WALLET_REUSE_SECS`: it
+    /// covers the same read asked for again in that time. Only writes marked as logged reads
+    /// are looked at, never a state change.
+    async fn reuse_logged_read(
         &self,
         from: Address,
         to: Address,
         input: &[u8],
     ) -> Result<Option<(TxInfo, TransactionReceipt)>> {
+        let read = serde_json::to_string(&Follow::LoggedRead)
+            .map_err(|e| Error::internal("journal", e))?;
         let found: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, tx_hash FROM chain_writes
-             WHERE sender = $1 AND state = 'done' AND to_address = $2 AND input = $3
-               AND resolved_at >= $4
+             WHERE sender = $1 AND state = 'done' AND follow = $2 AND to_address = $3
+               AND input = $4 AND resolved_at >= $5
              ORDER BY id DESC LIMIT 1",
         )
         .bind(address_key(from))
+        .bind(read)
         .bind(address_key(to))
         .bind(input)
         .bind(unix_now() - WALLET_REUSE_SECS)
@@ -384,22 +429,57 @@ impl App {
     }
 
     /// Gives up `person`'s prepared write `id` (their wallet refused to sign it): what was
-    /// stored for it goes, as for any write that will never be mined.
+    /// stored for it goes, as for any write that will never be mined. A wallet may have sent
+    /// the call all the same: the blocks since it was prepared are searched first, and a write
+    /// whose transaction is on chain is completed by it, never cancelled (what a mined
+    /// declaration or anchor points at must stay).
     pub async fn cancel_write(&self, person: &Person, id: i64) -> Result<()> {
         let row = self.wallet_write(person, id).await?;
-        match row.state.as_str() {
-            "prepared" => self.settle_failed(id, &row.follow).await,
-            "failed" => Ok(()),
-            _ => Err(Error::conflict(
+        let already = || {
+            Error::conflict(
                 "this write was completed by a transaction already; it cannot be cancelled",
-            )),
+            )
+        };
+        match row.state.as_str() {
+            "prepared" => {}
+            "failed" => return Ok(()),
+            _ => return Err(already()),
         }
+        let head = self.ledger().block_number().await?;
+        if let Some(hash) = self
+            .find_sent(person.address, row.to, &row.input, row.prepared_block, head)
+            .await?
+            && let Some(receipt) = self.ledger().receipt(hash).await?
+        {
+            let claimed = sqlx::query(
+                "UPDATE chain_writes SET state = 'pending', tx_hash = $1 WHERE id = $2 AND state = 'prepared'",
+            )
+            .bind(hash.to_string())
+            .bind(id)
+            .execute(self.db())
+            .await;
+            match claimed {
+                Ok(done) if done.rows_affected() == 1 => {
+                    let secret = row.needs_secret.then_some(&person.secret);
+                    self.settle(id, &row.follow, &receipt, secret).await?;
+                    if receipt.status() {
+                        return Err(already());
+                    }
+                    return Ok(());
+                }
+                // Another write of the same call has that transaction: this one was not sent.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+                Ok(_) => return Err(already()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.settle_failed(id, &row.follow).await
     }
 
     /// `person`'s wallet write `id`, or not found (another's is not found either).
     async fn wallet_write(&self, person: &Person, id: i64) -> Result<WalletWrite> {
         let row = sqlx::query(
-            "SELECT follow, state, sender, to_address, input, tx_hash, needs_secret
+            "SELECT follow, state, sender, to_address, input, tx_hash, needs_secret, prepared_block
              FROM chain_writes WHERE id = $1 AND to_address IS NOT NULL",
         )
         .bind(id)
@@ -428,6 +508,10 @@ impl App {
                 .unwrap_or_default(),
             tx_hash: row.try_get("tx_hash")?,
             needs_secret: row.try_get::<i64, _>("needs_secret")? != 0,
+            prepared_block: row
+                .try_get::<Option<i64>, _>("prepared_block")?
+                .unwrap_or_default()
+                .max(0) as u64,
         })
     }
 
@@ -492,7 +576,7 @@ impl App {
         secret: Option<&SecretKey>,
     ) -> Result<()> {
         match follow {
-            Follow::Nothing => {}
+            Follow::Nothing | Follow::LoggedRead => {}
             Follow::AnchorRecord { record } => {
                 sqlx::query("UPDATE records SET tx_hash = $1, block_number = $2 WHERE id = $3")
                     .bind(receipt.transaction_hash.to_string())
@@ -537,7 +621,10 @@ impl App {
 
     async fn fail(&self, follow: &Follow) -> Result<()> {
         match follow {
-            Follow::Nothing | Follow::Consent { .. } | Follow::Research { .. } => {}
+            Follow::Nothing
+            | Follow::LoggedRead
+            | Follow::Consent { .. }
+            | Follow::Research { .. } => {}
             Follow::AnchorRecord { record } => self.forget_record(record).await?,
             Follow::Register { account } => self.forget_account(*account).await?,
             Follow::Study { details } => self.forget_study(details).await?,

@@ -492,7 +492,8 @@ impl App {
                 None,
                 stored,
             )
-            .await?;
+            .await?
+            .mined()?;
         let view = RecordView {
             id,
             patient,
@@ -777,8 +778,9 @@ impl App {
         };
         let consent = self.contracts().consent;
         let (access_tx, receipt) = self
-            .write(&reader.signer, consent, call.abi_encode(), Follow::Nothing)
-            .await?;
+            .log_read(&reader.signer, consent, call.abi_encode())
+            .await?
+            .mined()?;
         let emergency = receipt
             .decoded_log::<Consent::AccessLogged>()
             .is_some_and(|l| l.data.emergency);

@@ -248,7 +248,8 @@ impl App {
                 Some(&patient.secret),
                 async { Ok(()) },
             )
-            .await?;
+            .await?
+            .mined()?;
         let granted = receipt
             .decoded_log::<Consent::Granted>()
             .ok_or_else(|| Error::internal("grant", "no Granted event"))?;
@@ -372,7 +373,8 @@ impl App {
                 Some(&patient.secret),
                 async { Ok(()) },
             )
-            .await?;
+            .await?
+            .mined()?;
         Ok(tx)
     }
 

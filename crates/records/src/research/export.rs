@@ -247,7 +247,8 @@ impl App {
         let research = self.contracts().research;
         let (tx, receipt) = self
             .write(researcher, research, call.abi_encode(), Follow::Nothing)
-            .await?;
+            .await?
+            .mined()?;
         let export_id = receipt
             .decoded_log::<Research::ExportRecorded>()
             .map(|l| l.data.exportId as i64);

@@ -208,7 +208,8 @@ impl App {
                 None,
                 stored,
             )
-            .await?;
+            .await?
+            .mined()?;
         let view = self
             .study_by_hash(&hash)
             .await?
@@ -394,6 +395,7 @@ impl App {
                 async { Ok(()) },
             )
             .await?
+            .mined()?
             .0)
     }
 

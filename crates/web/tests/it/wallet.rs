@@ -963,3 +963,102 @@ async fn a_sped_up_wallet_transaction_still_completes_its_write() {
         "anchored by the replacement"
     );
 }
+
+/// A wallet admin enrolled through an invitation of `admin`; their session token.
+async fn wallet_admin(t: &TestApp, admin: &str, wallet: &Wallet, username: &str) -> String {
+    let (status, invited) = t
+        .post(
+            "/api/v1/admins",
+            Some(admin),
+            json!({ "name": format!("Admin {username}") }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invited}");
+    let link = invited["enrolment_url"].as_str().unwrap();
+    let proof = wallet.proof(t).await;
+    let (status, answer) = t
+        .post(
+            &link.replace("/enrol/", "/api/v1/enrol/"),
+            None,
+            json!({ "username": username, "wallet": proof }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    wallet
+        .complete(t, answer["token"].as_str().unwrap(), &answer)
+        .await;
+    wallet.sign_in(t).await
+}
+
+/// Finding 2 of the trust-by-construction issue: a state change asked for again within ten
+/// minutes was answered with the wallet's earlier transaction of the same call, and nothing
+/// happened. Each state-changing call is repeated here inside that window: each time the
+/// wallet is asked anew, and the chain ends up as asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_change_repeated_at_once_is_always_sent_again_by_the_wallet() {
+    let t = TestApp::spawn(crate::Backend::Embedded).await;
+    let admin = t.login("admin", ADMIN_PASSWORD).await;
+    let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
+    let (doctor_address, doctor) = t.add_doctor(&admin, "dr.twice", hospital).await;
+    let pw = Wallet::new(&t);
+    let patient = wallet_patient(&t, &pw, "wendy").await;
+    let open_on_chain = || async {
+        t.app
+            .emergency_open(pw.address(), doctor_address.parse().unwrap())
+            .await
+            .unwrap()
+    };
+
+    // The patient ends two emergencies of the same doctor, one after the other: the same call.
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let (status, declared) = t
+            .post(
+                "/api/v1/emergency",
+                Some(&doctor),
+                json!({ "patient": pw.address(), "reason": "found unconscious" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{declared}");
+        assert!(open_on_chain().await);
+        let end = format!("/api/v1/emergencies/{}/end", declared["id"]);
+        let (status, answer) = t.post(&end, Some(&patient), json!({})).await;
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "the wallet is asked every time: {answer}"
+        );
+        let done = pw.complete(&t, &patient, &answer).await;
+        sent.push(done["transaction"]["hash"].clone());
+        assert!(!open_on_chain().await, "the emergency is ended on chain");
+    }
+    assert_ne!(sent[0], sent[1], "two transactions for two ends");
+
+    // A wallet admin suspends, reactivates and suspends a doctor again within the window.
+    let aw = Wallet::new(&t);
+    let wallet_admin = wallet_admin(&t, &admin, &aw, "admin.wallet").await;
+    let doctor_path = format!("/api/v1/doctors/{doctor_address}");
+    let mut hashes = Vec::new();
+    for (step, active) in [("suspend", false), ("reactivate", true), ("suspend", false)] {
+        let (status, answer) = t
+            .post(
+                &format!("{doctor_path}/{step}"),
+                Some(&wallet_admin),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{step}: {answer}");
+        let done = aw.complete(&t, &wallet_admin, &answer).await;
+        hashes.push(done["transaction"]["hash"].clone());
+        let (_, shown) = t.get(&doctor_path, Some(&admin)).await;
+        assert_eq!(shown["active"], active, "after {step}: {shown}");
+    }
+    assert_ne!(hashes[0], hashes[2]);
+    let (status, _) = t
+        .get(
+            &format!("/api/v1/records?patient={:#x}", pw.address()),
+            Some(&doctor),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the doctor stays suspended");
+}
