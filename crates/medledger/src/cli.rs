@@ -362,9 +362,15 @@ async fn verify_blobs(
         medledger::verify_reports(data_dir, database, blob_store, s3_keys.as_ref(), chain_rpc)
             .await?;
     println!(
-        "reports: {} stored reports checked against their on-chain anchors, {} anchors against the stored reports",
+        "reports: {} stored records checked against their on-chain anchors (file, metadata and structured content), {} anchors against the stored records",
         report.checked, report.anchors
     );
+    if report.file_only > 0 {
+        println!(
+            "reports: {} of them were anchored before anchors covered their metadata and structured content: their file alone is checked",
+            report.file_only
+        );
+    }
     for (id, status) in &report.bad {
         println!("reports: MISMATCH {id}: {status}");
     }

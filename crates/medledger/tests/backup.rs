@@ -298,7 +298,7 @@ async fn a_backup_on_postgresql_and_s3_restores_into_a_new_database_and_bucket()
         &restore_env,
     );
     assert!(ok && out.contains("reports: OK"), "{out}");
-    assert!(out.contains("1 stored reports checked"), "{out}");
+    assert!(out.contains("1 stored records checked"), "{out}");
     let server = serve(&restored, &database, &blobs);
     opens(&server.url, &id).await;
     // A restored deployment goes on: new accounts get new ids, the patient shares again.

@@ -118,7 +118,7 @@ async fn first_start_demo_crash_restart_and_verify() {
         out.contains("chain: OK") && out.contains("reports: OK"),
         "{out}"
     );
-    assert!(out.contains("2 stored reports checked"), "{out}");
+    assert!(out.contains("2 stored records checked"), "{out}");
     let blob = std::fs::read_dir(dir.path().join("data/blobs"))
         .unwrap()
         .next()

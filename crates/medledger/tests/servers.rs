@@ -228,7 +228,7 @@ async fn two_serve_processes_share_one_deployment_and_survive_one_being_killed()
     );
     assert!(printed.contains("reports: OK"), "{printed}");
     assert!(
-        printed.contains(&format!("{settled} stored reports checked")),
+        printed.contains(&format!("{settled} stored records checked")),
         "{printed}"
     );
 

@@ -364,7 +364,7 @@ impl App {
             crate::directory::profile_object(account),
             crate::directory::contact_object(account),
         ] {
-            self.drop_wraps(&object).await?;
+            self.wraps().drop_all(&object).await?;
         }
         sqlx::query("DELETE FROM users WHERE address = $1 AND status = 'pending'")
             .bind(address_key(account))

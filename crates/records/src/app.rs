@@ -1,5 +1,5 @@
-//! The application: the ledger, the app database, the blob store and the emergency escrow key,
-//! opened together and checked against each other. First start deploys the contracts signed by a
+//! The application: the ledger, the app database, the blob store and the keyring, opened
+//! together and checked against each other. First start deploys the contracts signed by a
 //! new admin account; later starts refuse a database that belongs to another chain.
 
 use std::{
@@ -12,13 +12,14 @@ use alloy::{
     providers::DynProvider,
     signers::local::PrivateKeySigner,
 };
-use medledger_vault::{BlobStore, SecretKey};
+use medledger_vault::BlobStore;
 
 use crate::{
     accounts::{self, address_key},
     contracts::{Consent, Records, Registry, Research},
     db::{self, Database, Db, Engine},
     error::{Error, Result},
+    keyring::Keyring,
     ledger::{Contracts, Ledger},
     model::Role,
 };
@@ -53,11 +54,9 @@ pub struct Options {
     pub database: Database,
     pub ledger: Ledger,
     pub blobs: BlobStore,
-    /// Opens what was wrapped for declared emergencies; kept outside the data directory.
-    pub escrow: SecretKey,
-    /// Opens the bundles of patients who take part in a study, for de-identified exports only;
-    /// kept like the escrow key.
-    pub research: SecretKey,
+    /// The deployment's secrets (the emergency escrow key, the research key), kept outside the
+    /// data directory and held only by the keyring.
+    pub keyring: Keyring,
     /// Pays for new accounts' gas (the dev faucet on the embedded chain).
     pub funder: PrivateKeySigner,
     /// Given to a new account so it can pay for its transactions.
@@ -100,8 +99,7 @@ struct Inner {
     ledger: Ledger,
     contracts: Contracts,
     blobs: BlobStore,
-    escrow: SecretKey,
-    research: SecretKey,
+    keyring: Keyring,
     funder: PrivateKeySigner,
     funding: U256,
     limits: crate::limits::Limits,
@@ -131,7 +129,7 @@ impl App {
         // Servers started at once on one database: one deploys, the others find its contracts.
         let deploying = locks.hold("deployment").await?;
         let db = open_database(&options.database).await?;
-        let escrow_public = options.escrow.public_key();
+        let escrow_public = options.keyring.escrow_public();
         match setting(&db, "escrow_public").await? {
             Some(stored) if stored != escrow_public.to_hex() => {
                 return Err(Error::misconfigured(
@@ -140,7 +138,7 @@ impl App {
             }
             _ => {}
         }
-        let research_public = options.research.public_key();
+        let research_public = options.keyring.research_public();
         match setting(&db, "research_public").await? {
             Some(stored) if stored != research_public.to_hex() => {
                 return Err(Error::misconfigured(
@@ -181,8 +179,7 @@ impl App {
                 ledger: options.ledger,
                 contracts,
                 blobs: options.blobs,
-                escrow: options.escrow,
-                research: options.research,
+                keyring: options.keyring,
                 safe_harbor: options.safe_harbor,
                 funder: options.funder,
                 funding: options.funding,
@@ -279,12 +276,14 @@ impl App {
         &self.inner.safe_harbor
     }
 
-    pub(crate) fn research_key(&self) -> &SecretKey {
-        &self.inner.research
+    /// The holder of the deployment's secrets: it opens keys only for proofs of access.
+    pub(crate) fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
     }
 
-    pub(crate) fn escrow(&self) -> &SecretKey {
-        &self.inner.escrow
+    /// The wrapped keys' table.
+    pub(crate) fn wraps(&self) -> crate::store::wraps::Wraps<'_> {
+        crate::store::wraps::Wraps(&self.inner.db)
     }
 
     pub(crate) fn funding(&self) -> U256 {

@@ -212,7 +212,7 @@ impl App {
         enum Detail {
             Plain,
             Profile(u8),
-            Declared(u64),
+            Declared(u64, B256),
             Ended(Address),
             Exported(u64, u64),
         }
@@ -260,7 +260,7 @@ impl App {
             }
             Consent::EmergencyDeclared::SIGNATURE_HASH => {
                 let e = Consent::EmergencyDeclared::decode_log_data(log.data()).map_err(decode)?;
-                let detail = Detail::Declared(e.until);
+                let detail = Detail::Declared(e.until, e.reasonHash);
                 (
                     Action::DeclaredEmergency,
                     e.patient,
@@ -322,12 +322,15 @@ impl App {
                 "viewed the profile: name and date of birth".into()
             }
             Detail::Profile(_) => "viewed the profile".into(),
-            Detail::Declared(until) => {
-                let reason = self
-                    .emergency_reason(person, &event.tx_hash)
-                    .await?
-                    .map(|r| format!(": \u{201c}{r}\u{201d}"))
-                    .unwrap_or_default();
+            Detail::Declared(until, reason_hash) => {
+                let (reason, outside) = self
+                    .declared_reason(person, &event.tx_hash, reason_hash)
+                    .await?;
+                let reason = match reason {
+                    Some(r) => format!(": \u{201c}{r}\u{201d}"),
+                    None if outside => ": declared outside medledger, no reason given".into(),
+                    None => String::new(),
+                };
                 format!(
                     "declared an emergency (break-glass access until {}){reason}",
                     crate::model::utc_datetime(until as i64)
@@ -398,6 +401,21 @@ impl App {
             }
         }
         let n = event.record_ids.len();
+        if let Some(what) = self.read_note(&event.tx_hash).await? {
+            let whose = if person.role == Role::Patient {
+                "your"
+            } else {
+                "the patient's"
+            };
+            let records = if n == 1 { "report" } else { "reports" };
+            return Ok(match titles.as_slice() {
+                [] => format!("searched {whose} {what} (in {n} {records})"),
+                _ => format!(
+                    "searched {whose} {what} (in {n} {records}: {})",
+                    titles.join(", ")
+                ),
+            });
+        }
         Ok(match (n, titles.as_slice()) {
             (1, [title]) => format!("viewed the details of {title}"),
             (1, _) => "viewed the details of a record".into(),

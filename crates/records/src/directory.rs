@@ -9,15 +9,16 @@ use medledger_vault::{Dek, seal};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    access::Allowed,
     accounts::{Account, NewKey, Person, address_key},
     app::App,
     contracts::Registry,
-    disclosure::{Disclosure, PROFILE_CONTACT, PROFILE_IDENTITY},
+    disclosure::{Logged, PROFILE_CONTACT, PROFILE_IDENTITY, Unlogged},
     error::{Error, Result},
     journal::Follow,
     ledger::TxInfo,
     model::{Purpose, Role},
-    wraps::{ObjectId, Reader},
+    store::wraps::{ObjectId, Reader},
 };
 
 /// A hospital as the directory shows it (public data only).
@@ -449,15 +450,17 @@ impl App {
                 .bind(account.id)
                 .execute(self.db())
                 .await?;
+            let (wraps, escrow) = (self.wraps(), self.keyring().escrow_public());
             for (object, dek, _) in &sealed {
-                self.put_wrap(
-                    object,
-                    Reader::Account(account.address),
-                    &account.enc_public,
-                    dek,
-                )
-                .await?;
-                self.escrow_wrap(object, dek).await?;
+                wraps
+                    .put(
+                        object,
+                        Reader::Account(account.address),
+                        &account.enc_public,
+                        dek,
+                    )
+                    .await?;
+                wraps.put(object, Reader::Escrow, &escrow, dek).await?;
             }
             Ok(())
         };
@@ -469,87 +472,74 @@ impl App {
     /// A patient's details as `reader` may see them now (the chain decides which parts, if
     /// any); shown to anyone but the patient only once the view is logged on chain.
     pub async fn profile(&self, reader: &Person, patient: Address) -> Result<Option<ProfileView>> {
-        let mut shown = Disclosure::default();
-        let profile = self
-            .profile_parts(
-                reader,
-                patient,
-                PROFILE_IDENTITY | PROFILE_CONTACT,
-                &mut shown,
-            )
+        let shown = self
+            .profile_parts(reader, patient, PROFILE_IDENTITY | PROFILE_CONTACT)
             .await?;
-        self.disclose(reader, shown, Purpose::Treatment).await?;
-        Ok(profile)
+        Ok(self
+            .disclose(reader, shown, Purpose::Treatment, Logged::Viewed)
+            .await?
+            .into_inner())
     }
 
-    /// The parts of `patient`'s profile in `want` that the chain lets `reader` see now, added
-    /// to `shown`. An expired grant reveals nothing: no wrapped key is used without the chain's
-    /// word.
+    /// The parts of `patient`'s profile in `want` that the chain lets `reader` see now, still
+    /// to be logged. An expired grant reveals nothing: no wrapped key is used without the
+    /// chain's word.
     pub(crate) async fn profile_parts(
         &self,
         reader: &Person,
         patient: Address,
         want: u8,
-        shown: &mut Disclosure,
-    ) -> Result<Option<ProfileView>> {
-        let (fields, emergency) = if reader.address == patient && reader.role == Role::Patient {
-            (PROFILE_IDENTITY | PROFILE_CONTACT, false)
-        } else {
-            self.profile_access(patient, reader.address).await?
+    ) -> Result<Unlogged<Option<ProfileView>>> {
+        let (proofs, emergency) = self.profile_allowed(reader, patient, want).await?;
+        let part = |field| proofs.iter().find(|a| a.fields() == field);
+        let Some(identity) = part(PROFILE_IDENTITY) else {
+            return Ok(Unlogged::nothing(None));
         };
-        let fields = fields & want;
-        if fields & PROFILE_IDENTITY == 0 {
-            return Ok(None);
-        }
-        let Some(plain) = self
-            .open_profile_part(reader, patient, &profile_object(patient))
-            .await?
-        else {
-            return Ok(None);
+        let Some(identity) = self.open_profile_part(reader, patient, identity).await? else {
+            return Ok(Unlogged::nothing(None));
         };
-        let identity: Identity =
-            serde_json::from_slice(&plain).map_err(|e| Error::internal("profile", e))?;
-        let mut revealed = PROFILE_IDENTITY;
-        let mut contact = None;
-        if fields & PROFILE_CONTACT != 0
-            && let Some(plain) = self
-                .open_profile_part(reader, patient, &contact_object(patient))
-                .await?
-        {
-            let value: serde_json::Value =
-                serde_json::from_slice(&plain).map_err(|e| Error::internal("contact", e))?;
-            contact = Some(value["contact"].as_str().unwrap_or_default().to_string());
-            revealed |= PROFILE_CONTACT;
-        }
-        shown.profile(reader, patient, revealed);
-        Ok(Some(ProfileView {
+        let identity = identity.and_then(|plain| {
+            serde_json::from_slice::<Identity>(&plain).map_err(|e| Error::internal("profile", e))
+        })?;
+        let contact = match part(PROFILE_CONTACT) {
+            Some(allowed) => self.open_profile_part(reader, patient, allowed).await?,
+            None => None,
+        };
+        let view = |identity: Identity, contact| ProfileView {
             name: identity.name,
             date_of_birth: identity.date_of_birth,
             contact,
             emergency,
-        }))
+        };
+        Ok(match contact {
+            Some(contact) => {
+                let contact = contact.and_then(|plain| {
+                    let value: serde_json::Value = serde_json::from_slice(&plain)
+                        .map_err(|e| Error::internal("contact", e))?;
+                    Ok(value["contact"].as_str().unwrap_or_default().to_string())
+                })?;
+                identity
+                    .zip(contact)
+                    .map(|(identity, contact)| Some(view(identity, Some(contact))))
+            }
+            None => identity.map(|identity| Some(view(identity, None))),
+        })
     }
 
-    /// Opens one sealed part of a profile (its own column of the patient's row) for a reader
-    /// the chain allows: with their own wrapped key, or a doctor's way in without one (an
-    /// emergency, a grant to their hospital from before they joined) through the escrow's.
+    /// Opens one sealed part of a profile (its own column of the patient's row) with the key
+    /// `allowed` unlocks: the reader's own wrapped key, or a doctor's way in without one (an
+    /// emergency whose reason is held, a grant to their hospital from before they joined)
+    /// through the escrow's.
     async fn open_profile_part(
         &self,
         reader: &Person,
         patient: Address,
-        object: &ObjectId,
-    ) -> Result<Option<Vec<u8>>> {
-        let dek = match self
-            .take_wrap(object, Reader::Account(reader.address), &reader.secret)
-            .await?
-        {
-            Some(dek) => Some(dek),
-            None if reader.role == Role::Doctor => self.escrow_key_of(object).await?,
-            None => None,
-        };
-        let Some(dek) = dek else {
+        allowed: &Allowed,
+    ) -> Result<Option<Unlogged<Vec<u8>>>> {
+        let Some(key) = self.keyring().unlock(self.wraps(), reader, allowed).await? else {
             return Ok(None);
         };
+        let object = allowed.object();
         let sql = match object {
             ObjectId::Contact(_) => "SELECT contact FROM users WHERE address = $1",
             _ => "SELECT profile FROM users WHERE address = $1",
@@ -562,7 +552,7 @@ impl App {
         let Some(sealed) = sealed else {
             return Ok(None);
         };
-        Ok(Some(medledger_vault::open(&dek, &object.aad(), &sealed)?))
+        Ok(Some(key.open(&object.aad(), &sealed)?))
     }
 }
 

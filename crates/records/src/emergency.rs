@@ -3,14 +3,15 @@
 //! admin ends it. The reason stays off chain, sealed for the patient and the doctor.
 
 use alloy::{
-    primitives::{Address, B256, U256, keccak256},
+    primitives::{Address, B256, U256},
     sol_types::{SolCall, SolEvent},
 };
 use medledger_vault::{Dek, seal};
 use serde::Serialize;
 
 use crate::{
-    accounts::{Person, address_key},
+    access::{Own, Reason},
+    accounts::Person,
     app::{App, unix_now},
     audit::Action,
     contracts::Consent,
@@ -19,7 +20,10 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::Role,
-    wraps::{ObjectId, Reader},
+    store::{
+        emergencies::{Emergencies, NewEmergency},
+        wraps::{ObjectId, Reader},
+    },
 };
 
 /// How long an ended emergency stays on its patient's pages.
@@ -45,6 +49,10 @@ pub struct EmergencyView {
     pub hospital: String,
     /// Unsealed for the patient and the doctor; nobody else sees it.
     pub reason: Option<String>,
+    /// Declared on chain around medledger (signed by the doctor's own key, with a reason hash
+    /// the server holds no reason for): no reason was given, and the escrow opens nothing
+    /// under it.
+    pub declared_outside: bool,
     pub start: u64,
     /// When it ends, or ended.
     pub until: u64,
@@ -77,44 +85,49 @@ impl App {
             .await?
             .filter(|a| a.role == Role::Patient)
             .ok_or_else(|| Error::not_found("there is no such patient"))?;
-        let salt = crate::app::random_b256();
-        let mut salted = salt.to_vec();
-        salted.extend_from_slice(reason.as_bytes());
+        let reason = Reason {
+            text: reason.to_string(),
+            salt: crate::app::random_b256(),
+        };
+        let reason_hash = reason.hash();
         let call = Consent::declareEmergencyCall {
             patient,
-            reasonHash: keccak256(&salted),
+            reasonHash: reason_hash,
         };
         let dek = Dek::generate();
-        let body = serde_json::json!({ "reason": reason, "salt": salt });
+        let body = serde_json::json!({ "reason": reason.text, "salt": reason.salt });
         let object = ObjectId::Emergency(crate::app::random_b256());
         let sealed = seal(&dek, &object.aad(), body.to_string().as_bytes());
-        // The sealed reason is stored first, so the patient can read why once the chain says it.
+        // The sealed reason is stored first, so the patient can read why once the chain says it
+        // (and the escrow opens nothing under a declaration whose reason is not held).
         let stored = async {
-            sqlx::query(
-                "INSERT INTO emergencies (object, patient, doctor, reason, created_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(object.to_string())
-            .bind(address_key(patient))
-            .bind(address_key(doctor.address))
-            .bind(sealed)
-            .bind(unix_now())
-            .execute(self.db())
-            .await?;
-            self.put_wrap(
-                &object,
-                Reader::Account(patient),
-                &patient_account.enc_public,
-                &dek,
-            )
-            .await?;
-            self.put_wrap(
-                &object,
-                Reader::Account(doctor.address),
-                &doctor.secret.public_key(),
-                &dek,
-            )
-            .await
+            Emergencies(self.db())
+                .insert(&NewEmergency {
+                    object,
+                    patient,
+                    doctor: doctor.address,
+                    sealed_reason: &sealed,
+                    reason_hash,
+                    created_at: unix_now(),
+                })
+                .await?;
+            let wraps = self.wraps();
+            wraps
+                .put(
+                    &object,
+                    Reader::Account(patient),
+                    &patient_account.enc_public,
+                    &dek,
+                )
+                .await?;
+            wraps
+                .put(
+                    &object,
+                    Reader::Account(doctor.address),
+                    &doctor.secret.public_key(),
+                    &dek,
+                )
+                .await
         };
         let consent = self.contracts().consent;
         let (tx, receipt) = self
@@ -153,16 +166,68 @@ impl App {
         let Some(declared) = receipt.decoded_log::<Consent::EmergencyDeclared>() else {
             return Err(Error::internal("emergency", "no EmergencyDeclared event"));
         };
-        sqlx::query(
-            "UPDATE emergencies SET until = $1, tx_hash = $2, chain_id = $3 WHERE object = $4",
-        )
-        .bind(declared.data.until as i64)
-        .bind(receipt.transaction_hash.to_string())
-        .bind(i64::try_from(declared.data.id).unwrap_or(i64::MAX))
-        .bind(object)
-        .execute(self.db())
-        .await?;
-        Ok(())
+        Emergencies(self.db())
+            .mined(
+                object,
+                declared.data.until,
+                &receipt.transaction_hash,
+                declared.data.id.try_into().unwrap_or(u64::MAX),
+            )
+            .await
+    }
+
+    /// Removes the stored reason of a declaration that will never be mined. A declaration
+    /// whose reason's hash is on chain all the same (a wallet sent it after giving it up) keeps
+    /// its reason, which is completed with its transaction instead: a mined declaration's
+    /// reason is never deleted.
+    pub(crate) async fn forget_declaration(&self, object: &str) -> Result<()> {
+        let id = ObjectId::parse(object)?;
+        let table = Emergencies(self.db());
+        if let (Some(stored), Some((_, doctor))) =
+            (table.get(&id).await?, table.parties(&id).await?)
+            && let Some(hash) = stored.reason_hash
+            && let Some((tx, declared)) = self.declaration_with(doctor, hash).await?
+        {
+            return table
+                .mined(
+                    object,
+                    declared.until,
+                    &tx,
+                    declared.id.try_into().unwrap_or(u64::MAX),
+                )
+                .await;
+        }
+        self.wraps().drop_all(&id).await?;
+        table.delete(object).await
+    }
+
+    /// `doctor`'s declaration on chain whose reason hash is `hash`, and its transaction.
+    async fn declaration_with(
+        &self,
+        doctor: Address,
+        hash: B256,
+    ) -> Result<Option<(B256, Consent::EmergencyDeclared)>> {
+        self.index_chain().await?;
+        let logs = self
+            .indexed_events(Events {
+                addresses: vec![self.contracts().consent],
+                topics0: &[Consent::EmergencyDeclared::SIGNATURE_HASH],
+                topic: Some((2, doctor.into_word())),
+                since: 0,
+                before: None,
+                limit: None,
+            })
+            .await?;
+        for log in logs {
+            let declared = Consent::EmergencyDeclared::decode_log_data(log.data())
+                .map_err(|e| Error::internal("EmergencyDeclared", e))?;
+            if declared.reasonHash == hash
+                && let Some(tx) = log.transaction_hash
+            {
+                return Ok(Some((tx, declared)));
+            }
+        }
+        Ok(None)
     }
 
     /// The patient, or an admin, ends an open emergency at once (on chain, signed by them).
@@ -249,6 +314,8 @@ impl App {
         let mut out = Vec::new();
         for (log, id, e, open) in shown {
             let tx_hash = log.transaction_hash.unwrap_or_default();
+            let (reason, declared_outside) =
+                self.declared_reason(person, &tx_hash, e.reasonHash).await?;
             let doctor = self.doctor(e.doctor).await?;
             let hospital = self
                 .hospital(doctor.hospital_id)
@@ -280,7 +347,8 @@ impl App {
                 doctor: e.doctor,
                 doctor_name: doctor.name,
                 hospital,
-                reason: self.emergency_reason(person, &tx_hash).await?,
+                reason,
+                declared_outside,
                 start: e.start,
                 until: e.until,
                 open,
@@ -293,30 +361,58 @@ impl App {
         Ok(out)
     }
 
-    /// The reason of the emergency declared in `tx_hash`, for its patient or its doctor.
-    pub(crate) async fn emergency_reason(
+    /// The reason of the emergency declared in `tx_hash` with `reason_hash` on chain, for its
+    /// patient or its doctor, and whether it was declared around the server (no stored reason
+    /// whose hash is that one): what its patient and the admins are told.
+    pub(crate) async fn declared_reason(
         &self,
         reader: &Person,
         tx_hash: &B256,
-    ) -> Result<Option<String>> {
-        let row: Option<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT object, reason FROM emergencies WHERE tx_hash = $1")
-                .bind(tx_hash.to_string())
-                .fetch_optional(self.db())
-                .await?;
-        let Some((object, sealed)) = row else {
+        reason_hash: B256,
+    ) -> Result<(Option<String>, bool)> {
+        let Some(stored) = Emergencies(self.db()).by_tx(tx_hash).await? else {
+            return Ok((None, true));
+        };
+        if stored.reason_hash.is_some_and(|h| h != reason_hash) {
+            return Ok((None, true));
+        }
+        let Some(own) = self.own(reader, stored.object).await? else {
+            return Ok((None, false));
+        };
+        Ok(match self.emergency_reason_of(reader, &own).await? {
+            Some(reason) if reason.hash() == reason_hash => (Some(reason.text), false),
+            Some(_) => (None, true),
+            None => (None, false),
+        })
+    }
+
+    /// The sealed reason of an emergency that is `person`'s own (they declared it, or it is
+    /// theirs as the patient), opened with their own key.
+    pub(crate) async fn emergency_reason_of(
+        &self,
+        person: &Person,
+        own: &Own,
+    ) -> Result<Option<Reason>> {
+        let Some(stored) = Emergencies(self.db()).get(&own.object()).await? else {
             return Ok(None);
         };
-        let object = ObjectId::parse(&object)?;
-        let Some(dek) = self
-            .take_wrap(&object, Reader::Account(reader.address), &reader.secret)
-            .await?
-        else {
+        let Some(key) = self.keyring().unlock_own(self.wraps(), person, own).await? else {
             return Ok(None);
         };
-        let plain = medledger_vault::open(&dek, &object.aad(), &sealed)?;
+        let Some(plain) = key.open_own(&own.object().aad(), &stored.sealed_reason)? else {
+            return Ok(None);
+        };
         let body: serde_json::Value =
             serde_json::from_slice(&plain).map_err(|e| Error::internal("emergency reason", e))?;
-        Ok(body["reason"].as_str().map(str::to_string))
+        let (Some(text), Some(salt)) = (
+            body["reason"].as_str(),
+            body["salt"].as_str().and_then(|s| s.parse().ok()),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Reason {
+            text: text.to_string(),
+            salt,
+        }))
     }
 }

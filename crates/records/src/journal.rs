@@ -155,22 +155,24 @@ impl App {
             .await
     }
 
-    /// A logged read (`Consent.logAccess`, `logViews`) signed by the reader. For a wallet, the
-    /// same read completed by it within `WALLET_REUSE_SECS` stands in for it: the request is
-    /// the call's input (which records, which parts of which profiles, for what purpose), and
+    /// A logged read (`Consent.logAccess`, `logViews`) signed by the reader, with what was
+    /// searched (`note`, for the patient's log) when it is a search. For a wallet, the same read
+    /// completed by it within `WALLET_REUSE_SECS` stands in for it: the request is the call's
+    /// input (which records, which parts of which profiles, for what purpose) and the note, and
     /// the page asks for it once more after the wallet sent it.
     pub(crate) async fn log_read(
         &self,
         signer: &Signer,
         to: Address,
         input: Vec<u8>,
+        note: Option<&str>,
     ) -> Result<Sent> {
         if let Signer::Wallet(from) = signer
-            && let Some((tx, receipt)) = self.reuse_logged_read(*from, to, &input).await?
+            && let Some((tx, receipt)) = self.reuse_logged_read(*from, to, &input, note).await?
         {
             return Ok(Sent::Mined(tx, Box::new(receipt)));
         }
-        self.write_after(signer, to, input, Follow::LoggedRead, None, async {
+        self.journalled(signer, to, input, Follow::LoggedRead, None, note, async {
             Ok(())
         })
         .await
@@ -190,13 +192,30 @@ impl App {
         secret: Option<&SecretKey>,
         stored: impl Future<Output = Result<()>>,
     ) -> Result<Sent> {
+        self.journalled(signer, to, input, follow, secret, None, stored)
+            .await
+    }
+
+    /// `write_after`, with the note a logged read keeps.
+    #[allow(clippy::too_many_arguments)]
+    async fn journalled(
+        &self,
+        signer: &Signer,
+        to: Address,
+        input: Vec<u8>,
+        follow: Follow,
+        secret: Option<&SecretKey>,
+        note: Option<&str>,
+        stored: impl Future<Output = Result<()>>,
+    ) -> Result<Sent> {
         let follow_json =
             serde_json::to_string(&follow).map_err(|e| Error::internal("journal", e))?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO chain_writes (follow, state, created_at) VALUES ($1, 'intent', $2) RETURNING id",
+            "INSERT INTO chain_writes (follow, state, created_at, note) VALUES ($1, 'intent', $2, $3) RETURNING id",
         )
         .bind(&follow_json)
         .bind(unix_now())
+        .bind(note)
         .fetch_one(self.db())
         .await?;
         if let Err(e) = stored.await {
@@ -317,13 +336,14 @@ impl App {
         from: Address,
         to: Address,
         input: &[u8],
+        note: Option<&str>,
     ) -> Result<Option<(TxInfo, TransactionReceipt)>> {
         let read = serde_json::to_string(&Follow::LoggedRead)
             .map_err(|e| Error::internal("journal", e))?;
         let found: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, tx_hash FROM chain_writes
              WHERE sender = $1 AND state = 'done' AND follow = $2 AND to_address = $3
-               AND input = $4 AND resolved_at >= $5
+               AND input = $4 AND resolved_at >= $5 AND COALESCE(note, '') = $6
              ORDER BY id DESC LIMIT 1",
         )
         .bind(address_key(from))
@@ -331,6 +351,7 @@ impl App {
         .bind(address_key(to))
         .bind(input)
         .bind(unix_now() - WALLET_REUSE_SECS)
+        .bind(note.unwrap_or_default())
         .fetch_optional(self.db())
         .await?;
         let Some((id, hash)) = found else {
@@ -578,11 +599,12 @@ impl App {
         match follow {
             Follow::Nothing | Follow::LoggedRead => {}
             Follow::AnchorRecord { record } => {
-                sqlx::query("UPDATE records SET tx_hash = $1, block_number = $2 WHERE id = $3")
-                    .bind(receipt.transaction_hash.to_string())
-                    .bind(receipt.block_number.unwrap_or_default() as i64)
-                    .bind(record.to_string())
-                    .execute(self.db())
+                crate::store::records::Records(self.db())
+                    .anchored(
+                        record,
+                        &receipt.transaction_hash,
+                        receipt.block_number.unwrap_or_default(),
+                    )
                     .await?;
             }
             Follow::Register { account } => {
@@ -634,14 +656,7 @@ impl App {
                     .execute(self.db())
                     .await?;
             }
-            Follow::Emergency { object } => {
-                self.drop_wraps(&crate::wraps::ObjectId::parse(object)?)
-                    .await?;
-                sqlx::query("DELETE FROM emergencies WHERE object = $1")
-                    .bind(object)
-                    .execute(self.db())
-                    .await?;
-            }
+            Follow::Emergency { object } => self.forget_declaration(object).await?,
         }
         Ok(())
     }
@@ -880,6 +895,17 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// What the logged read `tx` searched ("conditions"), when it was a search.
+    pub(crate) async fn read_note(&self, tx: &B256) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT note FROM chain_writes WHERE tx_hash = $1")
+                .bind(tx.to_string())
+                .fetch_optional(self.db())
+                .await?
+                .flatten(),
+        )
     }
 
     /// How many writes are still open (for the health check).

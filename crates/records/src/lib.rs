@@ -3,6 +3,7 @@
 //! the private half in the app database (SQLite) and the blob store, and sees plaintext only
 //! through `medledger_vault`.
 
+pub(crate) mod access;
 pub mod accounts;
 pub mod app;
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod explorer;
 pub mod index;
 pub mod journal;
+pub mod keyring;
 pub mod ledger;
 pub mod limits;
 pub mod mfa;
@@ -26,12 +28,13 @@ pub mod reports;
 pub mod research;
 pub mod sessions;
 pub mod sharing;
+pub(crate) mod store;
 pub mod wallet;
-pub mod wraps;
 
 pub use accounts::{Account, NewKey, Person, Signer};
 pub use app::{App, Bootstrap, Health, Options};
 pub use error::{Error, Kind, Result};
+pub use keyring::Keyring;
 pub use ledger::{Contracts, Ledger, TxInfo};
 
 /// The Ethereum value types the layers above name (addresses, hashes, amounts), so they need not

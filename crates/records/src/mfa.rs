@@ -4,7 +4,7 @@
 //! that key; a stolen database holds no usable secret. A code is accepted once. A role can be
 //! made to need it (`--require-mfa`): such an account logs in to set it up and to nothing else.
 
-use medledger_vault::{Dek, open, seal};
+use medledger_vault::{Dek, seal};
 use serde::Serialize;
 use sqlx::Row;
 use totp_rs::{Algorithm, Builder, Totp};
@@ -13,7 +13,7 @@ use crate::{
     accounts::Person,
     app::{App, unix_now},
     error::{Error, Kind, Result},
-    wraps::{ObjectId, Reader},
+    store::wraps::{ObjectId, Reader},
 };
 
 /// What a person adds to their authenticator app.
@@ -83,7 +83,7 @@ impl App {
             .check(code.trim(), unix_now() as u64)
             .ok_or_else(wrong_code)?;
         let sealed = self.seal_secret(person, false, &secret).await?;
-        self.drop_wraps(&object(person, true)).await?;
+        self.wraps().drop_all(&object(person, true)).await?;
         sqlx::query(
             "UPDATE users SET mfa_secret = $1, mfa_pending = NULL, mfa_last_step = $2 WHERE id = $3",
         )
@@ -110,7 +110,7 @@ impl App {
             .bind(person.id)
             .execute(self.db())
             .await?;
-        self.drop_wraps(&object(person, false)).await?;
+        self.wraps().drop_all(&object(person, false)).await?;
         Ok(())
     }
 
@@ -159,9 +159,11 @@ impl App {
     async fn seal_secret(&self, person: &Person, pending: bool, secret: &[u8]) -> Result<Vec<u8>> {
         let object = object(person, pending);
         let dek = Dek::generate();
-        self.drop_wraps(&object).await?;
+        let wraps = self.wraps();
+        wraps.drop_all(&object).await?;
         let me = Reader::Account(person.address);
-        self.put_wrap(&object, me, &person.secret.public_key(), &dek)
+        wraps
+            .put(&object, me, &person.secret.public_key(), &dek)
             .await?;
         Ok(seal(&dek, &object.aad(), secret))
     }
@@ -180,10 +182,15 @@ impl App {
             return Ok(None);
         };
         let object = object(person, pending);
-        let dek = self
-            .take_wrap(&object, Reader::Account(person.address), &person.secret)
+        let no_key = || Error::internal("second factor", "no wrapped key");
+        let own = self.own(person, object).await?.ok_or_else(no_key)?;
+        let key = self
+            .keyring()
+            .unlock_own(self.wraps(), person, &own)
             .await?
-            .ok_or_else(|| Error::internal("second factor", "no wrapped key"))?;
-        Ok(Some(open(&dek, &object.aad(), &sealed)?))
+            .ok_or_else(no_key)?;
+        key.open_own(&object.aad(), &sealed)?
+            .ok_or_else(no_key)
+            .map(Some)
     }
 }

@@ -7,29 +7,34 @@ use alloy::{
     primitives::{Address, B256, keccak256},
     sol_types::SolCall,
 };
-use medledger_vault::{Dek, open, seal};
+use medledger_vault::{Dek, seal};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
-mod integrity;
+mod anchor;
 mod prescriptions;
 pub mod structured;
 
-pub use integrity::{BlobReport, Problem, verify_store};
+pub use anchor::{BlobReport, Covers, Problem, verify_store};
 pub use prescriptions::{Medication, PrescriptionBody, PrescriptionView};
 pub use structured::Entry;
 
+use self::anchor::Checked;
+pub(crate) use crate::store::records::{RecordRow, Whose};
 use crate::{
-    accounts::{Person, address_key},
+    access::Allowed,
+    accounts::Person,
     app::{App, unix_now},
-    contracts::{Consent, Records},
-    disclosure::Disclosure,
+    contracts::Records,
+    disclosure::{Logged, Unlogged},
     error::{Error, Kind, Result},
     journal::Follow,
     ledger::TxInfo,
     model::{Integrity, Purpose, RecordKind, Role},
     sharing::GrantInput,
-    wraps::{ObjectId, Reader},
+    store::{
+        records::Records as RecordsTable,
+        wraps::{ObjectId, Reader},
+    },
 };
 
 /// What a patient shares: the file and the share form's fields.
@@ -90,20 +95,32 @@ pub struct RecordView {
     pub anchor: Anchor,
 }
 
-/// Where a record is anchored, and whether its stored ciphertext still matches.
+/// Where a record is anchored, what the anchor covers, and whether its stored file still
+/// matches.
 #[derive(Debug, Clone, Serialize)]
 pub struct Anchor {
     pub content_hash: B256,
     pub tx_hash: Option<B256>,
     pub block_number: Option<u64>,
-    /// When checked: whether the stored ciphertext still matches the anchor.
+    /// Everything shown as the record (`record`), or, for a record anchored before that, its
+    /// file alone (`file_only`).
+    pub covers: Covers,
+    /// When checked: whether the stored file still matches the anchor.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<Integrity>,
 }
 
-/// Proof that the chain allows a reader a record at this moment (only `App::allowed` makes
-/// one): no record's key is used without it.
-pub(crate) struct Allowed(());
+impl Anchor {
+    fn of(row: &RecordRow, integrity: Option<Integrity>) -> Anchor {
+        Anchor {
+            content_hash: row.content_hash,
+            tx_hash: row.tx_hash,
+            block_number: row.block_number,
+            covers: Covers::of(row.blob_hash.is_some()),
+            integrity,
+        }
+    }
+}
 
 /// The bytes of a record, opened for an allowed reader, and the access event that logged it.
 pub struct Opened {
@@ -158,54 +175,6 @@ fn object_id(id: &B256) -> ObjectId {
     ObjectId::Record(*id)
 }
 
-/// Whose records a listing is of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Whose {
-    /// The patient's the records are.
-    Patient,
-    /// Their author's (a prescription's doctor).
-    Author,
-}
-
-/// A stored record row.
-pub(crate) struct Row_ {
-    pub(crate) id: B256,
-    pub(crate) patient: Address,
-    pub(crate) author: Address,
-    pub(crate) kind: RecordKind,
-    pub(crate) meta: Vec<u8>,
-    /// The sealed structured content (a FHIR Bundle's resources), if any.
-    pub(crate) resources: Option<Vec<u8>>,
-    pub(crate) content_hash: B256,
-    pub(crate) tx_hash: Option<B256>,
-    pub(crate) block_number: Option<u64>,
-    pub(crate) created_at: i64,
-}
-
-fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
-    s.parse()
-        .map_err(|_| Error::internal("stored record", format!("bad {what}")))
-}
-
-fn row_from(row: &crate::db::DbRow) -> Result<Row_> {
-    let kind: i64 = row.try_get("kind")?;
-    let tx: Option<String> = row.try_get("tx_hash")?;
-    let block: Option<i64> = row.try_get("block_number")?;
-    Ok(Row_ {
-        id: parse(&row.try_get::<String, _>("id")?, "id")?,
-        patient: parse(&row.try_get::<String, _>("patient")?, "patient")?,
-        author: parse(&row.try_get::<String, _>("author")?, "author")?,
-        kind: RecordKind::try_from(kind as u8)
-            .map_err(|_| Error::internal("stored record", "bad kind"))?,
-        meta: row.try_get("meta")?,
-        resources: row.try_get("resources")?,
-        content_hash: parse(&row.try_get::<String, _>("content_hash")?, "hash")?,
-        tx_hash: tx.as_deref().map(|t| parse(t, "tx")).transpose()?,
-        block_number: block.map(|b| b as u64),
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 /// Parses a record id given by a client.
 pub fn parse_record_id(s: &str) -> Result<B256> {
     s.parse()
@@ -215,41 +184,20 @@ pub fn parse_record_id(s: &str) -> Result<B256> {
 impl App {
     /// Removes a record whose anchor will never be mined: its wrapped keys, row and blob.
     pub(crate) async fn forget_record(&self, id: &B256) -> Result<()> {
-        let object = object_id(id);
-        self.drop_wraps(&object).await?;
-        sqlx::query("DELETE FROM records WHERE id = $1")
-            .bind(object.to_string())
-            .execute(self.db())
-            .await?;
+        self.wraps().drop_all(&object_id(id)).await?;
+        RecordsTable(self.db()).delete(id).await?;
         self.blobs().delete(&blob_key(id)).await?;
         Ok(())
     }
 
-    pub(crate) async fn record_row(&self, id: &B256) -> Result<Row_> {
-        let row = sqlx::query("SELECT * FROM records WHERE id = $1 AND tx_hash IS NOT NULL")
-            .bind(object_id(id).to_string())
-            .fetch_optional(self.db())
-            .await?
-            .ok_or_else(|| Error::not_found("there is no such record"))?;
-        row_from(&row)
+    pub(crate) async fn record_row(&self, id: &B256) -> Result<RecordRow> {
+        RecordsTable(self.db()).get(id).await
     }
 
     /// A patient's (or an author's) anchored records; those whose anchor is not mined yet are
     /// not there for anyone.
-    pub(crate) async fn record_rows(&self, whose: Whose, who: Address) -> Result<Vec<Row_>> {
-        let sql = match whose {
-            Whose::Patient => {
-                "SELECT * FROM records WHERE patient = $1 AND tx_hash IS NOT NULL ORDER BY created_at, id"
-            }
-            Whose::Author => {
-                "SELECT * FROM records WHERE author = $1 AND tx_hash IS NOT NULL ORDER BY created_at, id"
-            }
-        };
-        let rows = sqlx::query(sql)
-            .bind(address_key(who))
-            .fetch_all(self.db())
-            .await?;
-        rows.iter().map(row_from).collect()
+    pub(crate) async fn record_rows(&self, whose: Whose, who: Address) -> Result<Vec<RecordRow>> {
+        RecordsTable(self.db()).of(whose, who).await
     }
 
     /// A patient shares a report and, in the same step, grants it to whom `with` names. All of
@@ -430,7 +378,8 @@ impl App {
                     .map_err(|e| Error::internal("resources", e))
             })
             .transpose()?;
-        let hash = keccak256(&sealed);
+        let blob_hash = keccak256(&sealed);
+        let hash = anchor::commitment(blob_hash, &sealed_meta, sealed_resources.as_deref());
         let now = unix_now();
         let input = match kind {
             RecordKind::Prescription => Records::anchorPrescriptionCall {
@@ -446,41 +395,45 @@ impl App {
             }
             .abi_encode(),
         };
+        let row = RecordRow {
+            id,
+            patient,
+            author: author.address,
+            kind,
+            meta: sealed_meta,
+            resources: sealed_resources,
+            content_hash: hash,
+            blob_hash: Some(blob_hash),
+            tx_hash: None,
+            block_number: None,
+            created_at: now,
+        };
         // The blob, the row and the wrapped keys go first, so an anchor on chain never points
         // at nothing; the journal removes them only once the anchor surely never lands.
         let stored = async {
             self.blobs().put(&blob_key(&id), sealed).await?;
-            sqlx::query(
-                "INSERT INTO records (id, patient, author, kind, meta, resources, content_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(object.to_string())
-            .bind(address_key(patient))
-            .bind(address_key(author.address))
-            .bind(u8::from(kind) as i64)
-            .bind(sealed_meta)
-            .bind(sealed_resources)
-            .bind(hash.to_string())
-            .bind(now)
-            .execute(self.db())
-            .await?;
+            RecordsTable(self.db()).insert(&row).await?;
             let patient_key = self
                 .account_by_address(patient)
                 .await?
                 .ok_or_else(|| Error::not_found("there is no such patient"))?
                 .enc_public;
-            self.put_wrap(&object, Reader::Account(patient), &patient_key, &dek)
+            let wraps = self.wraps();
+            wraps
+                .put(&object, Reader::Account(patient), &patient_key, &dek)
                 .await?;
             if author.address != patient {
-                self.put_wrap(
-                    &object,
-                    Reader::Account(author.address),
-                    &author.secret.public_key(),
-                    &dek,
-                )
-                .await?;
+                wraps
+                    .put(
+                        &object,
+                        Reader::Account(author.address),
+                        &author.secret.public_key(),
+                        &dek,
+                    )
+                    .await?;
             }
-            self.escrow_wrap(&object, &dek).await
+            let escrow = self.keyring().escrow_public();
+            wraps.put(&object, Reader::Escrow, &escrow, &dek).await
         };
         let records = self.contracts().records;
         let (tx, _) = self
@@ -505,150 +458,109 @@ impl App {
                 content_hash: hash,
                 tx_hash: Some(tx.hash),
                 block_number: Some(tx.block_number),
+                covers: Covers::Record,
                 integrity: Some(Integrity::Verified),
             },
         };
         Ok((view, tx))
     }
 
-    /// Whether the chain lets `reader` open `record` of `patient` for `purpose`.
-    pub async fn can_access(
-        &self,
-        patient: Address,
-        reader: Address,
-        record: B256,
-        purpose: Purpose,
-    ) -> Result<bool> {
-        self.consent()
-            .canAccess(patient, reader, record, u8::from(purpose))
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))
-    }
-
-    /// Whether `doctor`'s emergency access to `patient` is open now.
-    pub async fn emergency_open(&self, patient: Address, doctor: Address) -> Result<bool> {
-        let until = self
-            .consent()
-            .emergencyUntil(patient, doctor)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        Ok(until > self.ledger().now().await? && until > 0)
-    }
-
-    /// Whether the chain lets `reader` open `row` now: the proof every use of its key needs.
-    /// The patient needs no question to the chain for their own.
-    async fn allowed(
+    /// The metadata of `row`, opened with the key `allowed` unlocks (the reader's own, or the
+    /// escrow's where it may stand in), still to be logged; `None` when the reader has no key.
+    async fn open_meta(
         &self,
         reader: &Person,
-        row: &Row_,
-        purpose: Purpose,
-    ) -> Result<Option<Allowed>> {
-        if reader.address == row.patient && reader.role == Role::Patient {
-            return Ok(Some(Allowed(())));
-        }
-        Ok(self
-            .can_access(row.patient, reader.address, row.id, purpose)
-            .await?
-            .then_some(Allowed(())))
+        row: &RecordRow,
+        allowed: &Allowed,
+    ) -> Result<Option<Unlogged<Meta>>> {
+        let Some(key) = self.keyring().unlock(self.wraps(), reader, allowed).await? else {
+            return Ok(None);
+        };
+        Ok(Some(key.open(&meta_aad(&row.id), &row.meta)?.and_then(
+            |plain| serde_json::from_slice(&plain).map_err(|e| Error::internal("meta", e)),
+        )?))
     }
 
-    /// The data key of `row` for `reader`, whom the chain allows (`Allowed`): their own wrap, or,
-    /// where the chain gives a doctor access without one (an open emergency, a grant to their
-    /// hospital that predates them), the escrow's.
-    async fn key_for(&self, reader: &Person, row: &Row_, _: &Allowed) -> Result<Option<Dek>> {
-        let object = object_id(&row.id);
-        if let Some(dek) = self
-            .take_wrap(&object, Reader::Account(reader.address), &reader.secret)
-            .await?
-        {
-            return Ok(Some(dek));
-        }
-        if reader.role == Role::Doctor {
-            return self.escrow_key_of(&object).await;
-        }
-        Ok(None)
-    }
-
-    fn open_meta(&self, row: &Row_, dek: &Dek) -> Result<Meta> {
-        let plain = open(dek, &meta_aad(&row.id), &row.meta)?;
-        serde_json::from_slice(&plain).map_err(|e| Error::internal("meta", e))
-    }
-
-    /// A record as `reader` sees it: its details only if the chain allows them (`allowed`).
+    /// A record as `reader` may see it: with its details (still to be logged) when `allowed`
+    /// lets them be opened and `details` (they are what the chain anchors), without otherwise.
     async fn view(
         &self,
         reader: &Person,
-        row: &Row_,
+        row: &RecordRow,
         allowed: Option<&Allowed>,
-        check: bool,
-    ) -> Result<RecordView> {
-        let meta = match allowed {
-            Some(allowed) => match self.key_for(reader, row, allowed).await? {
-                Some(dek) => Some(self.open_meta(row, &dek)?),
-                None => None,
-            },
-            None => None,
-        };
-        let integrity = if check {
-            Some(self.integrity(row).await?.0)
-        } else {
-            None
-        };
-        Ok(RecordView {
+        details: bool,
+        file: Option<Integrity>,
+    ) -> Result<Unlogged<RecordView>> {
+        let bare = RecordView {
             id: row.id,
             patient: row.patient,
             author: row.author,
             kind: row.kind,
-            meta,
+            meta: None,
             created_at: row.created_at,
-            anchor: Anchor {
-                content_hash: row.content_hash,
-                tx_hash: row.tx_hash,
-                block_number: row.block_number,
-                integrity,
-            },
+            anchor: Anchor::of(row, file),
+        };
+        let meta = match allowed {
+            Some(allowed) if details => self.open_meta(reader, row, allowed).await?,
+            _ => None,
+        };
+        Ok(match meta {
+            Some(meta) => meta.map(|m| RecordView {
+                meta: Some(m),
+                ..bare
+            }),
+            None => Unlogged::nothing(bare),
         })
     }
 
-    /// Compares the stored blob with the hash anchored on chain (not the database's copy).
-    async fn integrity(&self, row: &Row_) -> Result<(Integrity, Option<Vec<u8>>)> {
-        integrity::check_blob(self.ledger(), &self.records(), self.blobs(), row).await
+    /// A record's view for a listing: its details checked against the anchor (a record whose
+    /// details were altered is listed without them, and says so).
+    async fn listed(
+        &self,
+        reader: &Person,
+        row: &RecordRow,
+        allowed: Option<&Allowed>,
+        with_body: bool,
+    ) -> Result<Unlogged<RecordView>> {
+        let (checked, _) = self.check_record(row, with_body).await?;
+        let file = match checked.file {
+            None if !checked.details => Some(Integrity::Mismatch),
+            file => file,
+        };
+        self.view(reader, row, allowed, checked.details, file).await
     }
 
-    /// Refuses unless the chain says `reader` may open `row` for `purpose`.
-    async fn check_access(&self, reader: &Person, row: &Row_, purpose: Purpose) -> Result<Allowed> {
-        // Same answer whether the record exists for someone else or not, to anyone but its
-        // patient.
-        self.allowed(reader, row, purpose).await?.ok_or_else(|| {
-            Error::forbidden(
-                "you have no access to this record: no live grant or emergency covers it",
-            )
-        })
-    }
-
-    /// A record's metadata and anchor, with a fresh integrity check; shown to anyone but its
-    /// patient only once the view is logged on chain.
+    /// A record's metadata and anchor, with a fresh check of its details and file against the
+    /// anchor; shown to anyone but its patient only once the view is logged on chain. Details
+    /// that are not what the chain anchors are refused (409), never shown.
     pub async fn record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<RecordView> {
         let row = self.record_row(&id).await?;
-        let allowed = self.check_access(reader, &row, purpose).await?;
-        let view = self.view(reader, &row, Some(&allowed), true).await?;
-        let mut shown = Disclosure::default();
-        shown.record(reader, &view);
-        self.disclose(reader, shown, purpose).await?;
-        Ok(view)
+        let allowed = self.check_record_access(reader, &row, purpose).await?;
+        let (checked, _) = self.check_record(&row, true).await?;
+        if !checked.details {
+            return Err(altered());
+        }
+        let view = self
+            .view(reader, &row, Some(&allowed), true, checked.file)
+            .await?;
+        Ok(self
+            .disclose(reader, view, purpose, Logged::Viewed)
+            .await?
+            .into_inner())
     }
 
-    /// A patient's own records (reports and others; prescriptions are listed apart), each with
-    /// a fresh integrity check of its blob against its anchor when `verify` is set.
+    /// A patient's own records (reports and others; prescriptions are listed apart), each
+    /// checked against its anchor (with its file too when `verify` is set).
     pub async fn my_records(&self, patient: &Person, verify: bool) -> Result<Vec<RecordView>> {
         self.require_patient(patient)?;
         let mut out = Vec::new();
         for row in self.record_rows(Whose::Patient, patient.address).await? {
             if row.kind != RecordKind::Prescription {
-                let own = self.allowed(patient, &row, Purpose::Treatment).await?;
-                out.push(self.view(patient, &row, own.as_ref(), verify).await?);
+                let own = self
+                    .record_allowed(patient, &row, Purpose::Treatment)
+                    .await?;
+                let view = self.listed(patient, &row, own.as_ref(), verify).await?;
+                out.push(own_only(patient, view)?);
             }
         }
         Ok(out)
@@ -662,10 +574,15 @@ impl App {
         if row.patient != patient.address || patient.role != Role::Patient {
             return Ok(None);
         }
-        let own = Allowed(());
-        Ok(match self.key_for(patient, &row, &own).await? {
-            Some(dek) => self.open_meta(&row, &dek).ok().map(|m| m.title),
-            None => None,
+        let Some(own) = self
+            .record_allowed(patient, &row, Purpose::Treatment)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(match self.open_meta(patient, &row, &own).await {
+            Ok(Some(meta)) => own_only(patient, meta)?.title.into(),
+            _ => None,
         })
     }
 
@@ -677,18 +594,18 @@ impl App {
         patient: Address,
         purpose: Purpose,
     ) -> Result<Vec<RecordView>> {
-        let mut shown = Disclosure::default();
-        let list = self
-            .doctor_records(doctor, patient, purpose, &mut shown)
-            .await?;
-        self.disclose(doctor, shown, purpose).await?;
-        Ok(list)
+        let list = self.doctor_records(doctor, patient, purpose).await?;
+        Ok(self
+            .disclose(doctor, list, purpose, Logged::Viewed)
+            .await?
+            .into_inner())
     }
 
     /// One page of the reports of `patient` that `reader` may see now (the patient their own,
     /// a doctor what the chain allows), those `keep` accepts, `skip` then at most `take`, and how
-    /// many were kept in all: pages and totals count only what the reader may see. Only what is
-    /// on the page is logged on chain as viewed, before it is returned.
+    /// many were kept in all. `keep` sees what is not sealed (kind, dates, ids: a `RecordView`
+    /// without its details), so the total reveals nothing sealed; only the page's records are
+    /// opened, and logged on chain as viewed before they are returned.
     pub async fn reports_page(
         &self,
         reader: &Person,
@@ -698,99 +615,124 @@ impl App {
         skip: usize,
         take: usize,
     ) -> Result<(usize, Vec<RecordView>)> {
-        let all = if reader.role == Role::Patient {
-            if reader.address != patient {
+        match reader.role {
+            Role::Patient if reader.address != patient => {
                 return Err(Error::forbidden("a patient sees only their own records"));
             }
-            self.my_records(reader, false).await?
-        } else {
-            let mut unlogged = Disclosure::default();
-            let mut list = self
-                .doctor_records(reader, patient, purpose, &mut unlogged)
-                .await?;
-            list.retain(|v| v.kind != RecordKind::Prescription);
-            list
-        };
-        let kept: Vec<RecordView> = all.into_iter().filter(|v| keep(v)).collect();
-        let total = kept.len();
-        let page: Vec<RecordView> = kept.into_iter().skip(skip).take(take).collect();
-        let mut shown = Disclosure::default();
-        for view in &page {
-            shown.record(reader, view);
+            Role::Patient => {}
+            _ => self.require_active_doctor(reader).await?,
         }
-        self.disclose(reader, shown, purpose).await?;
+        let mut kept = Vec::new();
+        for row in self.record_rows(Whose::Patient, patient).await? {
+            if row.kind == RecordKind::Prescription {
+                continue;
+            }
+            let Some(allowed) = self.record_allowed(reader, &row, purpose).await? else {
+                continue;
+            };
+            let bare = self.view(reader, &row, None, false, None).await?;
+            let bare = bare
+                .own(reader)
+                .map_err(|_| Error::internal("reports", "a bare view reveals nothing"))?;
+            if keep(&bare) {
+                kept.push((row, allowed));
+            }
+        }
+        let total = kept.len();
+        let mut page = Unlogged::nothing(Vec::new());
+        for (row, allowed) in kept.into_iter().skip(skip).take(take) {
+            page.push(self.listed(reader, &row, Some(&allowed), false).await?);
+        }
+        let page = self
+            .disclose(reader, page, purpose, Logged::Viewed)
+            .await?
+            .into_inner();
         Ok((total, page))
     }
 
-    /// `records_for_doctor`, adding what it shows to `shown` instead of logging it.
+    /// The records of `patient` that `doctor` may open now, with their details, still to be
+    /// logged.
     pub(crate) async fn doctor_records(
         &self,
         doctor: &Person,
         patient: Address,
         purpose: Purpose,
-        shown: &mut Disclosure,
-    ) -> Result<Vec<RecordView>> {
+    ) -> Result<Unlogged<Vec<RecordView>>> {
         self.require_active_doctor(doctor).await?;
-        let mut out = Vec::new();
+        let mut out = Unlogged::nothing(Vec::new());
         for row in self.record_rows(Whose::Patient, patient).await? {
-            if let Some(allowed) = self.allowed(doctor, &row, purpose).await? {
-                let view = self.view(doctor, &row, Some(&allowed), false).await?;
-                shown.record(doctor, &view);
-                out.push(view);
+            if let Some(allowed) = self.record_allowed(doctor, &row, purpose).await? {
+                out.push(self.listed(doctor, &row, Some(&allowed), false).await?);
             }
         }
         Ok(out)
     }
 
-    /// Opens a record's bytes: access on chain, integrity against the anchor, then the opening
-    /// logged on chain signed by the reader, and only then the plaintext.
+    /// Opens a record's bytes: access on chain, the record against its anchor, then the
+    /// opening logged on chain signed by the reader, and only then the plaintext.
     pub async fn open_record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<Opened> {
         let row = self.record_row(&id).await?;
-        let allowed = self.check_access(reader, &row, purpose).await?;
-        let dek = self.key_for(reader, &row, &allowed).await?.ok_or_else(|| {
-            Error::forbidden(
-                "no key to this record was shared with you; ask the patient to share it",
-            )
-        })?;
-
-        let meta = self.open_meta(&row, &dek)?;
-        let (status, blob) = self.integrity(&row).await?;
-        let blob = match (status, blob) {
-            (Integrity::Verified, Some(blob)) => blob,
-            (Integrity::Missing, _) => {
+        let allowed = self.check_record_access(reader, &row, purpose).await?;
+        let key = self
+            .keyring()
+            .unlock(self.wraps(), reader, &allowed)
+            .await?
+            .ok_or_else(|| {
+                Error::forbidden(
+                    "no key to this record was shared with you; ask the patient to share it",
+                )
+            })?;
+        let (checked, body) = self.check_record(&row, true).await?;
+        let body = match (checked, body) {
+            (Checked { details: true, .. }, Some(body)) => body,
+            (
+                Checked {
+                    file: Some(Integrity::Missing),
+                    ..
+                },
+                _,
+            ) => {
                 return Err(Error::new(
                     Kind::Integrity,
                     "the stored file of this record is missing",
                 ));
             }
-            _ => {
-                return Err(Error::new(
-                    Kind::Integrity,
-                    "the stored file does not match its on-chain anchor: it was altered, and is not returned",
-                ));
-            }
+            _ => return Err(altered()),
         };
-        let bytes = open(&dek, &object_id(&row.id).aad(), &blob)?;
-        let call = Consent::logAccessCall {
-            patient: row.patient,
-            recordId: row.id,
-            purpose: u8::from(purpose),
-        };
-        let consent = self.contracts().consent;
-        let (access_tx, receipt) = self
-            .log_read(&reader.signer, consent, call.abi_encode())
-            .await?
-            .mined()?;
-        let emergency = receipt
-            .decoded_log::<Consent::AccessLogged>()
-            .is_some_and(|l| l.data.emergency);
+        let meta = key.open(&meta_aad(&row.id), &row.meta)?;
+        let bytes = key.open(&object_id(&row.id).aad(), &body)?;
+        let opened = meta.zip(bytes).and_then(|(meta, bytes)| {
+            let meta: Meta =
+                serde_json::from_slice(&meta).map_err(|e| Error::internal("meta", e))?;
+            Ok((meta.media_type, bytes))
+        })?;
+        let disclosed = self
+            .disclose(reader, opened, purpose, Logged::Opened)
+            .await?;
+        let (tx, emergency) = (disclosed.tx.clone(), disclosed.emergency);
+        let (media_type, bytes) = disclosed.into_inner();
         Ok(Opened {
             bytes,
-            media_type: meta.media_type,
-            access_tx,
+            media_type,
+            access_tx: tx
+                .ok_or_else(|| Error::internal("opening", "an opening is always logged"))?,
             emergency,
         })
     }
+}
+
+/// What a record whose stored parts no longer match its anchor is answered with.
+fn altered() -> Error {
+    Error::new(
+        Kind::Integrity,
+        "the stored record does not match its on-chain anchor: it was altered, and is not returned",
+    )
+}
+
+/// The patient's own data, which needs no log.
+fn own_only<T>(patient: &Person, data: Unlogged<T>) -> Result<T> {
+    data.own(patient)
+        .map_err(|_| Error::internal("own records", "a patient's listing holds another's data"))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! patient) and the wrapped keys that follow them; revocation; a doctor's declared emergency; and
 //! the audit trail of every opening, read back from the chain's `AccessLogged` events.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -10,19 +10,21 @@ use alloy::{
 };
 use medledger_vault::SecretKey;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::{
     accounts::{Person, address_key},
     app::{App, unix_now},
     contracts::Consent,
     directory::{contact_object, profile_object},
-    disclosure::{Disclosure, PROFILE_CONTACT, PROFILE_IDENTITY},
+    disclosure::{Logged, PROFILE_CONTACT, PROFILE_IDENTITY, Unlogged},
     error::{Error, Result},
     journal::Follow,
     ledger::TxInfo,
     model::{Purpose, RecordKind, Role, Scope},
-    wraps::{ObjectId, Reader},
+    store::{
+        emergencies::Emergencies,
+        wraps::{ObjectId, Reader},
+    },
 };
 
 /// A grant as a patient asks for it (the words of scope, kinds and purpose become the domain's
@@ -434,15 +436,19 @@ impl App {
                 row.author,
             ));
         }
+        let wraps = self.wraps();
         for (object, part, author) in objects {
-            let mut wanted = BTreeSet::new();
+            // Each reader a live grant covers, with the grant's purpose.
+            let mut wanted: BTreeMap<Reader, Purpose> = BTreeMap::new();
             for (g, grantees) in grants.iter().zip(&grantees_of) {
                 let covered = match part {
                     Part::Record(id, kind) => g.covers(&id, kind),
                     Part::Profile(field) => g.reveals(field),
                 };
                 if covered {
-                    wanted.extend(grantees.iter().map(|a| Reader::Account(*a)));
+                    for a in grantees {
+                        wanted.entry(Reader::Account(*a)).or_insert(g.purpose);
+                    }
                 }
             }
             // The patient, the escrow and a prescription's author always keep theirs; the
@@ -453,32 +459,29 @@ impl App {
                     || reader == Reader::Research
                     || reader == Reader::Account(author)
             };
-            let existing = self.readers_of(&object).await?;
+            let existing = wraps.readers_of(&object).await?;
             for reader in &existing {
-                if !keep(*reader) && !wanted.contains(reader) {
-                    self.drop_wrap(&object, *reader).await?;
+                if !keep(*reader) && !wanted.contains_key(reader) {
+                    wraps.drop_one(&object, *reader).await?;
                 }
             }
-            let missing: Vec<Reader> = wanted
-                .into_iter()
-                .filter(|r| !existing.contains(r))
-                .collect();
-            if missing.is_empty() {
-                continue;
-            }
-            let dek = match secret {
-                Some(secret) => self.take_wrap(&object, me, secret).await?,
-                None => self.escrow_key_of(&object).await?,
-            };
-            let Some(dek) = dek else {
-                continue;
-            };
-            for reader in missing {
+            for (reader, purpose) in wanted {
                 let Reader::Account(address) = reader else {
                     continue;
                 };
+                if existing.contains(&reader) {
+                    continue;
+                }
+                // The chain must let the grantee see it now: only then is their key made.
+                let Some(allowed) = self
+                    .grantee_allowed(patient, address, object, purpose)
+                    .await?
+                else {
+                    continue;
+                };
                 if let Some(account) = self.account_by_address(address).await? {
-                    self.put_wrap(&object, reader, &account.enc_public, &dek)
+                    self.keyring()
+                        .share(wraps, &allowed, secret, &account.enc_public)
                         .await?;
                 }
             }
@@ -486,12 +489,14 @@ impl App {
         Ok(())
     }
 
-    /// The patients who shared with `doctor` through a live grant, or whose emergency is open.
+    /// The patients who shared with `doctor` through a live grant, or whose emergency is open,
+    /// with their names and dates of birth (logged on chain as viewed first).
     pub async fn my_patients(&self, doctor: &Person) -> Result<Vec<SharedPatient>> {
-        let mut shown = Disclosure::default();
-        let list = self.shared_patients(doctor, &mut shown).await?;
-        self.disclose(doctor, shown, Purpose::Treatment).await?;
-        Ok(list)
+        let list = self.shared_patients(doctor).await?;
+        Ok(self
+            .disclose(doctor, list, Purpose::Treatment, Logged::Viewed)
+            .await?
+            .into_inner())
     }
 
     /// The patients who share with `doctor` now (a live grant or an open emergency), without
@@ -500,25 +505,21 @@ impl App {
         Ok(self.sharing_with(doctor).await?.into_keys().collect())
     }
 
-    /// `my_patients`, adding the names and dates of birth it shows to `shown`.
-    async fn shared_patients(
-        &self,
-        doctor: &Person,
-        shown: &mut Disclosure,
-    ) -> Result<Vec<SharedPatient>> {
+    /// `my_patients`, still to be logged.
+    async fn shared_patients(&self, doctor: &Person) -> Result<Unlogged<Vec<SharedPatient>>> {
         let until = self.sharing_with(doctor).await?;
-        let mut out = Vec::new();
+        let mut out = Unlogged::nothing(Vec::new());
         for (address, (until, emergency)) in until {
             let profile = self
-                .profile_parts(doctor, address, PROFILE_IDENTITY, shown)
+                .profile_parts(doctor, address, PROFILE_IDENTITY)
                 .await?;
-            out.push(SharedPatient {
+            out.push(profile.map(|profile| SharedPatient {
                 address,
                 name: profile.as_ref().map(|p| p.name.clone()),
                 date_of_birth: profile.map(|p| p.date_of_birth),
                 until,
                 emergency,
-            });
+            }));
         }
         Ok(out)
     }
@@ -536,17 +537,7 @@ impl App {
             }
         }
         let now = self.ledger().now().await?;
-        let rows = sqlx::query(
-            "SELECT DISTINCT patient FROM emergencies WHERE doctor = $1 AND tx_hash IS NOT NULL",
-        )
-        .bind(address_key(doctor.address))
-        .fetch_all(self.db())
-        .await?;
-        for row in rows {
-            let patient: Address = row
-                .try_get::<String, _>("patient")?
-                .parse()
-                .map_err(|e| Error::internal("emergency patient", e))?;
+        for patient in Emergencies(self.db()).patients_of(doctor.address).await? {
             let end = self
                 .consent()
                 .emergencyUntil(patient, doctor.address)
@@ -565,34 +556,33 @@ impl App {
     /// What a doctor's page about one patient shows — the patient's details, the records the
     /// doctor may open and until when — logged on chain as one view before it is returned.
     pub async fn patient_chart(&self, doctor: &Person, patient: Address) -> Result<Chart> {
-        let mut shown = Disclosure::default();
         let records = self
-            .doctor_records(doctor, patient, Purpose::Treatment, &mut shown)
+            .doctor_records(doctor, patient, Purpose::Treatment)
             .await?;
         let profile = self
-            .profile_parts(
+            .profile_parts(doctor, patient, PROFILE_IDENTITY | PROFILE_CONTACT)
+            .await?;
+        // Until when, and whether by an emergency: the chain's, nothing sealed.
+        let entry = self.sharing_with(doctor).await?.remove(&patient);
+        let shown = self
+            .disclose(
                 doctor,
-                patient,
-                PROFILE_IDENTITY | PROFILE_CONTACT,
-                &mut shown,
+                records.zip(profile),
+                Purpose::Treatment,
+                Logged::Viewed,
             )
             .await?;
-        let mut ignored = Disclosure::default();
-        let entry = self
-            .shared_patients(doctor, &mut ignored)
-            .await?
-            .into_iter()
-            .find(|p| p.address == patient)
-            .map(|p| SharedPatient {
-                name: profile.as_ref().map(|p| p.name.clone()),
-                date_of_birth: profile.as_ref().map(|p| p.date_of_birth.clone()),
-                ..p
-            });
-        self.disclose(doctor, shown, Purpose::Treatment).await?;
+        let (records, profile) = shown.into_inner();
         Ok(Chart {
             patient,
+            entry: entry.map(|(until, emergency)| SharedPatient {
+                address: patient,
+                name: profile.as_ref().map(|p| p.name.clone()),
+                date_of_birth: profile.as_ref().map(|p| p.date_of_birth.clone()),
+                until,
+                emergency,
+            }),
             profile,
-            entry,
             records,
         })
     }

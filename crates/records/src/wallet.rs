@@ -19,7 +19,7 @@ use crate::{
     accounts::{Person, Signer, address_key},
     app::{App, unix_now},
     error::{Error, Kind, Result},
-    wraps::ObjectId,
+    store::wraps::ObjectId,
 };
 
 /// A nonce is good for this long, and a sign-in message issued longer ago is refused.

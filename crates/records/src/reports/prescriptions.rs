@@ -1,18 +1,18 @@
 //! Prescriptions: written by a doctor who may treat the patient, sealed and anchored like a
 //! report, and read by the two of them.
 
-use alloy::primitives::{Address, B256, keccak256};
-use medledger_vault::{Dek, open};
+use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 
-use super::{Anchor, Meta, Row_, Whose, blob_key, object_id};
+use super::{Anchor, Meta, RecordRow, Whose, object_id};
 use crate::{
+    access::Allowed,
     accounts::Person,
     app::App,
-    disclosure::Disclosure,
+    disclosure::{Logged, Unlogged},
     error::{Error, Result},
     ledger::TxInfo,
-    model::{Purpose, RecordKind, Role},
+    model::{Integrity, Purpose, RecordKind, Role},
 };
 
 /// One medication line of a prescription.
@@ -120,7 +120,8 @@ impl App {
     }
 
     /// A patient's prescriptions, or those a doctor wrote: a doctor sees the lines of those the
-    /// chain still lets them read, once that view is logged on chain.
+    /// chain still lets them read, once that view is logged on chain. Lines whose prescription
+    /// no longer matches its anchor are not shown, and it says so.
     pub async fn prescriptions(&self, person: &Person) -> Result<Vec<PrescriptionView>> {
         let rows = match person.role {
             Role::Patient => self.record_rows(Whose::Patient, person.address).await?,
@@ -131,52 +132,57 @@ impl App {
                 ));
             }
         };
-        let mut out = Vec::new();
-        let mut shown = Disclosure::default();
+        let mut out = Unlogged::nothing(Vec::new());
         for row in rows
             .into_iter()
             .filter(|r| r.kind == RecordKind::Prescription)
         {
-            let body = match self.allowed(person, &row, Purpose::Treatment).await? {
-                Some(allowed) => match self.key_for(person, &row, &allowed).await? {
-                    Some(dek) => self.prescription_body(&row, &dek).await?,
-                    None => None,
-                },
-                None => None,
+            let allowed = self
+                .record_allowed(person, &row, Purpose::Treatment)
+                .await?;
+            let (body, integrity) = match allowed {
+                Some(allowed) => self.prescription_body(person, &row, &allowed).await?,
+                None => (None, None),
             };
-            if body.is_some() && person.address != row.patient {
-                shown.records.push(row.id);
-            }
-            out.push(PrescriptionView {
+            let view = |body| PrescriptionView {
                 id: row.id,
                 patient: row.patient,
                 doctor: row.author,
                 created_at: row.created_at,
                 body,
-                anchor: Anchor {
-                    content_hash: row.content_hash,
-                    tx_hash: row.tx_hash,
-                    block_number: row.block_number,
-                    integrity: None,
-                },
+                anchor: Anchor::of(&row, integrity),
+            };
+            out.push(match body {
+                Some(body) => body.map(|b| view(Some(b))),
+                None => Unlogged::nothing(view(None)),
             });
         }
-        self.disclose(person, shown, Purpose::Treatment).await?;
-        Ok(out)
+        Ok(self
+            .disclose(person, out, Purpose::Treatment, Logged::Viewed)
+            .await?
+            .into_inner())
     }
 
-    /// A prescription's lines, if its blob matches its row's hash.
-    async fn prescription_body(&self, row: &Row_, dek: &Dek) -> Result<Option<PrescriptionBody>> {
-        let blob = self.blobs().get(&blob_key(&row.id)).await?;
-        match blob {
-            Some(b) if keccak256(&b) == row.content_hash => {
-                let plain = open(dek, &object_id(&row.id).aad(), &b)?;
-                Ok(Some(
-                    serde_json::from_slice(&plain)
-                        .map_err(|e| Error::internal("prescription", e))?,
-                ))
-            }
-            _ => Ok(None),
-        }
+    /// A prescription's lines, if they are what its anchor covers, still to be logged; and its
+    /// check when it does not match.
+    async fn prescription_body(
+        &self,
+        reader: &Person,
+        row: &RecordRow,
+        allowed: &Allowed,
+    ) -> Result<(Option<Unlogged<PrescriptionBody>>, Option<Integrity>)> {
+        let (checked, body) = self.check_record(row, true).await?;
+        let Some(blob) = body.filter(|_| checked.details) else {
+            return Ok((None, checked.file));
+        };
+        let Some(key) = self.keyring().unlock(self.wraps(), reader, allowed).await? else {
+            return Ok((None, checked.file));
+        };
+        let body = key
+            .open(&object_id(&row.id).aad(), &blob)?
+            .and_then(|plain| {
+                serde_json::from_slice(&plain).map_err(|e| Error::internal("prescription", e))
+            })?;
+        Ok((Some(body), checked.file))
     }
 }

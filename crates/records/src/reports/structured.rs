@@ -9,17 +9,18 @@ use std::{
 };
 
 use alloy::primitives::{Address, B256};
-use medledger_vault::open;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Allowed, Row_, Whose, resources_aad};
+use super::{RecordRow, Whose, resources_aad};
 use crate::{
+    access::{Allowed, Participating},
     accounts::Person,
     app::App,
-    disclosure::Disclosure,
+    disclosure::{Logged, Unlogged},
     error::{Error, Kind, Result},
     model::{Purpose, RecordKind, Role},
+    store::{records::Records as RecordsTable, wraps::ObjectId},
 };
 
 /// One resource of an imported bundle, as it was in the bundle.
@@ -635,50 +636,64 @@ fn targets_of(entries: &[Entry]) -> HashMap<String, (String, usize)> {
     targets
 }
 
-/// The structured content `sealed` of `row`, opened with its key.
-fn open_entries(row: &Row_, sealed: &[u8], dek: &medledger_vault::Dek) -> Result<Vec<Entry>> {
-    let plain = open(dek, &resources_aad(&row.id), sealed)?;
+/// Parses opened structured content.
+fn entries_of(plain: Vec<u8>) -> Result<Vec<Entry>> {
     serde_json::from_slice(&plain).map_err(|e| Error::internal("resources", e))
 }
 
+/// A bundle's entries as the resources a reader is shown.
+fn clinical(row: &RecordRow, entries: Vec<Entry>) -> Vec<Clinical> {
+    let targets = Arc::new(targets_of(&entries));
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Clinical {
+            record: row.id,
+            patient: row.patient,
+            index: i + 1,
+            resource: e.resource,
+            targets: targets.clone(),
+        })
+        .collect()
+}
+
 impl App {
-    /// The structured content of `row`, opened with the key the chain lets `reader` use.
+    /// The structured content of `row`, opened with the key `allowed` unlocks, still to be
+    /// logged; nothing when the reader has no key, or when the row's sealed content is not what
+    /// the chain anchors (an altered bundle shows nothing).
     async fn clinical_of(
         &self,
         reader: &Person,
-        row: &Row_,
+        row: &RecordRow,
         allowed: &Allowed,
-    ) -> Result<Vec<Clinical>> {
+    ) -> Result<Unlogged<Vec<Clinical>>> {
         let Some(sealed) = &row.resources else {
-            return Ok(Vec::new());
+            return Ok(Unlogged::nothing(Vec::new()));
         };
-        let Some(dek) = self.key_for(reader, row, allowed).await? else {
-            return Ok(Vec::new());
+        let (checked, _) = self.check_record(row, false).await?;
+        if !checked.details {
+            return Ok(Unlogged::nothing(Vec::new()));
+        }
+        let Some(key) = self.keyring().unlock(self.wraps(), reader, allowed).await? else {
+            return Ok(Unlogged::nothing(Vec::new()));
         };
-        let entries = open_entries(row, sealed, &dek)?;
-        let targets = Arc::new(targets_of(&entries));
-        Ok(entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| Clinical {
-                record: row.id,
-                patient: row.patient,
-                index: i + 1,
-                resource: e.resource,
-                targets: targets.clone(),
-            })
-            .collect())
+        key.open(&resources_aad(&row.id), sealed)?
+            .and_then(|plain| Ok(clinical(row, entries_of(plain)?)))
     }
 
     /// One page of the resources of `patient`'s imported bundles that `reader` may see now (the
     /// patient their own, a doctor those of the reports the chain allows them), those `keep`
-    /// accepts, `skip` then at most `take`, and how many were kept in all. The reports the page
-    /// shows resources of are logged on chain as viewed, before it is returned.
+    /// accepts, `skip` then at most `take`, and how many were kept in all. The search looks into
+    /// every bundle the reader may open, so every one of them is logged on chain as viewed
+    /// before anything is returned — a page, an empty page or a total alike — and the patient's
+    /// log says what was searched (`searched`, e.g. "conditions").
+    #[allow(clippy::too_many_arguments)]
     pub async fn clinical_page(
         &self,
         reader: &Person,
         patient: Address,
         purpose: Purpose,
+        searched: &'static str,
         keep: impl Fn(&Clinical) -> bool,
         skip: usize,
         take: usize,
@@ -690,30 +705,25 @@ impl App {
             Role::Patient => {}
             _ => self.require_active_doctor(reader).await?,
         }
-        let mut total = 0;
-        let mut page = Vec::new();
-        let mut skip = skip;
+        let mut looked_into = Unlogged::nothing(Vec::new());
         for row in self.record_rows(Whose::Patient, patient).await? {
             if row.kind == RecordKind::Prescription || row.resources.is_none() {
                 continue;
             }
-            let Some(allowed) = self.allowed(reader, &row, purpose).await? else {
+            let Some(allowed) = self.record_allowed(reader, &row, purpose).await? else {
                 continue;
             };
-            for c in self.clinical_of(reader, &row, &allowed).await? {
-                if !keep(&c) {
-                    continue;
-                }
-                total += 1;
-                if skip > 0 {
-                    skip -= 1;
-                } else if page.len() < take {
-                    page.push(c);
-                }
-            }
+            looked_into.push(self.clinical_of(reader, &row, &allowed).await?);
         }
-        self.disclose_clinical(reader, &page, purpose).await?;
-        Ok((total, page))
+        let found = looked_into.map(|bundles| {
+            let kept: Vec<Clinical> = bundles.into_iter().flatten().filter(|c| keep(c)).collect();
+            let total = kept.len();
+            (total, kept.into_iter().skip(skip).take(take).collect())
+        });
+        Ok(self
+            .disclose(reader, found, purpose, Logged::Searched(searched))
+            .await?
+            .into_inner())
     }
 
     /// One resource of an imported bundle: the report whose id begins with `record_prefix`
@@ -729,37 +739,32 @@ impl App {
         if record_prefix.is_empty() || !record_prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(missing());
         }
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM records WHERE id LIKE $1 AND tx_hash IS NOT NULL AND resources IS NOT NULL",
-        )
-        .bind(format!("0x{}%", record_prefix.to_lowercase()))
-        .fetch_optional(self.db())
-        .await?;
-        let id = id.ok_or_else(missing)?;
-        let row = self.record_row(&super::parse_record_id(&id)?).await?;
+        let id = RecordsTable(self.db())
+            .bundle_by_prefix(&record_prefix.to_lowercase())
+            .await?
+            .ok_or_else(missing)?;
+        let row = self.record_row(&id).await?;
         if reader.role == Role::Doctor {
             self.require_active_doctor(reader).await?;
         }
         let allowed = self
-            .allowed(reader, &row, purpose)
+            .record_allowed(reader, &row, purpose)
             .await?
             .ok_or_else(missing)?;
         let found = self
             .clinical_of(reader, &row, &allowed)
             .await?
-            .into_iter()
-            .find(|c| c.index == index)
+            .map(|all| all.into_iter().find(|c| c.index == index))
+            .transpose()
             .ok_or_else(missing)?;
-        self.disclose_clinical(reader, std::slice::from_ref(&found), purpose)
-            .await?;
-        Ok(found)
+        Ok(self
+            .disclose(reader, found, purpose, Logged::Viewed)
+            .await?
+            .into_inner())
     }
 
     /// The objects of `patient`'s bundles (the reports with structured content).
-    pub(crate) async fn bundle_objects(
-        &self,
-        patient: Address,
-    ) -> Result<Vec<crate::wraps::ObjectId>> {
+    pub(crate) async fn bundle_objects(&self, patient: Address) -> Result<Vec<ObjectId>> {
         Ok(self
             .record_rows(Whose::Patient, patient)
             .await?
@@ -769,49 +774,52 @@ impl App {
             .collect())
     }
 
-    /// The resources of every bundle `patient` shared, opened with the research key's wraps
-    /// (which exist only while they take part in a study): for a research export only, which
-    /// checks first that the chain holds the patient's opt-in to its study live (and the
-    /// contract refuses the export if it is not, when it is recorded).
-    pub(crate) async fn research_resources(&self, patient: Address) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        for row in self.record_rows(Whose::Patient, patient).await? {
+    /// The resources of every bundle a study's participant shared, opened with the research
+    /// key's wraps (which exist only while they take part in a study), for the research export
+    /// `participating` proves their live opt-in to. What leaves is de-identified, and only once
+    /// the export is recorded on chain naming them (`Research.recordExport`).
+    pub(crate) async fn research_resources(
+        &self,
+        participating: &Participating,
+    ) -> Result<Vec<Value>> {
+        let mut out = Unlogged::nothing(Vec::new());
+        for row in self
+            .record_rows(Whose::Patient, participating.patient())
+            .await?
+        {
             let Some(sealed) = &row.resources else {
                 continue;
             };
             if row.kind == RecordKind::Prescription {
                 continue;
             }
+            let (checked, _) = self.check_record(&row, false).await?;
+            if !checked.details {
+                continue;
+            }
             let object = super::object_id(&row.id);
-            let Some(dek) = self
-                .take_wrap(&object, crate::wraps::Reader::Research, self.research_key())
+            let Some(key) = self
+                .keyring()
+                .unlock_for_research(self.wraps(), participating, object)
                 .await?
             else {
                 continue;
             };
-            out.extend(
-                open_entries(&row, sealed, &dek)?
-                    .into_iter()
-                    .map(|e| e.resource),
+            out.push(
+                key.open(&resources_aad(&row.id), sealed)?
+                    .and_then(|plain| {
+                        Ok(entries_of(plain)?
+                            .into_iter()
+                            .map(|e| e.resource)
+                            .collect::<Vec<Value>>())
+                    })?,
             );
         }
-        Ok(out)
-    }
-
-    async fn disclose_clinical(
-        &self,
-        reader: &Person,
-        shown: &[Clinical],
-        purpose: Purpose,
-    ) -> Result<()> {
-        let mut disclosure = Disclosure::default();
-        for c in shown {
-            if c.patient != reader.address && !disclosure.records.contains(&c.record) {
-                disclosure.records.push(c.record);
-            }
-        }
-        self.disclose(reader, disclosure, purpose).await?;
-        Ok(())
+        Ok(out
+            .for_export(participating)?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 }
 

@@ -60,15 +60,6 @@ pub struct ExportReport {
     pub why: Vec<String>,
 }
 
-/// The key of a study's pseudonyms: HMAC-SHA256 under the research key of the study id, so it
-/// is stable within the study and unlinkable across studies.
-fn study_key(research: &[u8; 32], study: u64) -> [u8; 32] {
-    super::deidentify::hmac_sha256(
-        research,
-        format!("medledger study pseudonyms:{study}").as_bytes(),
-    )
-}
-
 /// The hash of an export's files, as recorded on chain: keccak256 over each file's type and
 /// keccak256, in type order.
 pub fn files_hash(files: &BTreeMap<String, String>) -> B256 {
@@ -168,11 +159,11 @@ impl App {
                 .parse()
                 .map_err(|e| Error::internal("patient address", e))?;
             // Only a live opt-in opens a patient's data to the export.
-            if self.opted_in(patient, study).await? {
+            if let Some(participating) = self.participating_in(patient, study).await? {
                 subjects.push(Subject {
                     patient,
                     date_of_birth: None,
-                    resources: self.research_resources(patient).await?,
+                    resources: self.research_resources(&participating).await?,
                 });
             }
             sqlx::query("UPDATE exports SET done_patients = $1 WHERE id = $2")
@@ -185,7 +176,7 @@ impl App {
         let this_year: i64 = crate::model::rfc3339(self.ledger().now().await? as i64)[..4]
             .parse()
             .unwrap_or(1970);
-        let key = study_key(&self.research_key().to_bytes(), study);
+        let key = self.keyring().pseudonym_key(study);
         let out = deidentify(&subjects, data, &key, &rules, this_year);
         let files: BTreeMap<String, String> = out
             .files
@@ -380,6 +371,5 @@ mod tests {
         let one = files_hash(&files);
         files.insert("Patient".to_string(), "{}\n".to_string());
         assert_ne!(files_hash(&files), one);
-        assert_ne!(study_key(&[1; 32], 1), study_key(&[1; 32], 2));
     }
 }

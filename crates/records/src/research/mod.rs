@@ -21,7 +21,7 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::Role,
-    wraps::Reader,
+    store::wraps::Reader,
 };
 
 /// The FHIR resource types a study may ask for (structured data only: never report files).
@@ -400,7 +400,7 @@ impl App {
     }
 
     /// Whether any of `patient`'s opt-ins is live now.
-    async fn takes_part(&self, patient: Address) -> Result<bool> {
+    pub(crate) async fn takes_part(&self, patient: Address) -> Result<bool> {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM studies WHERE id IS NOT NULL")
             .fetch_all(self.db())
             .await?;
@@ -420,27 +420,19 @@ impl App {
         patient: Address,
         secret: Option<&medledger_vault::SecretKey>,
     ) -> Result<()> {
-        let live = self.takes_part(patient).await?;
-        let public = self.research_key().public_key();
+        let participating = self.participating(patient).await?;
+        let wraps = self.wraps();
         for object in self.bundle_objects(patient).await? {
-            if !live {
-                self.drop_wrap(&object, Reader::Research).await?;
+            let Some(participating) = &participating else {
+                wraps.drop_one(&object, Reader::Research).await?;
                 continue;
-            }
-            if self.readers_of(&object).await?.contains(&Reader::Research) {
-                continue;
-            }
-            let dek = match secret {
-                Some(secret) => {
-                    self.take_wrap(&object, Reader::Account(patient), secret)
-                        .await?
-                }
-                None => self.escrow_key_of(&object).await?,
             };
-            if let Some(dek) = dek {
-                self.put_wrap(&object, Reader::Research, &public, &dek)
-                    .await?;
+            if wraps.readers_of(&object).await?.contains(&Reader::Research) {
+                continue;
             }
+            self.keyring()
+                .share_with_research(wraps, participating, object, secret)
+                .await?;
         }
         Ok(())
     }

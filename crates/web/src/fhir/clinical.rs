@@ -23,6 +23,8 @@ use crate::ApiState;
 /// of its status (a code, or a CodeableConcept such as Condition's `clinicalStatus`).
 pub(crate) struct ClinicalType {
     pub(crate) name: &'static str,
+    /// What a search of it is called in the patient's log ("searched your conditions").
+    words: &'static str,
     dates: &'static [&'static str],
     code: (&'static str, &'static str),
     status: &'static str,
@@ -32,6 +34,7 @@ pub(crate) struct ClinicalType {
 pub(crate) const CLINICAL: [ClinicalType; 10] = [
     ClinicalType {
         name: "Observation",
+        words: "observations",
         dates: &[
             "effectiveDateTime",
             "effectivePeriod.start",
@@ -44,6 +47,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "Condition",
+        words: "conditions",
         dates: &["onsetDateTime", "onsetPeriod.start", "recordedDate"],
         code: ("code", "code"),
         status: "clinicalStatus",
@@ -51,6 +55,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "MedicationStatement",
+        words: "medications",
         dates: &["effectiveDateTime", "effectivePeriod.start", "dateAsserted"],
         code: ("code", "medicationCodeableConcept"),
         status: "status",
@@ -58,6 +63,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "MedicationRequest",
+        words: "medication requests",
         dates: &["authoredOn"],
         code: ("code", "medicationCodeableConcept"),
         status: "status",
@@ -65,6 +71,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "Encounter",
+        words: "encounters",
         dates: &["period.start"],
         code: ("type", "type"),
         status: "status",
@@ -72,6 +79,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "DiagnosticReport",
+        words: "diagnostic reports",
         dates: &["effectiveDateTime", "effectivePeriod.start", "issued"],
         code: ("code", "code"),
         status: "status",
@@ -79,6 +87,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "Procedure",
+        words: "procedures",
         dates: &["performedDateTime", "performedPeriod.start"],
         code: ("code", "code"),
         status: "status",
@@ -86,6 +95,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "Immunization",
+        words: "immunizations",
         dates: &["occurrenceDateTime"],
         code: ("vaccine-code", "vaccineCode"),
         status: "status",
@@ -93,6 +103,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "AllergyIntolerance",
+        words: "allergies",
         dates: &["onsetDateTime", "recordedDate"],
         code: ("code", "code"),
         status: "clinicalStatus",
@@ -100,6 +111,7 @@ pub(crate) const CLINICAL: [ClinicalType; 10] = [
     },
     ClinicalType {
         name: "CarePlan",
+        words: "care plans",
         dates: &["period.start", "created"],
         code: ("category", "category"),
         status: "status",
@@ -311,6 +323,7 @@ pub(crate) async fn page(
                 reader,
                 *patient,
                 Purpose::Treatment,
+                filters.t.words,
                 |c| filters.keep(c),
                 skip,
                 take,

@@ -1408,6 +1408,7 @@ pub(crate) async fn everything(
             person,
             patient,
             Purpose::Treatment,
+            "records' contents",
             |c| clinical_type(c.resource["resourceType"].as_str().unwrap_or_default()).is_some(),
             0,
             usize::MAX,

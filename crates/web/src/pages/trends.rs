@@ -210,6 +210,7 @@ async fn trends_page(state: &ApiState, page: &Page, me: &Person, patient: Addres
             me,
             patient,
             Purpose::Treatment,
+            "lab results",
             |c| c.resource["resourceType"] == "Observation" && measured(&c.resource).is_some(),
             0,
             usize::MAX,

@@ -4,6 +4,7 @@
 
 mod explorer;
 mod fhir;
+mod findings;
 mod import;
 mod index;
 mod journal;

@@ -17,17 +17,17 @@ use serde_json::{Value, json};
 use crate::{ADMIN_PASSWORD, PASSWORD, TestApp};
 
 /// A person's own wallet: their key, and a provider that signs with it.
-struct Wallet {
+pub(crate) struct Wallet {
     key: PrivateKeySigner,
     chain: DynProvider,
 }
 
 impl Wallet {
-    fn new(t: &TestApp) -> Wallet {
+    pub(crate) fn new(t: &TestApp) -> Wallet {
         Wallet::of(t, PrivateKeySigner::random())
     }
 
-    fn of(t: &TestApp, key: PrivateKeySigner) -> Wallet {
+    pub(crate) fn of(t: &TestApp, key: PrivateKeySigner) -> Wallet {
         let chain = ProviderBuilder::new()
             .wallet(EthereumWallet::from(key.clone()))
             .connect_http(t.chain_url.parse().unwrap())
@@ -35,17 +35,17 @@ impl Wallet {
         Wallet { key, chain }
     }
 
-    fn address(&self) -> Address {
+    pub(crate) fn address(&self) -> Address {
         self.key.address()
     }
 
-    fn sign(&self, text: &str) -> String {
+    pub(crate) fn sign(&self, text: &str) -> String {
         let signature = self.key.sign_message_sync(text.as_bytes()).unwrap();
         format!("0x{}", hex::encode(signature.as_bytes()))
     }
 
     /// A fresh challenge for this wallet: the message to sign and the key message.
-    async fn challenge(&self, t: &TestApp) -> Value {
+    pub(crate) async fn challenge(&self, t: &TestApp) -> Value {
         let (status, challenge) = t
             .post(
                 "/api/v1/auth/siwe/nonce",
@@ -58,12 +58,12 @@ impl Wallet {
     }
 
     /// A proof of this wallet's account: the challenge's message signed, and the key message.
-    async fn proof(&self, t: &TestApp) -> Value {
+    pub(crate) async fn proof(&self, t: &TestApp) -> Value {
         let challenge = self.challenge(t).await;
         self.proof_of(&challenge, challenge["message"].as_str().unwrap())
     }
 
-    fn proof_of(&self, challenge: &Value, message: &str) -> Value {
+    pub(crate) fn proof_of(&self, challenge: &Value, message: &str) -> Value {
         json!({
             "message": message,
             "signature": self.sign(message),
@@ -72,7 +72,7 @@ impl Wallet {
     }
 
     /// Signs in; the session token.
-    async fn sign_in(&self, t: &TestApp) -> String {
+    pub(crate) async fn sign_in(&self, t: &TestApp) -> String {
         let proof = self.proof(t).await;
         let (status, body) = t.post("/api/v1/auth/siwe", None, proof).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -82,7 +82,13 @@ impl Wallet {
 
     /// Sends `to` with `data` from this wallet, with the gas and the (legacy) gas price the
     /// server named (the wallet fills in the nonce); the transaction's hash once the node has it.
-    async fn send_call(&self, to: Address, data: Bytes, gas: u64, gas_price: u128) -> B256 {
+    pub(crate) async fn send_call(
+        &self,
+        to: Address,
+        data: Bytes,
+        gas: u64,
+        gas_price: u128,
+    ) -> B256 {
         let request = TransactionRequest::default()
             .with_to(to)
             .with_input(data)
@@ -97,7 +103,7 @@ impl Wallet {
     }
 
     /// Sends the call a 202 answer prepared for this wallet.
-    async fn send(&self, answer: &Value) -> B256 {
+    pub(crate) async fn send(&self, answer: &Value) -> B256 {
         let prepared = &answer["wallet"];
         assert_eq!(
             prepared["from"]
@@ -118,7 +124,7 @@ impl Wallet {
     }
 
     /// Opens a record's content as this wallet's person: the opening they log first.
-    async fn open(&self, t: &TestApp, token: &str, record: &str) -> reqwest::Response {
+    pub(crate) async fn open(&self, t: &TestApp, token: &str, record: &str) -> reqwest::Response {
         let response = t.content(record, Some(token)).await;
         if response.status() != StatusCode::ACCEPTED {
             return response;
@@ -130,7 +136,7 @@ impl Wallet {
 
     /// Sends what `answer` (a 202) prepared and completes the write with its hash; the
     /// completion's answer.
-    async fn complete(&self, t: &TestApp, token: &str, answer: &Value) -> Value {
+    pub(crate) async fn complete(&self, t: &TestApp, token: &str, answer: &Value) -> Value {
         assert!(answer["wallet"].is_object(), "not prepared: {answer}");
         let hash = self.send(answer).await;
         let (status, done) = t
@@ -148,7 +154,7 @@ impl Wallet {
 
     /// A request of this wallet's person: a call it prepares is sent and completed, and a read
     /// that waited for one (a logged opening) is asked for again.
-    async fn act(
+    pub(crate) async fn act(
         &self,
         t: &TestApp,
         token: &str,

@@ -1,23 +1,24 @@
 //! Wrapped data keys: each object's key (a record, a part of a profile, an emergency's reason, a
 //! second factor's secret) stored only wrapped (HPKE) for each reader allowed to open it — a
-//! person's account, or the emergency escrow. Objects and readers are closed types; their text
-//! forms (the database's keys and the sealed data's associated data) are written here once.
+//! person's account, the emergency escrow or the research key. Objects and readers are closed
+//! types; their text forms (the database's keys and the sealed data's associated data) are
+//! written here once.
 
 use std::fmt;
 
 use alloy::primitives::{Address, B256};
-use medledger_vault::{Dek, PublicKey, SecretKey};
+use medledger_vault::{Dek, PublicKey};
 
 use crate::{
     accounts::address_key,
-    app::App,
+    db::Db,
     error::{Error, Result},
 };
 
 /// What a data key opens. Its text is also the associated data its sealed bytes are bound to,
 /// so a sealed object cannot be passed off as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ObjectId {
+pub(crate) enum ObjectId {
     /// A record's body (and, with `meta:`, its metadata).
     Record(B256),
     /// A patient's name and date of birth.
@@ -68,7 +69,7 @@ impl ObjectId {
 
 /// Whom a data key is wrapped for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reader {
+pub(crate) enum Reader {
     Account(Address),
     /// The emergency escrow key (outside the data directory).
     Escrow,
@@ -98,10 +99,15 @@ impl Reader {
     }
 }
 
-impl App {
+/// The `wraps` table: each object's data key, wrapped for each of its readers. Only the keyring
+/// (`keyring.rs`) unwraps what it holds.
+#[derive(Clone, Copy)]
+pub(crate) struct Wraps<'a>(pub(crate) &'a Db);
+
+impl Wraps<'_> {
     /// Stores `dek` wrapped (for `public`, the key of `reader`) under `object`.
-    pub(crate) async fn put_wrap(
-        &self,
+    pub(crate) async fn put(
+        self,
         object: &ObjectId,
         reader: Reader,
         public: &PublicKey,
@@ -115,65 +121,46 @@ impl App {
         .bind(object.to_string())
         .bind(reader.key())
         .bind(wrapped)
-        .execute(self.db())
+        .execute(self.0)
         .await?;
         Ok(())
     }
 
-    /// Unwraps `object`'s key with `secret` if one was wrapped for `reader`.
-    pub(crate) async fn take_wrap(
-        &self,
-        object: &ObjectId,
-        reader: Reader,
-        secret: &SecretKey,
-    ) -> Result<Option<Dek>> {
-        let wrapped: Option<Vec<u8>> =
+    /// The wrapped key of `object` for `reader`, if there is one.
+    pub(crate) async fn get(self, object: &ObjectId, reader: Reader) -> Result<Option<Vec<u8>>> {
+        Ok(
             sqlx::query_scalar("SELECT wrapped FROM wraps WHERE object_id = $1 AND reader = $2")
                 .bind(object.to_string())
                 .bind(reader.key())
-                .fetch_optional(self.db())
-                .await?;
-        match wrapped {
-            Some(w) => Ok(Some(medledger_vault::unwrap(secret, &w, &object.aad())?)),
-            None => Ok(None),
-        }
-    }
-
-    /// `object`'s key, wrapped for the escrow too.
-    pub(crate) async fn escrow_wrap(&self, object: &ObjectId, dek: &Dek) -> Result<()> {
-        let public = self.escrow().public_key();
-        self.put_wrap(object, Reader::Escrow, &public, dek).await
-    }
-
-    /// `object`'s key as the escrow unwraps it.
-    pub(crate) async fn escrow_key_of(&self, object: &ObjectId) -> Result<Option<Dek>> {
-        self.take_wrap(object, Reader::Escrow, self.escrow()).await
+                .fetch_optional(self.0)
+                .await?,
+        )
     }
 
     /// Who holds a wrapped key to `object`.
-    pub(crate) async fn readers_of(&self, object: &ObjectId) -> Result<Vec<Reader>> {
+    pub(crate) async fn readers_of(self, object: &ObjectId) -> Result<Vec<Reader>> {
         let keys: Vec<String> = sqlx::query_scalar("SELECT reader FROM wraps WHERE object_id = $1")
             .bind(object.to_string())
-            .fetch_all(self.db())
+            .fetch_all(self.0)
             .await?;
         keys.iter().map(|k| Reader::parse(k)).collect()
     }
 
     /// Takes `reader`'s wrapped key to `object` away.
-    pub(crate) async fn drop_wrap(&self, object: &ObjectId, reader: Reader) -> Result<()> {
+    pub(crate) async fn drop_one(self, object: &ObjectId, reader: Reader) -> Result<()> {
         sqlx::query("DELETE FROM wraps WHERE object_id = $1 AND reader = $2")
             .bind(object.to_string())
             .bind(reader.key())
-            .execute(self.db())
+            .execute(self.0)
             .await?;
         Ok(())
     }
 
     /// Takes every wrapped key to `object` away.
-    pub(crate) async fn drop_wraps(&self, object: &ObjectId) -> Result<()> {
+    pub(crate) async fn drop_all(self, object: &ObjectId) -> Result<()> {
         sqlx::query("DELETE FROM wraps WHERE object_id = $1")
             .bind(object.to_string())
-            .execute(self.db())
+            .execute(self.0)
             .await?;
         Ok(())
     }

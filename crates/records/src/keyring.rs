@@ -1,0 +1,233 @@
+//! The keyring: the one holder of the deployment's secrets — the emergency escrow key and the
+//! research (honest broker) key — and the only code in `records` that unwraps a data key or
+//! opens sealed bytes. A key is used only in exchange for a proof from `access.rs`: `Allowed`
+//! (the chain lets this reader see this object now), `Participating` (the patient's opt-in to a
+//! study is live), or `Own` (the object is the person's own, such as their second factor). What it
+//! opens of a patient's data comes out `Unlogged` (`disclosure.rs`): nobody but the patient reads
+//! it before it is logged. The tidy test fails if any other file names the secrets or unwraps.
+
+use alloy::primitives::Address;
+use medledger_vault::{Dek, PublicKey, SecretKey};
+
+use crate::{
+    access::{Allowed, Own, Participating},
+    accounts::Person,
+    disclosure::Unlogged,
+    error::Result,
+    store::wraps::{ObjectId, Reader, Wraps},
+};
+
+/// The deployment's secrets. Built by the binary from the key files it is given (kept outside
+/// the data directory), and held only here.
+pub struct Keyring {
+    escrow: SecretKey,
+    research: SecretKey,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring(..)")
+    }
+}
+
+/// An object's data key, unlocked for one use: opening its sealed parts as `Unlogged` data of
+/// its patient, or wrapping it for a reader the chain allows. The key itself never leaves.
+pub(crate) struct Unlocked {
+    object: ObjectId,
+    /// Whose data it opens: a record of this patient, or parts of their profile.
+    opens: Opens,
+    dek: Dek,
+}
+
+#[derive(Clone, Copy)]
+enum Opens {
+    Record(Address),
+    Profile(Address, u8),
+    /// The person's own object (not a patient's data as far as disclosure goes).
+    Own,
+}
+
+impl Keyring {
+    pub fn new(escrow: SecretKey, research: SecretKey) -> Keyring {
+        Keyring { escrow, research }
+    }
+
+    /// The escrow's public key: what a new object's key is wrapped for, so a bounded emergency
+    /// can open it.
+    pub fn escrow_public(&self) -> PublicKey {
+        self.escrow.public_key()
+    }
+
+    /// The research key's public key (a participant's bundles are wrapped for it).
+    pub fn research_public(&self) -> PublicKey {
+        self.research.public_key()
+    }
+
+    /// The key of a study's pseudonyms: HMAC-SHA256 under the research key of the study id, so
+    /// it is stable within the study and unlinkable across studies.
+    pub(crate) fn pseudonym_key(&self, study: u64) -> [u8; 32] {
+        crate::research::deidentify::hmac_sha256(
+            &self.research.to_bytes(),
+            format!("medledger study pseudonyms:{study}").as_bytes(),
+        )
+    }
+
+    /// The key of `allowed`'s object for its reader: their own wrapped key or, where the proof
+    /// lets the escrow stand in (a doctor the chain allows without a wrap of their own: a grant
+    /// to their hospital from before they joined, or an emergency whose reason the server holds),
+    /// the escrow's.
+    pub(crate) async fn unlock(
+        &self,
+        wraps: Wraps<'_>,
+        reader: &Person,
+        allowed: &Allowed,
+    ) -> Result<Option<Unlocked>> {
+        let object = allowed.object();
+        let opens = match object {
+            ObjectId::Record(_) => Opens::Record(allowed.patient()),
+            ObjectId::Profile(_) => Opens::Profile(allowed.patient(), allowed.fields()),
+            ObjectId::Contact(_) => Opens::Profile(allowed.patient(), allowed.fields()),
+            _ => Opens::Own,
+        };
+        let own = unwrap(
+            wraps,
+            &object,
+            Reader::Account(reader.address),
+            &reader.secret,
+        )
+        .await?;
+        let dek = match own {
+            Some(dek) => Some(dek),
+            None if allowed.escrow_may_stand_in() => {
+                unwrap(wraps, &object, Reader::Escrow, &self.escrow).await?
+            }
+            None => None,
+        };
+        Ok(dek.map(|dek| Unlocked { object, opens, dek }))
+    }
+
+    /// The key of one of `own`'s person's own objects (their second factor's secret, an
+    /// emergency's reason they wrote or are the patient of), with their own wrapped key only.
+    pub(crate) async fn unlock_own(
+        &self,
+        wraps: Wraps<'_>,
+        person: &Person,
+        own: &Own,
+    ) -> Result<Option<Unlocked>> {
+        let object = own.object();
+        let dek = unwrap(
+            wraps,
+            &object,
+            Reader::Account(person.address),
+            &person.secret,
+        )
+        .await?;
+        Ok(dek.map(|dek| Unlocked {
+            object,
+            opens: Opens::Own,
+            dek,
+        }))
+    }
+
+    /// The key of a bundle of a patient who takes part in a study, with the research key's wrap
+    /// (which exists only while they do), for a de-identified export.
+    pub(crate) async fn unlock_for_research(
+        &self,
+        wraps: Wraps<'_>,
+        participating: &Participating,
+        object: ObjectId,
+    ) -> Result<Option<Unlocked>> {
+        let dek = unwrap(wraps, &object, Reader::Research, &self.research).await?;
+        Ok(dek.map(|dek| Unlocked {
+            object,
+            opens: Opens::Record(participating.patient()),
+            dek,
+        }))
+    }
+
+    /// Wraps `object`'s key for `to` (a reader a grant names, checked by the caller against the
+    /// chain: `allowed` is the new reader's proof), unwrapped with the patient's own key when
+    /// they are the one acting, or the escrow's when the server settles their write without
+    /// them. Nothing is opened.
+    pub(crate) async fn share(
+        &self,
+        wraps: Wraps<'_>,
+        allowed: &Allowed,
+        patient_secret: Option<&SecretKey>,
+        to_public: &PublicKey,
+    ) -> Result<bool> {
+        let object = allowed.object();
+        let patient = Reader::Account(allowed.patient());
+        let dek = match patient_secret {
+            Some(secret) => unwrap(wraps, &object, patient, secret).await?,
+            None => unwrap(wraps, &object, Reader::Escrow, &self.escrow).await?,
+        };
+        let Some(dek) = dek else {
+            return Ok(false);
+        };
+        wraps
+            .put(&object, Reader::Account(allowed.reader()), to_public, &dek)
+            .await?;
+        Ok(true)
+    }
+
+    /// Wraps a participant's bundle `object` for the research key while their opt-in is live,
+    /// unwrapped with their own key or (settling without them) the escrow's.
+    pub(crate) async fn share_with_research(
+        &self,
+        wraps: Wraps<'_>,
+        participating: &Participating,
+        object: ObjectId,
+        patient_secret: Option<&SecretKey>,
+    ) -> Result<bool> {
+        let patient = Reader::Account(participating.patient());
+        let dek = match patient_secret {
+            Some(secret) => unwrap(wraps, &object, patient, secret).await?,
+            None => unwrap(wraps, &object, Reader::Escrow, &self.escrow).await?,
+        };
+        let Some(dek) = dek else {
+            return Ok(false);
+        };
+        wraps
+            .put(&object, Reader::Research, &self.research_public(), &dek)
+            .await?;
+        Ok(true)
+    }
+}
+
+impl Unlocked {
+    /// Opens one sealed part of the object (bound to `aad`): a patient's data comes out
+    /// `Unlogged`, a person's own object as is (`open_own`).
+    pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Unlogged<Vec<u8>>> {
+        let plain = medledger_vault::open(&self.dek, aad, sealed)?;
+        Ok(match (self.opens, self.object) {
+            (Opens::Record(patient), ObjectId::Record(id)) => {
+                Unlogged::of_record(patient, id, plain)
+            }
+            (Opens::Profile(patient, fields), _) => Unlogged::of_profile(patient, fields, plain),
+            // Not a patient's data: it reveals nothing to log.
+            _ => Unlogged::nothing(plain),
+        })
+    }
+
+    /// Opens one sealed part of the person's own object.
+    pub(crate) fn open_own(&self, aad: &[u8], sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.opens {
+            Opens::Own => Ok(Some(medledger_vault::open(&self.dek, aad, sealed)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// `object`'s key as `secret` unwraps the wrap made for `reader`, if there is one.
+async fn unwrap(
+    wraps: Wraps<'_>,
+    object: &ObjectId,
+    reader: Reader,
+    secret: &SecretKey,
+) -> Result<Option<Dek>> {
+    match wraps.get(object, reader).await? {
+        Some(w) => Ok(Some(medledger_vault::unwrap(secret, &w, &object.aad())?)),
+        None => Ok(None),
+    }
+}
