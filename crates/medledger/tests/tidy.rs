@@ -198,3 +198,216 @@ fn only_the_binary_reads_the_environment_and_web_does_not_use_the_ethereum_clien
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// A wall inside a crate: text that only some of its files may contain.
+struct Wall {
+    /// What the wall keeps, as a failure says it.
+    what: &'static str,
+    /// Whether a line (of code, outside tests) breaks it.
+    breaks: fn(&str) -> bool,
+    /// Whether a file (its path under the crate's `src/`) may hold such lines.
+    allowed: fn(&str) -> bool,
+}
+
+/// Whether `line` names `word` as a whole identifier (not inside a longer one).
+fn names(line: &str, word: &str) -> bool {
+    line.match_indices(word).any(|(i, _)| {
+        let before = line[..i].chars().next_back();
+        let after = line[i + word.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// Whether `line` reads the field `path` (not a method of the same name).
+fn field(line: &str, path: &str) -> bool {
+    line.match_indices(path).any(|(i, _)| {
+        let after = line[i + path.len()..].chars().next();
+        !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '(')
+    })
+}
+
+/// A `use medledger_vault::…` that brings in `item`, or a path to it.
+fn uses_vault(line: &str, item: &str) -> bool {
+    line.contains(&format!("medledger_vault::{item}"))
+        || (line.contains("medledger_vault::{") && names(line, item))
+}
+
+/// The walls of `records`, each one a rule of DESIGN.md's "Walls inside the domain".
+const RECORDS_WALLS: [Wall; 5] = [
+    Wall {
+        what: "SQL outside the store (store/, db.rs)",
+        breaks: |l| l.contains("sqlx::query"),
+        allowed: |f| f.starts_with("store/") || f == "db.rs",
+    },
+    Wall {
+        what: "unwrapping a data key or opening sealed bytes outside the keyring",
+        breaks: |l| uses_vault(l, "unwrap") || uses_vault(l, "open"),
+        // A session's key is sealed under half of the session token, not wrapped: sessions.rs
+        // opens that and nothing else.
+        allowed: |f| f == "keyring.rs" || f == "sessions.rs",
+    },
+    Wall {
+        what: "a deployment secret (the escrow or research key) outside the keyring",
+        breaks: |l| {
+            names(l, "Keyring::new") || field(l, "self.escrow") || field(l, "self.research")
+        },
+        allowed: |f| f == "keyring.rs",
+    },
+    Wall {
+        what: "an access proof made outside access.rs",
+        breaks: |l| {
+            ["Allowed {", "Participating {", "Own {"].iter().any(|p| {
+                l.match_indices(p)
+                    .any(|(i, _)| !l[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
+            })
+        },
+        allowed: |f| f == "access.rs",
+    },
+    Wall {
+        what: "a disclosure made outside the read log (disclosure.rs)",
+        breaks: |l| l.contains("Disclosed {") || l.contains("Unlogged {"),
+        allowed: |f| f == "disclosure.rs",
+    },
+];
+
+/// The lines of `code` (a file under `src/`, at `path`) that break one of `walls`.
+fn wall_violations(walls: &[Wall], krate: &str, path: &str, code: &str) -> Vec<String> {
+    // Code under test may build what it likes; the library may not.
+    let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut out = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        if line.trim_start().starts_with("//") {
+            continue;
+        }
+        for wall in walls {
+            if (wall.breaks)(line) && !(wall.allowed)(path) {
+                out.push(format!(
+                    "crates/{krate}/src/{path}:{}: {}",
+                    n + 1,
+                    wall.what
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Each file of `krate`'s `src/`, as (its path under `src/`, its text).
+fn sources(krate: &str) -> Vec<(String, String)> {
+    let src = crates_dir().join(krate).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .iter()
+        .map(|f| {
+            let path = f
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (path, std::fs::read_to_string(f).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn the_walls_inside_the_domain_hold() {
+    let mut problems = Vec::new();
+    for (path, code) in sources("records") {
+        problems.extend(wall_violations(&RECORDS_WALLS, "records", &path, &code));
+    }
+    // The binary builds the keyring from the key files in one place.
+    for (path, code) in sources("medledger") {
+        if path != "system.rs" && code.contains("Keyring::new") {
+            problems.push(format!("crates/medledger/src/{path}: builds a keyring"));
+        }
+    }
+    // Above the domain nobody speaks SQL, unwraps a key or opens sealed bytes.
+    for krate in ["web", "medledger"] {
+        for (path, code) in sources(krate) {
+            let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                if line.contains("sqlx") {
+                    problems.push(format!("crates/{krate}/src/{path}:{}: SQL", n + 1));
+                }
+                if uses_vault(line, "unwrap") || uses_vault(line, "open") {
+                    problems.push(format!(
+                        "crates/{krate}/src/{path}:{}: opens sealed data",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // And each wall catches what it is for: a deliberate breach of each, in a file that may
+    // not hold it, is reported; the same line where it belongs is not.
+    let breaches = [
+        (
+            "reports.rs",
+            "        let n: i64 = sqlx::query_scalar(\"SELECT 1\").fetch_one(db).await?;",
+            "store/records.rs",
+            "SQL outside the store",
+        ),
+        (
+            "reports.rs",
+            "        let dek = medledger_vault::unwrap(secret, &wrapped, &aad)?;",
+            "keyring.rs",
+            "unwrapping a data key",
+        ),
+        (
+            "directory.rs",
+            "use medledger_vault::{Dek, open, seal};",
+            "keyring.rs",
+            "unwrapping a data key or opening sealed bytes",
+        ),
+        (
+            "emergency.rs",
+            "    unwrap(wraps, &object, Reader::Escrow, &self.escrow).await?",
+            "keyring.rs",
+            "a deployment secret",
+        ),
+        (
+            "app.rs",
+            "            keyring: Keyring::new(options.escrow, options.research),",
+            "keyring.rs",
+            "a deployment secret",
+        ),
+        (
+            "reports.rs",
+            "        let proof = Allowed { patient, reader, object, fields: 0, escrow: true };",
+            "access.rs",
+            "an access proof made outside access.rs",
+        ),
+        (
+            "sharing.rs",
+            "        Ok(Disclosed { value, tx: None, emergency: false })",
+            "disclosure.rs",
+            "a disclosure made outside the read log",
+        ),
+    ];
+    for (outside, line, inside, what) in breaches {
+        let found = wall_violations(&RECORDS_WALLS, "records", outside, line);
+        assert!(
+            found.iter().any(|f| f.contains(what)),
+            "{outside}: {line:?} is not caught: {found:?}"
+        );
+        let where_it_belongs = wall_violations(&RECORDS_WALLS, "records", inside, line);
+        assert!(
+            !where_it_belongs.iter().any(|f| f.contains(what)),
+            "{inside}: {line:?} is refused where it belongs: {where_it_belongs:?}"
+        );
+    }
+    for harmless in [
+        "let x = Unknown { a };",
+        "let research = self.research();",
+        "wraps.put(&object, Reader::Escrow, &self.keyring().escrow_public(), &dek)",
+    ] {
+        assert!(
+            wall_violations(&RECORDS_WALLS, "records", "reports.rs", harmless).is_empty(),
+            "{harmless:?} breaks no wall"
+        );
+    }
+}

@@ -34,7 +34,7 @@ pub(crate) struct Allowed {
     /// For a part of a profile: which fields it is.
     fields: u8,
     /// Whether the escrow may stand in for the reader's own wrapped key.
-    escrow: bool,
+    escrow_stands_in: bool,
 }
 
 impl Allowed {
@@ -55,7 +55,7 @@ impl Allowed {
     }
 
     pub(crate) fn escrow_may_stand_in(&self) -> bool {
-        self.escrow
+        self.escrow_stands_in
     }
 }
 
@@ -120,12 +120,12 @@ impl App {
         row: &RecordRow,
         purpose: Purpose,
     ) -> Result<Option<Allowed>> {
-        let proof = |escrow| Allowed {
+        let proof = |escrow_stands_in| Allowed {
             patient: row.patient,
             reader: reader.address,
             object: ObjectId::Record(row.id),
             fields: 0,
-            escrow,
+            escrow_stands_in,
         };
         if reader.address == row.patient && reader.role == Role::Patient {
             return Ok(Some(proof(false)));
@@ -184,7 +184,7 @@ impl App {
                     reader: reader.address,
                     object,
                     fields: field,
-                    escrow,
+                    escrow_stands_in: escrow,
                 });
             }
         }
@@ -217,7 +217,7 @@ impl App {
             reader: grantee,
             object,
             fields,
-            escrow: false,
+            escrow_stands_in: false,
         }))
     }
 

@@ -11,12 +11,12 @@ use argon2::{
 };
 use medledger_vault::{PublicKey, SecretKey};
 use rand::{Rng, rngs::OsRng};
-use sqlx::Row;
 
 use crate::{
-    app::{App, unix_now},
+    app::App,
     error::{Error, Kind, Result},
     model::Role,
+    store::users::{NewUser, Users},
 };
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -182,23 +182,6 @@ pub fn encryption_key(signer: &PrivateKeySigner) -> SecretKey {
     SecretKey::derive(signer.to_bytes().as_slice())
 }
 
-fn account_from_row(row: &crate::db::DbRow) -> Result<Account> {
-    let role: String = row.try_get("role")?;
-    let address: String = row.try_get("address")?;
-    let enc: String = row.try_get("enc_public")?;
-    Ok(Account {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        role: role.parse()?,
-        address: address
-            .parse()
-            .map_err(|e| Error::internal("stored address", e))?,
-        enc_public: enc
-            .parse()
-            .map_err(|e| Error::internal("stored public key", e))?,
-    })
-}
-
 /// How a new account will sign: a fresh key the server keeps sealed under a password, or the
 /// person's own wallet (whose signature gave the account's encryption key).
 pub enum NewKey<'a> {
@@ -278,30 +261,21 @@ impl App {
         };
         let address = key.address();
         self.fund(address).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (username, role, address, mode, keystore, password_hash, enc_public, profile, created_at, funded_wei, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, 'pending') RETURNING id",
-        )
-        .bind(username)
-        .bind(role.as_str())
-        .bind(address_key(address))
-        .bind(key.mode())
-        .bind(keystore)
-        .bind(hash)
-        .bind(enc_public.to_hex())
-        .bind(unix_now())
-        .bind(self.funding().to_string())
-        .fetch_one(self.db())
-        .await;
-        let row = match inserted {
-            Ok(row) => row,
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(Error::conflict("this user name is taken"));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let id = Users(self.db())
+            .insert_pending(&NewUser {
+                username,
+                role,
+                address,
+                mode: key.mode(),
+                keystore,
+                password_hash: hash,
+                enc_public: enc_public.to_hex(),
+                funded_wei: self.funding().to_string(),
+            })
+            .await?
+            .ok_or_else(|| Error::conflict("this user name is taken"))?;
         Ok(Account {
-            id: row.try_get("id")?,
+            id,
             username: username.to_string(),
             role,
             address,
@@ -366,35 +340,22 @@ impl App {
         ] {
             self.wraps().drop_all(&object).await?;
         }
-        sqlx::query("DELETE FROM users WHERE address = $1 AND status = 'pending'")
-            .bind(address_key(account))
-            .execute(self.db())
-            .await?;
-        Ok(())
+        Users(self.db()).forget_pending(account).await
     }
 
     pub async fn account_by_name(&self, username: &str) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(self.db())
-            .await?;
-        row.as_ref().map(account_from_row).transpose()
+        Ok(Users(self.db()).by_name(username).await?.map(|u| u.account))
     }
 
     pub async fn account_by_address(&self, address: Address) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM users WHERE address = $1")
-            .bind(address_key(address))
-            .fetch_optional(self.db())
-            .await?;
-        row.as_ref().map(account_from_row).transpose()
+        Ok(Users(self.db())
+            .by_address(address)
+            .await?
+            .map(|u| u.account))
     }
 
     pub async fn accounts_with_role(&self, role: Role) -> Result<Vec<Account>> {
-        let rows = sqlx::query("SELECT * FROM users WHERE role = $1 ORDER BY id")
-            .bind(role.as_str())
-            .fetch_all(self.db())
-            .await?;
-        rows.iter().map(account_from_row).collect()
+        Users(self.db()).with_role(role).await
     }
 
     /// Checks a password and unlocks the person's keys. An unknown name and a wrong password get
@@ -423,18 +384,14 @@ impl App {
                 "too many failed logins for this name; try again in 15 minutes",
             ));
         }
-        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(self.db())
-            .await?;
-        let Some(row) = row else {
+        let Some(row) = Users(self.db()).by_name(username).await? else {
             // Spend the time a real check would, so timing does not reveal the name is unknown.
             let (password, dummy) = (password.to_string(), self.dummy_hash().to_string());
             self.kdf(move || Ok(password_matches(&password, &dummy)))
                 .await?;
             return Err(refused());
         };
-        let Some(hash) = row.try_get::<Option<String>, _>("password_hash")? else {
+        let Some(hash) = row.password_hash.clone() else {
             return Err(Error::new(
                 Kind::Unauthenticated,
                 "this account signs in with its wallet (Sign in with Ethereum), not with a password",
@@ -448,15 +405,15 @@ impl App {
         if !matches {
             return Err(refused());
         }
-        if row.try_get::<String, _>("status")? == "pending" {
+        if row.status == "pending" {
             return Err(Error::new(
                 Kind::Unavailable,
                 "your account is not confirmed on the ledger yet; try again in a moment",
             ));
         }
-        let account = account_from_row(&row)?;
+        let account = row.account;
         let keystore: String = row
-            .try_get::<Option<String>, _>("keystore")?
+            .keystore
             .ok_or_else(|| Error::internal("login", "a custodial account without a keystore"))?;
         let signer = {
             let password = password.to_string();
@@ -512,11 +469,7 @@ impl App {
             return Err(no_password());
         };
         check_password(new)?;
-        let hash: Option<String> =
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-                .bind(person.id)
-                .fetch_one(self.db())
-                .await?;
+        let hash = Users(self.db()).password_hash(person.id).await?;
         let hash = hash.ok_or_else(no_password)?;
         let (current, new_password, signer) =
             (current.to_string(), new.to_string(), signer.clone());
@@ -532,32 +485,23 @@ impl App {
         if !matches {
             return Err(Error::forbidden("the current password is wrong"));
         }
-        sqlx::query("UPDATE users SET keystore = $1, password_hash = $2 WHERE id = $3")
-            .bind(keystore)
-            .bind(new_hash)
-            .bind(person.id)
-            .execute(self.db())
-            .await?;
-        Ok(())
+        Users(self.db())
+            .set_password(person.id, &keystore, &new_hash)
+            .await
     }
 
     /// The ether `person` was given at creation, in wei.
     pub async fn funded_wei(&self, person: &Person) -> Result<alloy::primitives::U256> {
-        let text: String = sqlx::query_scalar("SELECT funded_wei FROM users WHERE id = $1")
-            .bind(person.id)
-            .fetch_one(self.db())
-            .await?;
+        let text = Users(self.db()).funded_wei(person.id).await?;
         Ok(text.parse().unwrap_or_default())
     }
 
     /// The person's keystore JSON (still encrypted under their password), for download.
     pub async fn keystore(&self, person: &Person) -> Result<String> {
-        let keystore: Option<String> =
-            sqlx::query_scalar("SELECT keystore FROM users WHERE id = $1")
-                .bind(person.id)
-                .fetch_one(self.db())
-                .await?;
-        keystore.ok_or_else(no_password)
+        Users(self.db())
+            .keystore(person.id)
+            .await?
+            .ok_or_else(no_password)
     }
 }
 

@@ -15,13 +15,17 @@ use alloy::{
 use medledger_vault::BlobStore;
 
 use crate::{
-    accounts::{self, address_key},
+    accounts::{self},
     contracts::{Consent, Records, Registry, Research},
     db::{self, Database, Db, Engine},
     error::{Error, Result},
     keyring::Keyring,
     ledger::{Contracts, Ledger},
     model::Role,
+    store::{
+        settings::Settings,
+        users::{NewUser, Users},
+    },
 };
 
 /// Seconds since the Unix epoch.
@@ -406,10 +410,7 @@ impl App {
             .balance(self.inner.funder.address())
             .await
             .ok();
-        let database = sqlx::query("SELECT 1")
-            .execute(&self.inner.db)
-            .await
-            .is_ok();
+        let database = db::ping(&self.inner.db).await;
         let blobs = self.inner.blobs.check().await.is_ok();
         Health {
             chain_id: self.inner.ledger.chain_id(),
@@ -546,24 +547,11 @@ async fn open_database(database: &Database) -> Result<Db> {
 }
 
 async fn setting(db: &Db, key: &str) -> Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(db)
-            .await?,
-    )
+    Settings(db).get(key).await
 }
 
 async fn put_setting(db: &Db, key: &str, value: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO settings (key, value) VALUES ($1, $2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(key)
-    .bind(value)
-    .execute(db)
-    .await?;
-    Ok(())
+    Settings(db).put(key, value).await
 }
 
 pub(crate) async fn load_contracts(db: &Db) -> Result<Option<(u64, Contracts)>> {
@@ -622,11 +610,6 @@ async fn first_start(db: &Db, options: &Options) -> Result<(Contracts, Bootstrap
             (p.clone(), Some(p))
         }
     };
-    // A half-finished earlier first start may have left an admin row: start it over.
-    sqlx::query("DELETE FROM users WHERE username = $1")
-        .bind(ADMIN_USERNAME)
-        .execute(db)
-        .await?;
     let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
     fund(
         &options.ledger,
@@ -643,37 +626,30 @@ async fn first_start(db: &Db, options: &Options) -> Result<(Contracts, Bootstrap
             options.emergency_daily_cap,
         )
         .await?;
-    let keystore = accounts::encrypt_keystore(&signer, &password)?;
-    sqlx::query(
-        "INSERT INTO users (username, role, address, keystore, password_hash, enc_public, profile, created_at, funded_wei)
-         VALUES ($1, 'admin', $2, $3, $4, $5, NULL, $6, $7)",
-    )
-    .bind(ADMIN_USERNAME)
-    .bind(address_key(signer.address()))
-    .bind(keystore)
-    .bind(accounts::hash_password(&password)?)
-    .bind(accounts::encryption_key(&signer).public_key().to_hex())
-    .bind(unix_now())
-    .bind((options.funding * U256::from(10)).to_string())
-    .execute(db)
-    .await?;
-    let mut tx = db.begin().await?;
-    for (key, value) in [
-        ("chain_id", options.ledger.chain_id().to_string()),
-        ("registry", contracts.registry.to_string()),
-        ("records", contracts.records.to_string()),
-        ("consent", contracts.consent.to_string()),
-        ("research", contracts.research.to_string()),
-        ("deployed_at", contracts.deployed_at.to_string()),
-        ("contracts_version", CONTRACTS_VERSION.to_string()),
-    ] {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2)")
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
+    // A half-finished earlier first start may have left an admin row: it is replaced.
+    Users(db)
+        .insert_first_admin(&NewUser {
+            username: ADMIN_USERNAME,
+            role: Role::Admin,
+            address: signer.address(),
+            mode: "custodial",
+            keystore: Some(accounts::encrypt_keystore(&signer, &password)?),
+            password_hash: Some(accounts::hash_password(&password)?),
+            enc_public: accounts::encryption_key(&signer).public_key().to_hex(),
+            funded_wei: (options.funding * U256::from(10)).to_string(),
+        })
+        .await?;
+    Settings(db)
+        .insert_all(&[
+            ("chain_id", options.ledger.chain_id().to_string()),
+            ("registry", contracts.registry.to_string()),
+            ("records", contracts.records.to_string()),
+            ("consent", contracts.consent.to_string()),
+            ("research", contracts.research.to_string()),
+            ("deployed_at", contracts.deployed_at.to_string()),
+            ("contracts_version", CONTRACTS_VERSION.to_string()),
+        ])
+        .await?;
     Ok((
         contracts,
         Bootstrap {

@@ -174,6 +174,11 @@ pub async fn migrate(db: &Db, engine: Engine) -> Result<()> {
     migrated.map_err(|e| Error::internal("migrating the database", e))
 }
 
+/// Whether the database answers a query at all (for the health check).
+pub async fn ping(db: &Db) -> bool {
+    sqlx::query("SELECT 1").execute(db).await.is_ok()
+}
+
 /// Whether the database has a table named `table` (before any migration ran, it may not).
 pub async fn has_table(db: &Db, engine: Engine, table: &str) -> Result<bool> {
     let query = match engine {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     access::Allowed,
-    accounts::{Account, NewKey, Person, address_key},
+    accounts::{Account, NewKey, Person},
     app::App,
     contracts::Registry,
     disclosure::{Logged, PROFILE_CONTACT, PROFILE_IDENTITY, Unlogged},
@@ -18,7 +18,10 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::{Purpose, Role},
-    store::wraps::{ObjectId, Reader},
+    store::{
+        users::Users,
+        wraps::{ObjectId, Reader},
+    },
 };
 
 /// A hospital as the directory shows it (public data only).
@@ -444,11 +447,8 @@ impl App {
             (object, dek, sealed)
         });
         let also = async |account: &Account| {
-            sqlx::query("UPDATE users SET profile = $1, contact = $2 WHERE id = $3")
-                .bind(&sealed[0].2)
-                .bind(&sealed[1].2)
-                .bind(account.id)
-                .execute(self.db())
+            Users(self.db())
+                .set_profile(account.id, &sealed[0].2, &sealed[1].2)
                 .await?;
             let (wraps, escrow) = (self.wraps(), self.keyring().escrow_public());
             for (object, dek, _) in &sealed {
@@ -540,16 +540,7 @@ impl App {
             return Ok(None);
         };
         let object = allowed.object();
-        let sql = match object {
-            ObjectId::Contact(_) => "SELECT contact FROM users WHERE address = $1",
-            _ => "SELECT profile FROM users WHERE address = $1",
-        };
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar(sql)
-            .bind(address_key(patient))
-            .fetch_optional(self.db())
-            .await?
-            .flatten();
-        let Some(sealed) = sealed else {
+        let Some(sealed) = Users(self.db()).sealed_profile(patient, &object).await? else {
             return Ok(None);
         };
         Ok(Some(key.open(&object.aad(), &sealed)?))

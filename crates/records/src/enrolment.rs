@@ -14,16 +14,16 @@ use alloy::{
     sol_types::{SolCall, SolValue},
 };
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::{
-    accounts::{Account, NewKey, Person, address_key},
-    app::{App, unix_now},
+    accounts::{Account, NewKey, Person},
+    app::App,
     contracts::Registry,
     error::{Error, Kind, Result},
     journal::Follow,
     ledger::TxInfo,
     model::Role,
+    store::invites::{Invites, NewInviteRow},
 };
 
 /// How long an enrolment link stays valid.
@@ -181,21 +181,17 @@ impl App {
         call: Vec<u8>,
     ) -> Result<(NewInvite, TxInfo)> {
         let stored = async {
-            sqlx::query(
-                "INSERT INTO invites (invite_key, token_hash, role, name, hospital_id, created_by, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(address_key(key.address()))
-            .bind(token_hash(token))
-            .bind(role.as_str())
-            .bind(name)
-            .bind(hospital_id.map(|h| h as i64))
-            .bind(address_key(admin.address))
-            .bind(unix_now())
-            .bind(expires_at as i64)
-            .execute(self.db())
-            .await?;
-            Ok(())
+            Invites(self.db())
+                .insert(&NewInviteRow {
+                    key: key.address(),
+                    token_hash: token_hash(token),
+                    role,
+                    name,
+                    hospital_id,
+                    created_by: admin.address,
+                    expires_at,
+                })
+                .await
         };
         let registry = self.contracts().registry;
         let (tx, _) = self
@@ -222,15 +218,10 @@ impl App {
 
     /// What an enrolment link is for, as the chain says now.
     pub async fn enrolment(&self, token: &str) -> Result<InviteView> {
-        let row = sqlx::query("SELECT invite_key FROM invites WHERE token_hash = $1")
-            .bind(token_hash(token))
-            .fetch_optional(self.db())
+        let key = Invites(self.db())
+            .by_token_hash(&token_hash(token))
             .await?
             .ok_or_else(not_a_link)?;
-        let key: Address = row
-            .try_get::<String, _>("invite_key")?
-            .parse()
-            .map_err(|e| Error::internal("invite key", e))?;
         self.invite_view(key).await
     }
 
@@ -264,14 +255,8 @@ impl App {
     /// The invitations an admin made that are still open.
     pub async fn open_invites(&self, admin: &Person) -> Result<Vec<InviteView>> {
         self.require_admin(admin)?;
-        let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT invite_key FROM invites WHERE used_by IS NULL AND tx_hash IS NOT NULL ORDER BY created_at",
-        )
-        .fetch_all(self.db())
-        .await?;
         let mut out = Vec::new();
-        for key in keys {
-            let key: Address = key.parse().map_err(|e| Error::internal("invite key", e))?;
+        for key in Invites(self.db()).unused().await? {
             let view = self.invite_view(key).await?;
             if view.status == "open" {
                 out.push(view);

@@ -15,15 +15,15 @@ use alloy::{
     sol_types::SolEvent,
 };
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::{
     app::App,
     contracts::{Consent, Records},
     error::{Error, Kind, Result},
-    index::{self, Cursor},
+    index::Cursor,
     ledger::Contracts,
     model::{Purpose, RecordKind, Role, Scope},
+    store::chain_index::ChainIndex,
 };
 
 /// Transactions on one page of an account's (the most recent first).
@@ -594,52 +594,37 @@ impl App {
             Ok(role) => Some(role),
         };
         let before = before.unwrap_or_else(Cursor::start);
-        let rows = sqlx::query(
-            "SELECT hash, block, position, time, sender, recipient, created, method, value, direction \
-             FROM chain_account_txs \
-             WHERE account = $1 AND (block < $2 OR (block = $2 AND position < $3)) \
-             ORDER BY block DESC, position DESC LIMIT $4",
-        )
-        .bind(index::key(account.as_slice()))
-        .bind(before.block as i64)
-        .bind(before.position as i64)
-        .bind(ACCOUNT_ROWS as i64 + 1)
-        .fetch_all(self.db())
-        .await?;
-        let total: Option<i64> =
-            sqlx::query_scalar("SELECT txs FROM chain_account_counts WHERE account = $1")
-                .bind(index::key(account.as_slice()))
-                .fetch_optional(self.db())
-                .await?;
+        let table = ChainIndex(self.db());
+        let rows = table.account_txs(account, before, ACCOUNT_ROWS + 1).await?;
+        let total = table.account_total(account).await?;
         let mut transactions = Vec::with_capacity(rows.len());
         let mut last = None;
         for row in rows.iter().take(ACCOUNT_ROWS) {
-            let to: Option<String> = row.try_get("recipient")?;
-            let block = row.try_get::<i64, _>("block")? as u64;
             last = Some(Cursor {
-                block,
-                position: row.try_get::<i64, _>("position")? as u64,
+                block: row.block,
+                position: row.position,
             });
-            let direction = match row.try_get::<String, _>("direction")?.as_str() {
+            let direction = match row.direction.as_str() {
                 "out" => Direction::Out,
                 "in" => Direction::In,
                 "self" => Direction::ToSelf,
                 _ => Direction::Create,
             };
             transactions.push(TxSummary {
-                hash: row.try_get("hash")?,
-                block: Some(block),
-                time: Some(row.try_get::<i64, _>("time")? as u64),
-                from: row.try_get("sender")?,
-                to_name: to
+                hash: row.hash.clone(),
+                block: Some(row.block),
+                time: Some(row.time),
+                from: row.sender.clone(),
+                to_name: row
+                    .recipient
                     .as_deref()
                     .and_then(|a| a.parse().ok())
                     .and_then(|a| Known::of(&contracts, a))
                     .map(Known::name),
-                to,
-                created: row.try_get("created")?,
-                method: row.try_get("method")?,
-                value: row.try_get("value")?,
+                to: row.recipient.clone(),
+                created: row.created.clone(),
+                method: row.method.clone(),
+                value: row.value.clone(),
                 direction: Some(direction),
             });
         }
@@ -652,7 +637,7 @@ impl App {
             contract: Known::of(&contracts, account).map(Known::name),
             role,
             transactions,
-            total: total.unwrap_or(0) as u64,
+            total,
             older: last
                 .filter(|_| rows.len() > ACCOUNT_ROWS)
                 .map(|c| c.to_string()),

@@ -14,13 +14,17 @@ use alloy::{
 };
 use medledger_vault::SecretKey;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::{
-    accounts::{Person, Signer, address_key},
+    accounts::{Person, Signer},
     app::{App, unix_now},
     error::{Error, Kind, Result},
     ledger::{TxInfo, mined},
+    store::{
+        invites::Invites,
+        journal::{ChainWrites, Claim, WriteRow},
+        users::Users,
+    },
 };
 
 /// What follows from a write once it is mined, or once it surely never will be. Each step can
@@ -124,7 +128,7 @@ struct WalletWrite {
     state: String,
     to: Address,
     input: Vec<u8>,
-    tx_hash: Option<String>,
+    tx_hash: Option<B256>,
     needs_secret: bool,
     /// The head when it was prepared: its transaction can only be in a later block.
     prepared_block: u64,
@@ -210,14 +214,7 @@ impl App {
     ) -> Result<Sent> {
         let follow_json =
             serde_json::to_string(&follow).map_err(|e| Error::internal("journal", e))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO chain_writes (follow, state, created_at, note) VALUES ($1, 'intent', $2, $3) RETURNING id",
-        )
-        .bind(&follow_json)
-        .bind(unix_now())
-        .bind(note)
-        .fetch_one(self.db())
-        .await?;
+        let id = self.journal().intent(&follow_json, note).await?;
         if let Err(e) = stored.await {
             self.settle_failed(id, &follow).await?;
             return Err(e);
@@ -249,17 +246,15 @@ impl App {
                 return Err(e);
             }
         };
-        sqlx::query(
-            "UPDATE chain_writes SET state = 'pending', sender = $1, nonce = $2, tx_hash = $3, raw = $4
-             WHERE id = $5",
-        )
-        .bind(address_key(signer.address()))
-        .bind(signed.nonce as i64)
-        .bind(signed.hash.to_string())
-        .bind(&signed.raw)
-        .bind(id)
-        .execute(self.db())
-        .await?;
+        self.journal()
+            .signed(
+                id,
+                signer.address(),
+                signed.nonce,
+                &signed.hash,
+                &signed.raw,
+            )
+            .await?;
         match self.ledger().broadcast(&signed.raw).await {
             Ok(()) => {}
             Err(b) if b.refused => {
@@ -297,19 +292,9 @@ impl App {
             }
         };
         let block = self.ledger().block_number().await?;
-        sqlx::query(
-            "UPDATE chain_writes SET state = 'prepared', sender = $1, to_address = $2, input = $3,
-                    prepared_block = $4, needs_secret = $5
-             WHERE id = $6",
-        )
-        .bind(address_key(from))
-        .bind(address_key(to))
-        .bind(data.to_vec())
-        .bind(block as i64)
-        .bind(i64::from(needs_secret))
-        .bind(id)
-        .execute(self.db())
-        .await?;
+        self.journal()
+            .prepared(id, from, to, &data, block, needs_secret)
+            .await?;
         Ok(PreparedWrite {
             id,
             from,
@@ -340,26 +325,14 @@ impl App {
     ) -> Result<Option<(TxInfo, TransactionReceipt)>> {
         let read = serde_json::to_string(&Follow::LoggedRead)
             .map_err(|e| Error::internal("journal", e))?;
-        let found: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, tx_hash FROM chain_writes
-             WHERE sender = $1 AND state = 'done' AND follow = $2 AND to_address = $3
-               AND input = $4 AND resolved_at >= $5 AND COALESCE(note, '') = $6
-             ORDER BY id DESC LIMIT 1",
-        )
-        .bind(address_key(from))
-        .bind(read)
-        .bind(address_key(to))
-        .bind(input)
-        .bind(unix_now() - WALLET_REUSE_SECS)
-        .bind(note.unwrap_or_default())
-        .fetch_optional(self.db())
-        .await?;
-        let Some((id, hash)) = found else {
+        let since = unix_now() - WALLET_REUSE_SECS;
+        let Some((_, hash)) = self
+            .journal()
+            .done_same(from, &read, to, input, since, note)
+            .await?
+        else {
             return Ok(None);
         };
-        let hash: B256 = hash
-            .parse()
-            .map_err(|_| Error::internal("journal", format!("bad hash in write {id}")))?;
         match self.ledger().receipt(hash).await? {
             Some(receipt) => mined(hash, &receipt).map(Some),
             None => Ok(None),
@@ -374,13 +347,13 @@ impl App {
         let row = self.wallet_write(person, id).await?;
         match row.state.as_str() {
             "prepared" => {}
-            "done" if row.tx_hash.as_deref() == Some(&hash.to_string()) => {
+            "done" if row.tx_hash == Some(hash) => {
                 return match self.ledger().receipt(hash).await? {
                     Some(receipt) => Ok(TxInfo::of(&receipt)),
                     None => Err(pending_error(hash)),
                 };
             }
-            "pending" if row.tx_hash.as_deref() == Some(&hash.to_string()) => {
+            "pending" if row.tx_hash == Some(hash) => {
                 return Err(pending_error(hash));
             }
             "failed" => {
@@ -422,26 +395,16 @@ impl App {
         if tx.chain_id().is_some_and(|c| c != self.ledger().chain_id()) {
             return Err(not_it("it is signed for another chain".to_string()));
         }
-        let claimed = sqlx::query(
-            "UPDATE chain_writes SET state = 'pending', tx_hash = $1, nonce = $2
-             WHERE id = $3 AND state = 'prepared'",
-        )
-        .bind(hash.to_string())
-        .bind(tx.nonce() as i64)
-        .bind(id)
-        .execute(self.db())
-        .await;
-        match claimed {
-            Ok(done) if done.rows_affected() == 1 => {}
-            Ok(_) => {
+        match self.journal().claim(id, &hash, Some(tx.nonce())).await? {
+            Claim::Claimed => {}
+            Claim::NotPrepared => {
                 return Err(Error::conflict(
                     "this write is being completed already; look again shortly",
                 ));
             }
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Claim::TxTaken => {
                 return Err(not_it("it completed another write already".to_string()));
             }
-            Err(e) => return Err(e.into()),
         }
         let receipt = self.ledger().wait_for_receipt(hash).await?;
         let secret = row.needs_secret.then_some(&person.secret);
@@ -472,15 +435,8 @@ impl App {
             .await?
             && let Some(receipt) = self.ledger().receipt(hash).await?
         {
-            let claimed = sqlx::query(
-                "UPDATE chain_writes SET state = 'pending', tx_hash = $1 WHERE id = $2 AND state = 'prepared'",
-            )
-            .bind(hash.to_string())
-            .bind(id)
-            .execute(self.db())
-            .await;
-            match claimed {
-                Ok(done) if done.rows_affected() == 1 => {
+            match self.journal().claim(id, &hash, None).await? {
+                Claim::Claimed => {
                     let secret = row.needs_secret.then_some(&person.secret);
                     self.settle(id, &row.follow, &receipt, secret).await?;
                     if receipt.status() {
@@ -489,9 +445,8 @@ impl App {
                     return Ok(());
                 }
                 // Another write of the same call has that transaction: this one was not sent.
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
-                Ok(_) => return Err(already()),
-                Err(e) => return Err(e.into()),
+                Claim::TxTaken => {}
+                Claim::NotPrepared => return Err(already()),
             }
         }
         self.settle_failed(id, &row.follow).await
@@ -499,40 +454,23 @@ impl App {
 
     /// `person`'s wallet write `id`, or not found (another's is not found either).
     async fn wallet_write(&self, person: &Person, id: i64) -> Result<WalletWrite> {
-        let row = sqlx::query(
-            "SELECT follow, state, sender, to_address, input, tx_hash, needs_secret, prepared_block
-             FROM chain_writes WHERE id = $1 AND to_address IS NOT NULL",
-        )
-        .bind(id)
-        .fetch_optional(self.db())
-        .await?;
         let not_found = || Error::not_found("there is no such write waiting for your wallet");
-        let Some(row) = row else {
+        let row = self.journal().get(id).await?.ok_or_else(not_found)?;
+        let (Some(to), Some(sender)) = (row.to, row.sender) else {
             return Err(not_found());
         };
-        if row.try_get::<Option<String>, _>("sender")?.as_deref()
-            != Some(&address_key(person.address))
-        {
+        if sender != person.address {
             return Err(not_found());
         }
-        let bad = |what| Error::internal("journal", format!("bad {what} in write {id}"));
         Ok(WalletWrite {
-            follow: serde_json::from_str(&row.try_get::<String, _>("follow")?)
-                .map_err(|_| bad("follow"))?,
-            state: row.try_get("state")?,
-            to: row
-                .try_get::<String, _>("to_address")?
-                .parse()
-                .map_err(|_| bad("contract"))?,
-            input: row
-                .try_get::<Option<Vec<u8>>, _>("input")?
-                .unwrap_or_default(),
-            tx_hash: row.try_get("tx_hash")?,
-            needs_secret: row.try_get::<i64, _>("needs_secret")? != 0,
-            prepared_block: row
-                .try_get::<Option<i64>, _>("prepared_block")?
-                .unwrap_or_default()
-                .max(0) as u64,
+            follow: serde_json::from_str(&row.follow)
+                .map_err(|_| Error::internal("journal", format!("bad follow in write {id}")))?,
+            state: row.state,
+            to,
+            input: row.input.unwrap_or_default(),
+            tx_hash: row.tx_hash,
+            needs_secret: row.needs_secret,
+            prepared_block: row.prepared_block.unwrap_or_default(),
         })
     }
 
@@ -567,27 +505,13 @@ impl App {
             return self.settle_failed(id, follow).await;
         }
         self.succeed(follow, receipt, secret).await?;
-        sqlx::query(
-            "UPDATE chain_writes SET state = 'done', raw = NULL, resolved_at = $1 WHERE id = $2",
-        )
-        .bind(unix_now())
-        .bind(id)
-        .execute(self.db())
-        .await?;
-        Ok(())
+        self.journal().close(id, true).await
     }
 
     /// Undoes what was stored for a write that will never be mined, then closes it.
     async fn settle_failed(&self, id: i64, follow: &Follow) -> Result<()> {
         self.fail(follow).await?;
-        sqlx::query(
-            "UPDATE chain_writes SET state = 'failed', raw = NULL, resolved_at = $1 WHERE id = $2",
-        )
-        .bind(unix_now())
-        .bind(id)
-        .execute(self.db())
-        .await?;
-        Ok(())
+        self.journal().close(id, false).await
     }
 
     async fn succeed(
@@ -608,18 +532,13 @@ impl App {
                     .await?;
             }
             Follow::Register { account } => {
-                sqlx::query("UPDATE users SET status = 'active' WHERE address = $1")
-                    .bind(address_key(*account))
-                    .execute(self.db())
-                    .await?;
+                Users(self.db()).activate(*account).await?;
                 // An enrolment: its link is used up.
                 if let Some(accepted) =
                     receipt.decoded_log::<crate::contracts::Registry::InviteAccepted>()
                 {
-                    sqlx::query("UPDATE invites SET used_by = $1 WHERE invite_key = $2")
-                        .bind(address_key(*account))
-                        .bind(address_key(accepted.data.inviteKey))
-                        .execute(self.db())
+                    Invites(self.db())
+                        .used(accepted.data.inviteKey, *account)
                         .await?;
                 }
             }
@@ -631,10 +550,8 @@ impl App {
             Follow::Study { details } => self.study_mined(details, receipt).await?,
             Follow::Research { patient } => self.sync_research_wraps(*patient, secret).await?,
             Follow::Invite { key } => {
-                sqlx::query("UPDATE invites SET tx_hash = $1 WHERE invite_key = $2")
-                    .bind(receipt.transaction_hash.to_string())
-                    .bind(address_key(*key))
-                    .execute(self.db())
+                Invites(self.db())
+                    .mined(*key, &receipt.transaction_hash)
                     .await?;
             }
         }
@@ -651,10 +568,7 @@ impl App {
             Follow::Register { account } => self.forget_account(*account).await?,
             Follow::Study { details } => self.forget_study(details).await?,
             Follow::Invite { key } => {
-                sqlx::query("DELETE FROM invites WHERE invite_key = $1 AND used_by IS NULL")
-                    .bind(address_key(*key))
-                    .execute(self.db())
-                    .await?;
+                Invites(self.db()).forget_unused(*key).await?;
             }
             Follow::Emergency { object } => self.forget_declaration(object).await?,
         }
@@ -668,36 +582,23 @@ impl App {
         // One server of the deployment resolves at a time, so no write is settled twice.
         let _turn = self.hold("journal").await?;
         let before = unix_now() - min_age_secs;
-        let rows = sqlx::query(
-            "SELECT id, follow, state, sender, nonce, tx_hash, raw, to_address, input, prepared_block
-             FROM chain_writes
-             WHERE state IN ('intent', 'pending') AND created_at <= $1 ORDER BY id",
-        )
-        .bind(before)
-        .fetch_all(self.db())
-        .await?;
+        let rows = self.journal().open_since(before).await?;
         let mut resolved = Resolved::default();
         for row in rows {
-            let id: i64 = row.try_get("id")?;
-            let follow: Follow = serde_json::from_str(&row.try_get::<String, _>("follow")?)
-                .map_err(|e| Error::internal("journal", e))?;
-            if row.try_get::<String, _>("state")? == "intent" {
+            let id = row.id;
+            let follow: Follow =
+                serde_json::from_str(&row.follow).map_err(|e| Error::internal("journal", e))?;
+            if row.state == "intent" {
                 self.settle_failed(id, &follow).await?;
                 resolved.failed += 1;
                 continue;
             }
-            let bad = |what| Error::internal("journal", format!("bad {what} in write {id}"));
-            let hash: B256 = row
-                .try_get::<String, _>("tx_hash")?
-                .parse()
-                .map_err(|_| bad("hash"))?;
-            let sender: Address = row
-                .try_get::<String, _>("sender")?
-                .parse()
-                .map_err(|_| bad("sender"))?;
-            let nonce = row.try_get::<i64, _>("nonce")? as u64;
+            let bad = |what| Error::internal("journal", format!("no {what} in write {id}"));
+            let hash = row.tx_hash.ok_or_else(|| bad("hash"))?;
+            let sender = row.sender.ok_or_else(|| bad("sender"))?;
+            let nonce = row.nonce.ok_or_else(|| bad("nonce"))?;
             // A wallet's transaction: its signed bytes are the wallet's, never here.
-            let raw: Option<Vec<u8>> = row.try_get("raw")?;
+            let raw = row.raw.clone();
             let mut receipt = self.ledger().receipt(hash).await?;
             if receipt.is_none() && self.ledger().mined_nonce(sender).await? > nonce {
                 // Its nonce is used. A node may show the state of a block a moment before its
@@ -718,7 +619,7 @@ impl App {
                 if receipt.is_none() && raw.is_none() {
                     // A wallet may send the same call again with the same nonce (MetaMask's
                     // "speed up"): that transaction is this write's.
-                    receipt = self.replaced_wallet_write(id, &row, sender).await?;
+                    receipt = self.replaced_wallet_write(&row, sender).await?;
                 }
                 if receipt.is_none() {
                     // The nonce went to another transaction: this one can never be mined.
@@ -756,34 +657,28 @@ impl App {
     /// completed: a wallet may have sent the call and its page never said so, so the blocks
     /// since it was prepared are searched for it; not there, it is given up.
     async fn resolve_prepared(&self, resolved: &mut Resolved) -> Result<()> {
-        let rows: Vec<(i64, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT id, follow, sender, to_address, input, prepared_block FROM chain_writes
-             WHERE state = 'prepared' AND created_at <= $1 ORDER BY id",
-        )
-        .bind(unix_now() - WALLET_WINDOW_SECS)
-        .fetch_all(self.db())
-        .await?;
+        let rows = self
+            .journal()
+            .prepared_since(unix_now() - WALLET_WINDOW_SECS)
+            .await?;
         if rows.is_empty() {
             return Ok(());
         }
         let head = self.ledger().block_number().await?;
-        for (id, follow, sender, to, input, from_block) in rows {
+        for row in rows {
+            let id = row.id;
             let follow: Follow =
-                serde_json::from_str(&follow).map_err(|e| Error::internal("journal", e))?;
-            let bad = |what| Error::internal("journal", format!("bad {what} in write {id}"));
-            let sender: Address = sender.parse().map_err(|_| bad("sender"))?;
-            let to: Address = to.parse().map_err(|_| bad("contract"))?;
-            let found = self
-                .find_sent(sender, to, &input, from_block.max(0) as u64, head)
-                .await?;
+                serde_json::from_str(&row.follow).map_err(|e| Error::internal("journal", e))?;
+            let bad = |what| Error::internal("journal", format!("no {what} in write {id}"));
+            let sender = row.sender.ok_or_else(|| bad("sender"))?;
+            let to = row.to.ok_or_else(|| bad("contract"))?;
+            let input = row.input.clone().unwrap_or_default();
+            let from_block = row.prepared_block.unwrap_or_default();
+            let found = self.find_sent(sender, to, &input, from_block, head).await?;
             // The same call prepared twice (a page asked twice) is completed by one
             // transaction: the second finds it taken.
             let taken = match found {
-                Some(hash) => sqlx::query("SELECT 1 FROM chain_writes WHERE tx_hash = $1")
-                    .bind(hash.to_string())
-                    .fetch_optional(self.db())
-                    .await?
-                    .is_some(),
+                Some(hash) => self.journal().has_tx(&hash).await?,
                 None => false,
             };
             let receipt = match found {
@@ -792,13 +687,21 @@ impl App {
             };
             match receipt {
                 Some(receipt) => {
-                    sqlx::query(
-                        "UPDATE chain_writes SET state = 'pending', tx_hash = $1 WHERE id = $2 AND state = 'prepared'",
-                    )
-                    .bind(receipt.transaction_hash.to_string())
-                    .bind(id)
-                    .execute(self.db())
-                    .await?;
+                    match self
+                        .journal()
+                        .claim(id, &receipt.transaction_hash, None)
+                        .await?
+                    {
+                        Claim::Claimed => {}
+                        // Completed meanwhile by its page.
+                        Claim::NotPrepared => continue,
+                        // Another write of the same call has it: this one was not sent.
+                        Claim::TxTaken => {
+                            self.settle_failed(id, &follow).await?;
+                            resolved.failed += 1;
+                            continue;
+                        }
+                    }
                     self.settle(id, &follow, &receipt, None).await?;
                     if receipt.status() {
                         resolved.done += 1;
@@ -819,40 +722,26 @@ impl App {
     /// the same sender, mined since it was prepared), now taken as the write's own.
     async fn replaced_wallet_write(
         &self,
-        id: i64,
-        row: &crate::db::DbRow,
+        row: &WriteRow,
         sender: Address,
     ) -> Result<Option<TransactionReceipt>> {
-        let bad = |what| Error::internal("journal", format!("bad {what} in write {id}"));
-        let (Some(to), Some(input), Some(from_block)) = (
-            row.try_get::<Option<String>, _>("to_address")?,
-            row.try_get::<Option<Vec<u8>>, _>("input")?,
-            row.try_get::<Option<i64>, _>("prepared_block")?,
-        ) else {
+        let (Some(to), Some(input), Some(from_block)) = (row.to, &row.input, row.prepared_block)
+        else {
             return Ok(None);
         };
-        let to: Address = to.parse().map_err(|_| bad("contract"))?;
         let head = self.ledger().block_number().await?;
-        let Some(hash) = self
-            .find_sent(sender, to, &input, from_block.max(0) as u64, head)
-            .await?
-        else {
+        let Some(hash) = self.find_sent(sender, to, input, from_block, head).await? else {
             return Ok(None);
         };
         let Some(receipt) = self.ledger().receipt(hash).await? else {
             return Ok(None);
         };
-        let taken = sqlx::query("UPDATE chain_writes SET tx_hash = $1 WHERE id = $2")
-            .bind(hash.to_string())
-            .bind(id)
-            .execute(self.db())
-            .await;
-        match taken {
-            Ok(_) => Ok(Some(receipt)),
-            // Another write of the same call has it.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        // Another write of the same call may have it.
+        Ok(self
+            .journal()
+            .take_tx(row.id, &hash)
+            .await?
+            .then_some(receipt))
     }
 
     /// A mined transaction of `sender` to `to` with `input` in blocks `from..=to_block`.
@@ -899,21 +788,15 @@ impl App {
 
     /// What the logged read `tx` searched ("conditions"), when it was a search.
     pub(crate) async fn read_note(&self, tx: &B256) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT note FROM chain_writes WHERE tx_hash = $1")
-                .bind(tx.to_string())
-                .fetch_optional(self.db())
-                .await?
-                .flatten(),
-        )
+        self.journal().note_of(tx).await
     }
 
     /// How many writes are still open (for the health check).
     pub async fn open_writes(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM chain_writes WHERE state IN ('intent', 'pending', 'prepared')",
-        )
-        .fetch_one(self.db())
-        .await?)
+        self.journal().open_count().await
+    }
+
+    fn journal(&self) -> ChainWrites<'_> {
+        ChainWrites(self.db())
     }
 }

@@ -219,6 +219,21 @@ impl Unlocked {
     }
 }
 
+impl Keyring {
+    /// A person's own wrapped key to `object`, wrapped again for their new key `to` (an
+    /// account moving to its wallet): unwrapped with their own `secret`, never a deployment's.
+    pub(crate) fn rewrap_own(
+        &self,
+        secret: &SecretKey,
+        object: &ObjectId,
+        wrapped: &[u8],
+        to: &PublicKey,
+    ) -> Result<Vec<u8>> {
+        let dek = medledger_vault::unwrap(secret, wrapped, &object.aad())?;
+        Ok(medledger_vault::wrap(to, &dek, &object.aad()))
+    }
+}
+
 /// `object`'s key as `secret` unwraps the wrap made for `reader`, if there is one.
 async fn unwrap(
     wraps: Wraps<'_>,

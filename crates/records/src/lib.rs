@@ -7,7 +7,6 @@ pub(crate) mod access;
 pub mod accounts;
 pub mod app;
 pub mod audit;
-pub mod backup;
 pub mod contracts;
 pub mod db;
 pub mod demo;
@@ -36,6 +35,8 @@ pub use app::{App, Bootstrap, Health, Options};
 pub use error::{Error, Kind, Result};
 pub use keyring::Keyring;
 pub use ledger::{Contracts, Ledger, TxInfo};
+/// The app database's tables as data, for `medledger backup` and `restore`.
+pub use store::backup;
 
 /// The Ethereum value types the layers above name (addresses, hashes, amounts), so they need not
 /// depend on the Ethereum client themselves.

@@ -9,8 +9,9 @@ use std::{net::IpAddr, time::Duration};
 use alloy::primitives::{Address, U256};
 
 use crate::{
-    app::{App, unix_now},
+    app::App,
     error::{Error, Kind, Result},
+    store::rate_limits::RateLimits,
 };
 
 /// At most `max` in each `window`.
@@ -74,30 +75,15 @@ fn client_key(client: IpAddr) -> String {
 impl App {
     /// Counts one more against `key`; whether it is still within `limit`.
     pub(crate) async fn count_against(&self, key: &str, limit: Limit) -> Result<bool> {
-        let count: i64 = sqlx::query_scalar(
-            "INSERT INTO rate_limits (key, count, first_at) VALUES ($1, 1, $2)
-             ON CONFLICT (key) DO UPDATE SET
-               count = CASE WHEN $2 - rate_limits.first_at >= $3 THEN 1
-                            ELSE rate_limits.count + 1 END,
-               first_at = CASE WHEN $2 - rate_limits.first_at >= $3 THEN $2
-                               ELSE rate_limits.first_at END
-             RETURNING count",
-        )
-        .bind(key)
-        .bind(unix_now())
-        .bind(limit.window.as_secs() as i64)
-        .fetch_one(self.db())
-        .await?;
+        let count = RateLimits(self.db())
+            .count(key, limit.window.as_secs() as i64)
+            .await?;
         Ok(count <= i64::from(limit.max))
     }
 
     /// Starts `key`'s count again (a login that succeeded).
     pub(crate) async fn clear_count(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM rate_limits WHERE key = $1")
-            .bind(key)
-            .execute(self.db())
-            .await?;
-        Ok(())
+        RateLimits(self.db()).clear(key).await
     }
 
     /// A sign-up from `client` (when the web layer knows it), or a refusal once that client has

@@ -6,14 +6,16 @@
 
 use medledger_vault::{Dek, seal};
 use serde::Serialize;
-use sqlx::Row;
 use totp_rs::{Algorithm, Builder, Totp};
 
 use crate::{
     accounts::Person,
     app::{App, unix_now},
     error::{Error, Kind, Result},
-    store::wraps::{ObjectId, Reader},
+    store::{
+        users::Users,
+        wraps::{ObjectId, Reader},
+    },
 };
 
 /// What a person adds to their authenticator app.
@@ -60,11 +62,7 @@ impl App {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
         let totp = totp(secret.clone(), &person.username)?;
         let sealed = self.seal_secret(person, true, &secret).await?;
-        sqlx::query("UPDATE users SET mfa_pending = $1 WHERE id = $2")
-            .bind(sealed)
-            .bind(person.id)
-            .execute(self.db())
-            .await?;
+        Users(self.db()).set_mfa_pending(person.id, &sealed).await?;
         Ok(SecondFactorSetup {
             secret: totp.secret().to_base32(),
             otpauth_url: totp.to_url().map_err(|e| Error::internal("totp url", e))?,
@@ -84,15 +82,7 @@ impl App {
             .ok_or_else(wrong_code)?;
         let sealed = self.seal_secret(person, false, &secret).await?;
         self.wraps().drop_all(&object(person, true)).await?;
-        sqlx::query(
-            "UPDATE users SET mfa_secret = $1, mfa_pending = NULL, mfa_last_step = $2 WHERE id = $3",
-        )
-        .bind(sealed)
-        .bind(step as i64)
-        .bind(person.id)
-        .execute(self.db())
-        .await?;
-        Ok(())
+        Users(self.db()).confirm_mfa(person.id, &sealed, step).await
     }
 
     /// Turns the second factor off (with a current code), unless the person's role needs one.
@@ -106,10 +96,7 @@ impl App {
             return Err(Error::conflict("no second factor is on"));
         }
         self.check_second_factor(person, code).await?;
-        sqlx::query("UPDATE users SET mfa_secret = NULL WHERE id = $1")
-            .bind(person.id)
-            .execute(self.db())
-            .await?;
+        Users(self.db()).clear_mfa(person.id).await?;
         self.wraps().drop_all(&object(person, false)).await?;
         Ok(())
     }
@@ -121,15 +108,7 @@ impl App {
 
     /// Whether the person has a second factor on.
     pub async fn second_factor_on(&self, person: &Person) -> Result<bool> {
-        let on: Option<i64> =
-            // An integer on every engine (a comparison is a boolean in PostgreSQL).
-            sqlx::query_scalar(
-                "SELECT CASE WHEN mfa_secret IS NULL THEN 0 ELSE 1 END FROM users WHERE id = $1",
-            )
-                .bind(person.id)
-                .fetch_optional(self.db())
-                .await?;
-        Ok(on == Some(1))
+        Users(self.db()).mfa_on(person.id).await
     }
 
     /// Checks a code against the person's second factor, accepting each time step once (also
@@ -142,14 +121,7 @@ impl App {
         let step = totp
             .check(code.trim(), unix_now() as u64)
             .ok_or_else(wrong_code)?;
-        let moved =
-            sqlx::query("UPDATE users SET mfa_last_step = $1 WHERE id = $2 AND mfa_last_step < $3")
-                .bind(step as i64)
-                .bind(person.id)
-                .bind(step as i64)
-                .execute(self.db())
-                .await?;
-        if moved.rows_affected() == 0 {
+        if !Users(self.db()).use_mfa_step(person.id, step).await? {
             return Err(wrong_code());
         }
         Ok(())
@@ -169,16 +141,7 @@ impl App {
     }
 
     async fn sealed_secret(&self, person: &Person, pending: bool) -> Result<Option<Vec<u8>>> {
-        let sql = if pending {
-            "SELECT mfa_pending AS sealed FROM users WHERE id = $1"
-        } else {
-            "SELECT mfa_secret AS sealed FROM users WHERE id = $1"
-        };
-        let row = sqlx::query(sql)
-            .bind(person.id)
-            .fetch_one(self.db())
-            .await?;
-        let Some(sealed): Option<Vec<u8>> = row.try_get("sealed")? else {
+        let Some(sealed) = Users(self.db()).mfa_sealed(person.id, pending).await? else {
             return Ok(None);
         };
         let object = object(person, pending);

@@ -12,12 +12,12 @@ use std::{sync::Arc, time::Duration};
 use alloy::{primitives::keccak256, signers::local::PrivateKeySigner};
 use medledger_vault::{Dek, SecretKey, open, seal};
 use rand::{RngCore, rngs::OsRng};
-use sqlx::Row;
 
 use crate::{
     accounts::{Person, Signer, encryption_key},
     app::{App, unix_now_ms},
     error::{Error, Result},
+    store::sessions::Sessions,
 };
 
 /// A session ends after this long without a request.
@@ -81,22 +81,19 @@ impl App {
         };
         let sealed = seal(&parts.key, parts.id.as_bytes(), key.as_slice());
         let now = unix_now_ms();
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, sealed_key, restricted, created_at, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(&parts.id)
-        .bind(person.id)
-        .bind(sealed)
-        .bind(i64::from(person.must_set_up_second_factor))
-        .bind(now)
-        .execute(self.db())
-        .await?;
         // Sessions long dead are swept as new ones start.
-        sqlx::query("DELETE FROM sessions WHERE last_seen < $1 OR created_at < $2")
-            .bind(now - self.session_idle_ms())
-            .bind(now - ABSOLUTE.as_millis() as i64)
-            .execute(self.db())
+        Sessions(self.db())
+            .start(
+                &parts.id,
+                person.id,
+                &sealed,
+                person.must_set_up_second_factor,
+                now,
+                (
+                    now - self.session_idle_ms(),
+                    now - ABSOLUTE.as_millis() as i64,
+                ),
+            )
             .await?;
         Ok(token)
     }
@@ -107,37 +104,24 @@ impl App {
             return Ok(None);
         };
         let now = unix_now_ms();
-        let row = sqlx::query(
-            "SELECT s.sealed_key, s.restricted, s.created_at, s.last_seen,
-                    u.id, u.username, u.role, u.address, u.mode, u.enc_public
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
-        )
-        .bind(&parts.id)
-        .fetch_optional(self.db())
-        .await?;
-        let Some(row) = row else {
+        let Some(row) = Sessions(self.db()).get(&parts.id).await? else {
             return Ok(None);
         };
-        let (created_at, last_seen): (i64, i64) =
-            (row.try_get("created_at")?, row.try_get("last_seen")?);
+        let (created_at, last_seen) = (row.created_at, row.last_seen);
         let idle = self.session_idle_ms();
         if now - last_seen >= idle || now - created_at >= ABSOLUTE.as_millis() as i64 {
             self.end_session(token).await?;
             return Ok(None);
         }
-        let sealed: Vec<u8> = row.try_get("sealed_key")?;
         // A token whose second half is wrong opens nothing (and is no session).
-        let Ok(key) = open(&parts.key, parts.id.as_bytes(), &sealed) else {
+        let Ok(key) = open(&parts.key, parts.id.as_bytes(), &row.sealed_key) else {
             return Ok(None);
         };
-        let address: String = row.try_get("address")?;
-        let address = address
-            .parse()
-            .map_err(|e| Error::internal("stored address", e))?;
-        let (signer, secret) = if row.try_get::<String, _>("mode")? == "wallet" {
+        let address = row.account.address;
+        let (signer, secret) = if row.mode == "wallet" {
             let secret =
                 SecretKey::from_bytes(&key).map_err(|e| Error::internal("a session's key", e))?;
-            if secret.public_key().to_hex() != row.try_get::<String, _>("enc_public")? {
+            if secret.public_key() != row.account.enc_public {
                 // A session from before the account moved to its wallet, or a key that does
                 // not fit: no session.
                 return Ok(None);
@@ -155,20 +139,15 @@ impl App {
             let secret = encryption_key(&signer);
             (Signer::Custodial(signer), secret)
         };
-        let role: String = row.try_get("role")?;
-        let restricted = row.try_get::<i64, _>("restricted")? != 0;
+        let restricted = row.restricted;
         if now - last_seen >= TOUCH_EVERY_MS.min(idle / 2) {
-            sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id = $2")
-                .bind(now)
-                .bind(&parts.id)
-                .execute(self.db())
-                .await?;
+            Sessions(self.db()).touch(&parts.id, now).await?;
         }
         Ok(Some(Session {
             person: Arc::new(Person {
-                id: row.try_get("id")?,
-                username: row.try_get("username")?,
-                role: role.parse()?,
+                id: row.account.id,
+                username: row.account.username,
+                role: row.account.role,
                 address,
                 secret,
                 signer,
@@ -181,10 +160,7 @@ impl App {
     /// The session's second factor is set up: it may do everything its role may.
     pub async fn lift_session_restriction(&self, token: &str) -> Result<()> {
         if let Some(parts) = split(token) {
-            sqlx::query("UPDATE sessions SET restricted = 0 WHERE id = $1")
-                .bind(&parts.id)
-                .execute(self.db())
-                .await?;
+            Sessions(self.db()).lift_restriction(&parts.id).await?;
         }
         Ok(())
     }
@@ -192,10 +168,7 @@ impl App {
     /// Ends the session of `token` (logout).
     pub async fn end_session(&self, token: &str) -> Result<()> {
         if let Some(parts) = split(token) {
-            sqlx::query("DELETE FROM sessions WHERE id = $1")
-                .bind(&parts.id)
-                .execute(self.db())
-                .await?;
+            Sessions(self.db()).end(&parts.id).await?;
         }
         Ok(())
     }
@@ -203,11 +176,6 @@ impl App {
     /// Ends every session of user `user_id` but the one of `keep` (a password changed).
     pub async fn end_other_sessions(&self, user_id: i64, keep: &str) -> Result<()> {
         let keep = split(keep).map(|p| p.id).unwrap_or_default();
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
-            .bind(user_id)
-            .bind(keep)
-            .execute(self.db())
-            .await?;
-        Ok(())
+        Sessions(self.db()).end_others(user_id, &keep).await
     }
 }

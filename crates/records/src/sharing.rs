@@ -12,8 +12,8 @@ use medledger_vault::SecretKey;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    accounts::{Person, address_key},
-    app::{App, unix_now},
+    accounts::Person,
+    app::App,
     contracts::Consent,
     directory::{contact_object, profile_object},
     disclosure::{Logged, PROFILE_CONTACT, PROFILE_IDENTITY, Unlogged},
@@ -23,6 +23,7 @@ use crate::{
     model::{Purpose, RecordKind, Role, Scope},
     store::{
         emergencies::Emergencies,
+        grants::Grants,
         wraps::{ObjectId, Reader},
     },
 };
@@ -273,18 +274,15 @@ impl App {
                 continue;
             }
             let g = granted.inner.data;
-            sqlx::query(
-                "INSERT INTO grants (id, patient, doctor, hospital_id, tx_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(i64::try_from(g.id).unwrap_or(i64::MAX))
-            .bind(address_key(g.patient))
-            .bind((g.doctor != Address::ZERO).then(|| address_key(g.doctor)))
-            .bind((g.hospitalId != 0).then_some(g.hospitalId as i64))
-            .bind(receipt.transaction_hash.to_string())
-            .bind(unix_now())
-            .execute(self.db())
-            .await?;
+            Grants(self.db())
+                .seen(
+                    g.id.try_into().unwrap_or(u64::MAX),
+                    g.patient,
+                    (g.doctor != Address::ZERO).then_some(g.doctor),
+                    (g.hospitalId != 0).then_some(g.hospitalId),
+                    &receipt.transaction_hash,
+                )
+                .await?;
         }
         Ok(())
     }
@@ -302,11 +300,7 @@ impl App {
     /// The transaction that made grant `id`, as this server recorded it (none for a grant made
     /// elsewhere).
     pub async fn grant_tx(&self, id: u64) -> Result<Option<B256>> {
-        let hash: Option<String> = sqlx::query_scalar("SELECT tx_hash FROM grants WHERE id = $1")
-            .bind(id as i64)
-            .fetch_optional(self.db())
-            .await?;
-        Ok(hash.and_then(|h| h.parse().ok()))
+        Grants(self.db()).tx_of(id).await
     }
 
     /// A patient's grants (all of them, live or not), or those given to a doctor.
@@ -323,17 +317,10 @@ impl App {
 
     /// The grants given to a doctor or to their hospital (the caller checked they are active).
     async fn grants_to(&self, doctor: &Person) -> Result<Vec<GrantView>> {
-        let hospital = self.doctor(doctor.address).await?.hospital_id as i64;
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM grants WHERE doctor = $1 OR hospital_id = $2 ORDER BY id",
-        )
-        .bind(address_key(doctor.address))
-        .bind(hospital)
-        .fetch_all(self.db())
-        .await?;
+        let hospital = self.doctor(doctor.address).await?.hospital_id;
         let mut out = Vec::new();
-        for id in ids {
-            out.push(self.grant_view(id as u64).await?);
+        for id in Grants(self.db()).to(doctor.address, hospital).await? {
+            out.push(self.grant_view(id).await?);
         }
         Ok(out)
     }

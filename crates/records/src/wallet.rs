@@ -13,13 +13,12 @@ use medledger_vault::SecretKey;
 use rand::{Rng, distributions::Alphanumeric, rngs::OsRng};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use sqlx::Row;
 
 use crate::{
-    accounts::{Person, Signer, address_key},
+    accounts::{Person, Signer},
     app::{App, unix_now},
     error::{Error, Kind, Result},
-    store::wraps::ObjectId,
+    store::{siwe::Nonces, users::Users},
 };
 
 /// A nonce is good for this long, and a sign-in message issued longer ago is refused.
@@ -122,15 +121,7 @@ impl App {
             .map(|_| OsRng.sample(Alphanumeric) as char)
             .collect();
         let now = unix_now();
-        sqlx::query("DELETE FROM siwe_nonces WHERE created_at < $1")
-            .bind(now - NONCE_LIFETIME_SECS)
-            .execute(self.db())
-            .await?;
-        sqlx::query("INSERT INTO siwe_nonces (nonce, created_at) VALUES ($1, $2)")
-            .bind(&nonce)
-            .bind(now)
-            .execute(self.db())
-            .await?;
+        Nonces(self.db()).add(&nonce, NONCE_LIFETIME_SECS).await?;
         let mut challenge = Challenge {
             nonce,
             domain: site.domain.clone(),
@@ -231,12 +222,10 @@ impl App {
             )
             .on("signature"));
         }
-        let used = sqlx::query("DELETE FROM siwe_nonces WHERE nonce = $1 AND created_at >= $2")
-            .bind(&message.nonce)
-            .bind(unix_now() - NONCE_LIFETIME_SECS)
-            .execute(self.db())
-            .await?;
-        if used.rows_affected() != 1 {
+        if !Nonces(self.db())
+            .take(&message.nonce, NONCE_LIFETIME_SECS)
+            .await?
+        {
             return Err(Error::new(
                 Kind::Unauthenticated,
                 "this sign-in message's nonce was used already, or was never given by this site: ask for a new one and sign again",
@@ -267,13 +256,7 @@ impl App {
     /// one). Refused when its key signature gives another key than the one registered: the
     /// wallet does not sign deterministically, and could not open the account's data.
     pub async fn wallet_login(&self, login: WalletLogin, code: Option<&str>) -> Result<Person> {
-        let row = sqlx::query(
-            "SELECT id, username, role, mode, status, enc_public FROM users WHERE address = $1",
-        )
-        .bind(address_key(login.address))
-        .fetch_optional(self.db())
-        .await?;
-        let Some(row) = row else {
+        let Some(row) = Users(self.db()).by_address(login.address).await? else {
             return Err(Error::new(
                 Kind::Unauthenticated,
                 format!(
@@ -282,25 +265,25 @@ impl App {
                 ),
             ));
         };
-        if row.try_get::<String, _>("mode")? != "wallet" {
+        if row.mode != "wallet" {
             return Err(Error::new(
                 Kind::Unauthenticated,
                 "this account's key is kept by the server: log in with your password (you can move it to your own wallet from the account page)",
             ));
         }
-        if row.try_get::<String, _>("status")? == "pending" {
+        if row.status == "pending" {
             return Err(Error::new(
                 Kind::Unavailable,
                 "your account is not confirmed on the ledger yet; try again in a moment",
             ));
         }
-        if row.try_get::<String, _>("enc_public")? != login.secret.public_key().to_hex() {
+        if row.account.enc_public != login.secret.public_key() {
             return Err(different_key());
         }
         let person = Person {
-            id: row.try_get("id")?,
-            username: row.try_get("username")?,
-            role: row.try_get::<String, _>("role")?.parse()?,
+            id: row.account.id,
+            username: row.account.username,
+            role: row.account.role,
             address: login.address,
             signer: Signer::Wallet(login.address),
             secret: login.secret,
@@ -346,43 +329,26 @@ impl App {
                 login.address, person.address
             )));
         }
-        let reader = address_key(person.address);
         let public = login.secret.public_key();
-        let mut tx = self.db().begin().await?;
-        let wraps: Vec<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT object_id, wrapped FROM wraps WHERE reader = $1")
-                .bind(&reader)
-                .fetch_all(&mut *tx)
-                .await?;
-        for (object, wrapped) in &wraps {
-            let aad = ObjectId::parse(object)?.aad();
-            let dek = medledger_vault::unwrap(&person.secret, wrapped, &aad)?;
-            sqlx::query("UPDATE wraps SET wrapped = $1 WHERE object_id = $2 AND reader = $3")
-                .bind(medledger_vault::wrap(&public, &dek, &aad))
-                .bind(object)
-                .bind(&reader)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let moved = sqlx::query(
-            "UPDATE users SET mode = 'wallet', keystore = NULL, password_hash = NULL, enc_public = $1
-             WHERE id = $2 AND mode = 'custodial'",
-        )
-        .bind(public.to_hex())
-        .bind(person.id)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
+        let mut keys = 0;
+        let moved = Users(self.db())
+            .move_to_wallet(
+                person.id,
+                person.address,
+                &public.to_hex(),
+                |object, wrapped| {
+                    keys += 1;
+                    self.keyring()
+                        .rewrap_own(&person.secret, object, wrapped, &public)
+                },
+            )
+            .await?;
+        if !moved {
             return Err(Error::conflict("this account is in your wallet already"));
         }
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(person.id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         tracing::info!(
             account = %person.address,
-            keys = wraps.len(),
+            keys,
             "moved a custodial account to its own wallet"
         );
         Ok(Person {

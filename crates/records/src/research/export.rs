@@ -7,20 +7,23 @@
 use std::collections::BTreeMap;
 
 use alloy::{
-    primitives::{Address, B256, keccak256},
+    primitives::{B256, keccak256},
     sol_types::SolCall,
 };
 use serde::Serialize;
-use sqlx::Row;
 
 use super::deidentify::{SafeHarbor, Subject, Suppressed, deidentify};
 use crate::{
-    accounts::{Person, address_key},
+    accounts::Person,
     app::{App, unix_now},
     contracts::Research,
     error::{Error, Kind, Result},
     journal::Follow,
     model::Role,
+    store::{
+        exports::{ExportRow, Exports},
+        users::Users,
+    },
 };
 
 /// After this long a running export is taken to have been cut off (by a stopped server).
@@ -88,34 +91,20 @@ impl App {
             ));
         }
         // An export still "running" an hour after it started was cut off by a stopped server.
-        sqlx::query(
-            "UPDATE exports SET state = 'failed', error = $1, finished_at = $2 WHERE state = 'running' AND created_at < $3",
-        )
-        .bind("the server stopped during this export; start another")
-        .bind(unix_now())
-        .bind(unix_now() - STALE_SECS)
-        .execute(self.db())
-        .await?;
-        let running: Option<String> =
-            sqlx::query_scalar("SELECT id FROM exports WHERE study = $1 AND state = 'running'")
-                .bind(study as i64)
-                .fetch_optional(self.db())
-                .await?;
-        if let Some(id) = running {
+        let exports = Exports(self.db());
+        exports
+            .fail_stale(
+                unix_now() - STALE_SECS,
+                "the server stopped during this export; start another",
+            )
+            .await?;
+        if let Some(id) = exports.running_of(study).await? {
             return Err(Error::conflict(format!(
                 "an export of this study is running already ({id}); wait for it to finish"
             )));
         }
         let id = hex::encode(&crate::app::random_b256()[..16]);
-        sqlx::query(
-            "INSERT INTO exports (id, study, researcher, state, created_at) VALUES ($1, $2, $3, 'running', $4)",
-        )
-        .bind(&id)
-        .bind(study as i64)
-        .bind(address_key(researcher.address))
-        .bind(unix_now())
-        .execute(self.db())
-        .await?;
+        exports.start(&id, study, researcher.address).await?;
         let app = self.clone();
         let signer = researcher.signer.clone();
         let job = id.clone();
@@ -123,14 +112,7 @@ impl App {
             let data = view.data.clone();
             if let Err(e) = app.run_export(&job, study, &data, &signer).await {
                 tracing::warn!(export = %job, error = %e, "research export failed");
-                let _ = sqlx::query(
-                    "UPDATE exports SET state = 'failed', error = $1, finished_at = $2 WHERE id = $3",
-                )
-                .bind(e.message.clone())
-                .bind(unix_now())
-                .bind(&job)
-                .execute(app.db())
-                .await;
+                let _ = Exports(app.db()).fail(&job, &e.message).await;
             }
         });
         Ok(id)
@@ -143,21 +125,11 @@ impl App {
         data: &[String],
         researcher: &crate::accounts::Signer,
     ) -> Result<()> {
-        let patients: Vec<String> = sqlx::query_scalar(
-            "SELECT address FROM users WHERE role = 'patient' AND status = 'active' ORDER BY id",
-        )
-        .fetch_all(self.db())
-        .await?;
-        sqlx::query("UPDATE exports SET total_patients = $1 WHERE id = $2")
-            .bind(patients.len() as i64)
-            .bind(job)
-            .execute(self.db())
-            .await?;
+        let patients = Users(self.db()).active_patients().await?;
+        let exports = Exports(self.db());
+        exports.total(job, patients.len() as u64).await?;
         let mut subjects = Vec::new();
-        for (n, p) in patients.iter().enumerate() {
-            let patient: Address = p
-                .parse()
-                .map_err(|e| Error::internal("patient address", e))?;
+        for (n, patient) in patients.iter().copied().enumerate() {
             // Only a live opt-in opens a patient's data to the export.
             if let Some(participating) = self.participating_in(patient, study).await? {
                 subjects.push(Subject {
@@ -166,11 +138,7 @@ impl App {
                     resources: self.research_resources(&participating).await?,
                 });
             }
-            sqlx::query("UPDATE exports SET done_patients = $1 WHERE id = $2")
-                .bind((n + 1) as i64)
-                .bind(job)
-                .execute(self.db())
-                .await?;
+            exports.progress(job, (n + 1) as u64).await?;
         }
         let rules = self.safe_harbor().clone();
         let this_year: i64 = crate::model::rfc3339(self.ledger().now().await? as i64)[..4]
@@ -205,29 +173,14 @@ impl App {
         );
         let hash = files_hash(&files);
         for (kind, body) in &files {
-            sqlx::query(
-                "INSERT INTO export_files (export, kind, lines, body) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(job)
-            .bind(kind)
-            .bind(out.files[kind].len() as i64)
-            .bind(body)
-            .execute(self.db())
-            .await?;
+            exports
+                .add_file(job, kind, out.files[kind].len() as u64, body)
+                .await?;
         }
         let report_json =
             serde_json::to_string(&report).map_err(|e| Error::internal("export report", e))?;
         if out.included.is_empty() {
-            sqlx::query(
-                "UPDATE exports SET state = 'done', report = $1, files_hash = $2, finished_at = $3 WHERE id = $4",
-            )
-            .bind(&report_json)
-            .bind(hash.to_string())
-            .bind(unix_now())
-            .bind(job)
-            .execute(self.db())
-            .await?;
-            return Ok(());
+            return exports.done(job, &report_json, &hash, None).await;
         }
         let call = Research::recordExportCall {
             studyId: study,
@@ -242,30 +195,19 @@ impl App {
             .mined()?;
         let export_id = receipt
             .decoded_log::<Research::ExportRecorded>()
-            .map(|l| l.data.exportId as i64);
-        sqlx::query(
-            "UPDATE exports SET state = 'done', report = $1, files_hash = $2, tx_hash = $3, export_id = $4, finished_at = $5 WHERE id = $6",
-        )
-        .bind(&report_json)
-        .bind(hash.to_string())
-        .bind(tx.hash.to_string())
-        .bind(export_id)
-        .bind(unix_now())
-        .bind(job)
-        .execute(self.db())
-        .await?;
-        Ok(())
+            .map(|l| l.data.exportId);
+        exports
+            .done(job, &report_json, &hash, Some((tx.hash, export_id)))
+            .await
     }
 
     /// An export of the researcher's, as it stands.
     pub async fn export(&self, researcher: &Person, id: &str) -> Result<ExportView> {
-        let row = sqlx::query("SELECT * FROM exports WHERE id = $1 AND researcher = $2")
-            .bind(id)
-            .bind(address_key(researcher.address))
-            .fetch_optional(self.db())
+        let row = Exports(self.db())
+            .of_researcher(id, researcher.address)
             .await?
             .ok_or_else(|| Error::not_found("there is no such export of yours"))?;
-        self.export_view(&row).await
+        self.export_view(row).await
     }
 
     /// The exports a researcher made, the latest first.
@@ -273,43 +215,29 @@ impl App {
         if researcher.role != Role::Researcher {
             return Err(Error::forbidden("only researchers make exports"));
         }
-        let rows =
-            sqlx::query("SELECT * FROM exports WHERE researcher = $1 ORDER BY created_at DESC, id")
-                .bind(address_key(researcher.address))
-                .fetch_all(self.db())
-                .await?;
         let mut out = Vec::new();
-        for row in &rows {
+        for row in Exports(self.db()).all_of(researcher.address).await? {
             out.push(self.export_view(row).await?);
         }
         Ok(out)
     }
 
-    async fn export_view(&self, row: &crate::db::DbRow) -> Result<ExportView> {
-        let id: String = row.try_get("id")?;
-        let files: Vec<(String, i64)> =
-            sqlx::query_as("SELECT kind, lines FROM export_files WHERE export = $1 ORDER BY kind")
-                .bind(&id)
-                .fetch_all(self.db())
-                .await?;
-        let parse_hash = |s: Option<String>| s.and_then(|s| s.parse().ok());
-        let report: Option<String> = row.try_get("report")?;
+    async fn export_view(&self, row: ExportRow) -> Result<ExportView> {
+        let files = Exports(self.db()).files(&row.id).await?;
         Ok(ExportView {
-            study: row.try_get::<i64, _>("study")? as u64,
-            state: row.try_get("state")?,
-            done_patients: row.try_get::<i64, _>("done_patients")? as u64,
-            total_patients: row.try_get::<i64, _>("total_patients")? as u64,
-            report: report.and_then(|r| serde_json::from_str(&r).ok()),
-            error: row.try_get("error")?,
-            files_hash: parse_hash(row.try_get("files_hash")?),
-            export_id: row
-                .try_get::<Option<i64>, _>("export_id")?
-                .map(|n| n as u64),
-            tx_hash: parse_hash(row.try_get("tx_hash")?),
-            created_at: row.try_get("created_at")?,
-            finished_at: row.try_get("finished_at")?,
-            files: files.into_iter().map(|(k, n)| (k, n as u64)).collect(),
-            id,
+            study: row.study,
+            state: row.state,
+            done_patients: row.done_patients,
+            total_patients: row.total_patients,
+            report: row.report.and_then(|r| serde_json::from_str(&r).ok()),
+            error: row.error,
+            files_hash: row.files_hash,
+            export_id: row.export_id,
+            tx_hash: row.tx_hash,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+            files,
+            id: row.id,
         })
     }
 
@@ -319,10 +247,8 @@ impl App {
         if view.state != "done" {
             return Err(Error::conflict("this export has not finished"));
         }
-        sqlx::query_scalar("SELECT body FROM export_files WHERE export = $1 AND kind = $2")
-            .bind(id)
-            .bind(kind)
-            .fetch_optional(self.db())
+        Exports(self.db())
+            .file(id, kind)
             .await?
             .ok_or_else(|| Error::not_found("this export has no such file"))
     }

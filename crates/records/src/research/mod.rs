@@ -11,17 +11,21 @@ use alloy::{
     sol_types::SolCall,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::{
-    accounts::{Person, address_key},
-    app::{App, unix_now},
+    accounts::Person,
+    app::App,
     contracts::Research,
     error::{Error, Kind, Result},
     journal::Follow,
     ledger::TxInfo,
     model::Role,
-    store::wraps::Reader,
+    store::{
+        invites::Invites,
+        studies::{Studies, StudyRow},
+        users::Users,
+        wraps::Reader,
+    },
 };
 
 /// The FHIR resource types a study may ask for (structured data only: never report files).
@@ -90,11 +94,6 @@ pub struct ResearcherView {
     pub name: String,
 }
 
-fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
-    s.parse()
-        .map_err(|_| Error::internal("stored study", format!("bad {what}")))
-}
-
 impl App {
     /// The researchers enrolled, with the names their invitations gave them.
     pub async fn researchers(&self, person: &Person) -> Result<Vec<ResearcherView>> {
@@ -103,22 +102,16 @@ impl App {
                 "only admins and researchers list researchers",
             ));
         }
-        let rows = sqlx::query(
-            "SELECT u.address, u.username, COALESCE(i.name, '') AS name FROM users u
-             LEFT JOIN invites i ON i.used_by = u.address
-             WHERE u.role = 'researcher' AND u.status = 'active' ORDER BY u.created_at",
-        )
-        .fetch_all(self.db())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ResearcherView {
-                    address: parse(&r.try_get::<String, _>("address")?, "address")?,
-                    username: r.try_get("username")?,
-                    name: r.try_get("name")?,
-                })
+        Ok(Users(self.db())
+            .researchers()
+            .await?
+            .into_iter()
+            .map(|r| ResearcherView {
+                address: r.address,
+                username: r.username,
+                name: r.name,
             })
-            .collect()
+            .collect())
     }
 
     /// An admin registers a study on chain for a researcher: its details are stored first,
@@ -183,21 +176,8 @@ impl App {
             detailsHash: hash,
             endsAt: study.ends_at,
         };
-        let stored = async {
-            sqlx::query(
-                "INSERT INTO studies (details_hash, researcher, details, ends_at, created_by, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(hash.to_string())
-            .bind(address_key(study.researcher))
-            .bind(&json)
-            .bind(study.ends_at as i64)
-            .bind(address_key(admin.address))
-            .bind(unix_now())
-            .execute(self.db())
-            .await?;
-            Ok(())
-        };
+        let stored =
+            Studies(self.db()).insert(&hash, study.researcher, &json, study.ends_at, admin.address);
         let research = self.contracts().research;
         let (tx, _) = self
             .write_after(
@@ -226,30 +206,18 @@ impl App {
         let Some(registered) = receipt.decoded_log::<Research::StudyRegistered>() else {
             return Err(Error::internal("study", "no StudyRegistered event"));
         };
-        sqlx::query("UPDATE studies SET id = $1, tx_hash = $2 WHERE details_hash = $3")
-            .bind(registered.data.id as i64)
-            .bind(receipt.transaction_hash.to_string())
-            .bind(details.to_string())
-            .execute(self.db())
-            .await?;
-        Ok(())
+        Studies(self.db())
+            .mined(details, registered.data.id, &receipt.transaction_hash)
+            .await
     }
 
     /// A registration that never landed: its details go.
     pub(crate) async fn forget_study(&self, details: &B256) -> Result<()> {
-        sqlx::query("DELETE FROM studies WHERE details_hash = $1 AND id IS NULL")
-            .bind(details.to_string())
-            .execute(self.db())
-            .await?;
-        Ok(())
+        Studies(self.db()).forget_unregistered(details).await
     }
 
     async fn study_by_hash(&self, hash: &B256) -> Result<Option<StudyView>> {
-        let row = sqlx::query("SELECT * FROM studies WHERE details_hash = $1 AND id IS NOT NULL")
-            .bind(hash.to_string())
-            .fetch_optional(self.db())
-            .await?;
-        match row {
+        match Studies(self.db()).by_hash(hash).await? {
             Some(row) => {
                 let now = self.ledger().now().await?;
                 Ok(Some(self.study_view(&row, None, now).await?))
@@ -260,26 +228,19 @@ impl App {
 
     async fn study_view(
         &self,
-        row: &crate::db::DbRow,
+        row: &StudyRow,
         patient: Option<Address>,
         now: u64,
     ) -> Result<StudyView> {
-        let details: StudyDetails = serde_json::from_str(&row.try_get::<String, _>("details")?)
-            .map_err(|e| Error::internal("study details", e))?;
-        let researcher: Address = parse(&row.try_get::<String, _>("researcher")?, "researcher")?;
-        let name: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM invites WHERE used_by = $1 AND role = 'researcher'",
-        )
-        .bind(address_key(researcher))
-        .fetch_optional(self.db())
-        .await?;
-        let id = row.try_get::<i64, _>("id")? as u64;
-        let ends_at = row.try_get::<i64, _>("ends_at")? as u64;
+        let details: StudyDetails =
+            serde_json::from_str(&row.details).map_err(|e| Error::internal("study details", e))?;
+        let researcher = row.researcher;
+        let name = Invites(self.db()).researcher_name(researcher).await?;
+        let (id, ends_at) = (row.id, row.ends_at);
         let opted_in = match patient {
             Some(p) => Some(self.opted_in(p, id).await?),
             None => None,
         };
-        let tx: Option<String> = row.try_get("tx_hash")?;
         Ok(StudyView {
             id,
             researcher,
@@ -289,8 +250,8 @@ impl App {
             data: details.data,
             ends_at,
             running: ends_at > now,
-            details_hash: parse(&row.try_get::<String, _>("details_hash")?, "hash")?,
-            tx_hash: tx.as_deref().map(|t| parse(t, "tx")).transpose()?,
+            details_hash: row.details_hash,
+            tx_hash: row.tx_hash,
             opted_in,
         })
     }
@@ -298,21 +259,11 @@ impl App {
     /// The studies a person sees: a patient every study, with whether they are in it; a
     /// researcher their own; an admin all of them.
     pub async fn studies(&self, person: &Person) -> Result<Vec<StudyView>> {
-        let rows =
-            match person.role {
-                Role::Patient | Role::Admin => {
-                    sqlx::query("SELECT * FROM studies WHERE id IS NOT NULL ORDER BY id")
-                        .fetch_all(self.db())
-                        .await?
-                }
-                Role::Researcher => sqlx::query(
-                    "SELECT * FROM studies WHERE id IS NOT NULL AND researcher = $1 ORDER BY id",
-                )
-                .bind(address_key(person.address))
-                .fetch_all(self.db())
-                .await?,
-                _ => return Err(Error::forbidden("doctors take no part in studies")),
-            };
+        let rows = match person.role {
+            Role::Patient | Role::Admin => Studies(self.db()).registered(None).await?,
+            Role::Researcher => Studies(self.db()).registered(Some(person.address)).await?,
+            _ => return Err(Error::forbidden("doctors take no part in studies")),
+        };
         let patient = (person.role == Role::Patient).then_some(person.address);
         let now = self.ledger().now().await?;
         let mut out = Vec::new();
@@ -333,20 +284,12 @@ impl App {
 
     /// Who runs study `id`, if it is registered here.
     pub(crate) async fn study_researcher(&self, id: u64) -> Result<Option<Address>> {
-        let r: Option<String> = sqlx::query_scalar("SELECT researcher FROM studies WHERE id = $1")
-            .bind(id as i64)
-            .fetch_optional(self.db())
-            .await?;
-        r.map(|r| parse(&r, "researcher")).transpose()
+        Studies(self.db()).researcher_of(id).await
     }
 
     /// Study `id`'s title, if it is registered here.
     pub(crate) async fn study_title(&self, id: u64) -> Result<Option<String>> {
-        let details: Option<String> =
-            sqlx::query_scalar("SELECT details FROM studies WHERE id = $1")
-                .bind(id as i64)
-                .fetch_optional(self.db())
-                .await?;
+        let details = Studies(self.db()).details_of(id).await?;
         Ok(details
             .and_then(|d| serde_json::from_str::<StudyDetails>(&d).ok())
             .map(|d| d.title))
@@ -401,11 +344,8 @@ impl App {
 
     /// Whether any of `patient`'s opt-ins is live now.
     pub(crate) async fn takes_part(&self, patient: Address) -> Result<bool> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM studies WHERE id IS NOT NULL")
-            .fetch_all(self.db())
-            .await?;
-        for id in ids {
-            if self.opted_in(patient, id as u64).await? {
+        for id in Studies(self.db()).ids().await? {
+            if self.opted_in(patient, id).await? {
                 return Ok(true);
             }
         }

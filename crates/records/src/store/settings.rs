@@ -1,0 +1,44 @@
+//! The `settings` table: what the deployment is (its chain, its contracts and their version,
+//! the public halves of its escrow and research keys), written once at first start.
+
+use crate::{db::Db, error::Result};
+
+#[derive(Clone, Copy)]
+pub(crate) struct Settings<'a>(pub(crate) &'a Db);
+
+impl Settings<'_> {
+    pub(crate) async fn get(self, key: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.0)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn put(self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes every one of `values`, or none.
+    pub(crate) async fn insert_all(self, values: &[(&str, String)]) -> Result<()> {
+        let mut tx = self.0.begin().await?;
+        for (key, value) in values {
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2)")
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
