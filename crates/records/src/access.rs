@@ -38,6 +38,23 @@ pub(crate) struct Allowed {
 }
 
 impl Allowed {
+    /// A proof made up for the keyring's unit tests (which have no chain to ask).
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        patient: Address,
+        reader: Address,
+        object: ObjectId,
+        escrow_stands_in: bool,
+    ) -> Allowed {
+        Allowed {
+            patient,
+            reader,
+            object,
+            fields: 0,
+            escrow_stands_in,
+        }
+    }
+
     pub(crate) fn patient(&self) -> Address {
         self.patient
     }
@@ -67,6 +84,11 @@ pub(crate) struct Participating {
 }
 
 impl Participating {
+    #[cfg(test)]
+    pub(crate) fn for_tests(patient: Address) -> Participating {
+        Participating { patient }
+    }
+
     pub(crate) fn patient(&self) -> Address {
         self.patient
     }

@@ -800,3 +800,6 @@ impl App {
         ChainWrites(self.db())
     }
 }
+
+#[cfg(test)]
+mod tests;

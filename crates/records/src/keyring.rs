@@ -14,7 +14,10 @@ use crate::{
     accounts::Person,
     disclosure::Unlogged,
     error::Result,
-    store::wraps::{ObjectId, Reader, Wraps},
+    store::{
+        records::RecordRow,
+        wraps::{ObjectId, Reader, Wraps},
+    },
 };
 
 /// The deployment's secrets. Built by the binary from the key files it is given (kept outside
@@ -130,17 +133,22 @@ impl Keyring {
     }
 
     /// The key of a bundle of a patient who takes part in a study, with the research key's wrap
-    /// (which exists only while they do), for a de-identified export.
+    /// (which exists only while they do), for a de-identified export: only a record of the
+    /// patient `participating` names.
     pub(crate) async fn unlock_for_research(
         &self,
         wraps: Wraps<'_>,
         participating: &Participating,
-        object: ObjectId,
+        record: &RecordRow,
     ) -> Result<Option<Unlocked>> {
+        if record.patient != participating.patient() {
+            return Ok(None);
+        }
+        let object = ObjectId::Record(record.id);
         let dek = unwrap(wraps, &object, Reader::Research, &self.research).await?;
         Ok(dek.map(|dek| Unlocked {
             object,
-            opens: Opens::Record(participating.patient()),
+            opens: Opens::Record(record.patient),
             dek,
         }))
     }
@@ -171,15 +179,19 @@ impl Keyring {
         Ok(true)
     }
 
-    /// Wraps a participant's bundle `object` for the research key while their opt-in is live,
+    /// Wraps a participant's bundle `record` for the research key while their opt-in is live,
     /// unwrapped with their own key or (settling without them) the escrow's.
     pub(crate) async fn share_with_research(
         &self,
         wraps: Wraps<'_>,
         participating: &Participating,
-        object: ObjectId,
+        record: &RecordRow,
         patient_secret: Option<&SecretKey>,
     ) -> Result<bool> {
+        if record.patient != participating.patient() {
+            return Ok(false);
+        }
+        let object = ObjectId::Record(record.id);
         let patient = Reader::Account(participating.patient());
         let dek = match patient_secret {
             Some(secret) => unwrap(wraps, &object, patient, secret).await?,
@@ -244,5 +256,179 @@ async fn unwrap(
     match wraps.get(object, reader).await? {
         Some(w) => Ok(Some(medledger_vault::unwrap(secret, &w, &object.aad())?)),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::B256;
+    use medledger_vault::{Dek, seal};
+
+    use super::*;
+    use crate::{
+        accounts::Signer,
+        db::{self, Database, Engine},
+        model::Role,
+    };
+
+    fn person(role: Role, address: Address) -> Person {
+        Person {
+            id: 0,
+            username: "someone".into(),
+            role,
+            address,
+            signer: Signer::Wallet(address),
+            secret: SecretKey::generate(),
+            must_set_up_second_factor: false,
+        }
+    }
+
+    /// A record's key wrapped for its patient and the escrow, in a fresh database; the record's
+    /// sealed bytes.
+    async fn sealed_record(
+        keyring: &Keyring,
+        db: &crate::db::Db,
+        patient: &Person,
+        id: B256,
+    ) -> Vec<u8> {
+        let object = ObjectId::Record(id);
+        let dek = Dek::generate();
+        let wraps = Wraps(db);
+        wraps
+            .put(
+                &object,
+                Reader::Account(patient.address),
+                &patient.secret.public_key(),
+                &dek,
+            )
+            .await
+            .unwrap();
+        wraps
+            .put(&object, Reader::Escrow, &keyring.escrow_public(), &dek)
+            .await
+            .unwrap();
+        seal(&dek, &object.aad(), b"potassium 4.2")
+    }
+
+    #[tokio::test]
+    async fn no_key_comes_out_without_its_proof_and_the_escrow_only_where_the_proof_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::Sqlite(dir.path().join("k.sqlite"));
+        let db = db::connect(&database, false).await.unwrap();
+        db::migrate(&db, Engine::Sqlite).await.unwrap();
+        let keyring = Keyring::new(SecretKey::generate(), SecretKey::generate());
+        let patient = person(Role::Patient, Address::repeat_byte(1));
+        let doctor = person(Role::Doctor, Address::repeat_byte(2));
+        let id = B256::repeat_byte(9);
+        let object = ObjectId::Record(id);
+        let sealed = sealed_record(&keyring, &db, &patient, id).await;
+
+        // The patient, with their own proof: their own wrap opens it, and it is theirs alone.
+        let own = Allowed::for_tests(patient.address, patient.address, object, false);
+        let key = keyring
+            .unlock(Wraps(&db), &patient, &own)
+            .await
+            .unwrap()
+            .expect("the patient's own wrap");
+        let opened = key.open(&object.aad(), &sealed).unwrap();
+        assert_eq!(
+            opened.own(&patient).ok().as_deref(),
+            Some(&b"potassium 4.2"[..])
+        );
+
+        // A doctor allowed without a wrap of their own: nothing, unless the proof lets the
+        // escrow stand in (and then what opens is still unlogged for the doctor).
+        let no_escrow = Allowed::for_tests(patient.address, doctor.address, object, false);
+        assert!(
+            keyring
+                .unlock(Wraps(&db), &doctor, &no_escrow)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let escrow = Allowed::for_tests(patient.address, doctor.address, object, true);
+        let key = keyring
+            .unlock(Wraps(&db), &doctor, &escrow)
+            .await
+            .unwrap()
+            .expect("the escrow stands in");
+        let opened = key.open(&object.aad(), &sealed).unwrap();
+        assert!(
+            opened.own(&doctor).is_err(),
+            "a doctor's read must be logged"
+        );
+
+        // Sharing the key with the doctor needs the doctor's proof; then their own wrap opens it
+        // without the escrow.
+        assert!(
+            keyring
+                .share(
+                    Wraps(&db),
+                    &no_escrow,
+                    Some(&patient.secret),
+                    &doctor.secret.public_key()
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            keyring
+                .unlock(Wraps(&db), &doctor, &no_escrow)
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // The research key opens a bundle only once it was shared with it for a participant.
+        let participating = Participating::for_tests(patient.address);
+        let row = RecordRow {
+            id,
+            patient: patient.address,
+            author: patient.address,
+            kind: crate::model::RecordKind::Report,
+            meta: Vec::new(),
+            resources: None,
+            content_hash: B256::ZERO,
+            blob_hash: None,
+            tx_hash: None,
+            block_number: None,
+            created_at: 0,
+        };
+        assert!(
+            keyring
+                .unlock_for_research(Wraps(&db), &participating, &row)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        keyring
+            .share_with_research(Wraps(&db), &participating, &row, None)
+            .await
+            .unwrap();
+        let key = keyring
+            .unlock_for_research(Wraps(&db), &participating, &row)
+            .await
+            .unwrap()
+            .expect("wrapped for the research key");
+        let opened = key.open(&object.aad(), &sealed).unwrap();
+        assert_eq!(opened.for_export(&participating).unwrap(), b"potassium 4.2");
+        // Another participant's proof opens nothing of this patient's.
+        let someone_else = Participating::for_tests(Address::repeat_byte(7));
+        assert!(
+            keyring
+                .unlock_for_research(Wraps(&db), &someone_else, &row)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn pseudonym_keys_differ_per_study_and_per_deployment() {
+        let keyring = Keyring::new(SecretKey::generate(), SecretKey::generate());
+        let other = Keyring::new(SecretKey::generate(), SecretKey::generate());
+        assert_ne!(keyring.pseudonym_key(1), keyring.pseudonym_key(2));
+        assert_eq!(keyring.pseudonym_key(1), keyring.pseudonym_key(1));
+        assert_ne!(keyring.pseudonym_key(1), other.pseudonym_key(1));
     }
 }

@@ -28,6 +28,8 @@ pub mod research;
 pub mod sessions;
 pub mod sharing;
 pub(crate) mod store;
+#[cfg(test)]
+mod testing;
 pub mod wallet;
 
 pub use accounts::{Account, NewKey, Person, Signer};

@@ -20,7 +20,7 @@ use crate::{
     disclosure::{Logged, Unlogged},
     error::{Error, Kind, Result},
     model::{Purpose, RecordKind, Role},
-    store::{records::Records as RecordsTable, wraps::ObjectId},
+    store::records::Records as RecordsTable,
 };
 
 /// One resource of an imported bundle, as it was in the bundle.
@@ -763,14 +763,13 @@ impl App {
             .into_inner())
     }
 
-    /// The objects of `patient`'s bundles (the reports with structured content).
-    pub(crate) async fn bundle_objects(&self, patient: Address) -> Result<Vec<ObjectId>> {
+    /// `patient`'s bundles (the reports with structured content).
+    pub(crate) async fn bundle_rows(&self, patient: Address) -> Result<Vec<RecordRow>> {
         Ok(self
             .record_rows(Whose::Patient, patient)
             .await?
-            .iter()
+            .into_iter()
             .filter(|r| r.resources.is_some() && r.kind != RecordKind::Prescription)
-            .map(|r| super::object_id(&r.id))
             .collect())
     }
 
@@ -797,10 +796,9 @@ impl App {
             if !checked.details {
                 continue;
             }
-            let object = super::object_id(&row.id);
             let Some(key) = self
                 .keyring()
-                .unlock_for_research(self.wraps(), participating, object)
+                .unlock_for_research(self.wraps(), participating, &row)
                 .await?
             else {
                 continue;

@@ -362,7 +362,8 @@ impl App {
     ) -> Result<()> {
         let participating = self.participating(patient).await?;
         let wraps = self.wraps();
-        for object in self.bundle_objects(patient).await? {
+        for row in self.bundle_rows(patient).await? {
+            let object = crate::store::wraps::ObjectId::Record(row.id);
             let Some(participating) = &participating else {
                 wraps.drop_one(&object, Reader::Research).await?;
                 continue;
@@ -371,7 +372,7 @@ impl App {
                 continue;
             }
             self.keyring()
-                .share_with_research(wraps, participating, object, secret)
+                .share_with_research(wraps, participating, &row, secret)
                 .await?;
         }
         Ok(())
