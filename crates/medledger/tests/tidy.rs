@@ -438,3 +438,57 @@ fn the_walls_inside_the_domain_hold() {
         );
     }
 }
+/// Whether the code map names `module` of `krate`: by its whole path, or in the bullet that
+/// names its folder (`web/src/api/ — mod.rs, auth.rs, …`).
+fn in_code_map(map: &str, krate: &str, module: &str) -> bool {
+    if map.contains(&format!("{krate}/src/{module}")) {
+        return true;
+    }
+    let Some((dir, file)) = module.rsplit_once('/') else {
+        return false;
+    };
+    let folder = format!("{krate}/src/{dir}/");
+    let file = if file.is_empty() { "mod.rs" } else { file };
+    map.match_indices(&folder).any(|(i, _)| {
+        let rest = &map[i..];
+        let bullet = rest.find("\n-").map_or(rest, |end| &rest[..end]);
+        names(bullet, file)
+    })
+}
+
+/// The module files of `krate` (paths under `src/`, `mod.rs` as its folder).
+fn modules(krate: &str) -> Vec<String> {
+    sources(krate)
+        .into_iter()
+        .map(|(path, _)| {
+            path.strip_suffix("/mod.rs")
+                .map(|dir| format!("{dir}/"))
+                .unwrap_or(path)
+        })
+        .filter(|p| p != "lib.rs")
+        .collect()
+}
+
+#[test]
+fn every_module_of_records_and_web_is_in_the_code_map() {
+    let map = std::fs::read_to_string(crates_dir().join("../ARCHITECTURE.md")).unwrap();
+    let mut missing = Vec::new();
+    for krate in ["records", "web"] {
+        for module in modules(krate) {
+            if !in_code_map(&map, krate, &module) {
+                missing.push(format!("{krate}/src/{module}"));
+            }
+        }
+    }
+    // And the check catches what it is for.
+    let map = "- `records/src/store/` — one module per table: records.rs,\n  wraps.rs.\n- `records/src/access.rs` — who.";
+    assert!(in_code_map(map, "records", "store/wraps.rs"));
+    assert!(in_code_map(map, "records", "access.rs"));
+    assert!(!in_code_map(map, "records", "store/users.rs"));
+    assert!(!in_code_map(map, "records", "keyring.rs"));
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map does not name: {}",
+        missing.join(", ")
+    );
+}
