@@ -9,7 +9,7 @@ use argon2::{
     Argon2,
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
 };
-use medledger_vault::{PublicKey, SecretKey};
+use medledger_vault::SecretKey;
 use rand::{Rng, rngs::OsRng};
 
 use crate::{
@@ -80,15 +80,7 @@ impl fmt::Debug for Person {
     }
 }
 
-/// An account as stored (no secrets unlocked).
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub id: i64,
-    pub username: String,
-    pub role: Role,
-    pub address: Address,
-    pub enc_public: PublicKey,
-}
+pub use crate::model::{Account, address_key};
 
 /// What a wallet account is told when it asks for what only a custodial one has.
 pub(crate) fn no_password() -> Error {
@@ -503,11 +495,6 @@ impl App {
             .await?
             .ok_or_else(no_password)
     }
-}
-
-/// How addresses are stored: lower-case hex, so lookups are exact.
-pub fn address_key(address: Address) -> String {
-    format!("{address:#x}")
 }
 
 #[cfg(test)]

@@ -2,10 +2,7 @@
 //! together and checked against each other. First start deploys the contracts signed by a
 //! new admin account; later starts refuse a database that belongs to another chain.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use alloy::{
     primitives::{Address, U256},
@@ -28,29 +25,7 @@ use crate::{
     },
 };
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// 32 random bytes from the operating system: record ids, salts.
-pub(crate) fn random_b256() -> alloy::primitives::B256 {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.into()
-}
+pub use crate::model::{unix_now, unix_now_ms};
 
 /// Everything the application needs, validated by the binary.
 pub struct Options {

@@ -66,3 +66,15 @@ pub fn consent_init_code(
     );
     code
 }
+
+use alloy::primitives::Address;
+
+/// Where the three contracts live, and from which block to read their events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contracts {
+    pub registry: Address,
+    pub records: Address,
+    pub consent: Address,
+    pub research: Address,
+    pub deployed_at: u64,
+}

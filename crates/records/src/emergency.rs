@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::{
     access::{Own, Reason},
     accounts::Person,
-    app::{App, unix_now},
+    app::App,
     audit::Action,
     contracts::Consent,
     error::{Error, Result},
@@ -20,6 +20,7 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::Role,
+    model::unix_now,
     store::{
         emergencies::{Emergencies, NewEmergency},
         wraps::{ObjectId, Reader},
@@ -87,7 +88,7 @@ impl App {
             .ok_or_else(|| Error::not_found("there is no such patient"))?;
         let reason = Reason {
             text: reason.to_string(),
-            salt: crate::app::random_b256(),
+            salt: crate::model::random_b256(),
         };
         let reason_hash = reason.hash();
         let call = Consent::declareEmergencyCall {
@@ -96,7 +97,7 @@ impl App {
         };
         let dek = Dek::generate();
         let body = serde_json::json!({ "reason": reason.text, "salt": reason.salt });
-        let object = ObjectId::Emergency(crate::app::random_b256());
+        let object = ObjectId::Emergency(crate::model::random_b256());
         let sealed = seal(&dek, &object.aad(), body.to_string().as_bytes());
         // The sealed reason is stored first, so the patient can read why once the chain says it
         // (and the escrow opens nothing under a declaration whose reason is not held).

@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+use alloy::primitives::{Address, B256, Bytes};
+use serde::Serialize;
+
 /// What went wrong, as the caller must understand it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -73,7 +76,7 @@ pub struct Error {
     /// API client can point at it.
     pub field: Option<&'static str>,
     /// For `Kind::WalletSignature`: the call the person's wallet is to sign and send.
-    pub wallet: Option<Box<crate::journal::PreparedWrite>>,
+    pub wallet: Option<Box<PreparedWrite>>,
     /// For an internal failure: what was being done and what went wrong, for the log only.
     detail: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -98,7 +101,7 @@ impl Error {
 
     /// A call prepared for the person's own wallet: it completes once the wallet sent it and
     /// the page (or script) hands back its hash.
-    pub fn wallet(prepared: crate::journal::PreparedWrite) -> Error {
+    pub fn wallet(prepared: PreparedWrite) -> Error {
         Error {
             wallet: Some(Box::new(prepared)),
             ..Error::new(
@@ -210,4 +213,29 @@ impl From<medledger_vault::Error> for Error {
             other => Error::internal_from("vault", other),
         }
     }
+}
+
+/// A call prepared for a person's own wallet: what `eth_sendTransaction` is to send, and what
+/// it is expected to cost. The write completes with the hash of the transaction the wallet sent
+/// (`App::complete_write`), once that is exactly this call from this account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreparedWrite {
+    /// The journal's id of the write, to complete or cancel it by.
+    pub id: i64,
+    pub from: Address,
+    pub to: Address,
+    /// The call's input, 0x-hex.
+    pub data: Bytes,
+    pub chain_id: u64,
+    /// The gas limit to send it with (the node's estimate: a little more than it uses, since a
+    /// call into another contract must leave 1/64 behind) and the gas price to send it at (wei
+    /// per gas, decimal, the node's price now). A wallet shows their product as the fee; the
+    /// receipt charges the gas used at that price.
+    pub gas: u64,
+    pub gas_price: String,
+    /// gas x gas price, in wei (decimal): the most it can cost.
+    pub max_fee_wei: String,
+    /// The record the call anchors, when it anchors one (a shared report, a prescription).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<B256>,
 }

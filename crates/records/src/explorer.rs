@@ -18,10 +18,10 @@ use serde::Serialize;
 
 use crate::{
     app::App,
+    contracts::Contracts,
     contracts::{Consent, Records},
     error::{Error, Kind, Result},
-    index::Cursor,
-    ledger::Contracts,
+    model::Cursor,
     model::{Purpose, RecordKind, Role, Scope},
     store::chain_index::ChainIndex,
 };

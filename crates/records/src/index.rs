@@ -25,46 +25,7 @@ use crate::{
 /// Blocks copied in one database transaction.
 const BATCH_BLOCKS: u64 = 200;
 
-/// Where a listing, newest first, goes on: just older than this block and position (a
-/// transaction's index in its block, or a log's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub block: u64,
-    pub position: u64,
-}
-
-impl Cursor {
-    /// `BLOCK.POSITION`, as a page's `before=` carries it.
-    pub fn parse(s: &str) -> Result<Cursor> {
-        let bad = || Error::invalid("“before” is a block and a position, like 120.3").on("before");
-        let (block, position) = s.split_once('.').ok_or_else(bad)?;
-        let number = |s: &str| {
-            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse::<u64>().ok())
-                .flatten()
-                .filter(|n| *n <= i64::MAX as u64)
-                .ok_or_else(bad)
-        };
-        Ok(Cursor {
-            block: number(block)?,
-            position: number(position)?,
-        })
-    }
-
-    /// Past everything: the first page.
-    pub(crate) fn start() -> Cursor {
-        Cursor {
-            block: i64::MAX as u64,
-            position: 0,
-        }
-    }
-}
-
-impl std::fmt::Display for Cursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.block, self.position)
-    }
-}
+pub use crate::model::Cursor;
 
 /// What copying a run of blocks came to.
 #[derive(Clone, Copy)]
@@ -209,8 +170,11 @@ impl App {
         }) {
             return Ok(Copied::Moved);
         }
+        let contracts = self.contracts();
         ChainIndex(self.db())
-            .store_blocks(&self.contracts(), &blocks, &logs)
+            .store_blocks(&blocks, &logs, |t| {
+                crate::explorer::method_name(&contracts, t)
+            })
             .await?;
         Ok(Copied::Stored)
     }

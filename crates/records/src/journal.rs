@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     accounts::{Person, Signer},
-    app::{App, unix_now},
+    app::App,
     error::{Error, Kind, Result},
     ledger::{TxInfo, mined},
+    model::unix_now,
     store::{
         invites::Invites,
         journal::{ChainWrites, Claim, WriteRow},
@@ -59,30 +60,7 @@ pub(crate) enum Follow {
     Research { patient: Address },
 }
 
-/// A call prepared for a person's own wallet: what `eth_sendTransaction` is to send, and what
-/// it is expected to cost. The write completes with the hash of the transaction the wallet sent
-/// (`App::complete_write`), once that is exactly this call from this account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PreparedWrite {
-    /// The journal's id of the write, to complete or cancel it by.
-    pub id: i64,
-    pub from: Address,
-    pub to: Address,
-    /// The call's input, 0x-hex.
-    pub data: Bytes,
-    pub chain_id: u64,
-    /// The gas limit to send it with (the node's estimate: a little more than it uses, since a
-    /// call into another contract must leave 1/64 behind) and the gas price to send it at (wei
-    /// per gas, decimal, the node's price now). A wallet shows their product as the fee; the
-    /// receipt charges the gas used at that price.
-    pub gas: u64,
-    pub gas_price: String,
-    /// gas x gas price, in wei (decimal): the most it can cost.
-    pub max_fee_wei: String,
-    /// The record the call anchors, when it anchors one (a shared report, a prescription).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<B256>,
-}
+pub use crate::error::PreparedWrite;
 
 /// How long a prepared wallet write waits to be completed before it is looked for on chain
 /// (a wallet that sent it and a page that never said so) and, not found, given up.

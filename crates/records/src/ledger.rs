@@ -35,15 +35,7 @@ const LOG_PAGE_BLOCKS: u64 = 2000;
 /// out the app's own requests to the node.
 const BLOCKS_IN_FLIGHT: usize = 16;
 
-/// Where the three contracts live, and from which block to read their events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Contracts {
-    pub registry: Address,
-    pub records: Address,
-    pub consent: Address,
-    pub research: Address,
-    pub deployed_at: u64,
-}
+pub use crate::contracts::Contracts;
 
 /// A mined transaction as its sender sees it (what MetaMask confirms).
 #[derive(Debug, Clone, Serialize)]
@@ -166,7 +158,7 @@ impl Ledger {
     /// hours old, so its time alone would make new expiries too early.
     pub async fn now(&self) -> Result<u64> {
         let latest = self.block_number().await?;
-        let wall = crate::app::unix_now().max(0) as u64;
+        let wall = crate::model::unix_now().max(0) as u64;
         Ok(self.block_time(latest).await?.max(wall))
     }
 

@@ -10,8 +10,9 @@ use totp_rs::{Algorithm, Builder, Totp};
 
 use crate::{
     accounts::Person,
-    app::{App, unix_now},
+    app::App,
     error::{Error, Kind, Result},
+    model::unix_now,
     store::{
         users::Users,
         wraps::{ObjectId, Reader},

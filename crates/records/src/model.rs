@@ -1,10 +1,16 @@
 //! The domain's closed inventories: roles, record kinds, grant scopes and purposes (their
 //! discriminants are the contracts' enum values: Solidity enums travel as `uint8`), and a
-//! record's integrity. A word from outside becomes one of these once, at the boundary.
+//! record's integrity; and the plain values every part of the domain passes around (an account
+//! as stored, a call prepared for a wallet, a listing's cursor, the clock). A word from outside
+//! becomes one of these once, at the boundary.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::Address;
+use medledger_vault::PublicKey;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// Who an account is, as the Registry contract knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -261,5 +267,85 @@ mod tests {
     fn times_read_as_utc() {
         assert_eq!(utc_datetime(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc_datetime(1_764_633_600 + 3_660), "2025-12-02 01:01 UTC");
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// 32 random bytes from the operating system: record ids, salts.
+pub(crate) fn random_b256() -> alloy::primitives::B256 {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.into()
+}
+
+/// An account as stored (no secrets unlocked).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub address: Address,
+    pub enc_public: PublicKey,
+}
+
+/// How addresses are stored: lower-case hex, so lookups are exact.
+pub fn address_key(address: Address) -> String {
+    format!("{address:#x}")
+}
+
+/// Where a listing, newest first, goes on: just older than this block and position (a
+/// transaction's index in its block, or a log's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub block: u64,
+    pub position: u64,
+}
+
+impl Cursor {
+    /// `BLOCK.POSITION`, as a page's `before=` carries it.
+    pub fn parse(s: &str) -> Result<Cursor> {
+        let bad = || Error::invalid("“before” is a block and a position, like 120.3").on("before");
+        let (block, position) = s.split_once('.').ok_or_else(bad)?;
+        let number = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+                .filter(|n| *n <= i64::MAX as u64)
+                .ok_or_else(bad)
+        };
+        Ok(Cursor {
+            block: number(block)?,
+            position: number(position)?,
+        })
+    }
+
+    /// Past everything: the first page.
+    pub(crate) fn start() -> Cursor {
+        Cursor {
+            block: i64::MAX as u64,
+            position: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.block, self.position)
     }
 }

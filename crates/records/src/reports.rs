@@ -23,12 +23,13 @@ pub(crate) use crate::store::records::{RecordRow, Whose};
 use crate::{
     access::Allowed,
     accounts::Person,
-    app::{App, unix_now},
+    app::App,
     contracts::Records,
     disclosure::{Logged, Unlogged},
     error::{Error, Kind, Result},
     journal::Follow,
     ledger::TxInfo,
+    model::unix_now,
     model::{Integrity, Purpose, RecordKind, Role},
     sharing::GrantInput,
     store::{
@@ -362,7 +363,7 @@ impl App {
         bytes: &[u8],
         entries: Option<&[Entry]>,
     ) -> Result<(RecordView, TxInfo)> {
-        let id = crate::app::random_b256();
+        let id = crate::model::random_b256();
         let dek = Dek::generate();
         let object = object_id(&id);
         let sealed = seal(&dek, &object.aad(), bytes);

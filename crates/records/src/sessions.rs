@@ -15,8 +15,9 @@ use rand::{RngCore, rngs::OsRng};
 
 use crate::{
     accounts::{Person, Signer, encryption_key},
-    app::{App, unix_now_ms},
+    app::App,
     error::{Error, Result},
+    model::unix_now_ms,
     store::sessions::Sessions,
 };
 

@@ -16,8 +16,9 @@ use sha2::Sha256;
 
 use crate::{
     accounts::{Person, Signer},
-    app::{App, unix_now},
+    app::App,
     error::{Error, Kind, Result},
+    model::unix_now,
     store::{siwe::Nonces, users::Users},
 };
 

@@ -15,11 +15,12 @@ use serde::Serialize;
 use super::deidentify::{SafeHarbor, Subject, Suppressed, deidentify};
 use crate::{
     accounts::Person,
-    app::{App, unix_now},
+    app::App,
     contracts::Research,
     error::{Error, Kind, Result},
     journal::Follow,
     model::Role,
+    model::unix_now,
     store::{
         exports::{ExportRow, Exports},
         users::Users,
@@ -103,7 +104,7 @@ impl App {
                 "an export of this study is running already ({id}); wait for it to finish"
             )));
         }
-        let id = hex::encode(&crate::app::random_b256()[..16]);
+        let id = hex::encode(&crate::model::random_b256()[..16]);
         exports.start(&id, study, researcher.address).await?;
         let app = self.clone();
         let signer = researcher.signer.clone();

@@ -167,7 +167,7 @@ impl App {
             title: title.to_string(),
             description: study.description.trim().to_string(),
             data: study.data.clone(),
-            nonce: hex::encode(crate::app::random_b256()),
+            nonce: hex::encode(crate::model::random_b256()),
         };
         let json = serde_json::to_string(&details).map_err(|e| Error::internal("study", e))?;
         let hash = keccak256(json.as_bytes());

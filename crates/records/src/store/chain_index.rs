@@ -12,8 +12,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::{
     db::{Db, DbRow},
     error::{Error, Result},
-    index::Cursor,
-    ledger::Contracts,
+    model::Cursor,
 };
 
 /// Rows in one INSERT.
@@ -213,11 +212,12 @@ impl ChainIndex<'_> {
 
     /// Stores `blocks`, their transactions (under each account they concern) and `logs`, with
     /// the counts they add to, in one database transaction.
+    /// `method_of` names each transaction's method for the account listings.
     pub(crate) async fn store_blocks(
         self,
-        contracts: &Contracts,
         blocks: &[Block],
         logs: &[Log],
+        method_of: impl Fn(&alloy::rpc::types::Transaction) -> String,
     ) -> Result<()> {
         let mut block_rows = Vec::new();
         let mut account_rows = Vec::new();
@@ -235,7 +235,7 @@ impl ChainIndex<'_> {
                 let from = t.inner.signer();
                 let to = t.to();
                 let created = to.is_none().then(|| from.create(t.nonce()));
-                let method = crate::explorer::method_name(contracts, t);
+                let method = method_of(t);
                 let mut concerned = vec![(from, if to == Some(from) { "self" } else { "out" })];
                 if let Some(to) = to.filter(|a| *a != from) {
                     concerned.push((to, "in"));

@@ -5,9 +5,9 @@
 use alloy::primitives::{Address, B256};
 
 use crate::{
-    accounts::address_key,
     db::Db,
     error::{Error, Result},
+    model::address_key,
     store::wraps::ObjectId,
 };
 

@@ -5,10 +5,10 @@ use alloy::primitives::{Address, B256};
 use sqlx::Row;
 
 use crate::{
-    accounts::address_key,
-    app::unix_now,
     db::{Db, DbRow},
     error::Result,
+    model::address_key,
+    model::unix_now,
 };
 
 /// An export as stored.

@@ -4,7 +4,7 @@
 
 use alloy::primitives::{Address, B256};
 
-use crate::{accounts::address_key, app::unix_now, db::Db, error::Result};
+use crate::{db::Db, error::Result, model::address_key, model::unix_now};
 
 #[derive(Clone, Copy)]
 pub(crate) struct Grants<'a>(pub(crate) &'a Db);

@@ -5,11 +5,11 @@
 use alloy::primitives::{Address, B256};
 
 use crate::{
-    accounts::address_key,
-    app::unix_now,
     db::Db,
     error::{Error, Result},
     model::Role,
+    model::address_key,
+    model::unix_now,
 };
 
 /// An invitation as stored before it is sent.

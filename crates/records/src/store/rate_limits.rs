@@ -1,7 +1,7 @@
 //! The `rate_limits` table: counters over time windows, shared by every app server of the
 //! deployment (login failures per name, sign-ups per client, the faucet per day, top-ups).
 
-use crate::{app::unix_now, db::Db, error::Result};
+use crate::{db::Db, error::Result, model::unix_now};
 
 #[derive(Clone, Copy)]
 pub(crate) struct RateLimits<'a>(pub(crate) &'a Db);

@@ -6,10 +6,10 @@ use alloy::primitives::{Address, B256};
 use sqlx::Row;
 
 use crate::{
-    accounts::address_key,
     db::{Db, DbRow},
     error::{Error, Result},
     model::RecordKind,
+    model::address_key,
 };
 
 /// A stored record row.

@@ -6,9 +6,9 @@ use alloy::primitives::Address;
 use sqlx::Row;
 
 use crate::{
-    accounts::Account,
     db::Db,
     error::{Error, Result},
+    model::Account,
 };
 
 /// A session's row, with its person's account.

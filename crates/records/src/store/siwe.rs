@@ -1,6 +1,6 @@
 //! The `siwe_nonces` table: the single-use nonces Sign-In with Ethereum messages must carry.
 
-use crate::{app::unix_now, db::Db, error::Result};
+use crate::{db::Db, error::Result, model::unix_now};
 
 #[derive(Clone, Copy)]
 pub(crate) struct Nonces<'a>(pub(crate) &'a Db);

@@ -6,10 +6,10 @@ use alloy::primitives::{Address, B256};
 use sqlx::Row;
 
 use crate::{
-    accounts::address_key,
-    app::unix_now,
     db::{Db, DbRow},
     error::{Error, Result},
+    model::address_key,
+    model::unix_now,
 };
 
 /// A registered study.

@@ -7,11 +7,11 @@ use alloy::primitives::Address;
 use sqlx::Row;
 
 use crate::{
-    accounts::{Account, address_key},
-    app::unix_now,
     db::{Db, DbRow},
     error::{Error, Result},
     model::Role,
+    model::unix_now,
+    model::{Account, address_key},
     store::wraps::ObjectId,
 };
 

@@ -10,9 +10,9 @@ use alloy::primitives::{Address, B256};
 use medledger_vault::{Dek, PublicKey};
 
 use crate::{
-    accounts::address_key,
     db::Db,
     error::{Error, Result},
+    model::address_key,
 };
 
 /// What a data key opens. Its text is also the associated data its sealed bytes are bound to,
