@@ -25,7 +25,8 @@ use crate::{ApiState, error::ApiError, session};
 /// FHIR's JSON media type, with the version this server speaks.
 pub const FHIR_JSON: &str = "application/fhir+json; fhirVersion=4.0";
 
-/// The routes under `/fhir` (and SMART's discovery document at the root).
+/// The routes under `/fhir` (and SMART's discovery document at the root), built on their own:
+/// `crate::router` merges them with the REST API and the pages.
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/fhir/metadata", get(resources::metadata))
@@ -111,6 +112,16 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/fhir/bulkstatus/{id}", get(bulk::status))
         .route("/fhir/bulkfiles/{id}/{file}", get(bulk::file))
         .route("/fhir/{*rest}", get(unknown))
+}
+
+/// The FHIR API's answer to a method a route does not take: it reads and searches only.
+pub(crate) fn method_not_allowed() -> Response {
+    let outcome = json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{ "severity": "error", "code": "not-supported",
+                    "diagnostics": "this FHIR server reads and searches only (GET); see /fhir/metadata" }],
+    });
+    (StatusCode::METHOD_NOT_ALLOWED, Fhir(outcome)).into_response()
 }
 
 async fn unknown() -> FhirError {
