@@ -9,10 +9,11 @@ use medledger_records::Kind;
 
 use super::r4::{
     capability::params_of,
+    directory::{organization_resource, practitioner_resource, role_resource},
     ids::{account_id, id_of, reference_param},
+    matching::contains,
     model::Resource,
-    resources::{organization_resource, practitioner_resource, role_resource},
-    search::{Search, contains},
+    search::Search,
 };
 use super::search::page_of;
 use super::{Fhir, FhirError, FhirResult};

@@ -7,7 +7,8 @@ use medledger_records::{Result, reports::structured::Clinical};
 use serde_json::{Value, json};
 
 use super::ids::{clinical_id, id_of};
-use super::search::{Search, codings, date_matches, token_matches};
+use super::matching::{codings, date_matches, token_matches};
+use super::search::Search;
 
 /// A type of imported resource this server searches: its name, the elements that give its date
 /// (the first present counts), the search parameter and element of its code, and the element

@@ -7,7 +7,9 @@
 pub(crate) mod capability;
 pub(crate) mod clinical;
 pub(crate) mod consent;
+pub(crate) mod directory;
 pub(crate) mod ids;
+pub(crate) mod matching;
 pub(crate) mod model;
 pub(crate) mod resources;
 pub(crate) mod search;

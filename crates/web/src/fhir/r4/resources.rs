@@ -1,25 +1,25 @@
-//! The domain's views written as R4 resources: a patient's profile, the directory's doctors and
-//! hospitals, a report as a DocumentReference (and what a search of them keeps), a
-//! prescription's lines as MedicationRequests. Each takes plain values and answers a resource.
+//! A patient's data written as R4 resources: their profile as a Patient, a report as a
+//! DocumentReference (and what a search of them keeps), a prescription's lines as
+//! MedicationRequests, with the codings these and `r4::consent` share. Each takes plain values
+//! and answers a resource; the directory's are `r4::directory`'s.
 
 use medledger_records::{
     Result,
-    directory::{Doctor, Hospital, ProfileView},
+    directory::ProfileView,
     model::{Purpose, RecordKind, rfc3339},
     primitives::Address,
     reports::{PrescriptionView, RecordView},
 };
 
 use super::ids::{
-    ACCOUNT, CONTENT_HASH, HOSPITAL, LICENCE, PRESCRIPTION, RECORD, RECORD_KIND, TRANSACTION,
-    id_of, record_id,
+    ACCOUNT, CONTENT_HASH, PRESCRIPTION, RECORD, RECORD_KIND, TRANSACTION, id_of, record_id,
 };
+use super::matching::{date_matches, token_matches};
 use super::model::{
-    AddressPart, Annotation, Attachment, CodeableConcept, Coding, ContactPoint, Content,
-    DocumentReference, Dosage, HumanName, Identifier, MedicationRequest, Meta, Organization,
-    Patient, Practitioner, PractitionerRole, Reference,
+    Annotation, Attachment, CodeableConcept, Coding, ContactPoint, Content, DocumentReference,
+    Dosage, HumanName, Identifier, MedicationRequest, Meta, Patient, Reference,
 };
-use super::search::{Search, date_matches, token_matches};
+use super::search::Search;
 
 /// The code system of a purpose of use.
 const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
@@ -66,69 +66,6 @@ pub(crate) fn patient_resource(address: Address, profile: &ProfileView) -> Patie
             })
             .collect(),
         birth_date: (!profile.date_of_birth.is_empty()).then(|| profile.date_of_birth.clone()),
-    }
-}
-
-pub(crate) fn practitioner_resource(d: &Doctor) -> Practitioner {
-    let mut identifier = vec![Identifier {
-        system: ACCOUNT,
-        value: d.address.to_string(),
-    }];
-    if !d.licence_id.is_empty() {
-        identifier.push(Identifier {
-            system: LICENCE,
-            value: d.licence_id.clone(),
-        });
-    }
-    Practitioner {
-        id: id_of(d.address),
-        identifier,
-        active: d.active,
-        name: (!d.name.is_empty())
-            .then(|| HumanName {
-                text: d.name.clone(),
-            })
-            .into_iter()
-            .collect(),
-    }
-}
-
-pub(crate) fn role_resource(d: &Doctor) -> PractitionerRole {
-    PractitionerRole {
-        id: id_of(d.address),
-        active: d.active,
-        practitioner: Reference::to("Practitioner", &id_of(d.address)),
-        organization: Reference::to("Organization", &d.hospital_id.to_string()),
-        specialty: (!d.specialty.is_empty())
-            .then(|| CodeableConcept::text(d.specialty.clone()))
-            .into_iter()
-            .collect(),
-    }
-}
-
-pub(crate) fn organization_resource(h: &Hospital) -> Organization {
-    Organization {
-        id: h.id.to_string(),
-        identifier: vec![Identifier {
-            system: HOSPITAL,
-            value: h.id.to_string(),
-        }],
-        active: h.active,
-        name: h.name.clone(),
-        telecom: (!h.contact.is_empty())
-            .then(|| ContactPoint {
-                system: "other",
-                value: h.contact.clone(),
-            })
-            .into_iter()
-            .collect(),
-        address: (!h.address.is_empty() || !h.city.is_empty())
-            .then(|| AddressPart {
-                text: (!h.address.is_empty()).then(|| h.address.clone()),
-                city: (!h.city.is_empty()).then(|| h.city.clone()),
-            })
-            .into_iter()
-            .collect(),
     }
 }
 
