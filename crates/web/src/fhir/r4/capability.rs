@@ -200,3 +200,124 @@ pub(crate) fn reads(scopes: &[&str], kind: &str) -> bool {
             .is_some_and(|(ty, perms)| (ty == "*" || ty == kind) && perms.contains('r'))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_type_is_searched_by_the_parameters_listed_for_it() {
+        // (type, its search parameters in order)
+        let rows = [
+            ("Patient", "_id"),
+            ("Practitioner", "_id name"),
+            ("Organization", "_id name"),
+            ("AuditEvent", "patient _before"),
+            ("Binary", ""),
+            ("Group", ""),
+            ("Observation", "_id patient date code status category"),
+            ("Immunization", "_id patient date vaccine-code status"),
+            ("CarePlan", "_id patient date category status"),
+            (
+                "MedicationRequest",
+                "_id patient date code status category authoredon",
+            ),
+            ("Questionnaire", ""),
+        ];
+        for (kind, params) in rows {
+            let expected: Vec<&str> = params.split_whitespace().collect();
+            assert_eq!(params_of(kind), expected, "{kind}");
+        }
+    }
+
+    #[test]
+    fn the_capability_statement_lists_what_each_type_offers() {
+        let statement = capability_statement("https://h/fhir");
+        assert_eq!(statement["implementation"]["url"], "https://h/fhir");
+        let listed = statement["rest"][0]["resource"].as_array().unwrap();
+        assert_eq!(listed.len(), 20, "10 types of its own, 10 imported");
+        // (type, its interactions, its operation)
+        let rows: [(&str, &[&str], Option<&str>); 5] = [
+            ("Patient", &["read", "search-type"], Some("everything")),
+            ("Binary", &["read"], None),
+            ("AuditEvent", &["search-type"], None),
+            ("Group", &[], Some("export")),
+            ("Observation", &["read", "search-type"], None),
+        ];
+        for (kind, interactions, operation) in rows {
+            let r = listed.iter().find(|r| r["type"] == kind).unwrap();
+            let got: Vec<&str> = r["interaction"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| i["code"].as_str().unwrap())
+                .collect();
+            assert_eq!(got, interactions, "{kind}");
+            assert_eq!(r["operation"][0]["name"].as_str(), operation, "{kind}");
+            let params: Vec<&str> = r["searchParam"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(params, params_of(kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn each_role_reads_the_types_its_scopes_name() {
+        let rows = [
+            (Role::Patient, "Patient", true),
+            (Role::Patient, "Observation", true),
+            (Role::Doctor, "DocumentReference", true),
+            (Role::Admin, "Practitioner", true),
+            (Role::Admin, "Organization", true),
+            (Role::Admin, "Patient", false),
+            (Role::Admin, "DocumentReference", false),
+            (Role::Researcher, "PractitionerRole", true),
+            (Role::Researcher, "Observation", false),
+            (Role::None, "Practitioner", false),
+        ];
+        for (role, kind, expected) in rows {
+            assert_eq!(reads(scopes_of(role), kind), expected, "{role:?} {kind}");
+        }
+    }
+
+    #[test]
+    fn a_scope_reads_a_type_it_names_with_the_r_permission() {
+        let rows: [(&[&str], &str, bool); 9] = [
+            (&["patient/*.rs"], "Consent", true),
+            (&["patient/*.c"], "Consent", false),
+            (&["user/Observation.rs"], "Observation", true),
+            (&["user/Observation.rs"], "Condition", false),
+            (
+                &["user/Observation.s", "user/Condition.r"],
+                "Condition",
+                true,
+            ),
+            (&["user/Observation.s"], "Observation", false),
+            (&["Observation.rs"], "Observation", false),
+            (&["user/*"], "Observation", false),
+            (&[], "Patient", false),
+        ];
+        for (scopes, kind, expected) in rows {
+            assert_eq!(reads(scopes, kind), expected, "{scopes:?} {kind}");
+        }
+    }
+
+    #[test]
+    fn smart_discovery_points_at_the_login_and_lists_each_scope_once() {
+        let document = smart_configuration("https://h");
+        assert_eq!(document["token_endpoint"], "https://h/api/v1/auth/login");
+        assert_eq!(
+            document["scopes_supported"],
+            json!([
+                "patient/*.rs",
+                "user/*.rs",
+                "user/Practitioner.rs",
+                "user/PractitionerRole.rs",
+                "user/Organization.rs"
+            ])
+        );
+    }
+}

@@ -264,3 +264,208 @@ impl<'a> Filters<'a> {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medledger_records::{Kind, primitives::Address, primitives::B256};
+    use std::{collections::HashMap, sync::Arc};
+
+    /// The resources the filters are tried on, by a short name.
+    fn resource(name: &str) -> Value {
+        match name {
+            "observation" => json!({
+                "resourceType": "Observation",
+                "status": "final",
+                "category": [{"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                    "code": "laboratory",
+                }]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                "effectiveDateTime": "2024-03-15T09:30:00Z",
+            }),
+            "issued" => json!({"resourceType": "Observation", "issued": "2023-07-01T00:00:00Z"}),
+            "undated" => json!({"resourceType": "Observation", "status": "final"}),
+            "condition" => json!({
+                "resourceType": "Condition",
+                "clinicalStatus": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }]},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003"}]},
+                "onsetDateTime": "2020-01-10",
+                "recordedDate": "2021-05-01",
+            }),
+            other => panic!("no resource {other}"),
+        }
+    }
+
+    #[test]
+    fn a_search_keeps_the_resources_its_filters_all_match() {
+        // (type searched, query, resource, whether it is kept); each is served as "ID".
+        let rows = [
+            ("Observation", "", "observation", true),
+            ("Observation", "code=718-7", "observation", true),
+            (
+                "Observation",
+                "code=http://loinc.org|718-7",
+                "observation",
+                true,
+            ),
+            ("Observation", "code=4548-4", "observation", false),
+            ("Observation", "code=4548-4,718-7", "observation", true),
+            (
+                "Observation",
+                "code=4548-4&code=718-7",
+                "observation",
+                false,
+            ),
+            ("Observation", "date=2024-03", "observation", true),
+            ("Observation", "date=ge2024-04", "observation", false),
+            (
+                "Observation",
+                "date=gt2024-03-14&date=lt2024-03-16",
+                "observation",
+                true,
+            ),
+            ("Observation", "date=2023", "issued", true),
+            ("Observation", "date=2024", "issued", false),
+            ("Observation", "date=2024", "undated", false),
+            ("Observation", "status=final", "observation", true),
+            (
+                "Observation",
+                "status=preliminary,final",
+                "observation",
+                true,
+            ),
+            ("Observation", "status=amended", "observation", false),
+            ("Observation", "category=laboratory", "observation", true),
+            ("Observation", "category=vital-signs", "observation", false),
+            ("Observation", "_id=other,ID", "observation", true),
+            ("Observation", "_id=other", "observation", false),
+            ("Observation", "", "condition", false),
+            ("Condition", "status=active", "condition", true),
+            ("Condition", "date=2020", "condition", true),
+            ("Condition", "date=2021", "condition", false),
+        ];
+        for (kind, query, name, kept) in rows {
+            let search = Search::query(query);
+            let filters = Filters::of(clinical_type(kind).unwrap(), &search).unwrap();
+            let got = filters.keep_served("ID", &resource(name));
+            assert_eq!(got, kept, "{kind}?{query} on {name}");
+        }
+    }
+
+    #[test]
+    fn a_search_with_a_filter_it_cannot_apply_is_refused_before_anything_is_read() {
+        let unknown =
+            |name: &str| format!("this server does not support the search parameter {name:?}");
+        // (type searched, query, the refusal's start; none where it is accepted)
+        let rows = [
+            (
+                "Observation",
+                "value-quantity=5",
+                Some(unknown("value-quantity")),
+            ),
+            (
+                "Observation",
+                "authoredon=2024",
+                Some(unknown("authoredon")),
+            ),
+            ("MedicationRequest", "authoredon=ge2024", None),
+            ("Immunization", "code=x", Some(unknown("code"))),
+            ("Immunization", "vaccine-code=x", None),
+            (
+                "Condition",
+                "date=2024-3",
+                Some("\"2024-3\" is not a date search".into()),
+            ),
+            ("Observation", "_id=a&_id=b", Some("give _id once".into())),
+        ];
+        for (kind, query, refused) in rows {
+            let search = Search::query(query);
+            match (Filters::of(clinical_type(kind).unwrap(), &search), refused) {
+                (Ok(_), None) => {}
+                (Err(e), Some(says)) => {
+                    assert_eq!(e.kind, Kind::Invalid);
+                    assert!(
+                        e.message.starts_with(&says),
+                        "{kind}?{query}: {}",
+                        e.message
+                    );
+                }
+                (Ok(_), Some(_)) => panic!("{kind}?{query} was accepted"),
+                (Err(e), None) => panic!("{kind}?{query}: {}", e.message),
+            }
+        }
+    }
+
+    #[test]
+    fn a_served_resource_has_its_own_id_its_source_and_references_that_lead_here() {
+        let targets: HashMap<String, (String, usize)> = [
+            ("urn:uuid:p", "Patient", 1),
+            ("urn:uuid:o2", "Observation", 3),
+            ("urn:uuid:org", "Organization", 4),
+        ]
+        .into_iter()
+        .map(|(url, kind, i)| (url.to_string(), (kind.to_string(), i)))
+        .collect();
+        let imported = Clinical {
+            record: B256::repeat_byte(0x12),
+            patient: Address::repeat_byte(0x34),
+            index: 2,
+            resource: json!({
+                "resourceType": "Observation",
+                "id": "obs-1",
+                "meta": {"versionId": "4"},
+                "subject": {"reference": "urn:uuid:p"},
+                "hasMember": [{"reference": "urn:uuid:o2"}],
+                "performer": [
+                    {"reference": "urn:uuid:org"},
+                    {"reference": "urn:uuid:org", "display": "Lab"},
+                ],
+                "basedOn": [{"reference": "ServiceRequest/elsewhere"}],
+                "contained": [{"resourceType": "Observation", "subject": {"reference": "urn:uuid:p"}}],
+            }),
+            targets: Arc::new(targets),
+        };
+        let resource = served(&imported);
+        let prefix = "12".repeat(28);
+        // (JSON pointer, what is there; none where nothing is)
+        let rows = [
+            ("/id", Some(json!(format!("{prefix}-2")))),
+            ("/meta/versionId", Some(json!("4"))),
+            (
+                "/meta/source",
+                Some(json!(format!("urn:medledger:record:0x{}", "12".repeat(32)))),
+            ),
+            (
+                "/subject/reference",
+                Some(json!(format!("Patient/{}", "34".repeat(20)))),
+            ),
+            (
+                "/hasMember/0/reference",
+                Some(json!(format!("Observation/{prefix}-3"))),
+            ),
+            ("/performer/0/reference", None),
+            (
+                "/performer/0/display",
+                Some(json!("a Organization of the shared bundle")),
+            ),
+            ("/performer/1/reference", None),
+            ("/performer/1/display", Some(json!("Lab"))),
+            (
+                "/basedOn/0/reference",
+                Some(json!("ServiceRequest/elsewhere")),
+            ),
+            ("/contained/0/subject/reference", Some(json!("urn:uuid:p"))),
+        ];
+        for (pointer, expected) in rows {
+            assert_eq!(
+                resource.pointer(pointer),
+                expected.as_ref(),
+                "{pointer}: {resource}"
+            );
+        }
+    }
+}

@@ -72,3 +72,72 @@ pub(crate) fn organization_resource(h: &Hospital) -> Organization {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::r4::model::Resource;
+    use serde_json::json;
+
+    const DOCTOR: &str = "2222222222222222222222222222222222222222";
+
+    #[test]
+    fn the_directory_leaves_out_what_it_does_not_know() {
+        let doctor = |name: &str, licence: &str| Doctor {
+            address: DOCTOR.parse().unwrap(),
+            username: None,
+            name: name.into(),
+            specialty: "Cardiology".into(),
+            licence_id: licence.into(),
+            hospital_id: 7,
+            active: true,
+        };
+        // (name, licence, how many identifiers, whether a name is written)
+        for (name, licence, identifiers, named) in [
+            ("Dr Ada", "L-1", 2, true),
+            ("Dr Ada", "", 1, true),
+            ("", "L-1", 2, false),
+        ] {
+            let p = practitioner_resource(&doctor(name, licence)).to_json();
+            assert_eq!(p["identifier"].as_array().unwrap().len(), identifiers);
+            assert_eq!(p.get("name").is_some(), named, "{name:?}");
+        }
+        let role = role_resource(&doctor("Dr Ada", "")).to_json();
+        assert_eq!(
+            role["practitioner"]["reference"],
+            format!("Practitioner/{DOCTOR}")
+        );
+        assert_eq!(role["organization"]["reference"], "Organization/7");
+        assert_eq!(role["specialty"], json!([{"text": "Cardiology"}]));
+
+        // (street, city, contact, the address and telecom written)
+        let rows = [
+            (
+                "1 Rue Neuve",
+                "Lyon",
+                "04 00",
+                Some(json!([{"text": "1 Rue Neuve", "city": "Lyon"}])),
+                true,
+            ),
+            ("", "Lyon", "", Some(json!([{"city": "Lyon"}])), false),
+            ("", "", "", None, false),
+        ];
+        for (street, city, contact, written, telecom) in rows {
+            let h = Hospital {
+                id: 7,
+                name: "Nord".into(),
+                city: city.into(),
+                address: street.into(),
+                specialties: String::new(),
+                services: String::new(),
+                contact: contact.into(),
+                active: false,
+            };
+            let o = organization_resource(&h).to_json();
+            assert_eq!(o["id"], "7");
+            assert_eq!(o["active"], false);
+            assert_eq!(o.get("address"), written.as_ref(), "{street:?} {city:?}");
+            assert_eq!(o.get("telecom").is_some(), telecom, "{contact:?}");
+        }
+    }
+}

@@ -78,3 +78,119 @@ pub(crate) fn parse_clinical_id(id: &str) -> Option<(&str, usize)> {
     (prefix.len() == 56).then_some(())?;
     Some((prefix, index.parse().ok()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCOUNT_HEX: &str = "00000000000000000000000000000000000000aa";
+
+    #[test]
+    fn an_account_id_is_forty_hex_digits_and_reads_back_lowercase() {
+        // (id, the account's id as written back, or the refusal's start)
+        let rows: [(String, Result<&str, &str>); 7] = [
+            (ACCOUNT_HEX.into(), Ok(ACCOUNT_HEX)),
+            (format!("0x{ACCOUNT_HEX}"), Ok(ACCOUNT_HEX)),
+            (ACCOUNT_HEX.to_uppercase(), Ok(ACCOUNT_HEX)),
+            (ACCOUNT_HEX[1..].into(), Err("ids here are 40 hex digits")),
+            (String::new(), Err("ids here are 40 hex digits")),
+            (
+                format!("Patient/{ACCOUNT_HEX}"),
+                Err("ids here are 40 hex digits"),
+            ),
+            (
+                format!("zz{}", &ACCOUNT_HEX[2..]),
+                Err("no resource has the id"),
+            ),
+        ];
+        for (id, expected) in rows {
+            match (account_id(&id), expected) {
+                (Ok(address), Ok(written)) => assert_eq!(id_of(address), written, "{id}"),
+                (Err(e), Err(says)) => {
+                    assert_eq!(e.kind, Kind::NotFound, "{id}");
+                    assert!(e.message.contains(says), "{id}: {}", e.message);
+                }
+                (got, _) => panic!("{id}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_reference_parameter_names_an_account_with_or_without_its_type() {
+        let account = account_id(ACCOUNT_HEX).unwrap();
+        // (value, kind, whether it names the account; a refusal otherwise)
+        let rows = [
+            (format!("Patient/{ACCOUNT_HEX}"), "Patient", true),
+            (ACCOUNT_HEX.to_string(), "Patient", true),
+            (format!("0x{ACCOUNT_HEX}"), "Patient", true),
+            (format!("Practitioner/{ACCOUNT_HEX}"), "Practitioner", true),
+            ("Patient/123".to_string(), "Patient", false),
+            ("Patient/".to_string(), "Patient", false),
+            (format!("Patient/{ACCOUNT_HEX}0"), "Patient", false),
+        ];
+        for (value, kind, names) in rows {
+            match reference_param(&value, kind) {
+                Ok(a) => assert!(names && a == account, "{value}"),
+                Err(e) => {
+                    assert!(!names, "{value}: {}", e.message);
+                    assert_eq!(e.kind, Kind::Invalid, "{value}");
+                    assert!(
+                        e.message
+                            .starts_with(&format!("{value:?} is not a {kind} of this server")),
+                        "{}",
+                        e.message
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_id_is_sixty_four_hex_digits_and_reads_back() {
+        let record = B256::repeat_byte(0xab);
+        let written = record_id(&record);
+        assert_eq!(written, "ab".repeat(32));
+        // (id, whether it reads back as the record)
+        let rows = [
+            (written.clone(), true),
+            (format!("0x{written}"), true),
+            (written[1..].to_string(), false),
+            (format!("{written}00"), false),
+            (format!("{}zz", &written[2..]), false),
+            (String::new(), false),
+        ];
+        for (id, reads) in rows {
+            match parse_record(&id) {
+                Ok(r) => assert!(reads && r == record, "{id}"),
+                Err(e) => {
+                    assert!(!reads, "{id}: {}", e.message);
+                    assert_eq!(e.kind, Kind::NotFound, "{id}");
+                    assert_eq!(e.message, format!("no resource has the id {id:?}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_imported_resource_id_is_its_reports_prefix_and_its_place() {
+        let record = B256::repeat_byte(0xcd);
+        let prefix = "cd".repeat(28);
+        assert_eq!(clinical_id(&record, 3), format!("{prefix}-3"));
+        // (id, what it splits into)
+        let rows = [
+            (clinical_id(&record, 3), Some((prefix.as_str(), 3))),
+            (clinical_id(&record, 0), Some((prefix.as_str(), 0))),
+            (clinical_id(&record, 12345), Some((prefix.as_str(), 12345))),
+            (format!("{}-3", &prefix[1..]), None),
+            (format!("{prefix}0-3"), None),
+            (format!("{prefix}-x"), None),
+            (format!("{prefix}--1"), None),
+            (format!("{prefix}-3-4"), None),
+            (prefix.clone(), None),
+            (record_id(&record), None),
+        ];
+        for (id, expected) in rows {
+            assert_eq!(parse_clinical_id(&id), expected, "{id}");
+        }
+    }
+}
