@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::{FromRequest, Request},
-    http::{HeaderValue, header},
+    http::{HeaderValue, Uri, header},
     response::Response,
 };
 use medledger_records::App;
@@ -82,9 +82,27 @@ async fn harden(mut response: Response) -> Response {
     response
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application: the REST API, the FHIR API and the pages, each router built on
+/// its own and merged here, the one place they meet, with the state and the layers they share.
 pub fn router(state: ApiState) -> Router {
-    api::router(state.clone()).layer(axum::middleware::map_response(harden))
+    Router::new()
+        .merge(api::router(&state))
+        .merge(fhir::router())
+        .merge(pages::router())
+        // Last of all: axum gives this fallback only to the routes already registered.
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(axum::middleware::map_response(harden))
+}
+
+/// A method a route does not take: under `/fhir` an OperationOutcome (the FHIR API reads only),
+/// elsewhere the REST API's error.
+async fn method_not_allowed(uri: Uri) -> Response {
+    if uri.path().starts_with("/fhir/") {
+        fhir::method_not_allowed()
+    } else {
+        api::method_not_allowed()
+    }
 }
 
 /// Serves the application on `listener` until `shutdown` resolves.

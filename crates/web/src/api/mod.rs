@@ -26,8 +26,11 @@ use crate::{ApiState, error::ApiError};
 /// The OpenAPI 3.1 document describing every route below (a test holds the two together).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Every route of the API.
-pub fn router(state: ApiState) -> Router {
+/// Every route of the API, built on its own: `crate::router` merges it with the FHIR API and the
+/// pages and gives them their state. Its answer to a route nobody serves is the whole
+/// application's, since only one of the routers merged there may have a fallback (the FHIR API
+/// answers the unknown paths under `/fhir` with a route of its own).
+pub fn router(state: &ApiState) -> Router<ApiState> {
     let upload_limit = state.app.max_upload_bytes() + 1024 * 1024;
     Router::new()
         .route("/healthz", get(health))
@@ -119,11 +122,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/emergencies", get(sharing::emergencies))
         .route("/api/v1/emergencies/{id}/end", post(sharing::end_emergency))
         .route("/api/v1/audit", get(sharing::audit))
-        .merge(crate::fhir::router())
-        .merge(crate::pages::router())
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
 }
 
 async fn not_found() -> ApiError {
@@ -133,17 +132,9 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// A method a route does not take: under `/fhir` an OperationOutcome (the FHIR API reads only),
-/// elsewhere the REST API's error.
-async fn method_not_allowed(uri: axum::http::Uri) -> Response {
-    if uri.path().starts_with("/fhir/") {
-        let outcome = json!({
-            "resourceType": "OperationOutcome",
-            "issue": [{ "severity": "error", "code": "not-supported",
-                        "diagnostics": "this FHIR server reads and searches only (GET); see /fhir/metadata" }],
-        });
-        return (StatusCode::METHOD_NOT_ALLOWED, crate::fhir::Fhir(outcome)).into_response();
-    }
+/// The REST API's answer to a method a route does not take (the pages' too: `crate::router`
+/// gives every route outside `/fhir` this one).
+pub(crate) fn method_not_allowed() -> Response {
     let body = json!({ "error": { "code": "method_not_allowed", "message": "this route does not take that method; see /api/v1/openapi.json" } });
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }

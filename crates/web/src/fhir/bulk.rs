@@ -13,7 +13,8 @@ use axum::{
 use medledger_records::{Kind, Person, model::Role, model::rfc3339};
 use serde_json::json;
 
-use super::{Fhir, FhirError, FhirResult, Reader, base_url};
+use super::search::base_url;
+use super::{Fhir, FhirError, FhirResult, Reader};
 use crate::ApiState;
 
 fn researcher(reader: &Reader) -> FhirResult<&Person> {
