@@ -2,6 +2,7 @@
 //! and against Ganache 7.9 (npm `ganache`, started by the tests), with the app database in SQLite
 //! or in a PostgreSQL server of the test's own.
 
+mod existence;
 mod explorer;
 mod fail_closed;
 mod fhir;
