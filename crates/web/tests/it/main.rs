@@ -12,6 +12,7 @@ mod index;
 mod journal;
 mod limits;
 mod matrix;
+mod on_chain;
 mod pages;
 mod research;
 mod security;
