@@ -2,7 +2,9 @@
 //! and against Ganache 7.9 (npm `ganache`, started by the tests), with the app database in SQLite
 //! or in a PostgreSQL server of the test's own.
 
+mod existence;
 mod explorer;
+mod fail_closed;
 mod fhir;
 mod findings;
 mod import;
@@ -10,6 +12,7 @@ mod index;
 mod journal;
 mod limits;
 mod matrix;
+mod on_chain;
 mod pages;
 mod research;
 mod security;
@@ -214,13 +217,16 @@ async fn start_hardhat() -> (tokio::process::Child, String) {
     (child, format!("http://127.0.0.1:{port}"))
 }
 
-/// A JSON-RPC proxy between the app and its chain that can make the chain look slow or lossy:
-/// receipts withheld (a mined transaction whose receipt the app does not see in time), or sent
-/// transactions dropped on the way (the node never gets them, the app cannot tell).
+/// A JSON-RPC proxy between the app and its chain that can make the chain look slow, lossy or
+/// unwilling: receipts withheld (a mined transaction whose receipt the app does not see in
+/// time), sent transactions dropped on the way (the node never gets them, the app cannot tell),
+/// or sent transactions refused (the node answers a JSON-RPC error, so the app knows it was
+/// not taken).
 pub struct ChainProxy {
     pub url: String,
     pub hide_receipts: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub drop_sends: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub refuse_sends: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ChainProxy {
@@ -228,12 +234,18 @@ impl ChainProxy {
         use std::sync::{Arc, atomic::AtomicBool, atomic::Ordering};
         let hide_receipts = Arc::new(AtomicBool::new(false));
         let drop_sends = Arc::new(AtomicBool::new(false));
-        let (hide, drop_) = (hide_receipts.clone(), drop_sends.clone());
+        let refuse_sends = Arc::new(AtomicBool::new(false));
+        let (hide, drop_, refuse) = (
+            hide_receipts.clone(),
+            drop_sends.clone(),
+            refuse_sends.clone(),
+        );
         let client = reqwest::Client::new();
         let handler = move |body: axum::body::Bytes| {
-            let (hide, drop_, client, upstream) = (
+            let (hide, drop_, refuse, client, upstream) = (
                 hide.clone(),
                 drop_.clone(),
+                refuse.clone(),
                 client.clone(),
                 upstream.clone(),
             );
@@ -247,6 +259,13 @@ impl ChainProxy {
                 }
                 if drop_.load(Ordering::SeqCst) && method == "eth_sendRawTransaction" {
                     return axum::http::StatusCode::BAD_GATEWAY.into_response();
+                }
+                // A refusal as a node words one: a JSON-RPC error object, the transaction not
+                // passed on.
+                if refuse.load(Ordering::SeqCst) && method == "eth_sendRawTransaction" {
+                    let answer = json!({"jsonrpc": "2.0", "id": request["id"],
+                        "error": {"code": -32000, "message": "refused"}});
+                    return axum::Json(answer).into_response();
                 }
                 let answer = client
                     .post(&upstream)
@@ -273,6 +292,7 @@ impl ChainProxy {
             url,
             hide_receipts,
             drop_sends,
+            refuse_sends,
         }
     }
 }
