@@ -224,7 +224,8 @@ impl App {
                 return Err(e);
             }
         };
-        self.journal()
+        let journalled = self
+            .journal()
             .signed(
                 id,
                 signer.address(),
@@ -233,9 +234,19 @@ impl App {
                 &signed.raw,
             )
             .await?;
+        if !journalled {
+            // The very same transaction is journalled already (the same call of the same
+            // sender, asked again while its first sending is still open): it is that write's
+            // to settle, and this one stores nothing more.
+            self.settle_failed(id, &follow).await?;
+            return Err(pending_error(signed.hash));
+        }
         match self.ledger().broadcast(&signed.raw).await {
             Ok(()) => {}
             Err(b) if b.refused => {
+                // The node never had it: its hash is not this write's, and the same call may be
+                // signed (to the same hash) again.
+                self.journal().unsent(id).await?;
                 self.settle_failed(id, &follow).await?;
                 return Err(b.error);
             }

@@ -581,9 +581,13 @@ fn node_refusal(url: &str, code: i64, message: &str) -> Error {
             ),
         );
     }
-    Error::internal(
-        "transaction refused by the node",
-        format!("{code}: {message}"),
+    // Nothing of ours: the node turned the transaction away for a reason of its own (a full
+    // pool, a rule of its operator's). The person is told it did not go through; the operator
+    // sees why.
+    tracing::warn!("chain at {url} refused a transaction: {code}: {message}");
+    Error::new(
+        Kind::Unavailable,
+        "the Ethereum node refused this transaction, so nothing was changed; try again in a moment",
     )
 }
 

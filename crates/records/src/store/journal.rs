@@ -82,7 +82,8 @@ impl ChainWrites<'_> {
         .await?)
     }
 
-    /// The write's transaction is signed: kept before it is sent, to send again if lost.
+    /// The write's transaction is signed: kept before it is sent, to send again if lost. False
+    /// when another write has that very transaction.
     pub(crate) async fn signed(
         self,
         id: i64,
@@ -90,8 +91,8 @@ impl ChainWrites<'_> {
         nonce: u64,
         hash: &B256,
         raw: &[u8],
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let kept = sqlx::query(
             "UPDATE chain_writes SET state = 'pending', sender = $1, nonce = $2, tx_hash = $3, raw = $4
              WHERE id = $5",
         )
@@ -101,7 +102,21 @@ impl ChainWrites<'_> {
         .bind(raw)
         .bind(id)
         .execute(self.0)
-        .await?;
+        .await;
+        match kept {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The node refused the write's transaction: it was never sent, and its hash is no longer
+    /// this write's.
+    pub(crate) async fn unsent(self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE chain_writes SET tx_hash = NULL, raw = NULL WHERE id = $1")
+            .bind(id)
+            .execute(self.0)
+            .await?;
         Ok(())
     }
 

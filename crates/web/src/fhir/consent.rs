@@ -22,7 +22,7 @@ use super::r4::{
     search::{Pager, Search, searchset},
 };
 use super::search::{answer, base_url, page_of, patient_of, patients_in_scope};
-use super::{Fhir, FhirError, FhirResult, Reader};
+use super::{Fhir, FhirError, FhirResult, Reader, unseen};
 use crate::ApiState;
 
 /// Every grant the reader may see (given or received), as a Consent.
@@ -240,7 +240,11 @@ pub(crate) async fn provenance(
     {
         return Ok(Fhir(p.to_json()));
     }
-    let view = state.app.record(person, record, Purpose::Treatment).await?;
+    let view = state
+        .app
+        .record(person, record, Purpose::Treatment)
+        .await
+        .map_err(unseen("Provenance"))?;
     if view.kind == RecordKind::Prescription {
         return Err(FhirError::new(
             Kind::NotFound,

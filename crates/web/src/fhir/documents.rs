@@ -23,7 +23,7 @@ use super::r4::{
     search::{Pager, Search},
 };
 use super::search::{answer, patients_in_scope};
-use super::{Fhir, FhirError, FhirResult, Reader};
+use super::{Fhir, FhirError, FhirResult, Reader, unseen};
 use crate::ApiState;
 
 /// `_format`, which a client may give instead of `Accept` to ask for a Binary as FHIR JSON.
@@ -87,7 +87,8 @@ pub(crate) async fn document(
     let view = state
         .app
         .record(reader.require("DocumentReference")?, id, Purpose::Treatment)
-        .await?;
+        .await
+        .map_err(unseen("DocumentReference"))?;
     if view.kind == RecordKind::Prescription {
         return Err(FhirError::new(
             Kind::NotFound,
@@ -111,7 +112,8 @@ pub(crate) async fn binary(
     let opened = state
         .app
         .open_record(reader.require("Binary")?, id, Purpose::Treatment)
-        .await?;
+        .await
+        .map_err(unseen("Binary"))?;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())

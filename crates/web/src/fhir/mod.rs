@@ -164,6 +164,20 @@ impl FhirError {
     }
 }
 
+/// A record read's refusal as FHIR gives it: the same 404 whether the record does not exist or
+/// the reader may not see it (nor hold its key), so a reader learns nothing of records that are
+/// not theirs to see. Other failures (an altered record, a node that does not answer, a read
+/// waiting for the reader's wallet) keep their own answer.
+pub(crate) fn unseen(kind: &'static str) -> impl FnOnce(Error) -> FhirError {
+    move |e| match e.kind {
+        Kind::NotFound | Kind::Forbidden => FhirError::new(
+            Kind::NotFound,
+            format!("no {kind} with this id that you may see"),
+        ),
+        _ => FhirError(e),
+    }
+}
+
 impl From<Error> for FhirError {
     fn from(e: Error) -> FhirError {
         FhirError(e)

@@ -374,7 +374,8 @@ async fn the_fhir_api_reads_and_searches_what_the_chain_allows_as_valid_r4() {
         .filter(|e| e["action"] == "opened")
         .count();
     assert_eq!(openings, 2, "each Binary read is an opening on chain");
-    // A report not shared with the doctor stays closed to them.
+    // A report not shared with the doctor stays closed to them, and reads as one that does not
+    // exist.
     let (_, mine) = fhir_get(&t, "/fhir/DocumentReference", Some(&patient)).await;
     let unshared = entries(&mine)
         .iter()
@@ -386,7 +387,7 @@ async fn the_fhir_api_reads_and_searches_what_the_chain_allows_as_valid_r4() {
         format!("/fhir/DocumentReference/{unshared}"),
     ] {
         let (status, body) = fhir_get(&t, &path, Some(&doctor)).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
     }
 
     // Prescriptions, grants, the access log.
@@ -559,7 +560,7 @@ async fn the_fhir_api_reads_and_searches_what_the_chain_allows_as_valid_r4() {
         Some(&stranger),
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     seen.validate();
 }

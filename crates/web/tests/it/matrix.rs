@@ -485,7 +485,7 @@ async fn matrix(backend: Backend) {
             Method::GET,
             format!("/fhir/DocumentReference/{fhir_record}"),
             None,
-            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403, 403],
+            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403, 403],
         ),
         case(
             Method::GET,
@@ -497,7 +497,7 @@ async fn matrix(backend: Backend) {
             Method::GET,
             format!("/fhir/Binary/{fhir_record}"),
             None,
-            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403, 403],
+            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403, 403],
         ),
         case(
             Method::GET,
@@ -527,7 +527,7 @@ async fn matrix(backend: Backend) {
             Method::GET,
             format!("/fhir/Provenance/{fhir_record}"),
             None,
-            [401, 200, 403, 200, 403, 403, 403, 403, 200, 403, 403],
+            [401, 200, 404, 200, 404, 404, 404, 404, 200, 403, 403],
         ),
         case(
             Method::GET,
