@@ -235,6 +235,20 @@ async fn an_emergency_declared_around_the_server_opens_nothing_through_the_escro
         assert_eq!(e["declared_outside"], true, "{list}");
         assert!(e["reason"].is_null(), "{list}");
     }
+    // And on their pages.
+    for (name, password, page) in [
+        ("ivy", PASSWORD, "/patient"),
+        ("admin", crate::ADMIN_PASSWORD, "/admin"),
+    ] {
+        let mut browser = crate::pages::Browser::new(&t).await;
+        browser.login(name, password).await;
+        let (head, html) = browser.get(page).await;
+        assert_eq!(head.status, StatusCode::OK, "{page}");
+        assert!(
+            html.contains("declared outside medledger, no reason given"),
+            "{page}: {html}"
+        );
+    }
     let log = audit(&t, &patient).await;
     let declared = log
         .iter()
