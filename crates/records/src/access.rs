@@ -324,6 +324,20 @@ impl App {
         patient: Address,
         doctor: Address,
     ) -> Result<Option<(B256, B256)>> {
+        Ok(self
+            .declarations_of(doctor)
+            .await?
+            .into_iter()
+            .find(|(_, d)| d.patient == patient)
+            .map(|(tx, d)| (tx, d.reasonHash)))
+    }
+
+    /// Every emergency `doctor` declared, newest first, with its transaction (from the chain
+    /// index, brought up to the chain first).
+    pub(crate) async fn declarations_of(
+        &self,
+        doctor: Address,
+    ) -> Result<Vec<(B256, Consent::EmergencyDeclared)>> {
         self.index_chain().await?;
         let logs = self
             .indexed_events(Events {
@@ -335,15 +349,14 @@ impl App {
                 limit: None,
             })
             .await?;
-        // Newest first.
-        for log in logs {
-            let declared = Consent::EmergencyDeclared::decode_log_data(log.data())
-                .map_err(|e| Error::internal("EmergencyDeclared", e))?;
-            if declared.patient == patient {
-                return Ok(log.transaction_hash.map(|tx| (tx, declared.reasonHash)));
-            }
-        }
-        Ok(None)
+        logs.iter()
+            .filter_map(|log| log.transaction_hash.map(|tx| (tx, log)))
+            .map(|(tx, log)| {
+                Consent::EmergencyDeclared::decode_log_data(log.data())
+                    .map(|d| (tx, d))
+                    .map_err(|e| Error::internal("EmergencyDeclared", e))
+            })
+            .collect()
     }
 }
 

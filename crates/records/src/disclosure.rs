@@ -284,17 +284,7 @@ impl App {
 mod tests {
     use super::*;
 
-    fn person(role: Role, address: Address) -> Person {
-        Person {
-            id: 0,
-            username: "someone".into(),
-            role,
-            address,
-            signer: crate::accounts::Signer::Wallet(address),
-            secret: medledger_vault::SecretKey::generate(),
-            must_set_up_second_factor: false,
-        }
-    }
+    use crate::testing::person;
 
     #[test]
     fn what_is_computed_from_opened_data_reveals_all_it_was_computed_from() {

@@ -208,27 +208,11 @@ impl App {
         doctor: Address,
         hash: B256,
     ) -> Result<Option<(B256, Consent::EmergencyDeclared)>> {
-        self.index_chain().await?;
-        let logs = self
-            .indexed_events(Events {
-                addresses: vec![self.contracts().consent],
-                topics0: &[Consent::EmergencyDeclared::SIGNATURE_HASH],
-                topic: Some((2, doctor.into_word())),
-                since: 0,
-                before: None,
-                limit: None,
-            })
-            .await?;
-        for log in logs {
-            let declared = Consent::EmergencyDeclared::decode_log_data(log.data())
-                .map_err(|e| Error::internal("EmergencyDeclared", e))?;
-            if declared.reasonHash == hash
-                && let Some(tx) = log.transaction_hash
-            {
-                return Ok(Some((tx, declared)));
-            }
-        }
-        Ok(None)
+        Ok(self
+            .declarations_of(doctor)
+            .await?
+            .into_iter()
+            .find(|(_, d)| d.reasonHash == hash))
     }
 
     /// The patient, or an admin, ends an open emergency at once (on chain, signed by them).

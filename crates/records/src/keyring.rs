@@ -165,12 +165,10 @@ impl Keyring {
         to_public: &PublicKey,
     ) -> Result<bool> {
         let object = allowed.object();
-        let patient = Reader::Account(allowed.patient());
-        let dek = match patient_secret {
-            Some(secret) => unwrap(wraps, &object, patient, secret).await?,
-            None => unwrap(wraps, &object, Reader::Escrow, &self.escrow).await?,
-        };
-        let Some(dek) = dek else {
+        let Some(dek) = self
+            .patients_key(wraps, &object, allowed.patient(), patient_secret)
+            .await?
+        else {
             return Ok(false);
         };
         wraps
@@ -192,12 +190,10 @@ impl Keyring {
             return Ok(false);
         }
         let object = ObjectId::Record(record.id);
-        let patient = Reader::Account(participating.patient());
-        let dek = match patient_secret {
-            Some(secret) => unwrap(wraps, &object, patient, secret).await?,
-            None => unwrap(wraps, &object, Reader::Escrow, &self.escrow).await?,
-        };
-        let Some(dek) = dek else {
+        let Some(dek) = self
+            .patients_key(wraps, &object, record.patient, patient_secret)
+            .await?
+        else {
             return Ok(false);
         };
         wraps
@@ -232,6 +228,21 @@ impl Unlocked {
 }
 
 impl Keyring {
+    /// `object`'s key as its patient holds it: unwrapped with their own key when they are the
+    /// one acting, or the escrow's when the server settles their write without them.
+    async fn patients_key(
+        &self,
+        wraps: Wraps<'_>,
+        object: &ObjectId,
+        patient: Address,
+        patient_secret: Option<&SecretKey>,
+    ) -> Result<Option<Dek>> {
+        match patient_secret {
+            Some(secret) => unwrap(wraps, object, Reader::Account(patient), secret).await,
+            None => unwrap(wraps, object, Reader::Escrow, &self.escrow).await,
+        }
+    }
+
     /// A person's own wrapped key to `object`, wrapped again for their new key `to` (an
     /// account moving to its wallet): unwrapped with their own `secret`, never a deployment's.
     pub(crate) fn rewrap_own(
@@ -266,22 +277,11 @@ mod tests {
 
     use super::*;
     use crate::{
-        accounts::Signer,
         db::{self, Database, Engine},
         model::Role,
     };
 
-    fn person(role: Role, address: Address) -> Person {
-        Person {
-            id: 0,
-            username: "someone".into(),
-            role,
-            address,
-            signer: Signer::Wallet(address),
-            secret: SecretKey::generate(),
-            must_set_up_second_factor: false,
-        }
-    }
+    use crate::testing::person;
 
     /// A record's key wrapped for its patient and the escrow, in a fresh database; the record's
     /// sealed bytes.

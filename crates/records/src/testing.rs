@@ -9,12 +9,27 @@ use medledger_chain::{Node, NodeConfig};
 use medledger_vault::{BlobStore, SecretKey};
 
 use crate::{
+    accounts::{Person, Signer},
     app::{App, Options},
     db::Database,
     keyring::Keyring,
     ledger::Ledger,
     research::deidentify::SafeHarbor,
 };
+
+/// A signed-in person of `role` at `address`, with a fresh key (a wallet's, so nothing signs
+/// for them).
+pub(crate) fn person(role: crate::model::Role, address: alloy::primitives::Address) -> Person {
+    Person {
+        id: 0,
+        username: "someone".into(),
+        role,
+        address,
+        signer: Signer::Wallet(address),
+        secret: SecretKey::generate(),
+        must_set_up_second_factor: false,
+    }
+}
 
 /// A running app on its own chain; dropped, it all goes.
 pub(crate) struct TestApp {

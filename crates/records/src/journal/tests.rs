@@ -11,18 +11,17 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
-use medledger_vault::SecretKey;
 
 use super::{Follow, Sent, WALLET_WINDOW_SECS};
 use crate::{
-    accounts::{Person, Signer},
+    accounts::Signer,
     contracts::{Consent, Registry},
     model::Role,
     store::{
         invites::{Invites, NewInviteRow},
         journal::ChainWrites,
     },
-    testing::{TestApp, app},
+    testing::{TestApp, app, person},
 };
 
 /// Something stored before a write whose fate it follows: an invitation row (kept with its
@@ -83,18 +82,6 @@ fn empty_read() -> Vec<u8> {
         purpose: 0,
     }
     .abi_encode()
-}
-
-fn wallet_person(address: Address) -> Person {
-    Person {
-        id: 0,
-        username: "wallet".into(),
-        role: Role::Patient,
-        address,
-        signer: Signer::Wallet(address),
-        secret: SecretKey::generate(),
-        must_set_up_second_factor: false,
-    }
 }
 
 /// Signs (without sending) `data` to `to` from `signer`, with a fixed gas limit so the node
@@ -349,7 +336,7 @@ async fn a_wallet_write_waits_for_its_wallet_and_is_found_on_chain_or_given_up()
 async fn only_a_logged_read_is_stood_in_for_by_its_earlier_transaction() {
     let t = app().await;
     let wallet = &t.accounts[0];
-    let person = wallet_person(wallet.address());
+    let person = person(Role::Patient, wallet.address());
     let consent = t.app.contracts().consent;
     let signer = Signer::Wallet(wallet.address());
     let Sent::AwaitingWallet(prepared) = t

@@ -160,22 +160,6 @@ enum Fault {
     Unconfirmed,
 }
 
-/// The key of a custodial account, from the keystore it can download, opened with its
-/// password.
-async fn own_key(t: &TestApp, token: &str) -> PrivateKeySigner {
-    let response = t
-        .http
-        .get(format!("{}/api/v1/me/keystore", t.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("key.json"), response.text().await.unwrap()).unwrap();
-    PrivateKeySigner::decrypt_keystore(dir.path().join("key.json"), PASSWORD).unwrap()
-}
-
 /// Moves `key`'s nonce on by one: a transfer of nothing to itself, sent to the node directly
 /// (not through the proxy) and mined within 30 s.
 async fn bump_nonce(t: &TestApp, key: &PrivateKeySigner) {
@@ -472,7 +456,7 @@ async fn no_path_shows_a_patients_data_when_the_read_cannot_be_logged() {
     // leaves the nonce where it was, and the next read would otherwise sign the very same
     // transaction again (see `a_read_refused_by_the_node_can_be_asked_again`), so each probe
     // would not reach the chain at all.
-    let key = own_key(&t, &doctor).await;
+    let key = t.own_key(&doctor).await;
     let mut problems = Vec::new();
     for fault in [Fault::Refused, Fault::Dropped, Fault::Unconfirmed] {
         let logged_before = newest(&t, &patient).await;

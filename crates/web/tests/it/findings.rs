@@ -144,22 +144,6 @@ async fn a_count_or_an_empty_page_of_a_search_is_a_logged_read() {
     assert_eq!(audit(&t, &patient).await.len(), before);
 }
 
-/// The keystore a custodial account can download, opened with its password.
-async fn own_key(t: &TestApp, token: &str) -> PrivateKeySigner {
-    let response = t
-        .http
-        .get(format!("{}/api/v1/me/keystore", t.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let keystore = response.text().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("key.json"), keystore).unwrap();
-    PrivateKeySigner::decrypt_keystore(dir.path().join("key.json"), PASSWORD).unwrap()
-}
-
 /// Finding 3: a doctor holding their own key declared an emergency on chain directly, with any
 /// reason hash, and the server opened the patient's records with the escrow key. Now such a
 /// declaration is shown as made outside medledger with no reason, and opens nothing through
@@ -178,7 +162,7 @@ async fn an_emergency_declared_around_the_server_opens_nothing_through_the_escro
 
     // The doctor sends the declaration from their own key, with a hash of nothing the server
     // holds.
-    let key = own_key(&t, &doctor).await;
+    let key = t.own_key(&doctor).await;
     assert_eq!(
         format!("{:#x}", key.address()),
         doctor_address.to_lowercase()
@@ -373,7 +357,7 @@ async fn a_mined_declarations_reason_is_never_deleted() {
 /// under the record's own key (so it still decrypts), and the database's own copy of the
 /// anchored hash recomputed to match. Only the chain can tell.
 async fn reseal_title(t: &TestApp, patient: &str, record: &str, title: &str) {
-    let key = medledger_records::accounts::encryption_key(&own_key(t, patient).await);
+    let key = medledger_records::accounts::encryption_key(&t.own_key(patient).await);
     let (_, me) = t.get("/api/v1/me", Some(patient)).await;
     let reader = me["address"].as_str().unwrap().to_lowercase();
     let wrapped: Vec<u8> =

@@ -717,6 +717,26 @@ impl TestApp {
         body["id"].as_str().unwrap().to_string()
     }
 
+    /// The key of a custodial account, from the keystore it can download, opened with the test
+    /// password.
+    pub async fn own_key(&self, token: &str) -> alloy::signers::local::PrivateKeySigner {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/me/keystore", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.json"), response.text().await.unwrap()).unwrap();
+        alloy::signers::local::PrivateKeySigner::decrypt_keystore(
+            dir.path().join("key.json"),
+            PASSWORD,
+        )
+        .unwrap()
+    }
+
     /// Calls `method` on the test's chain; fails the test with the node's error if it refuses.
     pub async fn chain_call(&self, method: &str, params: Value) -> Value {
         let answer: Value = self
