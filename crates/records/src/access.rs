@@ -98,10 +98,15 @@ impl Participating {
 /// reason they declared or are the patient of.
 #[derive(Debug)]
 pub(crate) struct Own {
+    person: Address,
     object: ObjectId,
 }
 
 impl Own {
+    pub(crate) fn person(&self) -> Address {
+        self.person
+    }
+
     pub(crate) fn object(&self) -> ObjectId {
         self.object
     }
@@ -276,7 +281,10 @@ impl App {
                 }
                 _ => false,
             };
-        Ok(mine.then_some(Own { object }))
+        Ok(mine.then_some(Own {
+            person: person.address,
+            object,
+        }))
     }
 
     /// Whether the escrow may stand in for `reader`'s own wrapped key to `patient`'s data: a

@@ -85,6 +85,10 @@ impl Keyring {
         reader: &Person,
         allowed: &Allowed,
     ) -> Result<Option<Unlocked>> {
+        // A proof is for one reader: another's secret opens nothing with it.
+        if reader.address != allowed.reader() {
+            return Ok(None);
+        }
         let object = allowed.object();
         let opens = match object {
             ObjectId::Record(_) => Opens::Record(allowed.patient()),
@@ -117,6 +121,9 @@ impl Keyring {
         person: &Person,
         own: &Own,
     ) -> Result<Option<Unlocked>> {
+        if person.address != own.person() {
+            return Ok(None);
+        }
         let object = own.object();
         let dek = unwrap(
             wraps,
@@ -356,6 +363,15 @@ mod tests {
         assert!(
             opened.own(&doctor).is_err(),
             "a doctor's read must be logged"
+        );
+
+        // A proof is its reader's alone: the patient's own secret does nothing with the doctor's.
+        assert!(
+            keyring
+                .unlock(Wraps(&db), &patient, &escrow)
+                .await
+                .unwrap()
+                .is_none()
         );
 
         // Sharing the key with the doctor needs the doctor's proof; then their own wrap opens it
