@@ -14,13 +14,13 @@ use alloy::{
 };
 
 use crate::{
-    accounts::Person,
     app::App,
     contracts::Consent,
     disclosure::{PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
     index::Events,
     model::{Purpose, Role},
+    person::Person,
     store::{emergencies::Emergencies, records::RecordRow, wraps::ObjectId},
 };
 

@@ -2,8 +2,6 @@
 //! Secret Storage keystores, login with per-name throttling, and the unlocked `Person` a session
 //! holds in memory.
 
-use std::fmt;
-
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use argon2::{
     Argon2,
@@ -28,57 +26,7 @@ const LOGIN_ATTEMPTS: crate::limits::Limit = crate::limits::Limit {
     window: std::time::Duration::from_secs(15 * 60),
 };
 
-/// Who signs a person's transactions.
-#[derive(Clone)]
-pub enum Signer {
-    /// The server, with the key unlocked from the keystore by their password.
-    Custodial(PrivateKeySigner),
-    /// Their own wallet: the server prepares each call, the wallet signs and sends it, and the
-    /// write completes with its hash (`App::complete_write`).
-    Wallet(Address),
-}
-
-impl Signer {
-    pub fn address(&self) -> Address {
-        match self {
-            Signer::Custodial(key) => key.address(),
-            Signer::Wallet(address) => *address,
-        }
-    }
-
-    /// `custodial` or `wallet`, as stored and shown.
-    pub fn mode(&self) -> &'static str {
-        match self {
-            Signer::Custodial(_) => "custodial",
-            Signer::Wallet(_) => "wallet",
-        }
-    }
-}
-
-/// A logged-in person: their account and the keys that open what was wrapped for them (and, for
-/// a custodial account, sign their transactions), unlocked from the keystore by their password
-/// or derived from their wallet's signature. Held in memory only.
-pub struct Person {
-    pub id: i64,
-    pub username: String,
-    pub role: Role,
-    pub address: Address,
-    pub signer: Signer,
-    pub secret: SecretKey,
-    /// The role needs a second factor and this account has none yet: until it is set up, the
-    /// person may do nothing else.
-    pub must_set_up_second_factor: bool,
-}
-
-impl fmt::Debug for Person {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Person({}, {:?}, {})",
-            self.username, self.role, self.address
-        )
-    }
-}
+pub use crate::person::{Person, Signer};
 
 pub use crate::model::{Account, address_key};
 
@@ -252,7 +200,7 @@ impl App {
             }
         };
         let address = key.address();
-        self.fund(address).await?;
+        self.faucet().fund(address).await?;
         let id = Users(self.db())
             .insert_pending(&NewUser {
                 username,
@@ -262,7 +210,7 @@ impl App {
                 keystore,
                 password_hash: hash,
                 enc_public: enc_public.to_hex(),
-                funded_wei: self.funding().to_string(),
+                funded_wei: self.faucet().funding().to_string(),
             })
             .await?
             .ok_or_else(|| Error::conflict("this user name is taken"))?;
@@ -370,7 +318,7 @@ impl App {
         // how many there have been in the window: guesses sent in parallel cannot all pass a
         // check before any of them is counted. A login that succeeds clears the count.
         let key = format!("login {username}");
-        if !self.count_against(&key, LOGIN_ATTEMPTS).await? {
+        if !self.limiter().count_against(&key, LOGIN_ATTEMPTS).await? {
             return Err(Error::new(
                 Kind::TooManyAttempts,
                 "too many failed logins for this name; try again in 15 minutes",
@@ -429,7 +377,7 @@ impl App {
             must_set_up_second_factor: false,
         };
         let person = self.second_factor_at_login(person, code).await?;
-        self.clear_count(&key).await?;
+        self.limiter().clear_count(&key).await?;
         Ok(person)
     }
 

@@ -16,8 +16,11 @@ use crate::{
     contracts::{Consent, Records, Registry, Research},
     db::{self, Database, Db, Engine},
     error::{Error, Result},
+    faucet::Faucet,
+    journal::{Follow, Journal, Resolved, Sent},
     keyring::Keyring,
     ledger::{Contracts, Ledger},
+    limits::Limiter,
     model::Role,
     store::{
         settings::Settings,
@@ -79,9 +82,11 @@ struct Inner {
     contracts: Contracts,
     blobs: BlobStore,
     keyring: Keyring,
-    funder: PrivateKeySigner,
-    funding: U256,
-    limits: crate::limits::Limits,
+    /// The write path, the faucet it tops signers up from, and the limits they count against:
+    /// each built once here, holding only what it uses.
+    journal: Journal,
+    faucet: Faucet,
+    limiter: Limiter,
     /// The de-identification rules of research exports.
     safe_harbor: crate::research::deidentify::SafeHarbor,
     emergency_window: Duration,
@@ -150,6 +155,21 @@ impl App {
         put_setting(&db, "escrow_public", &escrow_public.to_hex()).await?;
         put_setting(&db, "research_public", &research_public.to_hex()).await?;
         drop(deploying);
+        // The parts, each built from what it needs, in one place.
+        let limiter = Limiter::new(db.clone(), options.limits);
+        let faucet = Faucet::new(
+            options.ledger.clone(),
+            locks.clone(),
+            limiter.clone(),
+            options.funder,
+            options.funding,
+        );
+        let journal = Journal::new(
+            db.clone(),
+            options.ledger.clone(),
+            locks.clone(),
+            faucet.clone(),
+        );
         let app = App {
             inner: Arc::new(Inner {
                 db,
@@ -160,9 +180,9 @@ impl App {
                 blobs: options.blobs,
                 keyring: options.keyring,
                 safe_harbor: options.safe_harbor,
-                funder: options.funder,
-                funding: options.funding,
-                limits: options.limits,
+                journal,
+                faucet,
+                limiter,
                 emergency_window: options.emergency_window,
                 max_upload_bytes: options.max_upload_bytes,
                 require_mfa: options.require_mfa,
@@ -265,16 +285,93 @@ impl App {
         crate::store::wraps::Wraps(&self.inner.db)
     }
 
-    pub(crate) fn funding(&self) -> U256 {
-        self.inner.funding
+    /// The faucet (new accounts' ether, top-ups).
+    pub(crate) fn faucet(&self) -> &Faucet {
+        &self.inner.faucet
     }
 
-    pub(crate) fn limits(&self) -> crate::limits::Limits {
-        self.inner.limits
+    /// The limits every server counts against together.
+    pub(crate) fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
     }
 
-    pub(crate) fn funder_address(&self) -> Address {
-        self.inner.funder.address()
+    /// The write path.
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// A state change signed by `signer`, journalled (`Journal::write`), its outcome followed
+    /// by the use case it belongs to.
+    pub(crate) async fn write(
+        &self,
+        signer: &crate::accounts::Signer,
+        to: Address,
+        input: Vec<u8>,
+        follow: Follow,
+    ) -> Result<Sent> {
+        self.inner
+            .journal
+            .write(self, signer, to, input, follow)
+            .await
+    }
+
+    /// `Journal::write_after`: what must be stored first, then the write.
+    pub(crate) async fn write_after(
+        &self,
+        signer: &crate::accounts::Signer,
+        to: Address,
+        input: Vec<u8>,
+        follow: Follow,
+        secret: Option<&medledger_vault::SecretKey>,
+        stored: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<Sent> {
+        self.inner
+            .journal
+            .write_after(self, signer, to, input, follow, secret, stored)
+            .await
+    }
+
+    /// `Journal::log_read`: a logged read, with what was searched.
+    pub(crate) async fn log_read(
+        &self,
+        signer: &crate::accounts::Signer,
+        to: Address,
+        input: Vec<u8>,
+        note: Option<&str>,
+    ) -> Result<Sent> {
+        self.inner
+            .journal
+            .log_read(self, signer, to, input, note)
+            .await
+    }
+
+    /// Completes `person`'s prepared write `id` with the transaction `hash` their wallet sent
+    /// (`Journal::complete_write`).
+    pub async fn complete_write(
+        &self,
+        person: &crate::accounts::Person,
+        id: i64,
+        hash: alloy::primitives::B256,
+    ) -> Result<crate::TxInfo> {
+        self.inner
+            .journal
+            .complete_write(self, person, id, hash)
+            .await
+    }
+
+    /// Gives up `person`'s prepared write `id` (`Journal::cancel_write`).
+    pub async fn cancel_write(&self, person: &crate::accounts::Person, id: i64) -> Result<()> {
+        self.inner.journal.cancel_write(self, person, id).await
+    }
+
+    /// Resolves the writes left open at least `min_age_secs` ago (`Journal::resolve`).
+    pub async fn resolve_journal(&self, min_age_secs: i64) -> Result<Resolved> {
+        self.inner.journal.resolve(self, min_age_secs).await
+    }
+
+    /// How many writes are still open (for the health check).
+    pub async fn open_writes(&self) -> Result<i64> {
+        self.inner.journal.open_writes().await
     }
 
     /// How many hospitals, doctors and patients the Registry holds.
@@ -358,22 +455,6 @@ impl App {
         )
     }
 
-    /// Gives a new account enough ether for its transactions.
-    pub(crate) async fn fund(&self, account: Address) -> Result<()> {
-        self.send_funding(account, self.inner.funding).await
-    }
-
-    /// Sends `wei` from the faucet to `account`, counted against the faucet's daily allowance.
-    pub(crate) async fn send_funding(&self, account: Address, wei: U256) -> Result<()> {
-        self.count_funding().await?;
-        // The faucet is one sender for every app server: they take turns, so its nonces never
-        // collide.
-        let _faucet = self
-            .hold(&format!("sender {}", self.inner.funder.address()))
-            .await?;
-        fund(&self.inner.ledger, &self.inner.funder, account, wei).await
-    }
-
     /// What the health check reports: the chain, and whether the database and blob store answer.
     pub async fn health(&self) -> Health {
         let block = self.inner.ledger.block_number().await.ok();
@@ -382,7 +463,7 @@ impl App {
         let faucet = self
             .inner
             .ledger
-            .balance(self.inner.funder.address())
+            .balance(self.inner.faucet.address())
             .await
             .ok();
         let database = db::ping(&self.inner.db).await;
@@ -408,10 +489,10 @@ impl App {
                     latest_block: block,
                 },
                 faucet: FaucetHealth {
-                    address: self.inner.funder.address(),
+                    address: self.inner.faucet.address(),
                     balance_wei: faucet.map(|b| b.to_string()),
                     accounts_left: faucet.map(|b| {
-                        let left = b / self.inner.funding.max(U256::from(1));
+                        let left = b / self.inner.faucet.funding().max(U256::from(1));
                         u64::try_from(left).unwrap_or(u64::MAX)
                     }),
                 },
@@ -554,23 +635,6 @@ pub(crate) async fn load_contracts(db: &Db) -> Result<Option<(u64, Contracts)>> 
     )))
 }
 
-async fn fund(ledger: &Ledger, funder: &PrivateKeySigner, to: Address, wei: U256) -> Result<()> {
-    if wei.is_zero() {
-        return Ok(());
-    }
-    ledger.fund(funder, to, wei).await.map_err(|e| {
-        if e.kind == crate::error::Kind::Forbidden {
-            Error::new(
-                crate::error::Kind::Unavailable,
-                "the faucet account has run out of ether; the operator must fund it",
-            )
-        } else {
-            e
-        }
-    })?;
-    Ok(())
-}
-
 /// Creates the admin account and deploys the contracts signed by it.
 async fn first_start(db: &Db, options: &Options) -> Result<(Contracts, Bootstrap)> {
     let (password, generated) = match &options.admin_password {
@@ -586,7 +650,7 @@ async fn first_start(db: &Db, options: &Options) -> Result<(Contracts, Bootstrap
         }
     };
     let signer = PrivateKeySigner::random_with(&mut rand::rngs::OsRng);
-    fund(
+    crate::faucet::send(
         &options.ledger,
         &options.funder,
         signer.address(),

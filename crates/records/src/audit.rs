@@ -12,13 +12,13 @@ use alloy::{
 use serde::Serialize;
 
 use crate::{
-    accounts::Person,
     app::App,
     contracts::{Consent, Research},
     disclosure::{PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
     index::{Cursor, Events},
     model::{Purpose, Role},
+    person::Person,
 };
 
 /// Which topic names the owner of `person`'s log: every access event has the patient first and
@@ -401,7 +401,7 @@ impl App {
             }
         }
         let n = event.record_ids.len();
-        if let Some(what) = self.read_note(&event.tx_hash).await? {
+        if let Some(what) = self.journal().read_note(&event.tx_hash).await? {
             let whose = if person.role == Role::Patient {
                 "your"
             } else {

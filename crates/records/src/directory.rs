@@ -427,7 +427,7 @@ impl App {
         signup.profile.check()?;
         self.check_new_account(&signup.username, key.password())
             .await?;
-        self.count_sign_up(client).await?;
+        self.limiter().count_sign_up(client).await?;
         let address = key.address();
         let identity = Identity {
             name: signup.profile.name.trim().to_string(),

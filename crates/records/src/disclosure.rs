@@ -16,12 +16,12 @@ use alloy::{
 
 use crate::{
     access::Participating,
-    accounts::Person,
     app::App,
     contracts::Consent,
     error::{Error, Result},
     ledger::TxInfo,
     model::{Purpose, Role},
+    person::Person,
 };
 
 /// The parts of a profile: name and date of birth; contact details (as the contract numbers them).

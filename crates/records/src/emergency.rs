@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::{
     access::{Own, Reason},
-    accounts::Person,
     app::App,
     audit::Action,
     contracts::Consent,
@@ -21,6 +20,7 @@ use crate::{
     ledger::TxInfo,
     model::Role,
     model::unix_now,
+    person::Person,
     store::{
         emergencies::{Emergencies, NewEmergency},
         wraps::{ObjectId, Reader},

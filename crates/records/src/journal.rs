@@ -16,16 +16,14 @@ use medledger_vault::SecretKey;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    accounts::{Person, Signer},
-    app::App,
+    db::{Db, Locks},
     error::{Error, Kind, Result},
+    faucet::Faucet,
+    ledger::Ledger,
     ledger::{TxInfo, mined},
     model::unix_now,
-    store::{
-        invites::Invites,
-        journal::{ChainWrites, Claim, WriteRow},
-        users::Users,
-    },
+    person::{Person, Signer},
+    store::journal::{ChainWrites, Claim, WriteRow},
 };
 
 /// What follows from a write once it is mined, or once it surely never will be. Each step can
@@ -100,6 +98,44 @@ pub struct Resolved {
     pub open: usize,
 }
 
+/// The write journal: the app database's `chain_writes`, the ledger it sends to, the locks the
+/// deployment's servers take turns on, and the faucet that tops a signer up. What follows from a
+/// write is not the journal's to know: the caller hands it a `Follows` (the composition root,
+/// `App`), which the journal calls once a write is mined or surely never will be.
+#[derive(Clone)]
+pub(crate) struct Journal {
+    db: Db,
+    ledger: Ledger,
+    locks: Locks,
+    faucet: Faucet,
+}
+
+/// What follows from a write, by its `Follow`: each step can run again (after a crash) without
+/// harm.
+pub(crate) trait Follows: Sync {
+    /// The write was mined; `secret` is the acting patient's key when they are the one acting.
+    fn succeeded(
+        &self,
+        follow: &Follow,
+        receipt: &TransactionReceipt,
+        secret: Option<&SecretKey>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The write will never be mined: what was stored for it goes.
+    fn failed(&self, follow: &Follow) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl Journal {
+    pub(crate) fn new(db: Db, ledger: Ledger, locks: Locks, faucet: Faucet) -> Journal {
+        Journal {
+            db,
+            ledger,
+            locks,
+            faucet,
+        }
+    }
+}
+
 /// A wallet write as the journal holds it.
 struct WalletWrite {
     follow: Follow,
@@ -121,19 +157,20 @@ fn pending_error(hash: B256) -> Error {
     )
 }
 
-impl App {
+impl Journal {
     /// A state change signed by `signer`, journalled, with nothing stored before it. A wallet's
     /// call is always prepared anew: a completed transaction of the same call never stands in
     /// for it (ending a second emergency of one doctor is the same call as the first).
     pub(crate) async fn write(
         &self,
+        follows: &impl Follows,
         signer: &Signer,
         to: Address,
         input: Vec<u8>,
         follow: Follow,
     ) -> Result<Sent> {
         debug_assert!(follow != Follow::LoggedRead, "reads go through log_read");
-        self.write_after(signer, to, input, follow, None, async { Ok(()) })
+        self.write_after(follows, signer, to, input, follow, None, async { Ok(()) })
             .await
     }
 
@@ -144,6 +181,7 @@ impl App {
     /// the page asks for it once more after the wallet sent it.
     pub(crate) async fn log_read(
         &self,
+        follows: &impl Follows,
         signer: &Signer,
         to: Address,
         input: Vec<u8>,
@@ -154,9 +192,16 @@ impl App {
         {
             return Ok(Sent::Mined(tx, Box::new(receipt)));
         }
-        self.journalled(signer, to, input, Follow::LoggedRead, None, note, async {
-            Ok(())
-        })
+        self.journalled(
+            follows,
+            signer,
+            to,
+            input,
+            Follow::LoggedRead,
+            None,
+            note,
+            async { Ok(()) },
+        )
         .await
     }
 
@@ -165,8 +210,10 @@ impl App {
     /// sent and waited for. `secret` is the patient's key when they are the one acting (the
     /// keys that follow a grant are re-wrapped with it). A wallet's call is prepared for it
     /// instead (`Sent::AwaitingWallet`), and the write completes with `complete_write`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_after(
         &self,
+        follows: &impl Follows,
         signer: &Signer,
         to: Address,
         input: Vec<u8>,
@@ -174,7 +221,7 @@ impl App {
         secret: Option<&SecretKey>,
         stored: impl Future<Output = Result<()>>,
     ) -> Result<Sent> {
-        self.journalled(signer, to, input, follow, secret, None, stored)
+        self.journalled(follows, signer, to, input, follow, secret, None, stored)
             .await
     }
 
@@ -182,6 +229,7 @@ impl App {
     #[allow(clippy::too_many_arguments)]
     async fn journalled(
         &self,
+        follows: &impl Follows,
         signer: &Signer,
         to: Address,
         input: Vec<u8>,
@@ -194,33 +242,36 @@ impl App {
             serde_json::to_string(&follow).map_err(|e| Error::internal("journal", e))?;
         let id = self.journal().intent(&follow_json, note).await?;
         if let Err(e) = stored.await {
-            self.settle_failed(id, &follow).await?;
+            self.settle_failed(follows, id, &follow).await?;
             return Err(e);
         }
         // A person whose ether runs low is topped up first (once `stored` has made a new
         // account, which is funded already). A top-up that cannot be had is no failure of its
         // own: the transaction is refused below if the ether really does not do.
-        if let Err(e) = self.top_up_if_low(signer.address()).await {
+        if let Err(e) = self.faucet.top_up_if_low(signer.address()).await {
             tracing::warn!("topping up {}: {}", signer.address(), e.for_operator());
         }
         let signer = match signer {
             Signer::Custodial(key) => key,
             Signer::Wallet(from) => {
                 let prepared = self
-                    .prepare_for_wallet(id, &follow, *from, to, input, secret.is_some())
+                    .prepare_for_wallet(follows, id, &follow, *from, to, input, secret.is_some())
                     .await?;
                 return Ok(Sent::AwaitingWallet(prepared));
             }
         };
         // One transaction of a sender is prepared and sent at a time, in this server and across
         // the deployment's servers, so two never get the same nonce.
-        let turn = self.ledger().lock_sender(signer.address()).await;
-        let across = self.hold(&format!("sender {}", signer.address())).await?;
+        let turn = self.ledger.lock_sender(signer.address()).await;
+        let across = self
+            .locks
+            .hold(&format!("sender {}", signer.address()))
+            .await?;
         let request = TransactionRequest::default().with_to(to).with_input(input);
-        let signed = match self.ledger().prepare(signer, request).await {
+        let signed = match self.ledger.prepare(signer, request).await {
             Ok(signed) => signed,
             Err(e) => {
-                self.settle_failed(id, &follow).await?;
+                self.settle_failed(follows, id, &follow).await?;
                 return Err(e);
             }
         };
@@ -238,24 +289,24 @@ impl App {
             // The very same transaction is journalled already (the same call of the same
             // sender, asked again while its first sending is still open): it is that write's
             // to settle, and this one stores nothing more.
-            self.settle_failed(id, &follow).await?;
+            self.settle_failed(follows, id, &follow).await?;
             return Err(pending_error(signed.hash));
         }
-        match self.ledger().broadcast(&signed.raw).await {
+        match self.ledger.broadcast(&signed.raw).await {
             Ok(()) => {}
             Err(b) if b.refused => {
                 // The node never had it: its hash is not this write's, and the same call may be
                 // signed (to the same hash) again.
                 self.journal().unsent(id).await?;
-                self.settle_failed(id, &follow).await?;
+                self.settle_failed(follows, id, &follow).await?;
                 return Err(b.error);
             }
             // The node may have it: the write stays open and is resolved later.
             Err(_) => return Err(pending_error(signed.hash)),
         }
         drop((turn, across));
-        let receipt = self.ledger().wait_for_receipt(signed.hash).await?;
-        self.settle(id, &follow, &receipt, secret).await?;
+        let receipt = self.ledger.wait_for_receipt(signed.hash).await?;
+        self.settle(follows, id, &follow, &receipt, secret).await?;
         let (tx, receipt) = mined(signed.hash, &receipt)?;
         Ok(Sent::Mined(tx, Box::new(receipt)))
     }
@@ -263,8 +314,10 @@ impl App {
     /// Prepares write `id` for the wallet of `from`: the call is run as the node would run it
     /// (one the contract refuses fails now, with its reason, and what was stored for it goes),
     /// and kept with its gas estimate until the wallet's transaction completes it.
+    #[allow(clippy::too_many_arguments)]
     async fn prepare_for_wallet(
         &self,
+        follows: &impl Follows,
         id: i64,
         follow: &Follow,
         from: Address,
@@ -273,14 +326,14 @@ impl App {
         needs_secret: bool,
     ) -> Result<PreparedWrite> {
         let data = Bytes::from(input);
-        let (gas, price) = match self.ledger().estimate(from, to, data.clone()).await {
+        let (gas, price) = match self.ledger.estimate(from, to, data.clone()).await {
             Ok(estimate) => estimate,
             Err(e) => {
-                self.settle_failed(id, follow).await?;
+                self.settle_failed(follows, id, follow).await?;
                 return Err(e);
             }
         };
-        let block = self.ledger().block_number().await?;
+        let block = self.ledger.block_number().await?;
         self.journal()
             .prepared(id, from, to, &data, block, needs_secret)
             .await?;
@@ -289,7 +342,7 @@ impl App {
             from,
             to,
             data,
-            chain_id: self.ledger().chain_id(),
+            chain_id: self.ledger.chain_id(),
             gas,
             gas_price: price.to_string(),
             max_fee_wei: (alloy::primitives::U256::from(gas)
@@ -322,7 +375,7 @@ impl App {
         else {
             return Ok(None);
         };
-        match self.ledger().receipt(hash).await? {
+        match self.ledger.receipt(hash).await? {
             Some(receipt) => mined(hash, &receipt).map(Some),
             None => Ok(None),
         }
@@ -332,12 +385,18 @@ impl App {
     /// only once the node shows it is exactly the prepared call (from their account, to the
     /// contract, with the input, no ether), and then as any write once mined. A transaction
     /// that is not the call changes nothing, and the write waits on for the right one.
-    pub async fn complete_write(&self, person: &Person, id: i64, hash: B256) -> Result<TxInfo> {
+    pub(crate) async fn complete_write(
+        &self,
+        follows: &impl Follows,
+        person: &Person,
+        id: i64,
+        hash: B256,
+    ) -> Result<TxInfo> {
         let row = self.wallet_write(person, id).await?;
         match row.state.as_str() {
             "prepared" => {}
             "done" if row.tx_hash == Some(hash) => {
-                return match self.ledger().receipt(hash).await? {
+                return match self.ledger.receipt(hash).await? {
                     Some(receipt) => Ok(TxInfo::of(&receipt)),
                     None => Err(pending_error(hash)),
                 };
@@ -381,7 +440,7 @@ impl App {
         if !tx.value().is_zero() {
             return Err(not_it("it sends ether".to_string()));
         }
-        if tx.chain_id().is_some_and(|c| c != self.ledger().chain_id()) {
+        if tx.chain_id().is_some_and(|c| c != self.ledger.chain_id()) {
             return Err(not_it("it is signed for another chain".to_string()));
         }
         match self.journal().claim(id, &hash, Some(tx.nonce())).await? {
@@ -395,9 +454,10 @@ impl App {
                 return Err(not_it("it completed another write already".to_string()));
             }
         }
-        let receipt = self.ledger().wait_for_receipt(hash).await?;
+        let receipt = self.ledger.wait_for_receipt(hash).await?;
         let secret = row.needs_secret.then_some(&person.secret);
-        self.settle(id, &row.follow, &receipt, secret).await?;
+        self.settle(follows, id, &row.follow, &receipt, secret)
+            .await?;
         mined(hash, &receipt).map(|(tx, _)| tx)
     }
 
@@ -406,7 +466,12 @@ impl App {
     /// the call all the same: the blocks since it was prepared are searched first, and a write
     /// whose transaction is on chain is completed by it, never cancelled (what a mined
     /// declaration or anchor points at must stay).
-    pub async fn cancel_write(&self, person: &Person, id: i64) -> Result<()> {
+    pub(crate) async fn cancel_write(
+        &self,
+        follows: &impl Follows,
+        person: &Person,
+        id: i64,
+    ) -> Result<()> {
         let row = self.wallet_write(person, id).await?;
         let already = || {
             Error::conflict(
@@ -418,16 +483,17 @@ impl App {
             "failed" => return Ok(()),
             _ => return Err(already()),
         }
-        let head = self.ledger().block_number().await?;
+        let head = self.ledger.block_number().await?;
         if let Some(hash) = self
             .find_sent(person.address, row.to, &row.input, row.prepared_block, head)
             .await?
-            && let Some(receipt) = self.ledger().receipt(hash).await?
+            && let Some(receipt) = self.ledger.receipt(hash).await?
         {
             match self.journal().claim(id, &hash, None).await? {
                 Claim::Claimed => {
                     let secret = row.needs_secret.then_some(&person.secret);
-                    self.settle(id, &row.follow, &receipt, secret).await?;
+                    self.settle(follows, id, &row.follow, &receipt, secret)
+                        .await?;
                     if receipt.status() {
                         return Err(already());
                     }
@@ -438,7 +504,7 @@ impl App {
                 Claim::NotPrepared => return Err(already()),
             }
         }
-        self.settle_failed(id, &row.follow).await
+        self.settle_failed(follows, id, &row.follow).await
     }
 
     /// `person`'s wallet write `id`, or not found (another's is not found either).
@@ -467,10 +533,10 @@ impl App {
     /// before the node it sent it through passes it on, so this waits (up to 30 s, or the
     /// receipt timeout if shorter) for it to appear.
     async fn sent_transaction(&self, hash: B256) -> Result<alloy::rpc::types::Transaction> {
-        let bound = self.ledger().receipt_timeout().min(Duration::from_secs(30));
+        let bound = self.ledger.receipt_timeout().min(Duration::from_secs(30));
         let deadline = tokio::time::Instant::now() + bound;
         loop {
-            if let Some(tx) = self.ledger().transaction(hash).await? {
+            if let Some(tx) = self.ledger.transaction(hash).await? {
                 return Ok(tx);
             }
             if tokio::time::Instant::now() >= deadline {
@@ -485,91 +551,35 @@ impl App {
     /// Does what follows from a mined write, then closes it.
     async fn settle(
         &self,
+        follows: &impl Follows,
         id: i64,
         follow: &Follow,
         receipt: &TransactionReceipt,
         secret: Option<&SecretKey>,
     ) -> Result<()> {
         if !receipt.status() {
-            return self.settle_failed(id, follow).await;
+            return self.settle_failed(follows, id, follow).await;
         }
-        self.succeed(follow, receipt, secret).await?;
+        follows.succeeded(follow, receipt, secret).await?;
         self.journal().close(id, true).await
     }
 
     /// Undoes what was stored for a write that will never be mined, then closes it.
-    async fn settle_failed(&self, id: i64, follow: &Follow) -> Result<()> {
-        self.fail(follow).await?;
+    async fn settle_failed(&self, follows: &impl Follows, id: i64, follow: &Follow) -> Result<()> {
+        follows.failed(follow).await?;
         self.journal().close(id, false).await
-    }
-
-    async fn succeed(
-        &self,
-        follow: &Follow,
-        receipt: &TransactionReceipt,
-        secret: Option<&SecretKey>,
-    ) -> Result<()> {
-        match follow {
-            Follow::Nothing | Follow::LoggedRead => {}
-            Follow::AnchorRecord { record } => {
-                crate::store::records::Records(self.db())
-                    .anchored(
-                        record,
-                        &receipt.transaction_hash,
-                        receipt.block_number.unwrap_or_default(),
-                    )
-                    .await?;
-            }
-            Follow::Register { account } => {
-                Users(self.db()).activate(*account).await?;
-                // An enrolment: its link is used up.
-                if let Some(accepted) =
-                    receipt.decoded_log::<crate::contracts::Registry::InviteAccepted>()
-                {
-                    Invites(self.db())
-                        .used(accepted.data.inviteKey, *account)
-                        .await?;
-                }
-            }
-            Follow::Consent { patient } => {
-                self.index_grants(receipt).await?;
-                self.sync_wraps(*patient, secret).await?;
-            }
-            Follow::Emergency { object } => self.emergency_mined(object, receipt).await?,
-            Follow::Study { details } => self.study_mined(details, receipt).await?,
-            Follow::Research { patient } => self.sync_research_wraps(*patient, secret).await?,
-            Follow::Invite { key } => {
-                Invites(self.db())
-                    .mined(*key, &receipt.transaction_hash)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn fail(&self, follow: &Follow) -> Result<()> {
-        match follow {
-            Follow::Nothing
-            | Follow::LoggedRead
-            | Follow::Consent { .. }
-            | Follow::Research { .. } => {}
-            Follow::AnchorRecord { record } => self.forget_record(record).await?,
-            Follow::Register { account } => self.forget_account(*account).await?,
-            Follow::Study { details } => self.forget_study(details).await?,
-            Follow::Invite { key } => {
-                Invites(self.db()).forget_unused(*key).await?;
-            }
-            Follow::Emergency { object } => self.forget_declaration(object).await?,
-        }
-        Ok(())
     }
 
     /// Resolves the writes left open at least `min_age_secs` ago (every one, with 0: at start,
     /// before anything else runs): an intent never sent fails; a sent write is settled by its
     /// receipt, fails if its nonce went to another transaction, and is otherwise sent again.
-    pub async fn resolve_journal(&self, min_age_secs: i64) -> Result<Resolved> {
+    pub(crate) async fn resolve(
+        &self,
+        follows: &impl Follows,
+        min_age_secs: i64,
+    ) -> Result<Resolved> {
         // One server of the deployment resolves at a time, so no write is settled twice.
-        let _turn = self.hold("journal").await?;
+        let _turn = self.locks.hold("journal").await?;
         let before = unix_now() - min_age_secs;
         let rows = self.journal().open_since(before).await?;
         let mut resolved = Resolved::default();
@@ -578,7 +588,7 @@ impl App {
             let follow: Follow =
                 serde_json::from_str(&row.follow).map_err(|e| Error::internal("journal", e))?;
             if row.state == "intent" {
-                self.settle_failed(id, &follow).await?;
+                self.settle_failed(follows, id, &follow).await?;
                 resolved.failed += 1;
                 continue;
             }
@@ -588,14 +598,14 @@ impl App {
             let nonce = row.nonce.ok_or_else(|| bad("nonce"))?;
             // A wallet's transaction: its signed bytes are the wallet's, never here.
             let raw = row.raw.clone();
-            let mut receipt = self.ledger().receipt(hash).await?;
-            if receipt.is_none() && self.ledger().mined_nonce(sender).await? > nonce {
+            let mut receipt = self.ledger.receipt(hash).await?;
+            if receipt.is_none() && self.ledger.mined_nonce(sender).await? > nonce {
                 // Its nonce is used. A node may show the state of a block a moment before its
                 // receipts: give ours that moment before calling it lost.
                 receipt = self.receipt_within(hash, Duration::from_secs(2)).await?;
                 if receipt.is_none()
                     && self
-                        .ledger()
+                        .ledger
                         .transaction(hash)
                         .await?
                         .is_some_and(|tx| tx.block_number.is_some())
@@ -612,7 +622,7 @@ impl App {
                 }
                 if receipt.is_none() {
                     // The nonce went to another transaction: this one can never be mined.
-                    self.settle_failed(id, &follow).await?;
+                    self.settle_failed(follows, id, &follow).await?;
                     resolved.failed += 1;
                     continue;
                 }
@@ -621,14 +631,14 @@ impl App {
                 && let Some(raw) = &raw
             {
                 // Lost with a node's memory, or still waiting: send it again.
-                if let Err(e) = self.ledger().broadcast(raw).await {
+                if let Err(e) = self.ledger.broadcast(raw).await {
                     tracing::warn!("sending write {id} ({hash}) again: {}", e.error);
                 }
-                receipt = self.ledger().receipt(hash).await?;
+                receipt = self.ledger.receipt(hash).await?;
             }
             match receipt {
                 Some(receipt) => {
-                    self.settle(id, &follow, &receipt, None).await?;
+                    self.settle(follows, id, &follow, &receipt, None).await?;
                     if receipt.status() {
                         resolved.done += 1;
                     } else {
@@ -638,14 +648,18 @@ impl App {
                 None => resolved.open += 1,
             }
         }
-        self.resolve_prepared(&mut resolved).await?;
+        self.resolve_prepared(follows, &mut resolved).await?;
         Ok(resolved)
     }
 
     /// Settles the wallet writes prepared more than `WALLET_WINDOW_SECS` ago and never
     /// completed: a wallet may have sent the call and its page never said so, so the blocks
     /// since it was prepared are searched for it; not there, it is given up.
-    async fn resolve_prepared(&self, resolved: &mut Resolved) -> Result<()> {
+    async fn resolve_prepared(
+        &self,
+        follows: &impl Follows,
+        resolved: &mut Resolved,
+    ) -> Result<()> {
         let rows = self
             .journal()
             .prepared_since(unix_now() - WALLET_WINDOW_SECS)
@@ -653,7 +667,7 @@ impl App {
         if rows.is_empty() {
             return Ok(());
         }
-        let head = self.ledger().block_number().await?;
+        let head = self.ledger.block_number().await?;
         for row in rows {
             let id = row.id;
             let follow: Follow =
@@ -671,7 +685,7 @@ impl App {
                 None => false,
             };
             let receipt = match found {
-                Some(hash) if !taken => self.ledger().receipt(hash).await?,
+                Some(hash) if !taken => self.ledger.receipt(hash).await?,
                 _ => None,
             };
             match receipt {
@@ -686,12 +700,12 @@ impl App {
                         Claim::NotPrepared => continue,
                         // Another write of the same call has it: this one was not sent.
                         Claim::TxTaken => {
-                            self.settle_failed(id, &follow).await?;
+                            self.settle_failed(follows, id, &follow).await?;
                             resolved.failed += 1;
                             continue;
                         }
                     }
-                    self.settle(id, &follow, &receipt, None).await?;
+                    self.settle(follows, id, &follow, &receipt, None).await?;
                     if receipt.status() {
                         resolved.done += 1;
                     } else {
@@ -699,7 +713,7 @@ impl App {
                     }
                 }
                 None => {
-                    self.settle_failed(id, &follow).await?;
+                    self.settle_failed(follows, id, &follow).await?;
                     resolved.failed += 1;
                 }
             }
@@ -718,11 +732,11 @@ impl App {
         else {
             return Ok(None);
         };
-        let head = self.ledger().block_number().await?;
+        let head = self.ledger.block_number().await?;
         let Some(hash) = self.find_sent(sender, to, input, from_block, head).await? else {
             return Ok(None);
         };
-        let Some(receipt) = self.ledger().receipt(hash).await? else {
+        let Some(receipt) = self.ledger.receipt(hash).await? else {
             return Ok(None);
         };
         // Another write of the same call may have it.
@@ -744,7 +758,7 @@ impl App {
     ) -> Result<Option<B256>> {
         let numbers: Vec<u64> = (from..=to_block).collect();
         for chunk in numbers.chunks(256) {
-            for block in self.ledger().blocks(chunk, true).await? {
+            for block in self.ledger.blocks(chunk, true).await? {
                 for tx in block.transactions.txns() {
                     if tx.inner.signer() == sender
                         && tx.to() == Some(to)
@@ -765,7 +779,7 @@ impl App {
     ) -> Result<Option<TransactionReceipt>> {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
-            if let Some(receipt) = self.ledger().receipt(hash).await? {
+            if let Some(receipt) = self.ledger.receipt(hash).await? {
                 return Ok(Some(receipt));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -781,12 +795,12 @@ impl App {
     }
 
     /// How many writes are still open (for the health check).
-    pub async fn open_writes(&self) -> Result<i64> {
+    pub(crate) async fn open_writes(&self) -> Result<i64> {
         self.journal().open_count().await
     }
 
     fn journal(&self) -> ChainWrites<'_> {
-        ChainWrites(self.db())
+        ChainWrites(&self.db)
     }
 }
 

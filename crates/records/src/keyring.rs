@@ -11,9 +11,9 @@ use medledger_vault::{Dek, PublicKey, SecretKey};
 
 use crate::{
     access::{Allowed, Own, Participating},
-    accounts::Person,
     disclosure::Unlogged,
     error::Result,
+    person::Person,
     store::{
         records::RecordRow,
         wraps::{ObjectId, Reader, Wraps},

@@ -6,10 +6,10 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::Address;
 
 use crate::{
-    app::App,
+    db::Db,
     error::{Error, Kind, Result},
     store::rate_limits::RateLimits,
 };
@@ -72,10 +72,21 @@ fn client_key(client: IpAddr) -> String {
     }
 }
 
-impl App {
+/// The counters of the limits, over the app database every server shares.
+#[derive(Clone)]
+pub(crate) struct Limiter {
+    db: Db,
+    limits: Limits,
+}
+
+impl Limiter {
+    pub(crate) fn new(db: Db, limits: Limits) -> Limiter {
+        Limiter { db, limits }
+    }
+
     /// Counts one more against `key`; whether it is still within `limit`.
     pub(crate) async fn count_against(&self, key: &str, limit: Limit) -> Result<bool> {
-        let count = RateLimits(self.db())
+        let count = RateLimits(&self.db)
             .count(key, limit.window.as_secs() as i64)
             .await?;
         Ok(count <= i64::from(limit.max))
@@ -83,7 +94,7 @@ impl App {
 
     /// Starts `key`'s count again (a login that succeeded).
     pub(crate) async fn clear_count(&self, key: &str) -> Result<()> {
-        RateLimits(self.db()).clear(key).await
+        RateLimits(&self.db).clear(key).await
     }
 
     /// A sign-up from `client` (when the web layer knows it), or a refusal once that client has
@@ -93,7 +104,7 @@ impl App {
             return Ok(());
         };
         if self
-            .count_against(&client_key(client), self.limits().sign_ups_per_client)
+            .count_against(&client_key(client), self.limits.sign_ups_per_client)
             .await?
         {
             Ok(())
@@ -107,7 +118,7 @@ impl App {
 
     /// One funding by the faucet, or a refusal once it has given out its daily allowance.
     pub(crate) async fn count_funding(&self) -> Result<()> {
-        if self.count_against("faucet", self.limits().faucet).await? {
+        if self.count_against("faucet", self.limits.faucet).await? {
             Ok(())
         } else {
             Err(Error::new(
@@ -117,27 +128,13 @@ impl App {
         }
     }
 
-    /// Before `account` signs a transaction: when its ether has run below a quarter of what a
-    /// new account gets, the faucet brings it back up — a few times a day at most. A person out
-    /// of top-ups is told so by the transaction's own refusal if the ether really does not do.
-    pub(crate) async fn top_up_if_low(&self, account: Address) -> Result<()> {
-        let funding = self.funding();
-        if account == self.funder_address() || funding.is_zero() {
-            return Ok(());
-        }
-        let balance = self.ledger().balance(account).await?;
-        if balance >= funding / U256::from(4) {
-            return Ok(());
-        }
-        let key = format!("top-up {account}");
-        if !self
-            .count_against(&key, self.limits().top_ups_per_account)
-            .await?
-        {
-            tracing::info!("{account} is low on ether and has had its top-ups for today");
-            return Ok(());
-        }
-        self.send_funding(account, funding - balance).await
+    /// One more top-up of `account` today; whether it is still within its allowance.
+    pub(crate) async fn count_top_up(&self, account: Address) -> Result<bool> {
+        self.count_against(
+            &format!("top-up {account}"),
+            self.limits.top_ups_per_account,
+        )
+        .await
     }
 }
 

@@ -9,10 +9,10 @@ use serde::Serialize;
 use totp_rs::{Algorithm, Builder, Totp};
 
 use crate::{
-    accounts::Person,
     app::App,
     error::{Error, Kind, Result},
     model::unix_now,
+    person::Person,
     store::{
         users::Users,
         wraps::{ObjectId, Reader},

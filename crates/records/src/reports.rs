@@ -22,7 +22,6 @@ use self::anchor::Checked;
 pub(crate) use crate::store::records::{RecordRow, Whose};
 use crate::{
     access::Allowed,
-    accounts::Person,
     app::App,
     contracts::Records,
     disclosure::{Logged, Unlogged},
@@ -31,6 +30,7 @@ use crate::{
     ledger::TxInfo,
     model::unix_now,
     model::{Integrity, Purpose, RecordKind, Role},
+    person::Person,
     sharing::GrantInput,
     store::{
         records::Records as RecordsTable,

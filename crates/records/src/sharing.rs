@@ -12,7 +12,6 @@ use medledger_vault::SecretKey;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    accounts::Person,
     app::App,
     contracts::Consent,
     directory::{contact_object, profile_object},
@@ -21,6 +20,7 @@ use crate::{
     journal::Follow,
     ledger::TxInfo,
     model::{Purpose, RecordKind, Role, Scope},
+    person::Person,
     store::{
         emergencies::Emergencies,
         grants::Grants,

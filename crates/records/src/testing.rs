@@ -9,11 +9,11 @@ use medledger_chain::{Node, NodeConfig};
 use medledger_vault::{BlobStore, SecretKey};
 
 use crate::{
-    accounts::{Person, Signer},
     app::{App, Options},
     db::Database,
     keyring::Keyring,
     ledger::Ledger,
+    person::{Person, Signer},
     research::deidentify::SafeHarbor,
 };
 

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::{
-    accounts::{Person, Signer},
     app::App,
     error::{Error, Kind, Result},
     model::unix_now,
+    person::{Person, Signer},
     store::{siwe::Nonces, users::Users},
 };
 

@@ -14,9 +14,9 @@ use alloy::{
 
 use super::{Follow, Sent, WALLET_WINDOW_SECS};
 use crate::{
-    accounts::Signer,
     contracts::{Consent, Registry},
     model::Role,
+    person::Signer,
     store::{
         invites::{Invites, NewInviteRow},
         journal::ChainWrites,

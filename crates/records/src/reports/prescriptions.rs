@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::{Anchor, Meta, RecordRow, Whose, object_id};
 use crate::{
     access::Allowed,
-    accounts::Person,
     app::App,
     disclosure::{Logged, Unlogged},
     error::{Error, Result},
     ledger::TxInfo,
     model::{Integrity, Purpose, RecordKind, Role},
+    person::Person,
 };
 
 /// One medication line of a prescription.

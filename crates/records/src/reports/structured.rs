@@ -15,11 +15,11 @@ use serde_json::Value;
 use super::{RecordRow, Whose, resources_aad};
 use crate::{
     access::{Allowed, Participating},
-    accounts::Person,
     app::App,
     disclosure::{Logged, Unlogged},
     error::{Error, Kind, Result},
     model::{Purpose, RecordKind, Role},
+    person::Person,
     store::records::Records as RecordsTable,
 };
 

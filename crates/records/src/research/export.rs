@@ -14,13 +14,13 @@ use serde::Serialize;
 
 use super::deidentify::{SafeHarbor, Subject, Suppressed, deidentify};
 use crate::{
-    accounts::Person,
     app::App,
     contracts::Research,
     error::{Error, Kind, Result},
     journal::Follow,
     model::Role,
     model::unix_now,
+    person::Person,
     store::{
         exports::{ExportRow, Exports},
         users::Users,

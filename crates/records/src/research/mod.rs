@@ -13,13 +13,13 @@ use alloy::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    accounts::Person,
     app::App,
     contracts::Research,
     error::{Error, Kind, Result},
     journal::Follow,
     ledger::TxInfo,
     model::Role,
+    person::Person,
     store::{
         invites::Invites,
         studies::{Studies, StudyRow},
