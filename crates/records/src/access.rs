@@ -16,10 +16,9 @@ use alloy::{
 use crate::{
     app::App,
     contracts::Consent,
-    disclosure::{PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
     index::Events,
-    model::{Purpose, Role},
+    model::{PROFILE_CONTACT, PROFILE_IDENTITY, Purpose, Role},
     person::Person,
     store::{emergencies::Emergencies, records::RecordRow, wraps::ObjectId},
 };
@@ -126,6 +125,18 @@ impl App {
             .call()
             .await
             .map_err(|e| self.ledger().call_error(e))
+    }
+
+    /// Which parts of `patient`'s profile the chain lets `reader` see now, and whether only
+    /// through an emergency.
+    pub async fn profile_access(&self, patient: Address, reader: Address) -> Result<(u8, bool)> {
+        let access = self
+            .consent()
+            .profileAccess(patient, reader)
+            .call()
+            .await
+            .map_err(|e| self.ledger().call_error(e))?;
+        Ok((access.fields, access.emergency))
     }
 
     /// Whether `doctor`'s emergency access to `patient` is open now.

@@ -15,8 +15,10 @@ use crate::{
     accounts::{self},
     contracts::{Consent, Records, Registry, Research},
     db::{self, Database, Db, Engine},
+    disclosure::{Disclosed, Logged, ReadLog, Unlogged},
     error::{Error, Result},
     faucet::Faucet,
+    index::{Events, Indexer},
     journal::{Follow, Journal, Resolved, Sent},
     keyring::Keyring,
     ledger::{Contracts, Ledger},
@@ -76,8 +78,6 @@ pub struct App {
 struct Inner {
     db: Db,
     engine: Engine,
-    /// What several app servers of the deployment take turns on.
-    locks: db::Locks,
     ledger: Ledger,
     contracts: Contracts,
     blobs: BlobStore,
@@ -97,10 +97,10 @@ struct Inner {
     /// Password hashing and keystore sealing run on the blocking pool, this many at a time, so
     /// a burst of logins never stalls the async workers that answer everything else.
     kdf_slots: Arc<tokio::sync::Semaphore>,
-    /// The chain's head the index was last found at (see `index.rs`).
-    indexed: std::sync::Mutex<Option<(u64, alloy::primitives::B256)>>,
-    /// One writer of the index at a time in this server (`Locks` keep servers apart).
-    index_turn: tokio::sync::Mutex<()>,
+    /// The chain index listings read (`index.rs`).
+    indexer: Indexer,
+    /// The read log every disclosure goes through (`disclosure.rs`).
+    readlog: ReadLog,
 }
 
 pub const ADMIN_USERNAME: &str = "admin";
@@ -170,11 +170,12 @@ impl App {
             locks.clone(),
             faucet.clone(),
         );
+        let indexer = Indexer::new(db.clone(), options.ledger.clone(), contracts, locks.clone());
+        let readlog = ReadLog::new(journal.clone(), contracts.consent);
         let app = App {
             inner: Arc::new(Inner {
                 db,
                 engine,
-                locks,
                 ledger: options.ledger,
                 contracts,
                 blobs: options.blobs,
@@ -191,8 +192,8 @@ impl App {
                 kdf_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |n| n.get()),
                 )),
-                indexed: std::sync::Mutex::new(None),
-                index_turn: tokio::sync::Mutex::new(()),
+                indexer,
+                readlog,
             }),
         };
         // Writes a crash left open are settled before anything else runs. A SQLite file has one
@@ -228,29 +229,50 @@ impl App {
         &self.inner.db
     }
 
-    pub(crate) fn indexed_head(&self) -> Option<(u64, alloy::primitives::B256)> {
-        *self
-            .inner
-            .indexed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// What a response is about to show someone other than the patient, logged on chain first
+    /// (`ReadLog::disclose`).
+    pub(crate) async fn disclose<T>(
+        &self,
+        reader: &crate::accounts::Person,
+        shown: Unlogged<T>,
+        purpose: crate::model::Purpose,
+        how: Logged,
+    ) -> Result<Disclosed<T>> {
+        self.inner
+            .readlog
+            .disclose(reader, shown, purpose, how)
+            .await
     }
 
-    pub(crate) fn set_indexed_head(&self, head: Option<(u64, alloy::primitives::B256)>) {
-        *self
-            .inner
-            .indexed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+    /// The chain index.
+    pub(crate) fn indexer(&self) -> &Indexer {
+        &self.inner.indexer
     }
 
-    pub(crate) async fn index_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.inner.index_turn.lock().await
+    /// Brings the chain index up to the chain's head; returns the head indexed.
+    pub async fn index_chain(&self) -> Result<u64> {
+        self.inner.indexer.index_chain().await
     }
 
-    /// Waits for the deployment-wide lock `name` (one app server at a time holds it).
-    pub(crate) async fn hold(&self, name: &str) -> Result<db::Held> {
-        self.inner.locks.hold(name).await
+    /// The contracts' logs that `query` asks for, newest first, from the chain index.
+    pub(crate) async fn indexed_events(
+        &self,
+        query: Events<'_>,
+    ) -> Result<Vec<alloy::rpc::types::Log>> {
+        self.inner.indexer.indexed_events(query).await
+    }
+
+    /// Brings the index up to the chain every `every`, so a request seldom waits for it. Runs
+    /// until dropped.
+    pub async fn index_forever(self, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.index_chain().await {
+                tracing::warn!("indexing the chain: {}", e.for_operator());
+            }
+        }
     }
 
     /// Which engine the app database runs on.
@@ -328,20 +350,6 @@ impl App {
         self.inner
             .journal
             .write_after(self, signer, to, input, follow, secret, stored)
-            .await
-    }
-
-    /// `Journal::log_read`: a logged read, with what was searched.
-    pub(crate) async fn log_read(
-        &self,
-        signer: &crate::accounts::Signer,
-        to: Address,
-        input: Vec<u8>,
-        note: Option<&str>,
-    ) -> Result<Sent> {
-        self.inner
-            .journal
-            .log_read(self, signer, to, input, note)
             .await
     }
 

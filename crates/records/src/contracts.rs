@@ -67,7 +67,11 @@ pub fn consent_init_code(
     code
 }
 
-use alloy::primitives::Address;
+use std::sync::OnceLock;
+
+use alloy::{
+    consensus::Transaction as _, json_abi::JsonAbi, primitives::Address, rpc::types::Transaction,
+};
 
 /// Where the three contracts live, and from which block to read their events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,4 +81,78 @@ pub struct Contracts {
     pub consent: Address,
     pub research: Address,
     pub deployed_at: u64,
+}
+
+/// One of the four medledger contracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Registry,
+    Records,
+    Consent,
+    Research,
+}
+
+impl Known {
+    pub(crate) fn of(contracts: &Contracts, address: Address) -> Option<Known> {
+        [
+            (contracts.registry, Known::Registry),
+            (contracts.records, Known::Records),
+            (contracts.consent, Known::Consent),
+            (contracts.research, Known::Research),
+        ]
+        .into_iter()
+        .find_map(|(a, k)| (a == address).then_some(k))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Known::Registry => "Registry",
+            Known::Records => "Records",
+            Known::Consent => "Consent",
+            Known::Research => "Research",
+        }
+    }
+
+    /// The contract's ABI, from its committed artifact.
+    pub(crate) fn abi(self) -> &'static JsonAbi {
+        static ABIS: OnceLock<[JsonAbi; 4]> = OnceLock::new();
+        let abis = ABIS.get_or_init(|| {
+            let parse = |artifact: &str| {
+                let json: serde_json::Value =
+                    serde_json::from_str(artifact).expect("a committed artifact is JSON");
+                serde_json::from_value(json["abi"].clone()).expect("an artifact holds its ABI")
+            };
+            [
+                parse(include_str!("../../../contracts/artifacts/Registry.json")),
+                parse(include_str!("../../../contracts/artifacts/Records.json")),
+                parse(include_str!("../../../contracts/artifacts/Consent.json")),
+                parse(include_str!("../../../contracts/artifacts/Research.json")),
+            ]
+        });
+        &abis[self as usize]
+    }
+}
+
+/// The function a call selects, by name (for lists), without decoding its arguments.
+pub(crate) fn method_name(contracts: &Contracts, tx: &Transaction) -> String {
+    let Some(to) = tx.to() else {
+        return "contract creation".into();
+    };
+    let input = tx.input();
+    if input.is_empty() {
+        return "ether transfer".into();
+    }
+    let Some(selector) = input.get(..4) else {
+        return "(short input)".into();
+    };
+    Known::of(contracts, to)
+        .and_then(|k| {
+            k.abi()
+                .functions()
+                .find(|f| f.selector().as_slice() == selector)
+        })
+        .map_or_else(
+            || format!("0x{}", hex::encode(selector)),
+            |f| f.name.clone(),
+        )
 }

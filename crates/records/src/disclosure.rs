@@ -16,17 +16,15 @@ use alloy::{
 
 use crate::{
     access::Participating,
-    app::App,
     contracts::Consent,
     error::{Error, Result},
+    journal::{Journal, ReadsOnly},
     ledger::TxInfo,
     model::{Purpose, Role},
     person::Person,
 };
 
-/// The parts of a profile: name and date of birth; contact details (as the contract numbers them).
-pub const PROFILE_IDENTITY: u8 = 1;
-pub const PROFILE_CONTACT: u8 = 2;
+pub use crate::model::{PROFILE_CONTACT, PROFILE_IDENTITY};
 
 /// What a value reveals of patients' data: records (each with its patient) and parts of profiles.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -183,7 +181,19 @@ impl<T> Disclosed<T> {
     }
 }
 
-impl App {
+/// The read log: what is disclosed is first logged on chain, signed by its reader, through the
+/// write journal, in the Consent contract.
+#[derive(Clone)]
+pub(crate) struct ReadLog {
+    journal: Journal,
+    consent: Address,
+}
+
+impl ReadLog {
+    pub(crate) fn new(journal: Journal, consent: Address) -> ReadLog {
+        ReadLog { journal, consent }
+    }
+
     /// Logs what `shown` reveals to `reader` (unless it is all their own, as a patient) on
     /// chain, signed by the reader, and only then lets it be shown. The contract refuses
     /// anything the chain does not allow at this moment, and then nothing is shown. A wallet
@@ -207,7 +217,7 @@ impl App {
                 emergency: false,
             });
         }
-        let consent = self.contracts().consent;
+        let consent = self.consent;
         // The reader's own records (a patient's) are not theirs to log, but for an opening.
         let own = |patient: &Address| {
             how != Logged::Opened && reader.role == Role::Patient && *patient == reader.address
@@ -254,7 +264,8 @@ impl App {
             }
         };
         let (tx, receipt) = self
-            .log_read(&reader.signer, consent, input, note)
+            .journal
+            .log_read(&ReadsOnly, &reader.signer, consent, input, note)
             .await?
             .mined()?;
         let emergency = receipt
@@ -265,18 +276,6 @@ impl App {
             tx: Some(tx),
             emergency,
         })
-    }
-
-    /// Which parts of `patient`'s profile the chain lets `reader` see now, and whether only
-    /// through an emergency.
-    pub async fn profile_access(&self, patient: Address, reader: Address) -> Result<(u8, bool)> {
-        let access = self
-            .consent()
-            .profileAccess(patient, reader)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        Ok((access.fields, access.emergency))
     }
 }
 

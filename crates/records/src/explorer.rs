@@ -3,12 +3,10 @@
 //! decoded from the committed ABI artifacts (alloy's dynamic ABI), and the contracts' enums are
 //! named by the domain's own. Nothing from the app database appears here.
 
-use std::sync::OnceLock;
-
 use alloy::{
     consensus::Transaction as _,
     dyn_abi::{DynSolValue, EventExt, JsonAbiExt},
-    json_abi::{InternalType, JsonAbi, Param},
+    json_abi::{InternalType, Param},
     primitives::{Address, B256, U256},
     providers::Provider,
     rpc::types::{Block, Log, Transaction},
@@ -20,6 +18,7 @@ use crate::{
     app::App,
     contracts::Contracts,
     contracts::{Consent, Records},
+    contracts::{Known, method_name},
     error::{Error, Kind, Result},
     model::Cursor,
     model::{Purpose, RecordKind, Role, Scope},
@@ -28,56 +27,6 @@ use crate::{
 
 /// Transactions on one page of an account's (the most recent first).
 pub const ACCOUNT_ROWS: usize = 50;
-
-/// One of the four medledger contracts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Known {
-    Registry,
-    Records,
-    Consent,
-    Research,
-}
-
-impl Known {
-    fn of(contracts: &Contracts, address: Address) -> Option<Known> {
-        [
-            (contracts.registry, Known::Registry),
-            (contracts.records, Known::Records),
-            (contracts.consent, Known::Consent),
-            (contracts.research, Known::Research),
-        ]
-        .into_iter()
-        .find_map(|(a, k)| (a == address).then_some(k))
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Known::Registry => "Registry",
-            Known::Records => "Records",
-            Known::Consent => "Consent",
-            Known::Research => "Research",
-        }
-    }
-
-    /// The contract's ABI, from its committed artifact.
-    fn abi(self) -> &'static JsonAbi {
-        static ABIS: OnceLock<[JsonAbi; 4]> = OnceLock::new();
-        let abis = ABIS.get_or_init(|| {
-            let parse = |artifact: &str| {
-                let json: serde_json::Value =
-                    serde_json::from_str(artifact).expect("a committed artifact is JSON");
-                serde_json::from_value(json["abi"].clone()).expect("an artifact holds its ABI")
-            };
-            [
-                parse(include_str!("../../../contracts/artifacts/Registry.json")),
-                parse(include_str!("../../../contracts/artifacts/Records.json")),
-                parse(include_str!("../../../contracts/artifacts/Consent.json")),
-                parse(include_str!("../../../contracts/artifacts/Research.json")),
-            ]
-        });
-        &abis[self as usize]
-    }
-}
 
 fn known_name(contracts: &Contracts, address: Option<Address>) -> Option<&'static str> {
     address
@@ -202,30 +151,6 @@ pub fn decode_event(known: Known, log: &alloy::primitives::Log) -> Option<Decode
         name: event.name.clone(),
         args,
     })
-}
-
-/// The function a call selects, by name (for lists), without decoding its arguments.
-pub(crate) fn method_name(contracts: &Contracts, tx: &Transaction) -> String {
-    let Some(to) = tx.to() else {
-        return "contract creation".into();
-    };
-    let input = tx.input();
-    if input.is_empty() {
-        return "ether transfer".into();
-    }
-    let Some(selector) = input.get(..4) else {
-        return "(short input)".into();
-    };
-    Known::of(contracts, to)
-        .and_then(|k| {
-            k.abi()
-                .functions()
-                .find(|f| f.selector().as_slice() == selector)
-        })
-        .map_or_else(
-            || format!("0x{}", hex::encode(selector)),
-            |f| f.name.clone(),
-        )
 }
 
 // ---------------------------------------------------------------------------------- parsing
@@ -661,7 +586,8 @@ impl App {
         )?;
         // Records keeps no global count; its events do, counted by the index.
         self.index_chain().await?;
-        let count_events = |address: Address, topic: B256| self.indexed_count(address, topic);
+        let count_events =
+            |address: Address, topic: B256| self.indexer().indexed_count(address, topic);
         let (anchored, opened, viewed, emergencies) = tokio::try_join!(
             count_events(c.records, Records::RecordAnchored::SIGNATURE_HASH),
             count_events(c.consent, Consent::AccessLogged::SIGNATURE_HASH),

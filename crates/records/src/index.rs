@@ -16,9 +16,13 @@ use alloy::{
 };
 
 pub(crate) use crate::store::chain_index::Events;
+use std::sync::Arc;
+
 use crate::{
-    app::App,
+    contracts::Contracts,
+    db::{Db, Locks},
     error::{Error, Result},
+    ledger::Ledger,
     store::chain_index::ChainIndex,
 };
 
@@ -38,15 +42,54 @@ enum Copied {
     Moved,
 }
 
-impl App {
+/// The chain index: the app database's copy of the chain's blocks, transactions and the
+/// contracts' events, the ledger it copies them from, and the locks servers take turns on.
+#[derive(Clone)]
+pub(crate) struct Indexer {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    locks: Locks,
+    /// The chain's head the index was last found at.
+    indexed: Arc<std::sync::Mutex<Option<(u64, B256)>>>,
+    /// One writer of the index at a time in this server (`Locks` keep servers apart).
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Indexer {
+    pub(crate) fn new(db: Db, ledger: Ledger, contracts: Contracts, locks: Locks) -> Indexer {
+        Indexer {
+            db,
+            ledger,
+            contracts,
+            locks,
+            indexed: Arc::default(),
+            turn: Arc::default(),
+        }
+    }
+
+    fn indexed_head(&self) -> Option<(u64, B256)> {
+        *self
+            .indexed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_indexed_head(&self, head: Option<(u64, B256)>) {
+        *self
+            .indexed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+    }
+
     /// Brings the index up to the chain's head; returns the head indexed.
-    pub async fn index_chain(&self) -> Result<u64> {
+    pub(crate) async fn index_chain(&self) -> Result<u64> {
         let head = self.head().await?;
         if self.indexed_head() == Some(head) {
             return Ok(head.0);
         }
-        let _turn = self.index_turn().await;
-        let _held = self.hold("chain index").await?;
+        let _turn = self.turn.lock().await;
+        let _held = self.locks.hold("chain index").await?;
         // Turns without a block stored: the chain moved while it was read, or went back.
         let mut unsettled = 0;
         loop {
@@ -89,17 +132,17 @@ impl App {
     /// The chain's latest block: its number and hash.
     async fn head(&self) -> Result<(u64, B256)> {
         let block = self
-            .ledger()
+            .ledger
             .provider()
             .get_block_by_number(BlockNumberOrTag::Latest)
             .await
-            .map_err(|e| self.ledger().unavailable(e))?
+            .map_err(|e| self.ledger.unavailable(e))?
             .ok_or_else(|| Error::internal("chain index", "the node has no latest block"))?;
         Ok((block.header.number, block.header.hash))
     }
 
     async fn indexed_top(&self) -> Result<Option<(u64, B256)>> {
-        ChainIndex(self.db()).top().await
+        ChainIndex(&self.db).top().await
     }
 
     /// Drops what the index holds above the highest block at or below `at` that the chain still
@@ -107,8 +150,8 @@ impl App {
     async fn rewind(&self, at: u64) -> Result<()> {
         let mut keep = Some(at);
         while let Some(n) = keep {
-            let stored = ChainIndex(self.db()).hash_at(n).await?;
-            let chain = self.ledger().blocks(&[n], false).await?;
+            let stored = ChainIndex(&self.db).hash_at(n).await?;
+            let chain = self.ledger.blocks(&[n], false).await?;
             if stored.as_deref() == chain.first().map(|b| b.header.hash.to_string()).as_deref() {
                 break;
             }
@@ -123,14 +166,14 @@ impl App {
         tracing::warn!(
             "the chain no longer holds the indexed blocks above {above}; indexing them again"
         );
-        ChainIndex(self.db()).drop_above(above).await?;
+        ChainIndex(&self.db).drop_above(above).await?;
         self.set_indexed_head(None);
         Ok(())
     }
 
     async fn genesis_differs(&self) -> Result<bool> {
-        let stored = ChainIndex(self.db()).hash_at(0).await?;
-        let chain = self.ledger().blocks(&[0], false).await?;
+        let stored = ChainIndex(&self.db).hash_at(0).await?;
+        let chain = self.ledger.blocks(&[0], false).await?;
         Ok(stored != chain.first().map(|b| b.header.hash.to_string()))
     }
 
@@ -138,9 +181,9 @@ impl App {
     /// database transaction.
     async fn copy_blocks(&self, from: u64, to: u64) -> Result<Copied> {
         let numbers: Vec<u64> = (from..=to).collect();
-        let blocks = self.ledger().blocks(&numbers, true).await?;
+        let blocks = self.ledger.blocks(&numbers, true).await?;
         let below: Option<String> = match from.checked_sub(1) {
-            Some(n) => ChainIndex(self.db()).hash_at(n).await?,
+            Some(n) => ChainIndex(&self.db).hash_at(n).await?,
             None => None,
         };
         let mut parent = below;
@@ -156,12 +199,12 @@ impl App {
             }
             parent = Some(b.header.hash.to_string());
         }
-        let c = self.contracts();
+        let c = self.contracts;
         let filter = Filter::new()
             .address(vec![c.registry, c.records, c.consent, c.research])
             .from_block(from)
             .to_block(to);
-        let logs = self.ledger().logs(&filter).await?;
+        let logs = self.ledger.logs(&filter).await?;
         // Logs of blocks other than those fetched: the chain moved meanwhile; try again.
         let hash_of = |n: u64| blocks.get((n - from) as usize).map(|b| b.header.hash);
         if logs.iter().any(|l| {
@@ -170,10 +213,10 @@ impl App {
         }) {
             return Ok(Copied::Moved);
         }
-        let contracts = self.contracts();
-        ChainIndex(self.db())
+        let contracts = self.contracts;
+        ChainIndex(&self.db)
             .store_blocks(&blocks, &logs, |t| {
-                crate::explorer::method_name(&contracts, t)
+                crate::contracts::method_name(&contracts, t)
             })
             .await?;
         Ok(Copied::Stored)
@@ -181,24 +224,11 @@ impl App {
 
     /// The contracts' logs that `query` asks for, newest first.
     pub(crate) async fn indexed_events(&self, query: Events<'_>) -> Result<Vec<Log>> {
-        ChainIndex(self.db()).events(query).await
+        ChainIndex(&self.db).events(query).await
     }
 
     /// How many logs of `topic0` the contract at `address` has emitted.
     pub(crate) async fn indexed_count(&self, address: Address, topic0: B256) -> Result<u64> {
-        ChainIndex(self.db()).count(address, topic0).await
-    }
-
-    /// Brings the index up to the chain every `every`, so a request seldom waits for it. Runs
-    /// until dropped.
-    pub async fn index_forever(self, every: std::time::Duration) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = self.index_chain().await {
-                tracing::warn!("indexing the chain: {}", e.for_operator());
-            }
-        }
+        ChainIndex(&self.db).count(address, topic0).await
     }
 }

@@ -125,6 +125,34 @@ pub(crate) trait Follows: Sync {
     fn failed(&self, follow: &Follow) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// What follows a logged read: nothing (`Follow::LoggedRead`). The read log needs no use case.
+pub(crate) struct ReadsOnly;
+
+impl Follows for ReadsOnly {
+    async fn succeeded(
+        &self,
+        follow: &Follow,
+        _: &TransactionReceipt,
+        _: Option<&SecretKey>,
+    ) -> Result<()> {
+        only_reads(follow)
+    }
+
+    async fn failed(&self, follow: &Follow) -> Result<()> {
+        only_reads(follow)
+    }
+}
+
+fn only_reads(follow: &Follow) -> Result<()> {
+    match follow {
+        Follow::LoggedRead => Ok(()),
+        other => Err(Error::internal(
+            "journal",
+            format!("a read's follow-up asked for {other:?}"),
+        )),
+    }
+}
+
 impl Journal {
     pub(crate) fn new(db: Db, ledger: Ledger, locks: Locks, faucet: Faucet) -> Journal {
         Journal {

@@ -349,3 +349,7 @@ impl std::fmt::Display for Cursor {
         write!(f, "{}.{}", self.block, self.position)
     }
 }
+
+/// The parts of a profile: name and date of birth; contact details (as the contract numbers them).
+pub const PROFILE_IDENTITY: u8 = 1;
+pub const PROFILE_CONTACT: u8 = 2;

@@ -341,7 +341,8 @@ async fn only_a_logged_read_is_stood_in_for_by_its_earlier_transaction() {
     let signer = Signer::Wallet(wallet.address());
     let Sent::AwaitingWallet(prepared) = t
         .app
-        .log_read(&signer, consent, empty_read(), None)
+        .journal()
+        .log_read(&t.app, &signer, consent, empty_read(), None)
         .await
         .unwrap()
     else {
@@ -368,7 +369,8 @@ async fn only_a_logged_read_is_stood_in_for_by_its_earlier_transaction() {
     // The same read asked again: the logged one stands in for it.
     let Sent::Mined(again, _) = t
         .app
-        .log_read(&signer, consent, empty_read(), None)
+        .journal()
+        .log_read(&t.app, &signer, consent, empty_read(), None)
         .await
         .unwrap()
     else {
@@ -378,7 +380,8 @@ async fn only_a_logged_read_is_stood_in_for_by_its_earlier_transaction() {
     // Another search over the same records is another request.
     assert!(matches!(
         t.app
-            .log_read(&signer, consent, empty_read(), Some("conditions"))
+            .journal()
+            .log_read(&t.app, &signer, consent, empty_read(), Some("conditions"))
             .await
             .unwrap(),
         Sent::AwaitingWallet(_)
