@@ -13,14 +13,25 @@ use alloy::{
     sol_types::SolEvent,
 };
 
+use std::sync::Arc;
+
+use alloy::providers::DynProvider;
+
 use crate::{
-    app::App,
-    contracts::Consent,
+    contracts::{Consent, Contracts, Research},
+    db::Db,
     error::{Error, Result},
-    index::Events,
+    index::{Events, Indexer},
+    keyring::Keyring,
+    ledger::Ledger,
     model::{PROFILE_CONTACT, PROFILE_IDENTITY, Purpose, Role},
     person::Person,
-    store::{emergencies::Emergencies, records::RecordRow, wraps::ObjectId},
+    store::{
+        emergencies::Emergencies,
+        records::RecordRow,
+        studies::Studies,
+        wraps::{ObjectId, Wraps},
+    },
 };
 
 /// Proof that the chain lets `reader` see `object` of `patient` at this moment. Only this module
@@ -111,9 +122,94 @@ impl Own {
     }
 }
 
-impl App {
+/// The Consent and Research bindings, and what they need to decide: the ledger and the
+/// contracts' addresses, the stored emergencies, the chain index (an emergency's declaration),
+/// and the keyring (to read an emergency's reason with its doctor's own key).
+#[derive(Clone)]
+pub(crate) struct Access {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    indexer: Indexer,
+    keyring: Arc<Keyring>,
+}
+
+impl Access {
+    pub(crate) fn new(
+        db: Db,
+        ledger: Ledger,
+        contracts: Contracts,
+        indexer: Indexer,
+        keyring: Arc<Keyring>,
+    ) -> Access {
+        Access {
+            db,
+            ledger,
+            contracts,
+            indexer,
+            keyring,
+        }
+    }
+
+    fn consent(&self) -> Consent::ConsentInstance<DynProvider> {
+        Consent::new(self.contracts.consent, self.ledger.provider().clone())
+    }
+
+    /// Whether `patient`'s opt-in to study `id` is live, as the chain says now.
+    pub(crate) async fn opted_in(&self, patient: Address, id: u64) -> Result<bool> {
+        Research::new(self.contracts.research, self.ledger.provider().clone())
+            .isOptedIn(patient, id)
+            .call()
+            .await
+            .map_err(|e| self.ledger.call_error(e))
+    }
+
+    /// Whether any of `patient`'s opt-ins is live now.
+    async fn takes_part(&self, patient: Address) -> Result<bool> {
+        for id in Studies(&self.db).ids().await? {
+            if self.opted_in(patient, id).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The sealed reason of an emergency that is `person`'s own (they declared it, or it is
+    /// theirs as the patient), opened with their own key.
+    pub(crate) async fn emergency_reason_of(
+        &self,
+        person: &Person,
+        own: &Own,
+    ) -> Result<Option<Reason>> {
+        let Some(stored) = Emergencies(&self.db).get(&own.object()).await? else {
+            return Ok(None);
+        };
+        let Some(key) = self
+            .keyring
+            .unlock_own(Wraps(&self.db), person, own)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(plain) = key.open_own(&own.object().aad(), &stored.sealed_reason)? else {
+            return Ok(None);
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(&plain).map_err(|e| Error::internal("emergency reason", e))?;
+        let (Some(text), Some(salt)) = (
+            body["reason"].as_str(),
+            body["salt"].as_str().and_then(|s| s.parse().ok()),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Reason {
+            text: text.to_string(),
+            salt,
+        }))
+    }
+
     /// Whether the chain lets `reader` open `record` of `patient` for `purpose`.
-    pub async fn can_access(
+    pub(crate) async fn can_access(
         &self,
         patient: Address,
         reader: Address,
@@ -124,30 +220,34 @@ impl App {
             .canAccess(patient, reader, record, u8::from(purpose))
             .call()
             .await
-            .map_err(|e| self.ledger().call_error(e))
+            .map_err(|e| self.ledger.call_error(e))
     }
 
     /// Which parts of `patient`'s profile the chain lets `reader` see now, and whether only
     /// through an emergency.
-    pub async fn profile_access(&self, patient: Address, reader: Address) -> Result<(u8, bool)> {
+    pub(crate) async fn profile_access(
+        &self,
+        patient: Address,
+        reader: Address,
+    ) -> Result<(u8, bool)> {
         let access = self
             .consent()
             .profileAccess(patient, reader)
             .call()
             .await
-            .map_err(|e| self.ledger().call_error(e))?;
+            .map_err(|e| self.ledger.call_error(e))?;
         Ok((access.fields, access.emergency))
     }
 
     /// Whether `doctor`'s emergency access to `patient` is open now.
-    pub async fn emergency_open(&self, patient: Address, doctor: Address) -> Result<bool> {
+    pub(crate) async fn emergency_open(&self, patient: Address, doctor: Address) -> Result<bool> {
         let until = self
             .consent()
             .emergencyUntil(patient, doctor)
             .call()
             .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        Ok(until > self.ledger().now().await? && until > 0)
+            .map_err(|e| self.ledger.call_error(e))?;
+        Ok(until > self.ledger.now().await? && until > 0)
     }
 
     /// Whether the chain lets `reader` open `row` now: the proof every use of its key needs.
@@ -286,7 +386,7 @@ impl App {
             match object {
                 ObjectId::SecondFactor(a) | ObjectId::SecondFactorPending(a) => a == person.address,
                 ObjectId::Emergency(_) => {
-                    Emergencies(self.db()).parties(&object).await?.is_some_and(
+                    Emergencies(&self.db).parties(&object).await?.is_some_and(
                         |(patient, doctor)| person.address == patient || person.address == doctor,
                     )
                 }
@@ -324,7 +424,7 @@ impl App {
         else {
             return Ok(false);
         };
-        let Some(object) = Emergencies(self.db()).declared_in(&tx).await? else {
+        let Some(object) = Emergencies(&self.db).declared_in(&tx).await? else {
             return Ok(false);
         };
         let Some(own) = self.own(doctor, object).await? else {
@@ -357,10 +457,11 @@ impl App {
         &self,
         doctor: Address,
     ) -> Result<Vec<(B256, Consent::EmergencyDeclared)>> {
-        self.index_chain().await?;
+        self.indexer.index_chain().await?;
         let logs = self
+            .indexer
             .indexed_events(Events {
-                addresses: vec![self.contracts().consent],
+                addresses: vec![self.contracts.consent],
                 topics0: &[Consent::EmergencyDeclared::SIGNATURE_HASH],
                 topic: Some((2, doctor.into_word())),
                 since: 0,

@@ -12,6 +12,7 @@ use alloy::{
 use medledger_vault::BlobStore;
 
 use crate::{
+    access::Access,
     accounts::{self},
     contracts::{Consent, Records, Registry, Research},
     db::{self, Database, Db, Engine},
@@ -81,7 +82,7 @@ struct Inner {
     ledger: Ledger,
     contracts: Contracts,
     blobs: BlobStore,
-    keyring: Keyring,
+    keyring: Arc<Keyring>,
     /// The write path, the faucet it tops signers up from, and the limits they count against:
     /// each built once here, holding only what it uses.
     journal: Journal,
@@ -101,6 +102,8 @@ struct Inner {
     indexer: Indexer,
     /// The read log every disclosure goes through (`disclosure.rs`).
     readlog: ReadLog,
+    /// Who may see what, as the chain says (`access.rs`).
+    access: Access,
 }
 
 pub const ADMIN_USERNAME: &str = "admin";
@@ -156,6 +159,7 @@ impl App {
         put_setting(&db, "research_public", &research_public.to_hex()).await?;
         drop(deploying);
         // The parts, each built from what it needs, in one place.
+        let keyring = Arc::new(options.keyring);
         let limiter = Limiter::new(db.clone(), options.limits);
         let faucet = Faucet::new(
             options.ledger.clone(),
@@ -172,6 +176,13 @@ impl App {
         );
         let indexer = Indexer::new(db.clone(), options.ledger.clone(), contracts, locks.clone());
         let readlog = ReadLog::new(journal.clone(), contracts.consent);
+        let access = Access::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            indexer.clone(),
+            keyring.clone(),
+        );
         let app = App {
             inner: Arc::new(Inner {
                 db,
@@ -179,7 +190,7 @@ impl App {
                 ledger: options.ledger,
                 contracts,
                 blobs: options.blobs,
-                keyring: options.keyring,
+                keyring,
                 safe_harbor: options.safe_harbor,
                 journal,
                 faucet,
@@ -194,6 +205,7 @@ impl App {
                 )),
                 indexer,
                 readlog,
+                access,
             }),
         };
         // Writes a crash left open are settled before anything else runs. A SQLite file has one
@@ -242,6 +254,36 @@ impl App {
             .readlog
             .disclose(reader, shown, purpose, how)
             .await
+    }
+
+    /// Who may see what (the Consent and Research bindings): the only maker of access proofs.
+    pub(crate) fn access(&self) -> &Access {
+        &self.inner.access
+    }
+
+    /// Whether the chain lets `reader` open `record` of `patient` for `purpose`.
+    pub async fn can_access(
+        &self,
+        patient: Address,
+        reader: Address,
+        record: alloy::primitives::B256,
+        purpose: crate::model::Purpose,
+    ) -> Result<bool> {
+        self.inner
+            .access
+            .can_access(patient, reader, record, purpose)
+            .await
+    }
+
+    /// Whether `doctor`'s emergency access to `patient` is open now.
+    pub async fn emergency_open(&self, patient: Address, doctor: Address) -> Result<bool> {
+        self.inner.access.emergency_open(patient, doctor).await
+    }
+
+    /// Which parts of `patient`'s profile the chain lets `reader` see now, and whether only
+    /// through an emergency.
+    pub async fn profile_access(&self, patient: Address, reader: Address) -> Result<(u8, bool)> {
+        self.inner.access.profile_access(patient, reader).await
     }
 
     /// The chain index.

@@ -490,7 +490,7 @@ impl App {
         patient: Address,
         want: u8,
     ) -> Result<Unlogged<Option<ProfileView>>> {
-        let (proofs, emergency) = self.profile_allowed(reader, patient, want).await?;
+        let (proofs, emergency) = self.access().profile_allowed(reader, patient, want).await?;
         let part = |field| proofs.iter().find(|a| a.fields() == field);
         let Some(identity) = part(PROFILE_IDENTITY) else {
             return Ok(Unlogged::nothing(None));

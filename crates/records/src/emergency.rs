@@ -10,7 +10,7 @@ use medledger_vault::{Dek, seal};
 use serde::Serialize;
 
 use crate::{
-    access::{Own, Reason},
+    access::Reason,
     app::App,
     audit::Action,
     contracts::Consent,
@@ -209,6 +209,7 @@ impl App {
         hash: B256,
     ) -> Result<Option<(B256, Consent::EmergencyDeclared)>> {
         Ok(self
+            .access()
             .declarations_of(doctor)
             .await?
             .into_iter()
@@ -361,43 +362,15 @@ impl App {
         if stored.reason_hash.is_some_and(|h| h != reason_hash) {
             return Ok((None, true));
         }
-        let Some(own) = self.own(reader, stored.object).await? else {
+        let Some(own) = self.access().own(reader, stored.object).await? else {
             return Ok((None, false));
         };
-        Ok(match self.emergency_reason_of(reader, &own).await? {
-            Some(reason) if reason.hash() == reason_hash => (Some(reason.text), false),
-            Some(_) => (None, true),
-            None => (None, false),
-        })
-    }
-
-    /// The sealed reason of an emergency that is `person`'s own (they declared it, or it is
-    /// theirs as the patient), opened with their own key.
-    pub(crate) async fn emergency_reason_of(
-        &self,
-        person: &Person,
-        own: &Own,
-    ) -> Result<Option<Reason>> {
-        let Some(stored) = Emergencies(self.db()).get(&own.object()).await? else {
-            return Ok(None);
-        };
-        let Some(key) = self.keyring().unlock_own(self.wraps(), person, own).await? else {
-            return Ok(None);
-        };
-        let Some(plain) = key.open_own(&own.object().aad(), &stored.sealed_reason)? else {
-            return Ok(None);
-        };
-        let body: serde_json::Value =
-            serde_json::from_slice(&plain).map_err(|e| Error::internal("emergency reason", e))?;
-        let (Some(text), Some(salt)) = (
-            body["reason"].as_str(),
-            body["salt"].as_str().and_then(|s| s.parse().ok()),
-        ) else {
-            return Ok(None);
-        };
-        Ok(Some(Reason {
-            text: text.to_string(),
-            salt,
-        }))
+        Ok(
+            match self.access().emergency_reason_of(reader, &own).await? {
+                Some(reason) if reason.hash() == reason_hash => (Some(reason.text), false),
+                Some(_) => (None, true),
+                None => (None, false),
+            },
+        )
     }
 }

@@ -7,7 +7,9 @@
 //! it before it is logged. The tidy test fails if any other file names the secrets or unwraps.
 
 use alloy::primitives::Address;
+use hmac::{Hmac, KeyInit, Mac};
 use medledger_vault::{Dek, PublicKey, SecretKey};
+use sha2::Sha256;
 
 use crate::{
     access::{Allowed, Own, Participating},
@@ -69,7 +71,7 @@ impl Keyring {
     /// The key of a study's pseudonyms: HMAC-SHA256 under the research key of the study id, so
     /// it is stable within the study and unlinkable across studies.
     pub(crate) fn pseudonym_key(&self, study: u64) -> [u8; 32] {
-        crate::research::deidentify::hmac_sha256(
+        hmac_sha256(
             &self.research.to_bytes(),
             format!("medledger study pseudonyms:{study}").as_bytes(),
         )
@@ -262,6 +264,13 @@ impl Keyring {
         let dek = medledger_vault::unwrap(secret, wrapped, &object.aad())?;
         Ok(medledger_vault::wrap(to, &dek, &object.aad()))
     }
+}
+
+/// HMAC-SHA256 of `what` under `key`.
+pub(crate) fn hmac_sha256(key: &[u8; 32], what: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(what);
+    mac.finalize().into_bytes().into()
 }
 
 /// `object`'s key as `secret` unwraps the wrap made for `reader`, if there is one.

@@ -147,7 +147,11 @@ impl App {
         };
         let object = object(person, pending);
         let no_key = || Error::internal("second factor", "no wrapped key");
-        let own = self.own(person, object).await?.ok_or_else(no_key)?;
+        let own = self
+            .access()
+            .own(person, object)
+            .await?
+            .ok_or_else(no_key)?;
         let key = self
             .keyring()
             .unlock_own(self.wraps(), person, &own)

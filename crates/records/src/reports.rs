@@ -536,7 +536,10 @@ impl App {
     /// that are not what the chain anchors are refused (409), never shown.
     pub async fn record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<RecordView> {
         let row = self.record_row(&id).await?;
-        let allowed = self.check_record_access(reader, &row, purpose).await?;
+        let allowed = self
+            .access()
+            .check_record_access(reader, &row, purpose)
+            .await?;
         let (checked, _) = self.check_record(&row, true).await?;
         if !checked.details {
             return Err(altered());
@@ -558,6 +561,7 @@ impl App {
         for row in self.record_rows(Whose::Patient, patient.address).await? {
             if row.kind != RecordKind::Prescription {
                 let own = self
+                    .access()
                     .record_allowed(patient, &row, Purpose::Treatment)
                     .await?;
                 let view = self.listed(patient, &row, own.as_ref(), verify).await?;
@@ -576,6 +580,7 @@ impl App {
             return Ok(None);
         }
         let Some(own) = self
+            .access()
             .record_allowed(patient, &row, Purpose::Treatment)
             .await?
         else {
@@ -628,7 +633,7 @@ impl App {
             if row.kind == RecordKind::Prescription {
                 continue;
             }
-            let Some(allowed) = self.record_allowed(reader, &row, purpose).await? else {
+            let Some(allowed) = self.access().record_allowed(reader, &row, purpose).await? else {
                 continue;
             };
             let bare = self.view(reader, &row, None, false, None).await?;
@@ -662,7 +667,7 @@ impl App {
         self.require_active_doctor(doctor).await?;
         let mut out = Unlogged::nothing(Vec::new());
         for row in self.record_rows(Whose::Patient, patient).await? {
-            if let Some(allowed) = self.record_allowed(doctor, &row, purpose).await? {
+            if let Some(allowed) = self.access().record_allowed(doctor, &row, purpose).await? {
                 out.push(self.listed(doctor, &row, Some(&allowed), false).await?);
             }
         }
@@ -673,7 +678,10 @@ impl App {
     /// opening logged on chain signed by the reader, and only then the plaintext.
     pub async fn open_record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<Opened> {
         let row = self.record_row(&id).await?;
-        let allowed = self.check_record_access(reader, &row, purpose).await?;
+        let allowed = self
+            .access()
+            .check_record_access(reader, &row, purpose)
+            .await?;
         let key = self
             .keyring()
             .unlock(self.wraps(), reader, &allowed)

@@ -461,6 +461,7 @@ impl App {
                 }
                 // The chain must let the grantee see it now: only then is their key made.
                 let Some(allowed) = self
+                    .access()
                     .grantee_allowed(patient, address, object, purpose)
                     .await?
                 else {

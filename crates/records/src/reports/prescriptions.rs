@@ -138,6 +138,7 @@ impl App {
             .filter(|r| r.kind == RecordKind::Prescription)
         {
             let allowed = self
+                .access()
                 .record_allowed(person, &row, Purpose::Treatment)
                 .await?;
             let (body, integrity) = match allowed {

@@ -710,7 +710,7 @@ impl App {
             if row.kind == RecordKind::Prescription || row.resources.is_none() {
                 continue;
             }
-            let Some(allowed) = self.record_allowed(reader, &row, purpose).await? else {
+            let Some(allowed) = self.access().record_allowed(reader, &row, purpose).await? else {
                 continue;
             };
             looked_into.push(self.clinical_of(reader, &row, &allowed).await?);
@@ -748,6 +748,7 @@ impl App {
             self.require_active_doctor(reader).await?;
         }
         let allowed = self
+            .access()
             .record_allowed(reader, &row, purpose)
             .await?
             .ok_or_else(missing)?;

@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use alloy::primitives::Address;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
 
 /// The Safe Harbor settings of a deployment.
 #[derive(Debug, Clone)]
@@ -90,16 +88,9 @@ pub struct Deidentified {
     pub groups: BTreeMap<(String, String, String), usize>,
 }
 
-/// HMAC-SHA256 of `what` under `key`.
-pub(crate) fn hmac_sha256(key: &[u8; 32], what: &[u8]) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(what);
-    mac.finalize().into_bytes().into()
-}
-
 /// The pseudonym of `what` in a study: HMAC-SHA256 under the study's key, 32 hex digits.
 pub fn pseudonym(study_key: &[u8; 32], what: &[u8]) -> String {
-    hex::encode(&hmac_sha256(study_key, what)[..16])
+    hex::encode(&crate::keyring::hmac_sha256(study_key, what)[..16])
 }
 
 /// A date, dateTime or instant reduced to its year (Safe Harbor keeps no finer element).

@@ -132,7 +132,7 @@ impl App {
         let mut subjects = Vec::new();
         for (n, patient) in patients.iter().copied().enumerate() {
             // Only a live opt-in opens a patient's data to the export.
-            if let Some(participating) = self.participating_in(patient, study).await? {
+            if let Some(participating) = self.access().participating_in(patient, study).await? {
                 subjects.push(Subject {
                     patient,
                     date_of_birth: None,

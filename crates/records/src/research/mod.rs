@@ -297,11 +297,7 @@ impl App {
 
     /// Whether `patient`'s opt-in to study `id` is live, as the chain says now.
     pub async fn opted_in(&self, patient: Address, id: u64) -> Result<bool> {
-        self.research()
-            .isOptedIn(patient, id)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))
+        self.access().opted_in(patient, id).await
     }
 
     /// A patient joins a running study, or leaves one, by their own transaction; from their
@@ -342,16 +338,6 @@ impl App {
             .0)
     }
 
-    /// Whether any of `patient`'s opt-ins is live now.
-    pub(crate) async fn takes_part(&self, patient: Address) -> Result<bool> {
-        for id in Studies(self.db()).ids().await? {
-            if self.opted_in(patient, id).await? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// The research key holds a wrap of each of `patient`'s bundles exactly while one of their
     /// opt-ins is live: added when they join (from their own key, or the escrow's when a write
     /// is settled without them), taken away when they leave their last study.
@@ -360,7 +346,7 @@ impl App {
         patient: Address,
         secret: Option<&medledger_vault::SecretKey>,
     ) -> Result<()> {
-        let participating = self.participating(patient).await?;
+        let participating = self.access().participating(patient).await?;
         let wraps = self.wraps();
         for row in self.bundle_rows(patient).await? {
             let object = crate::store::wraps::ObjectId::Record(row.id);
