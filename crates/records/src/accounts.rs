@@ -389,16 +389,19 @@ impl App {
         mut person: Person,
         code: Option<&str>,
     ) -> Result<Person> {
-        if self.second_factor_on(&person).await? {
+        if self.second_factors().second_factor_on(&person).await? {
             let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
                 return Err(Error::new(
                     Kind::SecondFactorRequired,
                     "enter the code from your authenticator app too",
                 ));
             };
-            self.check_second_factor(&person, code).await?;
+            self.second_factors()
+                .check_second_factor(&person, code)
+                .await?;
         } else {
-            person.must_set_up_second_factor = self.second_factor_required(person.role);
+            person.must_set_up_second_factor =
+                self.second_factors().second_factor_required(person.role);
         }
         Ok(person)
     }

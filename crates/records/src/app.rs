@@ -24,7 +24,9 @@ use crate::{
     keyring::Keyring,
     ledger::{Contracts, Ledger},
     limits::Limiter,
+    mfa::SecondFactors,
     model::Role,
+    sessions::Sessions,
     store::{
         settings::Settings,
         users::{NewUser, Users},
@@ -92,8 +94,10 @@ struct Inner {
     safe_harbor: crate::research::deidentify::SafeHarbor,
     emergency_window: Duration,
     max_upload_bytes: usize,
-    require_mfa: Vec<Role>,
-    session_idle: Duration,
+    /// Second factors (`mfa.rs`).
+    second_factors: SecondFactors,
+    /// Sessions (`sessions.rs`).
+    sessions: Sessions,
     dummy_hash: String,
     /// Password hashing and keystore sealing run on the blocking pool, this many at a time, so
     /// a burst of logins never stalls the async workers that answer everything else.
@@ -183,6 +187,13 @@ impl App {
             indexer.clone(),
             keyring.clone(),
         );
+        let sessions = Sessions::new(db.clone(), options.session_idle);
+        let second_factors = SecondFactors::new(
+            db.clone(),
+            access.clone(),
+            keyring.clone(),
+            options.require_mfa,
+        );
         let app = App {
             inner: Arc::new(Inner {
                 db,
@@ -197,8 +208,8 @@ impl App {
                 limiter,
                 emergency_window: options.emergency_window,
                 max_upload_bytes: options.max_upload_bytes,
-                require_mfa: options.require_mfa,
-                session_idle: options.session_idle,
+                second_factors,
+                sessions,
                 dummy_hash: dummy_hash(),
                 kdf_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -448,11 +459,17 @@ impl App {
 
     /// How long a session may go without a request.
     pub fn session_idle(&self) -> Duration {
-        self.inner.session_idle
+        self.inner.sessions.idle()
     }
 
-    pub(crate) fn require_mfa(&self) -> &[Role] {
-        &self.inner.require_mfa
+    /// Sessions: started at login, found by token, ended.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// Second factors: set up, confirmed, checked, turned off.
+    pub fn second_factors(&self) -> &SecondFactors {
+        &self.inner.second_factors
     }
 
     pub(crate) fn dummy_hash(&self) -> &str {

@@ -8,14 +8,18 @@ use medledger_vault::{Dek, seal};
 use serde::Serialize;
 use totp_rs::{Algorithm, Builder, Totp};
 
+use std::sync::Arc;
+
 use crate::{
-    app::App,
+    access::Access,
+    db::Db,
     error::{Error, Kind, Result},
+    keyring::Keyring,
     model::unix_now,
     person::Person,
     store::{
         users::Users,
-        wraps::{ObjectId, Reader},
+        wraps::{ObjectId, Reader, Wraps},
     },
 };
 
@@ -55,7 +59,31 @@ fn wrong_code() -> Error {
     )
 }
 
-impl App {
+/// Second factors, a use case of their own: the users' sealed TOTP secrets, the keyring that
+/// opens a person's own, and which roles must have one.
+#[derive(Clone)]
+pub struct SecondFactors {
+    db: Db,
+    access: Access,
+    keyring: Arc<Keyring>,
+    required: Vec<crate::model::Role>,
+}
+
+impl SecondFactors {
+    pub(crate) fn new(
+        db: Db,
+        access: Access,
+        keyring: Arc<Keyring>,
+        required: Vec<crate::model::Role>,
+    ) -> SecondFactors {
+        SecondFactors {
+            db,
+            access,
+            keyring,
+            required,
+        }
+    }
+
     /// Starts setting up a second factor: a fresh secret, kept pending (sealed) until a code
     /// made from it confirms the person's app has it.
     pub async fn start_second_factor(&self, person: &Person) -> Result<SecondFactorSetup> {
@@ -63,7 +91,7 @@ impl App {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
         let totp = totp(secret.clone(), &person.username)?;
         let sealed = self.seal_secret(person, true, &secret).await?;
-        Users(self.db()).set_mfa_pending(person.id, &sealed).await?;
+        Users(&self.db).set_mfa_pending(person.id, &sealed).await?;
         Ok(SecondFactorSetup {
             secret: totp.secret().to_base32(),
             otpauth_url: totp.to_url().map_err(|e| Error::internal("totp url", e))?,
@@ -82,8 +110,8 @@ impl App {
             .check(code.trim(), unix_now() as u64)
             .ok_or_else(wrong_code)?;
         let sealed = self.seal_secret(person, false, &secret).await?;
-        self.wraps().drop_all(&object(person, true)).await?;
-        Users(self.db()).confirm_mfa(person.id, &sealed, step).await
+        Wraps(&self.db).drop_all(&object(person, true)).await?;
+        Users(&self.db).confirm_mfa(person.id, &sealed, step).await
     }
 
     /// Turns the second factor off (with a current code), unless the person's role needs one.
@@ -97,19 +125,19 @@ impl App {
             return Err(Error::conflict("no second factor is on"));
         }
         self.check_second_factor(person, code).await?;
-        Users(self.db()).clear_mfa(person.id).await?;
-        self.wraps().drop_all(&object(person, false)).await?;
+        Users(&self.db).clear_mfa(person.id).await?;
+        Wraps(&self.db).drop_all(&object(person, false)).await?;
         Ok(())
     }
 
     /// Whether every account of `role` must have a second factor.
     pub fn second_factor_required(&self, role: crate::model::Role) -> bool {
-        self.require_mfa().contains(&role)
+        self.required.contains(&role)
     }
 
     /// Whether the person has a second factor on.
     pub async fn second_factor_on(&self, person: &Person) -> Result<bool> {
-        Users(self.db()).mfa_on(person.id).await
+        Users(&self.db).mfa_on(person.id).await
     }
 
     /// Checks a code against the person's second factor, accepting each time step once (also
@@ -122,7 +150,7 @@ impl App {
         let step = totp
             .check(code.trim(), unix_now() as u64)
             .ok_or_else(wrong_code)?;
-        if !Users(self.db()).use_mfa_step(person.id, step).await? {
+        if !Users(&self.db).use_mfa_step(person.id, step).await? {
             return Err(wrong_code());
         }
         Ok(())
@@ -132,7 +160,7 @@ impl App {
     async fn seal_secret(&self, person: &Person, pending: bool, secret: &[u8]) -> Result<Vec<u8>> {
         let object = object(person, pending);
         let dek = Dek::generate();
-        let wraps = self.wraps();
+        let wraps = Wraps(&self.db);
         wraps.drop_all(&object).await?;
         let me = Reader::Account(person.address);
         wraps
@@ -142,19 +170,15 @@ impl App {
     }
 
     async fn sealed_secret(&self, person: &Person, pending: bool) -> Result<Option<Vec<u8>>> {
-        let Some(sealed) = Users(self.db()).mfa_sealed(person.id, pending).await? else {
+        let Some(sealed) = Users(&self.db).mfa_sealed(person.id, pending).await? else {
             return Ok(None);
         };
         let object = object(person, pending);
         let no_key = || Error::internal("second factor", "no wrapped key");
-        let own = self
-            .access()
-            .own(person, object)
-            .await?
-            .ok_or_else(no_key)?;
+        let own = self.access.own(person, object).await?.ok_or_else(no_key)?;
         let key = self
-            .keyring()
-            .unlock_own(self.wraps(), person, &own)
+            .keyring
+            .unlock_own(Wraps(&self.db), person, &own)
             .await?
             .ok_or_else(no_key)?;
         key.open_own(&object.aad(), &sealed)?

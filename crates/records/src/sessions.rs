@@ -15,10 +15,10 @@ use rand::{RngCore, rngs::OsRng};
 
 use crate::{
     accounts::{Person, Signer, encryption_key},
-    app::App,
+    db::Db,
     error::{Error, Result},
     model::unix_now_ms,
-    store::sessions::Sessions,
+    store::sessions::Sessions as Table,
 };
 
 /// A session ends after this long without a request.
@@ -62,10 +62,27 @@ fn split(token: &str) -> Option<Token> {
     })
 }
 
-impl App {
+/// Sessions, a use case of its own: the `sessions` table (with the accounts it joins) and how
+/// long a session may go without a request.
+#[derive(Clone)]
+pub struct Sessions {
+    db: Db,
+    idle: Duration,
+}
+
+impl Sessions {
+    pub(crate) fn new(db: Db, idle: Duration) -> Sessions {
+        Sessions { db, idle }
+    }
+
+    /// How long a session may go without a request.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
     /// How long a session may go without a request, in milliseconds (tests shorten it).
     fn session_idle_ms(&self) -> i64 {
-        self.session_idle().as_millis() as i64
+        self.idle.as_millis() as i64
     }
 
     /// Starts a session for `person` and returns its token (128 hex digits).
@@ -83,7 +100,7 @@ impl App {
         let sealed = seal(&parts.key, parts.id.as_bytes(), key.as_slice());
         let now = unix_now_ms();
         // Sessions long dead are swept as new ones start.
-        Sessions(self.db())
+        Table(&self.db)
             .start(
                 &parts.id,
                 person.id,
@@ -105,7 +122,7 @@ impl App {
             return Ok(None);
         };
         let now = unix_now_ms();
-        let Some(row) = Sessions(self.db()).get(&parts.id).await? else {
+        let Some(row) = Table(&self.db).get(&parts.id).await? else {
             return Ok(None);
         };
         let (created_at, last_seen) = (row.created_at, row.last_seen);
@@ -142,7 +159,7 @@ impl App {
         };
         let restricted = row.restricted;
         if now - last_seen >= TOUCH_EVERY_MS.min(idle / 2) {
-            Sessions(self.db()).touch(&parts.id, now).await?;
+            Table(&self.db).touch(&parts.id, now).await?;
         }
         Ok(Some(Session {
             person: Arc::new(Person {
@@ -161,7 +178,7 @@ impl App {
     /// The session's second factor is set up: it may do everything its role may.
     pub async fn lift_session_restriction(&self, token: &str) -> Result<()> {
         if let Some(parts) = split(token) {
-            Sessions(self.db()).lift_restriction(&parts.id).await?;
+            Table(&self.db).lift_restriction(&parts.id).await?;
         }
         Ok(())
     }
@@ -169,7 +186,7 @@ impl App {
     /// Ends the session of `token` (logout).
     pub async fn end_session(&self, token: &str) -> Result<()> {
         if let Some(parts) = split(token) {
-            Sessions(self.db()).end(&parts.id).await?;
+            Table(&self.db).end(&parts.id).await?;
         }
         Ok(())
     }
@@ -177,6 +194,6 @@ impl App {
     /// Ends every session of user `user_id` but the one of `keep` (a password changed).
     pub async fn end_other_sessions(&self, user_id: i64, keep: &str) -> Result<()> {
         let keep = split(keep).map(|p| p.id).unwrap_or_default();
-        Sessions(self.db()).end_others(user_id, &keep).await
+        Table(&self.db).end_others(user_id, &keep).await
     }
 }

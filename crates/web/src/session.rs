@@ -66,6 +66,7 @@ impl FromRequestParts<ApiState> for Auth {
         let token = token_of(parts, state.secure_cookies).ok_or_else(unauthenticated)?;
         let session = state
             .app
+            .sessions()
             .session(&token)
             .await?
             .ok_or_else(unauthenticated)?;
@@ -103,7 +104,7 @@ impl FromRequestParts<ApiState> for MaybeAuth {
         let Some(token) = token_of(parts, state.secure_cookies) else {
             return Ok(MaybeAuth(None));
         };
-        let session = state.app.session(&token).await?;
+        let session = state.app.sessions().session(&token).await?;
         Ok(MaybeAuth(
             session.filter(|s| !s.restricted).map(|s| s.person),
         ))

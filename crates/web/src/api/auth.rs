@@ -39,7 +39,7 @@ pub(crate) async fn login(
         "idle_timeout_seconds": state.app.session_idle().as_secs(),
         "must_set_up_second_factor": person.must_set_up_second_factor,
     });
-    let token = state.app.start_session(&person).await?;
+    let token = state.app.sessions().start_session(&person).await?;
     let mut answer = answer;
     answer["token"] = json!(token);
     Ok((
@@ -54,7 +54,7 @@ pub(crate) async fn login(
 
 /// `POST /api/v1/auth/logout`.
 pub(crate) async fn logout(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    state.app.end_session(&auth.token).await?;
+    state.app.sessions().end_session(&auth.token).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(
@@ -76,8 +76,8 @@ pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<R
         "mode": p.signer.mode(),
         "balance_wei": balance.to_string(),
         "chain_id": state.app.ledger().chain_id(),
-        "second_factor": state.app.second_factor_on(p).await?,
-        "second_factor_required": state.app.second_factor_required(p.role),
+        "second_factor": state.app.second_factors().second_factor_on(p).await?,
+        "second_factor_required": state.app.second_factors().second_factor_required(p.role),
     }))
     .into_response())
 }
@@ -85,7 +85,11 @@ pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<R
 /// `POST /api/v1/me/mfa`: a new TOTP secret to add to an authenticator app (pending until
 /// confirmed).
 pub(crate) async fn start_mfa(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let setup = state.app.start_second_factor(&auth.person).await?;
+    let setup = state
+        .app
+        .second_factors()
+        .start_second_factor(&auth.person)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(setup)).into_response())
 }
 
@@ -102,9 +106,14 @@ pub(crate) async fn confirm_mfa(
 ) -> ApiResult<StatusCode> {
     state
         .app
+        .second_factors()
         .confirm_second_factor(&auth.person, &body.code)
         .await?;
-    state.app.lift_session_restriction(&auth.token).await?;
+    state
+        .app
+        .sessions()
+        .lift_session_restriction(&auth.token)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,6 +125,7 @@ pub(crate) async fn mfa_off(
 ) -> ApiResult<StatusCode> {
     state
         .app
+        .second_factors()
         .turn_off_second_factor(&auth.person, &body.code)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -139,6 +149,7 @@ pub(crate) async fn change_password(
         .await?;
     state
         .app
+        .sessions()
         .end_other_sessions(auth.person.id, &auth.token)
         .await?;
     Ok(StatusCode::NO_CONTENT)

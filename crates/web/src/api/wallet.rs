@@ -106,7 +106,7 @@ pub(crate) async fn session_answer(
     status: StatusCode,
     mut extra: Value,
 ) -> ApiResult<Response> {
-    let token = state.app.start_session(person).await?;
+    let token = state.app.sessions().start_session(person).await?;
     extra["username"] = json!(person.username);
     extra["role"] = json!(person.role.as_str());
     extra["address"] = json!(person.address);

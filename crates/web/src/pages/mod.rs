@@ -166,7 +166,7 @@ impl FromRequestParts<ApiState> for Page {
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Page, Response> {
         let token = token_of(parts, state.secure_cookies);
         let session = match &token {
-            Some(token) => match state.app.session(token).await {
+            Some(token) => match state.app.sessions().session(token).await {
                 Ok(session) => session,
                 Err(e) => {
                     // The page is shown as to a visitor; what failed is logged.

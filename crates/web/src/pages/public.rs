@@ -50,7 +50,12 @@ async fn account_page(
     let funded = state.app.funded_wei(me).await.or_page(page, state)?;
     let spent = funded.saturating_sub(balance);
     let tx = page.tx_box(state).await;
-    let mfa_on = state.app.second_factor_on(me).await.or_page(page, state)?;
+    let mfa_on = state
+        .app
+        .second_factors()
+        .second_factor_on(me)
+        .await
+        .or_page(page, state)?;
     Ok(page.render_status(
         state,
         status,
@@ -66,7 +71,7 @@ async fn account_page(
             moved => page.query.contains_key("moved"),
             changed => page.query.contains_key("changed"),
             mfa_on => mfa_on,
-            mfa_required => state.app.second_factor_required(me.role),
+            mfa_required => state.app.second_factors().second_factor_required(me.role),
             mfa_notice => page.query.get("mfa").cloned(),
             tx => tx,
             ..extra
@@ -83,6 +88,7 @@ async fn start_mfa(
     let me = page.submitted_by_anyone(&state, &fields)?;
     let setup = state
         .app
+        .second_factors()
         .start_second_factor(&me)
         .await
         .or_page(&page, &state)?;
@@ -105,6 +111,7 @@ async fn confirm_mfa(
     let me = page.submitted_by_anyone(&state, &fields)?;
     match state
         .app
+        .second_factors()
         .confirm_second_factor(&me, field(&fields, "code"))
         .await
     {
@@ -112,6 +119,7 @@ async fn confirm_mfa(
             if let Some(token) = session_token(&headers, state.secure_cookies) {
                 state
                     .app
+                    .sessions()
                     .lift_session_restriction(&token)
                     .await
                     .or_page(&page, &state)?;
@@ -252,7 +260,7 @@ async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fie
                 true => "/account?mfa=required".to_string(),
                 false => next.unwrap_or_else(|| home_of(person.role).to_string()),
             };
-            let token = match state.app.start_session(&person).await {
+            let token = match state.app.sessions().start_session(&person).await {
                 Ok(token) => token,
                 Err(e) => return page.fail(&state, e),
             };
@@ -282,7 +290,7 @@ async fn logout(
         return refused;
     }
     if let Some(token) = session_token(&headers, state.secure_cookies)
-        && let Err(e) = state.app.end_session(&token).await
+        && let Err(e) = state.app.sessions().end_session(&token).await
     {
         return page.fail(&state, e);
     }
@@ -362,7 +370,7 @@ async fn signup(
     let Ok(person) = state.app.login(&signup.username, password).await else {
         return Redirect::to("/login").into_response();
     };
-    let token = match state.app.start_session(&person).await {
+    let token = match state.app.sessions().start_session(&person).await {
         Ok(token) => token,
         Err(e) => return page.fail(&state, e),
     };
@@ -442,6 +450,7 @@ async fn change_password(
     if let Some(token) = session_token(&headers, state.secure_cookies) {
         state
             .app
+            .sessions()
             .end_other_sessions(me.id, &token)
             .await
             .or_page(&page, &state)?;
