@@ -7,7 +7,6 @@ use argon2::{
     Argon2,
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
 };
-use medledger_vault::SecretKey;
 use rand::{Rng, rngs::OsRng};
 
 use crate::{
@@ -26,7 +25,7 @@ const LOGIN_ATTEMPTS: crate::limits::Limit = crate::limits::Limit {
     window: std::time::Duration::from_secs(15 * 60),
 };
 
-pub use crate::person::{Person, Signer};
+pub use crate::person::{Person, Signer, encryption_key};
 
 pub use crate::model::{Account, address_key};
 
@@ -114,12 +113,6 @@ fn decrypt_keystore(json: &str, password: &str) -> Result<PrivateKeySigner> {
     std::fs::write(&path, json).map_err(|e| Error::internal("writing a keystore", e))?;
     PrivateKeySigner::decrypt_keystore(&path, password)
         .map_err(|e| Error::internal("decrypting a keystore", e))
-}
-
-/// The X25519 key a person's data keys are wrapped to, derived from their Ethereum key so one
-/// keystore holds everything.
-pub fn encryption_key(signer: &PrivateKeySigner) -> SecretKey {
-    SecretKey::derive(signer.to_bytes().as_slice())
 }
 
 /// How a new account will sign: a fresh key the server keeps sealed under a password, or the

@@ -60,3 +60,9 @@ impl fmt::Debug for Person {
         )
     }
 }
+
+/// The X25519 key a person's data keys are wrapped to, derived from their Ethereum key so one
+/// keystore holds everything.
+pub fn encryption_key(signer: &PrivateKeySigner) -> SecretKey {
+    SecretKey::derive(signer.to_bytes().as_slice())
+}

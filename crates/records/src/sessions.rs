@@ -14,10 +14,10 @@ use medledger_vault::{Dek, SecretKey, open, seal};
 use rand::{RngCore, rngs::OsRng};
 
 use crate::{
-    accounts::{Person, Signer, encryption_key},
     db::Db,
     error::{Error, Result},
     model::unix_now_ms,
+    person::{Person, Signer, encryption_key},
     store::sessions::Sessions as Table,
 };
 
