@@ -14,10 +14,11 @@ use medledger_vault::BlobStore;
 use crate::{
     access::Access,
     accounts::{self},
-    contracts::{Consent, Records, Registry, Research},
+    contracts::{Consent, Records, Registry},
     db::{self, Database, Db, Engine},
     disclosure::{Disclosed, Logged, ReadLog, Unlogged},
     error::{Error, Result},
+    explorer::Explorer,
     faucet::Faucet,
     index::{Events, Indexer},
     journal::{Follow, Journal, Resolved, Sent},
@@ -98,6 +99,8 @@ struct Inner {
     second_factors: SecondFactors,
     /// Sessions (`sessions.rs`).
     sessions: Sessions,
+    /// The ledger explorer (`explorer.rs`).
+    explorer: Explorer,
     dummy_hash: String,
     /// Password hashing and keystore sealing run on the blocking pool, this many at a time, so
     /// a burst of logins never stalls the async workers that answer everything else.
@@ -188,6 +191,12 @@ impl App {
             keyring.clone(),
         );
         let sessions = Sessions::new(db.clone(), options.session_idle);
+        let explorer = Explorer::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            indexer.clone(),
+        );
         let second_factors = SecondFactors::new(
             db.clone(),
             access.clone(),
@@ -210,6 +219,7 @@ impl App {
                 max_upload_bytes: options.max_upload_bytes,
                 second_factors,
                 sessions,
+                explorer,
                 dummy_hash: dummy_hash(),
                 kdf_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -295,11 +305,6 @@ impl App {
     /// through an emergency.
     pub async fn profile_access(&self, patient: Address, reader: Address) -> Result<(u8, bool)> {
         self.inner.access.profile_access(patient, reader).await
-    }
-
-    /// The chain index.
-    pub(crate) fn indexer(&self) -> &Indexer {
-        &self.inner.indexer
     }
 
     /// Brings the chain index up to the chain's head; returns the head indexed.
@@ -462,6 +467,11 @@ impl App {
         self.inner.sessions.idle()
     }
 
+    /// The ledger explorer: blocks, transactions, accounts, the contracts.
+    pub fn explorer(&self) -> &Explorer {
+        &self.inner.explorer
+    }
+
     /// Sessions: started at login, found by token, ended.
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
@@ -504,13 +514,6 @@ impl App {
     pub(crate) fn records(&self) -> Records::RecordsInstance<DynProvider> {
         Records::new(
             self.inner.contracts.records,
-            self.inner.ledger.provider().clone(),
-        )
-    }
-
-    pub(crate) fn research(&self) -> Research::ResearchInstance<DynProvider> {
-        Research::new(
-            self.inner.contracts.research,
             self.inner.ledger.provider().clone(),
         )
     }

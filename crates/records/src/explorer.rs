@@ -15,11 +15,11 @@ use alloy::{
 use serde::Serialize;
 
 use crate::{
-    app::App,
-    contracts::Contracts,
-    contracts::{Consent, Records},
-    contracts::{Known, method_name},
+    contracts::{Consent, Contracts, Known, Records, Registry, Research, method_name},
+    db::Db,
     error::{Error, Kind, Result},
+    index::Indexer,
+    ledger::Ledger,
     model::Cursor,
     model::{Purpose, RecordKind, Role, Scope},
     store::chain_index::ChainIndex,
@@ -385,16 +385,58 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
     )
 }
 
-impl App {
+/// The explorer, a use case of its own: the public ledger read through the node, the chain
+/// index (an account's transactions, the contracts' event counts), and nothing of anyone's data.
+#[derive(Clone)]
+pub struct Explorer {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    indexer: Indexer,
+}
+
+impl Explorer {
+    pub(crate) fn new(db: Db, ledger: Ledger, contracts: Contracts, indexer: Indexer) -> Explorer {
+        Explorer {
+            db,
+            ledger,
+            contracts,
+            indexer,
+        }
+    }
+
     fn chain(&self) -> &alloy::providers::DynProvider {
-        self.ledger().provider()
+        self.ledger.provider()
+    }
+
+    /// The on-chain role of `account`, as the Registry says.
+    async fn role_on_chain(&self, account: Address) -> Result<Role> {
+        let role = self
+            .registry()
+            .roleOf(account)
+            .call()
+            .await
+            .map_err(|e| self.ledger.call_error(e))?;
+        Role::try_from(role).map_err(|v| Error::internal("roleOf", format!("unknown role {v}")))
+    }
+
+    fn registry(&self) -> Registry::RegistryInstance<alloy::providers::DynProvider> {
+        Registry::new(self.contracts.registry, self.chain().clone())
+    }
+
+    fn consent(&self) -> Consent::ConsentInstance<alloy::providers::DynProvider> {
+        Consent::new(self.contracts.consent, self.chain().clone())
+    }
+
+    fn research(&self) -> Research::ResearchInstance<alloy::providers::DynProvider> {
+        Research::new(self.contracts.research, self.chain().clone())
     }
 
     /// The latest block's number, and the last `count` blocks, oldest first.
     pub async fn latest_blocks(&self, count: u64) -> Result<(u64, Vec<BlockSummary>)> {
-        let latest = self.ledger().block_number().await?;
+        let latest = self.ledger.block_number().await?;
         let numbers: Vec<u64> = (latest.saturating_sub(count.max(1) - 1)..=latest).collect();
-        let blocks = self.ledger().blocks(&numbers, false).await?;
+        let blocks = self.ledger.blocks(&numbers, false).await?;
         Ok((latest, blocks.iter().map(summary).collect()))
     }
 
@@ -407,8 +449,8 @@ impl App {
         let b = found
             .map_err(unavailable)?
             .ok_or_else(|| Error::not_found("there is no such block on this chain"))?;
-        let latest = self.ledger().block_number().await?;
-        let contracts = self.contracts();
+        let latest = self.ledger.block_number().await?;
+        let contracts = self.contracts;
         let h = &b.header;
         Ok(BlockView {
             summary: summary(&b),
@@ -435,10 +477,10 @@ impl App {
             .ok_or_else(|| Error::not_found("there is no such transaction on this chain"))?;
         let receipt = p.get_transaction_receipt(hash).await.map_err(unavailable)?;
         let time = match tx.block_number {
-            Some(n) => Some(self.ledger().block_time(n).await?),
+            Some(n) => Some(self.ledger.block_time(n).await?),
             None => None,
         };
-        let contracts = self.contracts();
+        let contracts = self.contracts;
         let input = tx.input();
         let call = tx
             .to()
@@ -506,12 +548,12 @@ impl App {
         before: Option<Cursor>,
     ) -> Result<AccountView> {
         let p = self.chain();
-        let contracts = self.contracts();
+        let contracts = self.contracts;
         let (balance, nonce, code, _) = tokio::try_join!(
             async { p.get_balance(account).await.map_err(unavailable) },
             async { p.get_transaction_count(account).await.map_err(unavailable) },
             async { p.get_code_at(account).await.map_err(unavailable) },
-            self.index_chain(),
+            self.indexer.index_chain(),
         )?;
         // A contract or odd account the Registry cannot answer for has no role to show.
         let role = match self.role_on_chain(account).await {
@@ -519,7 +561,7 @@ impl App {
             Ok(role) => Some(role),
         };
         let before = before.unwrap_or_else(Cursor::start);
-        let table = ChainIndex(self.db());
+        let table = ChainIndex(&self.db);
         let rows = table.account_txs(account, before, ACCOUNT_ROWS + 1).await?;
         let total = table.account_total(account).await?;
         let mut transactions = Vec::with_capacity(rows.len());
@@ -572,7 +614,7 @@ impl App {
     /// The three deployed contracts and what they hold.
     pub async fn contract_views(&self) -> Result<Vec<ContractView>> {
         let p = self.chain();
-        let c = self.contracts();
+        let c = self.contracts;
         let read = |e: alloy::contract::Error| unavailable(e);
         let registry = self.registry();
         let consent = self.consent();
@@ -585,9 +627,9 @@ impl App {
             async { consent.emergencyWindow().call().await.map_err(read) },
         )?;
         // Records keeps no global count; its events do, counted by the index.
-        self.index_chain().await?;
+        self.indexer.index_chain().await?;
         let count_events =
-            |address: Address, topic: B256| self.indexer().indexed_count(address, topic);
+            |address: Address, topic: B256| self.indexer.indexed_count(address, topic);
         let (anchored, opened, viewed, emergencies) = tokio::try_join!(
             count_events(c.records, Records::RecordAnchored::SIGNATURE_HASH),
             count_events(c.consent, Consent::AccessLogged::SIGNATURE_HASH),
@@ -693,7 +735,7 @@ impl App {
     /// after a write), if it is mined.
     pub async fn transaction_info(&self, hash: B256) -> Result<Option<(crate::TxInfo, bool)>> {
         Ok(self
-            .ledger()
+            .ledger
             .receipt(hash)
             .await?
             .map(|r| (crate::TxInfo::of(&r), r.status())))

@@ -39,7 +39,12 @@ async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Admin)?;
     let (hospitals, doctors, patients) =
         state.app.directory_counts().await.or_page(&page, &state)?;
-    let (latest, blocks) = state.app.latest_blocks(10).await.or_page(&page, &state)?;
+    let (latest, blocks) = state
+        .app
+        .explorer()
+        .latest_blocks(10)
+        .await
+        .or_page(&page, &state)?;
     let blocks: Vec<_> = blocks.into_iter().rev().collect();
     let emergencies = state.app.emergencies(&me).await.or_page(&page, &state)?;
     Ok(page.render(

@@ -143,7 +143,7 @@ async fn index_page(
     query: &str,
     search_error: Option<Error>,
 ) -> Response {
-    let (latest, rows) = match state.app.latest_blocks(CHART).await {
+    let (latest, rows) = match state.app.explorer().latest_blocks(CHART).await {
         Ok(l) => l,
         // Without the chain there is no index to show the search error on: show the error alone.
         Err(e) => return page.fail(state, search_error.unwrap_or(e)),
@@ -171,7 +171,7 @@ async fn index_page(
 /// to its page; anything else back to the index with the reason.
 async fn search(State(state): State<ApiState>, page: Page) -> Response {
     let q = page.query.get("q").map_or("", |q| q.trim()).to_string();
-    match state.app.search(&q).await {
+    match state.app.explorer().search(&q).await {
         Ok(Found::Block(n)) => Redirect::to(&format!("/explorer/block/{n}")).into_response(),
         Ok(Found::Transaction(h)) => Redirect::to(&format!("/explorer/tx/{h}")).into_response(),
         Ok(Found::Account(a)) => Redirect::to(&format!("/explorer/address/{a}")).into_response(),
@@ -189,7 +189,7 @@ async fn search(State(state): State<ApiState>, page: Page) -> Response {
 async fn block(State(state): State<ApiState>, page: Page, Path(n): Path<String>) -> PageResult {
     let fail = |e| page.fail(&state, e);
     let at = BlockRef::parse(&n).map_err(fail)?;
-    let b = state.app.block_view(at).await.map_err(fail)?;
+    let b = state.app.explorer().block_view(at).await.map_err(fail)?;
     let h = &b.summary;
     Ok(page.render(
         &state,
@@ -220,7 +220,7 @@ async fn transaction(
 ) -> PageResult {
     let fail = |e| page.fail(&state, e);
     let hash = parse_hash(&hash).map_err(fail)?;
-    let t = state.app.tx_view(hash).await.map_err(fail)?;
+    let t = state.app.explorer().tx_view(hash).await.map_err(fail)?;
     Ok(page.render(
         &state,
         "explorer/tx.html",
@@ -258,6 +258,7 @@ async fn address(
     let before = q.cursor().map_err(fail)?;
     let a = state
         .app
+        .explorer()
         .account_view(account, before)
         .await
         .map_err(fail)?;
@@ -285,6 +286,7 @@ async fn address(
 async fn contracts(State(state): State<ApiState>, page: Page) -> PageResult {
     let rows = state
         .app
+        .explorer()
         .contract_views()
         .await
         .map_err(|e| page.fail(&state, e))?;

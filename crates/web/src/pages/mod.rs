@@ -463,7 +463,7 @@ impl Page {
     /// The confirmation box of a transaction named by `?tx=` (after a write).
     pub(crate) async fn tx_box(&self, state: &ApiState) -> Option<Value> {
         let hash: B256 = self.query.get("tx")?.parse().ok()?;
-        let (tx, ok) = state.app.transaction_info(hash).await.ok()??;
+        let (tx, ok) = state.app.explorer().transaction_info(hash).await.ok()??;
         let mut shown = tx_of(&tx);
         if !ok {
             shown = context! { ok => false, ..shown };
