@@ -14,7 +14,7 @@ use medledger_vault::BlobStore;
 use crate::{
     access::Access,
     accounts::{self},
-    contracts::{Consent, Records, Registry},
+    contracts::{Consent, Registry},
     db::{self, Database, Db, Engine},
     disclosure::{Disclosed, Logged, ReadLog, Unlogged},
     error::{Error, Result},
@@ -27,6 +27,7 @@ use crate::{
     limits::Limiter,
     mfa::SecondFactors,
     model::Role,
+    reports::Anchors,
     sessions::Sessions,
     store::{
         settings::Settings,
@@ -101,6 +102,8 @@ struct Inner {
     sessions: Sessions,
     /// The ledger explorer (`explorer.rs`).
     explorer: Explorer,
+    /// Records against their anchors (`reports/anchor.rs`).
+    anchors: Anchors,
     dummy_hash: String,
     /// Password hashing and keystore sealing run on the blocking pool, this many at a time, so
     /// a burst of logins never stalls the async workers that answer everything else.
@@ -191,6 +194,12 @@ impl App {
             keyring.clone(),
         );
         let sessions = Sessions::new(db.clone(), options.session_idle);
+        let anchors = Anchors::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            options.blobs.clone(),
+        );
         let explorer = Explorer::new(
             db.clone(),
             options.ledger.clone(),
@@ -220,6 +229,7 @@ impl App {
                 second_factors,
                 sessions,
                 explorer,
+                anchors,
                 dummy_hash: dummy_hash(),
                 kdf_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -467,6 +477,16 @@ impl App {
         self.inner.sessions.idle()
     }
 
+    /// Records against their anchors on chain.
+    pub(crate) fn anchors(&self) -> &Anchors {
+        &self.inner.anchors
+    }
+
+    /// Checks every stored record against its anchor on chain.
+    pub async fn verify_blobs(&self) -> Result<crate::reports::BlobReport> {
+        self.inner.anchors.verify_blobs().await
+    }
+
     /// The ledger explorer: blocks, transactions, accounts, the contracts.
     pub fn explorer(&self) -> &Explorer {
         &self.inner.explorer
@@ -507,13 +527,6 @@ impl App {
     pub(crate) fn registry(&self) -> Registry::RegistryInstance<DynProvider> {
         Registry::new(
             self.inner.contracts.registry,
-            self.inner.ledger.provider().clone(),
-        )
-    }
-
-    pub(crate) fn records(&self) -> Records::RecordsInstance<DynProvider> {
-        Records::new(
-            self.inner.contracts.records,
             self.inner.ledger.provider().clone(),
         )
     }

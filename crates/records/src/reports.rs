@@ -14,6 +14,7 @@ mod anchor;
 mod prescriptions;
 pub mod structured;
 
+pub(crate) use anchor::Anchors;
 pub use anchor::{BlobReport, Covers, Problem, verify_store};
 pub use prescriptions::{Medication, PrescriptionBody, PrescriptionView};
 pub use structured::Entry;
@@ -523,7 +524,7 @@ impl App {
         allowed: Option<&Allowed>,
         with_body: bool,
     ) -> Result<Unlogged<RecordView>> {
-        let (checked, _) = self.check_record(row, with_body).await?;
+        let (checked, _) = self.anchors().check_record(row, with_body).await?;
         let file = match checked.file {
             None if !checked.details => Some(Integrity::Mismatch),
             file => file,
@@ -540,7 +541,7 @@ impl App {
             .access()
             .check_record_access(reader, &row, purpose)
             .await?;
-        let (checked, _) = self.check_record(&row, true).await?;
+        let (checked, _) = self.anchors().check_record(&row, true).await?;
         if !checked.details {
             return Err(altered());
         }
@@ -691,7 +692,7 @@ impl App {
                     "no key to this record was shared with you; ask the patient to share it",
                 )
             })?;
-        let (checked, body) = self.check_record(&row, true).await?;
+        let (checked, body) = self.anchors().check_record(&row, true).await?;
         let body = match (checked, body) {
             (Checked { details: true, .. }, Some(body)) => body,
             (

@@ -20,9 +20,8 @@ use serde::Serialize;
 
 use super::blob_key;
 use crate::{
-    app::App,
-    contracts::Records,
-    db::{self, Database},
+    contracts::{Contracts, Records},
+    db::{self, Database, Db},
     error::{Error, Result},
     ledger::Ledger,
     model::Integrity,
@@ -113,7 +112,30 @@ pub(crate) fn judge(
     Checked { details, file }
 }
 
-impl App {
+/// The anchors, a part of its own: the Records contract on the ledger, the stored rows and
+/// bodies it judges against it.
+#[derive(Clone)]
+pub(crate) struct Anchors {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    blobs: BlobStore,
+}
+
+impl Anchors {
+    pub(crate) fn new(db: Db, ledger: Ledger, contracts: Contracts, blobs: BlobStore) -> Anchors {
+        Anchors {
+            db,
+            ledger,
+            contracts,
+            blobs,
+        }
+    }
+
+    fn records(&self) -> Records::RecordsInstance<DynProvider> {
+        Records::new(self.contracts.records, self.ledger.provider().clone())
+    }
+
     /// A stored record against its anchor on chain: its details always, its body when
     /// `with_body` (or when its anchor covers the body alone, since its details are then
     /// judged by its body); the body, when it was fetched and matches.
@@ -127,25 +149,24 @@ impl App {
             .getRecord(row.id)
             .call()
             .await
-            .map_err(|e| self.ledger().call_error(e))?;
+            .map_err(|e| self.ledger.call_error(e))?;
         if !with_body && row.blob_hash.is_some() {
             return Ok((judge(&anchor, row, None), None));
         }
-        let body = self.blobs().get(&blob_key(&row.id)).await?;
+        let body = self.blobs.get(&blob_key(&row.id)).await?;
         let checked = judge(&anchor, row, Some(body.as_deref()));
         let body = body.filter(|_| checked.file == Some(Integrity::Verified));
         Ok((checked, body))
     }
 
     /// Checks every stored record against its anchor on chain.
-    pub async fn verify_blobs(&self) -> Result<BlobReport> {
-        let deployed_at = self.contracts().deployed_at;
+    pub(crate) async fn verify_blobs(&self) -> Result<BlobReport> {
         verify_rows(
-            RecordsTable(self.db()),
-            self.ledger(),
+            RecordsTable(&self.db),
+            &self.ledger,
             &self.records(),
-            deployed_at,
-            self.blobs(),
+            self.contracts.deployed_at,
+            &self.blobs,
         )
         .await
     }

@@ -172,7 +172,7 @@ impl App {
         row: &RecordRow,
         allowed: &Allowed,
     ) -> Result<(Option<Unlogged<PrescriptionBody>>, Option<Integrity>)> {
-        let (checked, body) = self.check_record(row, true).await?;
+        let (checked, body) = self.anchors().check_record(row, true).await?;
         let Some(blob) = body.filter(|_| checked.details) else {
             return Ok((None, checked.file));
         };

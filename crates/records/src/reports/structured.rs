@@ -670,7 +670,7 @@ impl App {
         let Some(sealed) = &row.resources else {
             return Ok(Unlogged::nothing(Vec::new()));
         };
-        let (checked, _) = self.check_record(row, false).await?;
+        let (checked, _) = self.anchors().check_record(row, false).await?;
         if !checked.details {
             return Ok(Unlogged::nothing(Vec::new()));
         }
@@ -793,7 +793,7 @@ impl App {
             if row.kind == RecordKind::Prescription {
                 continue;
             }
-            let (checked, _) = self.check_record(&row, false).await?;
+            let (checked, _) = self.anchors().check_record(&row, false).await?;
             if !checked.details {
                 continue;
             }
