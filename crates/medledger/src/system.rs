@@ -497,7 +497,13 @@ async fn seed_demo(
     bootstrap: Option<&Bootstrap>,
     admin_password: Option<&str>,
 ) -> anyhow::Result<DemoOutcome> {
-    if !app.hospitals(None, None).await.map_err(domain)?.is_empty() {
+    if !app
+        .people()
+        .hospitals(None, None)
+        .await
+        .map_err(domain)?
+        .is_empty()
+    {
         return Ok(DemoOutcome::AlreadySeeded);
     }
     let generated = bootstrap.and_then(|b| b.generated_password.as_deref());

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use alloy::providers::DynProvider;
 
 use crate::{
-    contracts::{Consent, Contracts, Research},
+    contracts::{Consent, Contracts},
     db::Db,
     error::{Error, Result},
     index::{Events, Indexer},
@@ -152,12 +152,13 @@ impl Access {
     }
 
     fn consent(&self) -> Consent::ConsentInstance<DynProvider> {
-        Consent::new(self.contracts.consent, self.ledger.provider().clone())
+        self.contracts.consent_on(&self.ledger)
     }
 
     /// Whether `patient`'s opt-in to study `id` is live, as the chain says now.
     pub(crate) async fn opted_in(&self, patient: Address, id: u64) -> Result<bool> {
-        Research::new(self.contracts.research, self.ledger.provider().clone())
+        self.contracts
+            .research_on(&self.ledger)
             .isOptedIn(patient, id)
             .call()
             .await

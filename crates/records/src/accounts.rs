@@ -184,7 +184,12 @@ impl App {
                 (Some(keystore), Some(hash), enc_public)
             }
             NewKey::Wallet(login) => {
-                if self.account_by_address(login.address).await?.is_some() {
+                if self
+                    .people()
+                    .account_by_address(login.address)
+                    .await?
+                    .is_some()
+                {
                     return Err(Error::conflict(
                         "this wallet's account has an account here already: sign in with it",
                     ));
@@ -258,7 +263,7 @@ impl App {
         if let Some(password) = password {
             check_password(password)?;
         }
-        if self.account_by_name(username).await?.is_some() {
+        if self.people().account_by_name(username).await?.is_some() {
             return Err(Error::conflict("this user name is taken"));
         }
         Ok(())
@@ -274,21 +279,6 @@ impl App {
             self.wraps().drop_all(&object).await?;
         }
         Users(self.db()).forget_pending(account).await
-    }
-
-    pub async fn account_by_name(&self, username: &str) -> Result<Option<Account>> {
-        Ok(Users(self.db()).by_name(username).await?.map(|u| u.account))
-    }
-
-    pub async fn account_by_address(&self, address: Address) -> Result<Option<Account>> {
-        Ok(Users(self.db())
-            .by_address(address)
-            .await?
-            .map(|u| u.account))
-    }
-
-    pub async fn accounts_with_role(&self, role: Role) -> Result<Vec<Account>> {
-        Users(self.db()).with_role(role).await
     }
 
     /// Checks a password and unlocks the person's keys. An unknown name and a wrong password get

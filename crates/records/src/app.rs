@@ -27,6 +27,7 @@ use crate::{
     limits::Limiter,
     mfa::SecondFactors,
     model::Role,
+    people::People,
     reports::Anchors,
     sessions::Sessions,
     store::{
@@ -114,6 +115,8 @@ struct Inner {
     readlog: ReadLog,
     /// Who may see what, as the chain says (`access.rs`).
     access: Access,
+    /// Who is who (`people.rs`).
+    people: People,
 }
 
 pub const ADMIN_USERNAME: &str = "admin";
@@ -193,6 +196,7 @@ impl App {
             indexer.clone(),
             keyring.clone(),
         );
+        let people = People::new(db.clone(), options.ledger.clone(), contracts);
         let sessions = Sessions::new(db.clone(), options.session_idle);
         let anchors = Anchors::new(
             db.clone(),
@@ -237,6 +241,7 @@ impl App {
                 indexer,
                 readlog,
                 access,
+                people,
             }),
         };
         // Writes a crash left open are settled before anything else runs. A SQLite file has one
@@ -285,6 +290,11 @@ impl App {
             .readlog
             .disclose(reader, shown, purpose, how)
             .await
+    }
+
+    /// Who is who: accounts, roles, the directory.
+    pub fn people(&self) -> &People {
+        &self.inner.people
     }
 
     /// Who may see what (the Consent and Research bindings): the only maker of access proofs.
@@ -450,20 +460,6 @@ impl App {
         self.inner.journal.open_writes().await
     }
 
-    /// How many hospitals, doctors and patients the Registry holds.
-    pub async fn directory_counts(&self) -> Result<(u64, u64, u64)> {
-        let registry = self.registry();
-        let e = |e| self.inner.ledger.call_error(e);
-        let hospitals = registry.hospitalCount().call().await.map_err(e)?;
-        let doctors = registry.doctorCount().call().await.map_err(e)?;
-        let patients = registry.patientCount().call().await.map_err(e)?;
-        Ok((
-            hospitals,
-            doctors.try_into().unwrap_or(u64::MAX),
-            patients.try_into().unwrap_or(u64::MAX),
-        ))
-    }
-
     pub fn emergency_window(&self) -> Duration {
         self.inner.emergency_window
     }
@@ -525,17 +521,11 @@ impl App {
     }
 
     pub(crate) fn registry(&self) -> Registry::RegistryInstance<DynProvider> {
-        Registry::new(
-            self.inner.contracts.registry,
-            self.inner.ledger.provider().clone(),
-        )
+        self.inner.contracts.registry_on(&self.inner.ledger)
     }
 
     pub(crate) fn consent(&self) -> Consent::ConsentInstance<DynProvider> {
-        Consent::new(
-            self.inner.contracts.consent,
-            self.inner.ledger.provider().clone(),
-        )
+        self.inner.contracts.consent_on(&self.inner.ledger)
     }
 
     /// What the health check reports: the chain, and whether the database and blob store answer.
@@ -581,17 +571,6 @@ impl App {
                 },
             },
         }
-    }
-
-    /// The on-chain role of `account`, as the Registry says.
-    pub async fn role_on_chain(&self, account: Address) -> Result<Role> {
-        let role = self
-            .registry()
-            .roleOf(account)
-            .call()
-            .await
-            .map_err(|e| self.inner.ledger.call_error(e))?;
-        Role::try_from(role).map_err(|v| Error::internal("roleOf", format!("unknown role {v}")))
     }
 }
 

@@ -423,14 +423,6 @@ impl App {
             _ => format!("viewed the list of records ({n}: {})", titles.join(", ")),
         })
     }
-
-    /// A name to show for an account: a doctor's directory name, else the user name.
-    pub(crate) async fn display_name(&self, account: Address) -> Result<Option<String>> {
-        if self.role_on_chain(account).await? == Role::Doctor {
-            return Ok(Some(self.doctor(account).await?.name));
-        }
-        Ok(self.account_by_address(account).await?.map(|a| a.username))
-    }
 }
 
 /// What reading one log asks the chain and the database again and again, asked once.
@@ -447,7 +439,7 @@ impl Context<'_> {
         if let Some(n) = self.names.get(&account) {
             return Ok(n.clone());
         }
-        let n = app.display_name(account).await?;
+        let n = app.people().display_name(account).await?;
         self.names.insert(account, n.clone());
         Ok(n)
     }

@@ -42,7 +42,7 @@ impl App {
     /// Seeds the demo, signed by `admin`. Does nothing (and returns no logins) if the directory
     /// already has hospitals.
     pub async fn seed_demo(&self, admin: &Person) -> Result<Vec<Login>> {
-        if !self.hospitals(None, None).await?.is_empty() {
+        if !self.people().hospitals(None, None).await?.is_empty() {
             return Ok(Vec::new());
         }
         let mut logins = Vec::new();

@@ -1,10 +1,7 @@
 //! The public directory on chain: hospitals and doctors (added and suspended by an admin, read by
 //! everyone) and patient sign-up. Patients' names and details stay off chain, sealed.
 
-use alloy::{
-    primitives::{Address, U256},
-    sol_types::SolCall,
-};
+use alloy::{primitives::Address, sol_types::SolCall};
 use medledger_vault::{Dek, seal};
 use serde::{Deserialize, Serialize};
 
@@ -24,18 +21,7 @@ use crate::{
     },
 };
 
-/// A hospital as the directory shows it (public data only).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Hospital {
-    pub id: u64,
-    pub name: String,
-    pub city: String,
-    pub address: String,
-    pub specialties: String,
-    pub services: String,
-    pub contact: String,
-    pub active: bool,
-}
+pub use crate::people::{Doctor, Hospital};
 
 /// What an admin writes about a hospital.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,18 +60,6 @@ impl HospitalInput {
         }
         Ok(())
     }
-}
-
-/// A doctor as the directory shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Doctor {
-    pub address: Address,
-    pub username: Option<String>,
-    pub name: String,
-    pub specialty: String,
-    pub licence_id: String,
-    pub hospital_id: u64,
-    pub active: bool,
 }
 
 /// A patient's sign-up: the account and the personal details kept sealed off chain.
@@ -171,80 +145,14 @@ pub struct ProfileView {
     pub emergency: bool,
 }
 
-fn hospital_from(h: Registry::Hospital) -> Hospital {
-    Hospital {
-        id: h.id,
-        name: h.name,
-        city: h.city,
-        address: h.addr,
-        specialties: h.specialties,
-        services: h.services,
-        contact: h.contact,
-        active: h.active,
-    }
-}
-
-/// Case-insensitive "contains", for directory search.
-fn matches(haystack: &str, needle: Option<&str>) -> bool {
-    needle.is_none_or(|n| haystack.to_lowercase().contains(&n.trim().to_lowercase()))
-}
-
 impl App {
-    fn require_role(&self, person: &Person, role: Role) -> Result<()> {
-        if person.role == role {
-            Ok(())
-        } else {
-            Err(Error::forbidden(format!(
-                "only {} may do this",
-                match role {
-                    Role::Admin => "an admin",
-                    Role::Patient => "a patient",
-                    Role::Doctor => "a doctor",
-                    Role::Researcher => "a researcher",
-                    Role::None => "nobody",
-                }
-            )))
-        }
-    }
-
-    pub(crate) fn require_admin(&self, person: &Person) -> Result<()> {
-        self.require_role(person, Role::Admin)
-    }
-
-    pub(crate) fn require_patient(&self, person: &Person) -> Result<()> {
-        self.require_role(person, Role::Patient)
-    }
-
-    pub(crate) fn require_doctor(&self, person: &Person) -> Result<()> {
-        self.require_role(person, Role::Doctor)
-    }
-
-    /// A doctor whom the chain holds active at an active hospital; a suspension takes effect on
-    /// the very next request.
-    pub(crate) async fn require_active_doctor(&self, person: &Person) -> Result<()> {
-        self.require_doctor(person)?;
-        let active = self
-            .registry()
-            .isActiveDoctor(person.address)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        if active {
-            Ok(())
-        } else {
-            Err(Error::forbidden(
-                "your doctor account or your hospital is suspended",
-            ))
-        }
-    }
-
     /// An admin's write to the Registry, signed by the admin.
     async fn registry_write(
         &self,
         admin: &Person,
         input: Vec<u8>,
     ) -> Result<(TxInfo, alloy::rpc::types::TransactionReceipt)> {
-        self.require_role(admin, Role::Admin)?;
+        self.people().require_role(admin, Role::Admin)?;
         let registry = self.contracts().registry;
         self.write(&admin.signer, registry, input, Follow::Nothing)
             .await?
@@ -256,7 +164,7 @@ impl App {
         admin: &Person,
         input: &HospitalInput,
     ) -> Result<(u64, TxInfo)> {
-        self.require_role(admin, Role::Admin)?;
+        self.people().require_role(admin, Role::Admin)?;
         input.check()?;
         let call = Registry::addHospitalCall {
             name: input.name.trim().to_string(),
@@ -280,7 +188,7 @@ impl App {
         id: u64,
         input: &HospitalInput,
     ) -> Result<TxInfo> {
-        self.require_role(admin, Role::Admin)?;
+        self.people().require_role(admin, Role::Admin)?;
         input.check()?;
         let call = Registry::updateHospitalCall {
             id,
@@ -308,38 +216,6 @@ impl App {
         Ok(self.registry_write(admin, input).await?.0)
     }
 
-    pub async fn hospital(&self, id: u64) -> Result<Hospital> {
-        let h = self
-            .registry()
-            .getHospital(id)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        Ok(hospital_from(h))
-    }
-
-    /// Every hospital, filtered by city and specialty (case-insensitive substrings).
-    pub async fn hospitals(
-        &self,
-        city: Option<&str>,
-        specialty: Option<&str>,
-    ) -> Result<Vec<Hospital>> {
-        let count = self
-            .registry()
-            .hospitalCount()
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        let mut out = Vec::new();
-        for id in 1..=count {
-            let h = self.hospital(id).await?;
-            if matches(&h.city, city) && matches(&h.specialties, specialty) {
-                out.push(h);
-            }
-        }
-        Ok(out)
-    }
-
     pub async fn set_doctor_active(
         &self,
         admin: &Person,
@@ -352,51 +228,6 @@ impl App {
             Registry::suspendDoctorCall { account }.abi_encode()
         };
         Ok(self.registry_write(admin, input).await?.0)
-    }
-
-    pub async fn doctor(&self, account: Address) -> Result<Doctor> {
-        let d = self
-            .registry()
-            .getDoctor(account)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        let username = self.account_by_address(account).await?.map(|a| a.username);
-        Ok(Doctor {
-            address: d.account,
-            username,
-            name: d.name,
-            specialty: d.specialty,
-            licence_id: d.licenceId,
-            hospital_id: d.hospitalId,
-            active: d.active,
-        })
-    }
-
-    /// Every doctor, optionally only those of one hospital.
-    pub async fn doctors(&self, hospital: Option<u64>) -> Result<Vec<Doctor>> {
-        let count = self
-            .registry()
-            .doctorCount()
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        let mut out = Vec::new();
-        let mut i = U256::ZERO;
-        while i < count {
-            let account = self
-                .registry()
-                .doctorAt(i)
-                .call()
-                .await
-                .map_err(|e| self.ledger().call_error(e))?;
-            let doctor = self.doctor(account).await?;
-            if hospital.is_none_or(|h| h == doctor.hospital_id) {
-                out.push(doctor);
-            }
-            i += U256::from(1);
-        }
-        Ok(out)
     }
 
     /// A patient signs up: an account, their sealed details, and their registration on chain
@@ -552,13 +383,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_search_terms() {
+    fn dates_are_iso() {
         assert!(is_iso_date("1980-04-23"));
         assert!(!is_iso_date("1980-13-01"));
         assert!(!is_iso_date("23/04/1980"));
-        assert!(matches("Lyon", Some("ly")));
-        assert!(matches("Cardiology, Oncology", Some(" oncology ")));
-        assert!(!matches("Paris", Some("lyon")));
-        assert!(matches("anything", None));
     }
 }

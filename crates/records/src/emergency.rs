@@ -76,12 +76,13 @@ impl App {
         patient: Address,
         reason: &str,
     ) -> Result<(Emergency, TxInfo)> {
-        self.require_doctor(doctor)?;
+        self.people().require_doctor(doctor)?;
         let reason = reason.trim();
         if reason.is_empty() || reason.len() > 2000 {
             return Err(Error::invalid("give a reason of 1 to 2000 characters"));
         }
         let patient_account = self
+            .people()
             .account_by_address(patient)
             .await?
             .filter(|a| a.role == Role::Patient)
@@ -302,15 +303,16 @@ impl App {
             let tx_hash = log.transaction_hash.unwrap_or_default();
             let (reason, declared_outside) =
                 self.declared_reason(person, &tx_hash, e.reasonHash).await?;
-            let doctor = self.doctor(e.doctor).await?;
+            let doctor = self.people().doctor(e.doctor).await?;
             let hospital = self
+                .people()
                 .hospital(doctor.hospital_id)
                 .await
                 .map(|h| h.name)
                 .unwrap_or_default();
             let ended_by = (e.endedBy != Address::ZERO).then_some(e.endedBy);
             let ended_by_name = match ended_by {
-                Some(a) => self.display_name(a).await?,
+                Some(a) => self.people().display_name(a).await?,
                 None => None,
             };
             let used = if person.role == Role::Patient {

@@ -85,7 +85,7 @@ impl App {
         admin: &Person,
         input: &DoctorInvite,
     ) -> Result<(NewInvite, TxInfo)> {
-        self.require_admin(admin)?;
+        self.people().require_admin(admin)?;
         let name = input.name.trim();
         if name.is_empty() {
             return Err(Error::invalid("a doctor needs a name"));
@@ -93,7 +93,7 @@ impl App {
         if name.len() > 200 || input.specialty.len() > 200 || input.licence_id.len() > 100 {
             return Err(Error::invalid("name, specialty or licence id is too long"));
         }
-        self.hospital(input.hospital_id).await?;
+        self.people().hospital(input.hospital_id).await?;
         let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
         let (token, key) = new_link()?;
         let call = Registry::inviteDoctorCall {
@@ -136,7 +136,7 @@ impl App {
         admin: &Person,
         name: &str,
     ) -> Result<(NewInvite, TxInfo)> {
-        self.require_admin(admin)?;
+        self.people().require_admin(admin)?;
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
             return Err(Error::invalid("a name of 1 to 200 characters is required").on("name"));
@@ -160,7 +160,7 @@ impl App {
         name: &str,
         call: impl FnOnce(Address, u64) -> Vec<u8>,
     ) -> Result<(NewInvite, TxInfo)> {
-        self.require_admin(admin)?;
+        self.people().require_admin(admin)?;
         let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
         let (token, key) = new_link()?;
         let input = call(key.address(), expires_at);
@@ -254,7 +254,7 @@ impl App {
 
     /// The invitations an admin made that are still open.
     pub async fn open_invites(&self, admin: &Person) -> Result<Vec<InviteView>> {
-        self.require_admin(admin)?;
+        self.people().require_admin(admin)?;
         let mut out = Vec::new();
         for key in Invites(self.db()).unused().await? {
             let view = self.invite_view(key).await?;
@@ -267,7 +267,7 @@ impl App {
 
     /// An admin withdraws an invitation nobody took up.
     pub async fn withdraw_invite(&self, admin: &Person, key: Address) -> Result<TxInfo> {
-        self.require_admin(admin)?;
+        self.people().require_admin(admin)?;
         let call = Registry::revokeInviteCall { inviteKey: key };
         let registry = self.contracts().registry;
         Ok(self

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod limits;
 pub mod mfa;
 pub mod model;
+pub mod people;
 pub mod person;
 pub mod reports;
 pub mod research;

@@ -211,7 +211,7 @@ impl App {
         report: NewReport,
         with: &ShareWith,
     ) -> Result<Shared> {
-        self.require_patient(patient)?;
+        self.people().require_patient(patient)?;
         let checked = self.check_report(&report)?;
         if !with.doctors.is_empty() || with.hospital.is_some() {
             // Each step is its own transaction in the person's wallet: sharing, then each
@@ -228,10 +228,16 @@ impl App {
                 );
             }
             for doctor in &with.doctors {
-                self.doctor(*doctor).await.map_err(|e| e.on("share_with"))?;
+                self.people()
+                    .doctor(*doctor)
+                    .await
+                    .map_err(|e| e.on("share_with"))?;
             }
             if let Some(h) = with.hospital {
-                self.hospital(h).await.map_err(|e| e.on("hospital_id"))?;
+                self.people()
+                    .hospital(h)
+                    .await
+                    .map_err(|e| e.on("hospital_id"))?;
             }
         }
         let (record, tx) = self.store_report(patient, report, checked).await?;
@@ -309,7 +315,7 @@ impl App {
         patient: &Person,
         report: NewReport,
     ) -> Result<(RecordView, TxInfo)> {
-        self.require_patient(patient)?;
+        self.people().require_patient(patient)?;
         let checked = self.check_report(&report)?;
         self.store_report(patient, report, checked).await
     }
@@ -416,6 +422,7 @@ impl App {
             self.blobs().put(&blob_key(&id), sealed).await?;
             RecordsTable(self.db()).insert(&row).await?;
             let patient_key = self
+                .people()
                 .account_by_address(patient)
                 .await?
                 .ok_or_else(|| Error::not_found("there is no such patient"))?
@@ -557,7 +564,7 @@ impl App {
     /// A patient's own records (reports and others; prescriptions are listed apart), each
     /// checked against its anchor (with its file too when `verify` is set).
     pub async fn my_records(&self, patient: &Person, verify: bool) -> Result<Vec<RecordView>> {
-        self.require_patient(patient)?;
+        self.people().require_patient(patient)?;
         let mut out = Vec::new();
         for row in self.record_rows(Whose::Patient, patient.address).await? {
             if row.kind != RecordKind::Prescription {
@@ -627,7 +634,7 @@ impl App {
                 return Err(Error::forbidden("a patient sees only their own records"));
             }
             Role::Patient => {}
-            _ => self.require_active_doctor(reader).await?,
+            _ => self.people().require_active_doctor(reader).await?,
         }
         let mut kept = Vec::new();
         for row in self.record_rows(Whose::Patient, patient).await? {
@@ -665,7 +672,7 @@ impl App {
         patient: Address,
         purpose: Purpose,
     ) -> Result<Unlogged<Vec<RecordView>>> {
-        self.require_active_doctor(doctor).await?;
+        self.people().require_active_doctor(doctor).await?;
         let mut out = Unlogged::nothing(Vec::new());
         for row in self.record_rows(Whose::Patient, patient).await? {
             if let Some(allowed) = self.access().record_allowed(doctor, &row, purpose).await? {

@@ -180,7 +180,7 @@ impl GrantView {
 impl App {
     /// A patient grants access, on chain, then wraps the covered records' keys for the grantees.
     pub async fn grant(&self, patient: &Person, input: &GrantInput) -> Result<(GrantView, TxInfo)> {
-        self.require_patient(patient)?;
+        self.people().require_patient(patient)?;
         let scope = input.scope;
         let grantee = input.grantee()?;
         let mask = input.kinds.iter().fold(0u8, |m, k| m | k.mask_bit());
@@ -308,7 +308,7 @@ impl App {
         match person.role {
             Role::Patient => self.grants_of(person.address).await,
             Role::Doctor => {
-                self.require_active_doctor(person).await?;
+                self.people().require_active_doctor(person).await?;
                 self.grants_to(person).await
             }
             _ => Err(Error::forbidden("only patients and doctors have grants")),
@@ -317,7 +317,7 @@ impl App {
 
     /// The grants given to a doctor or to their hospital (the caller checked they are active).
     async fn grants_to(&self, doctor: &Person) -> Result<Vec<GrantView>> {
-        let hospital = self.doctor(doctor.address).await?.hospital_id;
+        let hospital = self.people().doctor(doctor.address).await?.hospital_id;
         let mut out = Vec::new();
         for id in Grants(self.db()).to(doctor.address, hospital).await? {
             out.push(self.grant_view(id).await?);
@@ -348,7 +348,7 @@ impl App {
 
     /// A patient revokes a grant; the grantees' wrapped keys go with it.
     pub async fn revoke(&self, patient: &Person, id: u64) -> Result<TxInfo> {
-        self.require_patient(patient)?;
+        self.people().require_patient(patient)?;
         let call = Consent::revokeCall { id: U256::from(id) };
         let consent = self.contracts().consent;
         let (tx, _) = self
@@ -391,7 +391,7 @@ impl App {
                     if let std::collections::hash_map::Entry::Vacant(slot) =
                         hospital_doctors.entry(h)
                     {
-                        let ds = self.doctors(Some(h)).await?;
+                        let ds = self.people().doctors(Some(h)).await?;
                         slot.insert(ds.into_iter().map(|d| d.address).collect());
                     }
                     hospital_doctors[&h].clone()
@@ -467,7 +467,7 @@ impl App {
                 else {
                     continue;
                 };
-                if let Some(account) = self.account_by_address(address).await? {
+                if let Some(account) = self.people().account_by_address(address).await? {
                     self.keyring()
                         .share(wraps, &allowed, secret, &account.enc_public)
                         .await?;
@@ -515,7 +515,7 @@ impl App {
     /// Each patient who shares with an active `doctor` now: until when, and whether only by an
     /// open emergency.
     async fn sharing_with(&self, doctor: &Person) -> Result<BTreeMap<Address, (u64, bool)>> {
-        self.require_active_doctor(doctor).await?;
+        self.people().require_active_doctor(doctor).await?;
         // patient => (access until, by emergency)
         let mut until: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
         for g in self.grants_to(doctor).await? {

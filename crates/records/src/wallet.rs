@@ -297,6 +297,7 @@ impl App {
     /// mined): enough of a session to complete that registration.
     pub async fn wallet_newcomer(&self, login: WalletLogin) -> Result<Person> {
         let account = self
+            .people()
             .account_by_address(login.address)
             .await?
             .ok_or_else(|| Error::internal("wallet sign-up", "no account"))?;

@@ -133,7 +133,7 @@ impl Anchors {
     }
 
     fn records(&self) -> Records::RecordsInstance<DynProvider> {
-        Records::new(self.contracts.records, self.ledger.provider().clone())
+        self.contracts.records_on(&self.ledger)
     }
 
     /// A stored record against its anchor on chain: its details always, its body when

@@ -53,7 +53,7 @@ impl App {
         patient: Address,
         body: &PrescriptionBody,
     ) -> Result<(PrescriptionView, TxInfo)> {
-        self.require_doctor(doctor)?;
+        self.people().require_doctor(doctor)?;
         if body.medications.is_empty() || body.medications.len() > 50 {
             return Err(Error::invalid(
                 "a prescription has 1 to 50 medication lines",

@@ -703,7 +703,7 @@ impl App {
                 return Err(Error::forbidden("a patient sees only their own records"));
             }
             Role::Patient => {}
-            _ => self.require_active_doctor(reader).await?,
+            _ => self.people().require_active_doctor(reader).await?,
         }
         let mut looked_into = Unlogged::nothing(Vec::new());
         for row in self.record_rows(Whose::Patient, patient).await? {
@@ -745,7 +745,7 @@ impl App {
             .ok_or_else(missing)?;
         let row = self.record_row(&id).await?;
         if reader.role == Role::Doctor {
-            self.require_active_doctor(reader).await?;
+            self.people().require_active_doctor(reader).await?;
         }
         let allowed = self
             .access()

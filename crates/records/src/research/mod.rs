@@ -121,7 +121,7 @@ impl App {
         admin: &Person,
         study: &NewStudy,
     ) -> Result<(StudyView, TxInfo)> {
-        self.require_admin(admin)?;
+        self.people().require_admin(admin)?;
         let title = study.title.trim();
         if title.is_empty() || title.len() > 200 {
             return Err(Error::invalid("a title of 1 to 200 characters is required").on("title"));
@@ -303,7 +303,7 @@ impl App {
     /// A patient joins a running study, or leaves one, by their own transaction; from their
     /// leaving on, no export includes them.
     pub async fn take_part(&self, patient: &Person, id: u64, choice: Choice) -> Result<TxInfo> {
-        self.require_patient(patient)?;
+        self.people().require_patient(patient)?;
         let study = self.study(patient, id).await?;
         let joined = study.opted_in == Some(true);
         let input = match choice {

@@ -34,6 +34,7 @@ pub(crate) async fn hospitals(
 ) -> ApiResult<Response> {
     let list = state
         .app
+        .people()
         .hospitals(q.city.as_deref(), q.specialty.as_deref())
         .await?;
     Ok(axum::Json(json!({ "hospitals": list })).into_response())
@@ -48,7 +49,7 @@ pub(crate) async fn hospital(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let h = state.app.hospital(hospital_id(&id)?).await?;
+    let h = state.app.people().hospital(hospital_id(&id)?).await?;
     Ok(axum::Json(h).into_response())
 }
 
@@ -59,7 +60,7 @@ pub(crate) async fn add_hospital(
     Json(body): Json<HospitalInput>,
 ) -> ApiResult<Response> {
     let (id, tx) = state.app.add_hospital(&auth.person, &body).await?;
-    let h = state.app.hospital(id).await?;
+    let h = state.app.people().hospital(id).await?;
     Ok(written(StatusCode::CREATED, h, &tx))
 }
 
@@ -72,7 +73,7 @@ pub(crate) async fn update_hospital(
 ) -> ApiResult<Response> {
     let id = hospital_id(&id)?;
     let tx = state.app.update_hospital(&auth.person, id, &body).await?;
-    let h = state.app.hospital(id).await?;
+    let h = state.app.people().hospital(id).await?;
     Ok(written(StatusCode::OK, h, &tx))
 }
 
@@ -87,7 +88,7 @@ async fn set_hospital(
         .app
         .set_hospital_active(&auth.person, id, active)
         .await?;
-    let h = state.app.hospital(id).await?;
+    let h = state.app.people().hospital(id).await?;
     Ok(written(StatusCode::OK, h, &tx))
 }
 
@@ -119,7 +120,7 @@ pub(crate) async fn doctors(
     State(state): State<ApiState>,
     Query(q): Query<DoctorSearch>,
 ) -> ApiResult<Response> {
-    let list = state.app.doctors(q.hospital_id).await?;
+    let list = state.app.people().doctors(q.hospital_id).await?;
     Ok(axum::Json(json!({ "doctors": list })).into_response())
 }
 
@@ -132,7 +133,7 @@ pub(crate) async fn doctor(
     State(state): State<ApiState>,
     Path(account): Path<String>,
 ) -> ApiResult<Response> {
-    let d = state.app.doctor(address(&account)?).await?;
+    let d = state.app.people().doctor(address(&account)?).await?;
     Ok(axum::Json(d).into_response())
 }
 
@@ -241,7 +242,7 @@ async fn set_doctor(
         .app
         .set_doctor_active(&auth.person, account, active)
         .await?;
-    let d = state.app.doctor(account).await?;
+    let d = state.app.people().doctor(account).await?;
     Ok(written(StatusCode::OK, d, &tx))
 }
 

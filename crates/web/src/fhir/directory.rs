@@ -24,7 +24,7 @@ pub(crate) async fn practitioner(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> FhirResult<Fhir> {
-    let d = state.app.doctor(account_id(&id)?).await?;
+    let d = state.app.people().doctor(account_id(&id)?).await?;
     Ok(Fhir(practitioner_resource(&d).to_json()))
 }
 
@@ -33,7 +33,7 @@ pub(crate) async fn practitioner_role(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> FhirResult<Fhir> {
-    let d = state.app.doctor(account_id(&id)?).await?;
+    let d = state.app.people().doctor(account_id(&id)?).await?;
     Ok(Fhir(role_resource(&d).to_json()))
 }
 
@@ -45,7 +45,7 @@ pub(crate) async fn organization(
     let id: u64 = id.parse().map_err(|_| {
         FhirError::new(Kind::NotFound, format!("no Organization has the id {id:?}"))
     })?;
-    let h = state.app.hospital(id).await?;
+    let h = state.app.people().hospital(id).await?;
     Ok(Fhir(organization_resource(&h).to_json()))
 }
 
@@ -60,6 +60,7 @@ pub(crate) async fn practitioners(
     let name = search.one("name")?;
     let all = state
         .app
+        .people()
         .doctors(None)
         .await?
         .iter()
@@ -87,6 +88,7 @@ pub(crate) async fn practitioner_roles(
         .map(|o| o.trim_start_matches("Organization/").to_string());
     let all = state
         .app
+        .people()
         .doctors(None)
         .await?
         .iter()
@@ -113,6 +115,7 @@ pub(crate) async fn organizations(
     let name = search.one("name")?;
     let all = state
         .app
+        .people()
         .hospitals(None, None)
         .await?
         .iter()

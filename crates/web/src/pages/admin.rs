@@ -37,8 +37,12 @@ pub(crate) fn router() -> Router<ApiState> {
 
 async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Admin)?;
-    let (hospitals, doctors, patients) =
-        state.app.directory_counts().await.or_page(&page, &state)?;
+    let (hospitals, doctors, patients) = state
+        .app
+        .people()
+        .directory_counts()
+        .await
+        .or_page(&page, &state)?;
     let (latest, blocks) = state
         .app
         .explorer()
@@ -82,7 +86,12 @@ async fn hospitals_page(
     values: Value,
     error: Option<String>,
 ) -> PageResult {
-    let list = state.app.hospitals(None, None).await.or_page(page, state)?;
+    let list = state
+        .app
+        .people()
+        .hospitals(None, None)
+        .await
+        .or_page(page, state)?;
     let tx = page.tx_box(state).await;
     Ok(page.render_status(
         state,
@@ -132,7 +141,12 @@ async fn hospital(
 ) -> PageResult {
     page.require(&state, Role::Admin)?;
     let id = hospital_id(&page, &state, &raw)?;
-    let h = state.app.hospital(id).await.or_page(&page, &state)?;
+    let h = state
+        .app
+        .people()
+        .hospital(id)
+        .await
+        .or_page(&page, &state)?;
     let tx = page.tx_box(&state).await;
     Ok(page.render(
         &state,
@@ -158,7 +172,12 @@ async fn update_hospital(
         // A wallet's call: the page that hands it to the wallet.
         Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
         Err(e) => {
-            let h = state.app.hospital(id).await.or_page(&page, &state)?;
+            let h = state
+                .app
+                .people()
+                .hospital(id)
+                .await
+                .or_page(&page, &state)?;
             Ok(page.render_status(
                 &state,
                 crate::error::answered(&e),
@@ -197,8 +216,18 @@ async fn doctors_page(
     extra: Value,
 ) -> PageResult {
     let me = page.require(state, Role::Admin)?;
-    let list = state.app.doctors(None).await.or_page(page, state)?;
-    let hospitals = state.app.hospitals(None, None).await.or_page(page, state)?;
+    let list = state
+        .app
+        .people()
+        .doctors(None)
+        .await
+        .or_page(page, state)?;
+    let hospitals = state
+        .app
+        .people()
+        .hospitals(None, None)
+        .await
+        .or_page(page, state)?;
     let invites = state.app.open_invites(&me).await.or_page(page, state)?;
     let names: std::collections::BTreeMap<String, String> = hospitals
         .iter()

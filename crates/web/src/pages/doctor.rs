@@ -166,6 +166,7 @@ async fn emergency(
         Ok(a) => a,
         Err(_) => match state
             .app
+            .people()
             .account_by_name(who)
             .await
             .or_page(&page, &state)?

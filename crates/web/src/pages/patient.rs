@@ -94,8 +94,13 @@ async fn download(
 }
 
 async fn share_context(state: &ApiState) -> minijinja::Value {
-    let doctors = state.app.doctors(None).await.unwrap_or_default();
-    let hospitals = state.app.hospitals(None, None).await.unwrap_or_default();
+    let doctors = state.app.people().doctors(None).await.unwrap_or_default();
+    let hospitals = state
+        .app
+        .people()
+        .hospitals(None, None)
+        .await
+        .unwrap_or_default();
     context! { doctors => v(&doctors), hospitals => v(&hospitals) }
 }
 
@@ -176,7 +181,7 @@ async fn prescriptions(State(state): State<ApiState>, page: Page) -> PageResult 
     let list = state.app.prescriptions(&me).await.or_page(&page, &state)?;
     let mut doctors = std::collections::BTreeMap::new();
     for p in &list {
-        if let Ok(d) = state.app.doctor(p.doctor).await {
+        if let Ok(d) = state.app.people().doctor(p.doctor).await {
             doctors.insert(address_key(p.doctor), d.name);
         }
     }
@@ -200,8 +205,18 @@ async fn sharing_page(
     error: Option<String>,
 ) -> PageResult {
     let grants = state.app.grants(me).await.or_page(page, state)?;
-    let doctors = state.app.doctors(None).await.or_page(page, state)?;
-    let hospitals = state.app.hospitals(None, None).await.or_page(page, state)?;
+    let doctors = state
+        .app
+        .people()
+        .doctors(None)
+        .await
+        .or_page(page, state)?;
+    let hospitals = state
+        .app
+        .people()
+        .hospitals(None, None)
+        .await
+        .or_page(page, state)?;
     let names: std::collections::BTreeMap<String, String> = doctors
         .iter()
         .map(|d| (address_key(d.address), d.name.clone()))

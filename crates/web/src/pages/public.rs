@@ -394,6 +394,7 @@ async fn hospitals(State(state): State<ApiState>, page: Page) -> PageResult {
         .cloned();
     let list = state
         .app
+        .people()
         .hospitals(city.as_deref(), specialty.as_deref())
         .await
         .or_page(&page, &state)?;

@@ -378,7 +378,14 @@ async fn login_returns_to_the_page_asked_for_and_errors_stay_next_to_their_field
     for id in ["e-username", "e-password", "e-password2", "e-name"] {
         assert!(html.contains(&format!("id=\"{id}\"")), "{id}: {html}");
     }
-    assert!(t.app.account_by_name("bad name").await.unwrap().is_none());
+    assert!(
+        t.app
+            .people()
+            .account_by_name("bad name")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

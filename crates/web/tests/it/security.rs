@@ -703,7 +703,14 @@ async fn malformed_requests_get_clear_4xx_answers() {
     assert_eq!(hospitals["hospitals"].as_array().unwrap().len(), 0);
     let (_, doctors) = t.get("/api/v1/doctors", None).await;
     assert_eq!(doctors["doctors"].as_array().unwrap().len(), 0);
-    assert!(t.app.account_by_name("dr.x").await.unwrap().is_none());
+    assert!(
+        t.app
+            .people()
+            .account_by_name("dr.x")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A doctor name that failed on chain can be used again.
     let hospital = t.add_hospital(&admin, "Central", "Lyon").await;
     t.add_doctor(&admin, "dr.x", hospital).await;

@@ -542,8 +542,22 @@ async fn the_operator_cannot_become_a_doctor_doctors_enrol_through_one_time_link
             .unwrap()
             .contains("expired")
     );
-    assert!(t.app.account_by_name("dr.w").await.unwrap().is_none());
-    assert!(t.app.account_by_name("dr.e").await.unwrap().is_none());
+    assert!(
+        t.app
+            .people()
+            .account_by_name("dr.w")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        t.app
+            .people()
+            .account_by_name("dr.e")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Another admin enrols the same way; a doctor cannot invite anyone.
     let (status, body) = t.post("/api/v1/admins", Some(&doctor), json!({})).await;
