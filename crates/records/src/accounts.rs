@@ -269,18 +269,6 @@ impl App {
         Ok(())
     }
 
-    /// Removes an account whose on-chain registration will never be mined (and its profile's
-    /// wrapped keys), so the name can be used again. Safe to repeat.
-    pub(crate) async fn forget_account(&self, account: Address) -> Result<()> {
-        for object in [
-            crate::directory::profile_object(account),
-            crate::directory::contact_object(account),
-        ] {
-            self.wraps().drop_all(&object).await?;
-        }
-        Users(self.db()).forget_pending(account).await
-    }
-
     /// Checks a password and unlocks the person's keys. An unknown name and a wrong password get
     /// the same answer (and about the same time); after five failures in fifteen minutes a name
     /// is refused until the window passes.

@@ -20,6 +20,7 @@ use crate::{
     error::{Error, Result},
     explorer::Explorer,
     faucet::Faucet,
+    follows::{Followups, Writer},
     index::{Events, Indexer},
     journal::{Follow, Journal, Resolved, Sent},
     keyring::Keyring,
@@ -34,6 +35,7 @@ use crate::{
         settings::Settings,
         users::{NewUser, Users},
     },
+    wrapping::Wrapping,
 };
 
 pub use crate::model::{unix_now, unix_now_ms};
@@ -117,6 +119,8 @@ struct Inner {
     access: Access,
     /// Who is who (`people.rs`).
     people: People,
+    /// The write path with what follows each write (`follows.rs`).
+    writer: Writer,
 }
 
 pub const ADMIN_USERNAME: &str = "admin";
@@ -197,6 +201,24 @@ impl App {
             keyring.clone(),
         );
         let people = People::new(db.clone(), options.ledger.clone(), contracts);
+        let wrapping = Wrapping::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            keyring.clone(),
+            access.clone(),
+            people.clone(),
+        );
+        let writer = Writer::new(
+            journal.clone(),
+            Followups::new(
+                db.clone(),
+                options.blobs.clone(),
+                contracts,
+                access.clone(),
+                wrapping,
+            ),
+        );
         let sessions = Sessions::new(db.clone(), options.session_idle);
         let anchors = Anchors::new(
             db.clone(),
@@ -242,6 +264,7 @@ impl App {
                 readlog,
                 access,
                 people,
+                writer,
             }),
         };
         // Writes a crash left open are settled before anything else runs. A SQLite file has one
@@ -400,6 +423,11 @@ impl App {
         &self.inner.journal
     }
 
+    /// The write path as the use cases hold it (the journal and what follows each write).
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
     /// A state change signed by `signer`, journalled (`Journal::write`), its outcome followed
     /// by the use case it belongs to.
     pub(crate) async fn write(
@@ -409,10 +437,7 @@ impl App {
         input: Vec<u8>,
         follow: Follow,
     ) -> Result<Sent> {
-        self.inner
-            .journal
-            .write(self, signer, to, input, follow)
-            .await
+        self.inner.writer.write(signer, to, input, follow).await
     }
 
     /// `Journal::write_after`: what must be stored first, then the write.
@@ -426,8 +451,8 @@ impl App {
         stored: impl std::future::Future<Output = Result<()>>,
     ) -> Result<Sent> {
         self.inner
-            .journal
-            .write_after(self, signer, to, input, follow, secret, stored)
+            .writer
+            .write_after(signer, to, input, follow, secret, stored)
             .await
     }
 
@@ -439,20 +464,17 @@ impl App {
         id: i64,
         hash: alloy::primitives::B256,
     ) -> Result<crate::TxInfo> {
-        self.inner
-            .journal
-            .complete_write(self, person, id, hash)
-            .await
+        self.inner.writer.complete_write(person, id, hash).await
     }
 
     /// Gives up `person`'s prepared write `id` (`Journal::cancel_write`).
     pub async fn cancel_write(&self, person: &crate::accounts::Person, id: i64) -> Result<()> {
-        self.inner.journal.cancel_write(self, person, id).await
+        self.inner.writer.cancel_write(person, id).await
     }
 
     /// Resolves the writes left open at least `min_age_secs` ago (`Journal::resolve`).
     pub async fn resolve_journal(&self, min_age_secs: i64) -> Result<Resolved> {
-        self.inner.journal.resolve(self, min_age_secs).await
+        self.inner.writer.resolve(min_age_secs).await
     }
 
     /// How many writes are still open (for the health check).

@@ -159,64 +159,6 @@ impl App {
         ))
     }
 
-    /// Completes a mined emergency declaration's row with its transaction and end.
-    pub(crate) async fn emergency_mined(
-        &self,
-        object: &str,
-        receipt: &alloy::rpc::types::TransactionReceipt,
-    ) -> Result<()> {
-        let Some(declared) = receipt.decoded_log::<Consent::EmergencyDeclared>() else {
-            return Err(Error::internal("emergency", "no EmergencyDeclared event"));
-        };
-        Emergencies(self.db())
-            .mined(
-                object,
-                declared.data.until,
-                &receipt.transaction_hash,
-                declared.data.id.try_into().unwrap_or(u64::MAX),
-            )
-            .await
-    }
-
-    /// Removes the stored reason of a declaration that will never be mined. A declaration
-    /// whose reason's hash is on chain all the same (a wallet sent it after giving it up) keeps
-    /// its reason, which is completed with its transaction instead: a mined declaration's
-    /// reason is never deleted.
-    pub(crate) async fn forget_declaration(&self, object: &str) -> Result<()> {
-        let id = ObjectId::parse(object)?;
-        let table = Emergencies(self.db());
-        if let (Some(stored), Some((_, doctor))) =
-            (table.get(&id).await?, table.parties(&id).await?)
-            && let Some(hash) = stored.reason_hash
-            && let Some((tx, declared)) = self.declaration_with(doctor, hash).await?
-        {
-            return table
-                .mined(
-                    object,
-                    declared.until,
-                    &tx,
-                    declared.id.try_into().unwrap_or(u64::MAX),
-                )
-                .await;
-        }
-        self.wraps().drop_all(&id).await?;
-        table.delete(object).await
-    }
-
-    /// `doctor`'s declaration on chain whose reason hash is `hash`, and its transaction.
-    async fn declaration_with(
-        &self,
-        doctor: Address,
-        hash: B256,
-    ) -> Result<Option<(B256, Consent::EmergencyDeclared)>> {
-        Ok(self
-            .access()
-            .declarations_of(doctor)
-            .await?
-            .into_iter()
-            .find(|(_, d)| d.reasonHash == hash))
-    }
-
     /// The patient, or an admin, ends an open emergency at once (on chain, signed by them).
     pub async fn end_emergency(&self, person: &Person, id: u64) -> Result<TxInfo> {
         let e = self.chain_emergency(id).await?;

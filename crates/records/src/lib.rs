@@ -35,6 +35,7 @@ pub(crate) mod store;
 #[cfg(test)]
 mod testing;
 pub mod wallet;
+mod wrapping;
 
 pub use accounts::{Account, NewKey, Person, Signer};
 pub use app::{App, Bootstrap, Health, Options};

@@ -21,6 +21,7 @@ pub use structured::Entry;
 
 use self::anchor::Checked;
 pub(crate) use crate::store::records::{RecordRow, Whose};
+use crate::store::records::{blob_key, object_id};
 use crate::{
     access::Allowed,
     app::App,
@@ -33,10 +34,7 @@ use crate::{
     model::{Integrity, Purpose, RecordKind, Role},
     person::Person,
     sharing::GrantInput,
-    store::{
-        records::Records as RecordsTable,
-        wraps::{ObjectId, Reader},
-    },
+    store::{records::Records as RecordsTable, wraps::Reader},
 };
 
 /// What a patient shares: the file and the share form's fields.
@@ -161,20 +159,12 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     (printable && !text.is_empty()).then_some("text/plain")
 }
 
-fn blob_key(id: &B256) -> String {
-    hex::encode(id)
-}
-
 fn meta_aad(id: &B256) -> Vec<u8> {
     format!("meta:{id}").into_bytes()
 }
 
 fn resources_aad(id: &B256) -> Vec<u8> {
     format!("resources:{id}").into_bytes()
-}
-
-fn object_id(id: &B256) -> ObjectId {
-    ObjectId::Record(*id)
 }
 
 /// Parses a record id given by a client.
@@ -184,14 +174,6 @@ pub fn parse_record_id(s: &str) -> Result<B256> {
 }
 
 impl App {
-    /// Removes a record whose anchor will never be mined: its wrapped keys, row and blob.
-    pub(crate) async fn forget_record(&self, id: &B256) -> Result<()> {
-        self.wraps().drop_all(&object_id(id)).await?;
-        RecordsTable(self.db()).delete(id).await?;
-        self.blobs().delete(&blob_key(id)).await?;
-        Ok(())
-    }
-
     pub(crate) async fn record_row(&self, id: &B256) -> Result<RecordRow> {
         RecordsTable(self.db()).get(id).await
     }
@@ -350,11 +332,15 @@ impl App {
                 entries.as_deref(),
             )
             .await?;
-        self.sync_wraps(patient.address, Some(&patient.secret))
+        self.writer()
+            .wrapping()
+            .sync_wraps(patient.address, Some(&patient.secret))
             .await?;
         // A bundle shared while taking part in a study is the study's to export too.
         if entries.is_some() {
-            self.sync_research_wraps(patient.address, Some(&patient.secret))
+            self.writer()
+                .wrapping()
+                .sync_research_wraps(patient.address, Some(&patient.secret))
                 .await?;
         }
         Ok((view, tx))

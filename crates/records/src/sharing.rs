@@ -2,30 +2,24 @@
 //! patient) and the wrapped keys that follow them; revocation; a doctor's declared emergency; and
 //! the audit trail of every opening, read back from the chain's `AccessLogged` events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use alloy::{
     primitives::{Address, B256, U256},
     sol_types::SolCall,
 };
-use medledger_vault::SecretKey;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     app::App,
     contracts::Consent,
-    directory::{contact_object, profile_object},
     disclosure::{Logged, PROFILE_CONTACT, PROFILE_IDENTITY, Unlogged},
     error::{Error, Result},
     journal::Follow,
     ledger::TxInfo,
     model::{Purpose, RecordKind, Role, Scope},
     person::Person,
-    store::{
-        emergencies::Emergencies,
-        grants::Grants,
-        wraps::{ObjectId, Reader},
-    },
+    store::{emergencies::Emergencies, grants::Grants},
 };
 
 /// A grant as a patient asks for it (the words of scope, kinds and purpose become the domain's
@@ -85,23 +79,6 @@ impl GrantInput {
     }
 }
 
-/// A grant as the chain holds it.
-#[derive(Debug, Clone, Serialize)]
-pub struct GrantView {
-    pub id: u64,
-    pub patient: Address,
-    pub doctor: Option<Address>,
-    pub hospital_id: Option<u64>,
-    pub scope: Scope,
-    pub kinds: Vec<RecordKind>,
-    pub record_ids: Vec<B256>,
-    pub purpose: Purpose,
-    pub expires_at: u64,
-    pub revoked: bool,
-    /// Neither revoked nor expired.
-    pub active: bool,
-}
-
 /// A patient who shared with a doctor (or whose emergency the doctor declared).
 #[derive(Debug, Clone, Serialize)]
 pub struct SharedPatient {
@@ -113,6 +90,8 @@ pub struct SharedPatient {
     pub emergency: bool,
 }
 
+pub use crate::wrapping::GrantView;
+
 /// A doctor's view of one patient.
 #[derive(Debug, Clone, Serialize)]
 pub struct Chart {
@@ -121,60 +100,6 @@ pub struct Chart {
     /// Until when the doctor may see this patient, and whether by an emergency.
     pub entry: Option<SharedPatient>,
     pub records: Vec<crate::reports::RecordView>,
-}
-
-const KINDS: [RecordKind; 3] = [
-    RecordKind::Report,
-    RecordKind::Prescription,
-    RecordKind::Other,
-];
-
-fn view_from(g: Consent::Grant, now: u64) -> Result<GrantView> {
-    let scope = Scope::try_from(g.scope).map_err(|_| Error::internal("grant", "bad scope"))?;
-    let purpose =
-        Purpose::try_from(g.purpose).map_err(|_| Error::internal("grant", "bad purpose"))?;
-    let id: u64 = g.id.try_into().unwrap_or(u64::MAX);
-    Ok(GrantView {
-        id,
-        patient: g.patient,
-        doctor: (g.doctor != Address::ZERO).then_some(g.doctor),
-        hospital_id: (g.hospitalId != 0).then_some(g.hospitalId),
-        scope,
-        kinds: KINDS
-            .into_iter()
-            .filter(|k| scope == Scope::Kinds && g.kindsMask & k.mask_bit() != 0)
-            .collect(),
-        record_ids: g.recordIds,
-        purpose,
-        expires_at: g.expiresAt,
-        revoked: g.revoked,
-        active: !g.revoked && g.expiresAt > now,
-    })
-}
-
-/// What a wrapped key opens: a record, or a part of the profile.
-#[derive(Debug, Clone, Copy)]
-enum Part {
-    Record(B256, RecordKind),
-    Profile(u8),
-}
-
-impl GrantView {
-    /// Whether the grant reveals that part of the profile, as `Consent.profileAccess` rules: a
-    /// treatment grant shows who the patient is; their contact only if it covers more than
-    /// single records; a research grant, nothing.
-    fn reveals(&self, field: u8) -> bool {
-        self.purpose == Purpose::Treatment
-            && (field == PROFILE_IDENTITY || self.scope != Scope::Records)
-    }
-
-    fn covers(&self, record: &B256, kind: RecordKind) -> bool {
-        match self.scope {
-            Scope::All => true,
-            Scope::Kinds => self.kinds.contains(&kind),
-            Scope::Records => self.record_ids.contains(record),
-        }
-    }
 }
 
 impl App {
@@ -260,33 +185,6 @@ impl App {
         Ok((self.grant_view(id).await?, tx))
     }
 
-    /// Keeps the grants a mined transaction made, to find them by grantee (their truth stays on
-    /// chain). Safe to repeat.
-    pub(crate) async fn index_grants(
-        &self,
-        receipt: &alloy::rpc::types::TransactionReceipt,
-    ) -> Result<()> {
-        for log in receipt.inner.logs() {
-            let Ok(granted) = log.log_decode::<Consent::Granted>() else {
-                continue;
-            };
-            if log.address() != self.contracts().consent {
-                continue;
-            }
-            let g = granted.inner.data;
-            Grants(self.db())
-                .seen(
-                    g.id.try_into().unwrap_or(u64::MAX),
-                    g.patient,
-                    (g.doctor != Address::ZERO).then_some(g.doctor),
-                    (g.hospitalId != 0).then_some(g.hospitalId),
-                    &receipt.transaction_hash,
-                )
-                .await?;
-        }
-        Ok(())
-    }
-
     pub async fn grant_view(&self, id: u64) -> Result<GrantView> {
         let g = self
             .consent()
@@ -294,7 +192,7 @@ impl App {
             .call()
             .await
             .map_err(|e| self.ledger().call_error(e))?;
-        view_from(g, self.ledger().now().await?)
+        crate::wrapping::view_from(g, self.ledger().now().await?)
     }
 
     /// The transaction that made grant `id`, as this server recorded it (none for a grant made
@@ -306,7 +204,7 @@ impl App {
     /// A patient's grants (all of them, live or not), or those given to a doctor.
     pub async fn grants(&self, person: &Person) -> Result<Vec<GrantView>> {
         match person.role {
-            Role::Patient => self.grants_of(person.address).await,
+            Role::Patient => self.writer().wrapping().grants_of(person.address).await,
             Role::Doctor => {
                 self.people().require_active_doctor(person).await?;
                 self.grants_to(person).await
@@ -321,27 +219,6 @@ impl App {
         let mut out = Vec::new();
         for id in Grants(self.db()).to(doctor.address, hospital).await? {
             out.push(self.grant_view(id).await?);
-        }
-        Ok(out)
-    }
-
-    async fn grants_of(&self, patient: Address) -> Result<Vec<GrantView>> {
-        let ids = self
-            .consent()
-            .grantsOf(patient)
-            .call()
-            .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        let now = self.ledger().now().await?;
-        let mut out = Vec::new();
-        for id in ids {
-            let g = self
-                .consent()
-                .getGrant(id)
-                .call()
-                .await
-                .map_err(|e| self.ledger().call_error(e))?;
-            out.push(view_from(g, now)?);
         }
         Ok(out)
     }
@@ -365,116 +242,6 @@ impl App {
             .await?
             .mined()?;
         Ok(tx)
-    }
-
-    /// Makes the wrapped keys of a patient's records and profile match their live grants: keys
-    /// for every grantee a live grant covers, none for anyone else (besides the patient, a
-    /// prescription's author and the escrow). Re-wraps with the patient's own key when they are
-    /// the one acting (`secret`); the journal, settling a grant after a crash, uses the escrow's.
-    pub(crate) async fn sync_wraps(
-        &self,
-        patient: Address,
-        secret: Option<&SecretKey>,
-    ) -> Result<()> {
-        let grants: Vec<GrantView> = self
-            .grants_of(patient)
-            .await?
-            .into_iter()
-            .filter(|g| g.active)
-            .collect();
-        let mut hospital_doctors: HashMap<u64, Vec<Address>> = HashMap::new();
-        let mut grantees_of = Vec::new();
-        for g in &grants {
-            let grantees = match (g.doctor, g.hospital_id) {
-                (Some(d), _) => vec![d],
-                (None, Some(h)) => {
-                    if let std::collections::hash_map::Entry::Vacant(slot) =
-                        hospital_doctors.entry(h)
-                    {
-                        let ds = self.people().doctors(Some(h)).await?;
-                        slot.insert(ds.into_iter().map(|d| d.address).collect());
-                    }
-                    hospital_doctors[&h].clone()
-                }
-                (None, None) => Vec::new(),
-            };
-            grantees_of.push(grantees);
-        }
-        let me = Reader::Account(patient);
-        let mut objects: Vec<(ObjectId, Part, Address)> = vec![
-            (
-                profile_object(patient),
-                Part::Profile(PROFILE_IDENTITY),
-                patient,
-            ),
-            (
-                contact_object(patient),
-                Part::Profile(PROFILE_CONTACT),
-                patient,
-            ),
-        ];
-        for row in self
-            .record_rows(crate::reports::Whose::Patient, patient)
-            .await?
-        {
-            objects.push((
-                ObjectId::Record(row.id),
-                Part::Record(row.id, row.kind),
-                row.author,
-            ));
-        }
-        let wraps = self.wraps();
-        for (object, part, author) in objects {
-            // Each reader a live grant covers, with the grant's purpose.
-            let mut wanted: BTreeMap<Reader, Purpose> = BTreeMap::new();
-            for (g, grantees) in grants.iter().zip(&grantees_of) {
-                let covered = match part {
-                    Part::Record(id, kind) => g.covers(&id, kind),
-                    Part::Profile(field) => g.reveals(field),
-                };
-                if covered {
-                    for a in grantees {
-                        wanted.entry(Reader::Account(*a)).or_insert(g.purpose);
-                    }
-                }
-            }
-            // The patient, the escrow and a prescription's author always keep theirs; the
-            // research key's follow the patient's studies (`sync_research_wraps`).
-            let keep = |reader: Reader| {
-                reader == me
-                    || reader == Reader::Escrow
-                    || reader == Reader::Research
-                    || reader == Reader::Account(author)
-            };
-            let existing = wraps.readers_of(&object).await?;
-            for reader in &existing {
-                if !keep(*reader) && !wanted.contains_key(reader) {
-                    wraps.drop_one(&object, *reader).await?;
-                }
-            }
-            for (reader, purpose) in wanted {
-                let Reader::Account(address) = reader else {
-                    continue;
-                };
-                if existing.contains(&reader) {
-                    continue;
-                }
-                // The chain must let the grantee see it now: only then is their key made.
-                let Some(allowed) = self
-                    .access()
-                    .grantee_allowed(patient, address, object, purpose)
-                    .await?
-                else {
-                    continue;
-                };
-                if let Some(account) = self.people().account_by_address(address).await? {
-                    self.keyring()
-                        .share(wraps, &allowed, secret, &account.enc_public)
-                        .await?;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The patients who shared with `doctor` through a live grant, or whose emergency is open,

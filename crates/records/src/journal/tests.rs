@@ -342,7 +342,13 @@ async fn only_a_logged_read_is_stood_in_for_by_its_earlier_transaction() {
     let Sent::AwaitingWallet(prepared) = t
         .app
         .journal()
-        .log_read(&t.app, &signer, consent, empty_read(), None)
+        .log_read(
+            &crate::journal::ReadsOnly,
+            &signer,
+            consent,
+            empty_read(),
+            None,
+        )
         .await
         .unwrap()
     else {
@@ -370,7 +376,13 @@ async fn only_a_logged_read_is_stood_in_for_by_its_earlier_transaction() {
     let Sent::Mined(again, _) = t
         .app
         .journal()
-        .log_read(&t.app, &signer, consent, empty_read(), None)
+        .log_read(
+            &crate::journal::ReadsOnly,
+            &signer,
+            consent,
+            empty_read(),
+            None,
+        )
         .await
         .unwrap()
     else {
@@ -381,7 +393,13 @@ async fn only_a_logged_read_is_stood_in_for_by_its_earlier_transaction() {
     assert!(matches!(
         t.app
             .journal()
-            .log_read(&t.app, &signer, consent, empty_read(), Some("conditions"))
+            .log_read(
+                &crate::journal::ReadsOnly,
+                &signer,
+                consent,
+                empty_read(),
+                Some("conditions")
+            )
             .await
             .unwrap(),
         Sent::AwaitingWallet(_)

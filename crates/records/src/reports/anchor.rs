@@ -18,7 +18,7 @@ use alloy::{
 use medledger_vault::BlobStore;
 use serde::Serialize;
 
-use super::blob_key;
+use crate::store::records::blob_key;
 use crate::{
     contracts::{Contracts, Records},
     db::{self, Database, Db},

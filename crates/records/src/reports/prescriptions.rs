@@ -4,7 +4,8 @@
 use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 
-use super::{Anchor, Meta, RecordRow, Whose, object_id};
+use super::{Anchor, Meta, RecordRow, Whose};
+use crate::store::records::object_id;
 use crate::{
     access::Allowed,
     app::App,

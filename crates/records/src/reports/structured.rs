@@ -764,16 +764,6 @@ impl App {
             .into_inner())
     }
 
-    /// `patient`'s bundles (the reports with structured content).
-    pub(crate) async fn bundle_rows(&self, patient: Address) -> Result<Vec<RecordRow>> {
-        Ok(self
-            .record_rows(Whose::Patient, patient)
-            .await?
-            .into_iter()
-            .filter(|r| r.resources.is_some() && r.kind != RecordKind::Prescription)
-            .collect())
-    }
-
     /// The resources of every bundle a study's participant shared, opened with the research
     /// key's wraps (which exist only while they take part in a study), for the research export
     /// `participating` proves their live opt-in to. What leaves is de-identified, and only once

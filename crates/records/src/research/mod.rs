@@ -24,7 +24,6 @@ use crate::{
         invites::Invites,
         studies::{Studies, StudyRow},
         users::Users,
-        wraps::Reader,
     },
 };
 
@@ -197,25 +196,6 @@ impl App {
         Ok((view, tx))
     }
 
-    /// A registration mined: the study gets the chain's id and its transaction.
-    pub(crate) async fn study_mined(
-        &self,
-        details: &B256,
-        receipt: &alloy::rpc::types::TransactionReceipt,
-    ) -> Result<()> {
-        let Some(registered) = receipt.decoded_log::<Research::StudyRegistered>() else {
-            return Err(Error::internal("study", "no StudyRegistered event"));
-        };
-        Studies(self.db())
-            .mined(details, registered.data.id, &receipt.transaction_hash)
-            .await
-    }
-
-    /// A registration that never landed: its details go.
-    pub(crate) async fn forget_study(&self, details: &B256) -> Result<()> {
-        Studies(self.db()).forget_unregistered(details).await
-    }
-
     async fn study_by_hash(&self, hash: &B256) -> Result<Option<StudyView>> {
         match Studies(self.db()).by_hash(hash).await? {
             Some(row) => {
@@ -336,31 +316,5 @@ impl App {
             .await?
             .mined()?
             .0)
-    }
-
-    /// The research key holds a wrap of each of `patient`'s bundles exactly while one of their
-    /// opt-ins is live: added when they join (from their own key, or the escrow's when a write
-    /// is settled without them), taken away when they leave their last study.
-    pub(crate) async fn sync_research_wraps(
-        &self,
-        patient: Address,
-        secret: Option<&medledger_vault::SecretKey>,
-    ) -> Result<()> {
-        let participating = self.access().participating(patient).await?;
-        let wraps = self.wraps();
-        for row in self.bundle_rows(patient).await? {
-            let object = crate::store::wraps::ObjectId::Record(row.id);
-            let Some(participating) = &participating else {
-                wraps.drop_one(&object, Reader::Research).await?;
-                continue;
-            };
-            if wraps.readers_of(&object).await?.contains(&Reader::Research) {
-                continue;
-            }
-            self.keyring()
-                .share_with_research(wraps, participating, &row, secret)
-                .await?;
-        }
-        Ok(())
     }
 }

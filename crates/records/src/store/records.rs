@@ -167,3 +167,13 @@ impl Records<'_> {
         Ok(())
     }
 }
+
+/// Where a record's sealed body lies in the blob store.
+pub(crate) fn blob_key(id: &B256) -> String {
+    hex::encode(id)
+}
+
+/// What a record's wrapped keys are keyed by.
+pub(crate) fn object_id(id: &B256) -> super::wraps::ObjectId {
+    super::wraps::ObjectId::Record(*id)
+}
