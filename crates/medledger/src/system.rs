@@ -513,6 +513,7 @@ async fn seed_demo(
         );
     };
     let admin = app
+        .accounts()
         .login(ADMIN_USERNAME, password)
         .await
         .map_err(|e| domain(e).context("demo: logging in as admin"))?;

@@ -9,10 +9,18 @@ use argon2::{
 };
 use rand::{Rng, rngs::OsRng};
 
+use std::sync::Arc;
+
 use crate::{
-    app::App,
+    db::Db,
     error::{Error, Kind, Result},
+    faucet::Faucet,
+    follows::Writer,
+    ledger::Contracts,
+    limits::Limiter,
+    mfa::SecondFactors,
     model::Role,
+    people::People,
     store::users::{NewUser, Users},
 };
 
@@ -28,6 +36,11 @@ const LOGIN_ATTEMPTS: crate::limits::Limit = crate::limits::Limit {
 pub use crate::person::{Person, Signer, encryption_key};
 
 pub use crate::model::{Account, address_key};
+
+/// A hash to check wrong passwords of unknown names against, so they take as long as known ones.
+pub(crate) fn dummy_hash() -> String {
+    hash_password("medledger dummy password").unwrap_or_default()
+}
 
 /// What a wallet account is told when it asks for what only a custodial one has.
 pub(crate) fn no_password() -> Error {
@@ -160,7 +173,64 @@ impl NewKey<'_> {
     }
 }
 
-impl App {
+#[derive(Clone)]
+pub struct Accounts {
+    db: Db,
+    contracts: Contracts,
+    faucet: Faucet,
+    limiter: Limiter,
+    second_factors: SecondFactors,
+    people: People,
+    writer: Writer,
+    kdf_slots: Arc<tokio::sync::Semaphore>,
+    dummy_hash: Arc<str>,
+}
+
+impl Accounts {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: Db,
+        contracts: Contracts,
+        faucet: Faucet,
+        limiter: Limiter,
+        second_factors: SecondFactors,
+        people: People,
+        writer: Writer,
+        kdf_slots: Arc<tokio::sync::Semaphore>,
+        dummy_hash: Arc<str>,
+    ) -> Accounts {
+        Accounts {
+            db,
+            contracts,
+            faucet,
+            limiter,
+            second_factors,
+            people,
+            writer,
+            kdf_slots,
+            dummy_hash,
+        }
+    }
+}
+
+impl Accounts {
+    /// Runs a key-derivation step (argon2id, scrypt) on the blocking pool, at most one per core
+    /// at a time.
+    pub(crate) async fn kdf<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _slot = self
+            .kdf_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::internal("kdf slots", e))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::internal("kdf task", e))?
+    }
+
     /// Stores an account for `key`, funded from the faucet, pending until the caller's
     /// registration of it on chain is mined (signed by the right person, journalled).
     pub(crate) async fn create_account(
@@ -185,7 +255,7 @@ impl App {
             }
             NewKey::Wallet(login) => {
                 if self
-                    .people()
+                    .people
                     .account_by_address(login.address)
                     .await?
                     .is_some()
@@ -198,8 +268,8 @@ impl App {
             }
         };
         let address = key.address();
-        self.faucet().fund(address).await?;
-        let id = Users(self.db())
+        self.faucet.fund(address).await?;
+        let id = Users(&self.db)
             .insert_pending(&NewUser {
                 username,
                 role,
@@ -208,7 +278,7 @@ impl App {
                 keystore,
                 password_hash: hash,
                 enc_public: enc_public.to_hex(),
-                funded_wei: self.faucet().funding().to_string(),
+                funded_wei: self.faucet.funding().to_string(),
             })
             .await?
             .ok_or_else(|| Error::conflict("this user name is taken"))?;
@@ -240,11 +310,12 @@ impl App {
             created = Some(account);
             Ok(())
         };
-        let registry = self.contracts().registry;
+        let registry = self.contracts.registry;
         let follow = crate::journal::Follow::Register {
             account: key.address(),
         };
         let (tx, _) = self
+            .writer
             .write_after(&key.signer(), registry, call, follow, None, stored)
             .await?
             .mined()?;
@@ -263,7 +334,7 @@ impl App {
         if let Some(password) = password {
             check_password(password)?;
         }
-        if self.people().account_by_name(username).await?.is_some() {
+        if self.people.account_by_name(username).await?.is_some() {
             return Err(Error::conflict("this user name is taken"));
         }
         Ok(())
@@ -289,15 +360,15 @@ impl App {
         // how many there have been in the window: guesses sent in parallel cannot all pass a
         // check before any of them is counted. A login that succeeds clears the count.
         let key = format!("login {username}");
-        if !self.limiter().count_against(&key, LOGIN_ATTEMPTS).await? {
+        if !self.limiter.count_against(&key, LOGIN_ATTEMPTS).await? {
             return Err(Error::new(
                 Kind::TooManyAttempts,
                 "too many failed logins for this name; try again in 15 minutes",
             ));
         }
-        let Some(row) = Users(self.db()).by_name(username).await? else {
+        let Some(row) = Users(&self.db).by_name(username).await? else {
             // Spend the time a real check would, so timing does not reveal the name is unknown.
-            let (password, dummy) = (password.to_string(), self.dummy_hash().to_string());
+            let (password, dummy) = (password.to_string(), self.dummy_hash.to_string());
             self.kdf(move || Ok(password_matches(&password, &dummy)))
                 .await?;
             return Err(refused());
@@ -348,7 +419,7 @@ impl App {
             must_set_up_second_factor: false,
         };
         let person = self.second_factor_at_login(person, code).await?;
-        self.limiter().clear_count(&key).await?;
+        self.limiter.clear_count(&key).await?;
         Ok(person)
     }
 
@@ -360,19 +431,19 @@ impl App {
         mut person: Person,
         code: Option<&str>,
     ) -> Result<Person> {
-        if self.second_factors().second_factor_on(&person).await? {
+        if self.second_factors.second_factor_on(&person).await? {
             let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
                 return Err(Error::new(
                     Kind::SecondFactorRequired,
                     "enter the code from your authenticator app too",
                 ));
             };
-            self.second_factors()
+            self.second_factors
                 .check_second_factor(&person, code)
                 .await?;
         } else {
             person.must_set_up_second_factor =
-                self.second_factors().second_factor_required(person.role);
+                self.second_factors.second_factor_required(person.role);
         }
         Ok(person)
     }
@@ -383,7 +454,7 @@ impl App {
             return Err(no_password());
         };
         check_password(new)?;
-        let hash = Users(self.db()).password_hash(person.id).await?;
+        let hash = Users(&self.db).password_hash(person.id).await?;
         let hash = hash.ok_or_else(no_password)?;
         let (current, new_password, signer) =
             (current.to_string(), new.to_string(), signer.clone());
@@ -399,20 +470,20 @@ impl App {
         if !matches {
             return Err(Error::forbidden("the current password is wrong"));
         }
-        Users(self.db())
+        Users(&self.db)
             .set_password(person.id, &keystore, &new_hash)
             .await
     }
 
     /// The ether `person` was given at creation, in wei.
     pub async fn funded_wei(&self, person: &Person) -> Result<alloy::primitives::U256> {
-        let text = Users(self.db()).funded_wei(person.id).await?;
+        let text = Users(&self.db).funded_wei(person.id).await?;
         Ok(text.parse().unwrap_or_default())
     }
 
     /// The person's keystore JSON (still encrypted under their password), for download.
     pub async fn keystore(&self, person: &Person) -> Result<String> {
-        Users(self.db())
+        Users(&self.db)
             .keystore(person.id)
             .await?
             .ok_or_else(no_password)

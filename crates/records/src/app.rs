@@ -13,10 +13,12 @@ use medledger_vault::BlobStore;
 
 use crate::{
     access::Access,
-    accounts::{self},
-    contracts::{Consent, Registry},
+    accounts::{self, Accounts},
+    contracts::Consent,
     db::{self, Database, Db, Engine},
+    directory::Directory,
     disclosure::{Disclosed, Logged, ReadLog, Unlogged},
+    enrolment::Enrolment,
     error::{Error, Result},
     explorer::Explorer,
     faucet::Faucet,
@@ -35,6 +37,7 @@ use crate::{
         settings::Settings,
         users::{NewUser, Users},
     },
+    wallet::Wallet,
     wrapping::Wrapping,
 };
 
@@ -94,7 +97,6 @@ struct Inner {
     /// each built once here, holding only what it uses.
     journal: Journal,
     faucet: Faucet,
-    limiter: Limiter,
     /// The de-identification rules of research exports.
     safe_harbor: crate::research::deidentify::SafeHarbor,
     emergency_window: Duration,
@@ -107,10 +109,8 @@ struct Inner {
     explorer: Explorer,
     /// Records against their anchors (`reports/anchor.rs`).
     anchors: Anchors,
-    dummy_hash: String,
-    /// Password hashing and keystore sealing run on the blocking pool, this many at a time, so
-    /// a burst of logins never stalls the async workers that answer everything else.
-    kdf_slots: Arc<tokio::sync::Semaphore>,
+    /// Accounts: created, registered, logged in (`accounts.rs`).
+    accounts: Accounts,
     /// The chain index listings read (`index.rs`).
     indexer: Indexer,
     /// The read log every disclosure goes through (`disclosure.rs`).
@@ -119,6 +119,12 @@ struct Inner {
     access: Access,
     /// Who is who (`people.rs`).
     people: People,
+    /// `wallet.rs`.
+    wallet: Wallet,
+    /// `enrolment.rs`.
+    enrolment: Enrolment,
+    /// `directory.rs`.
+    directory: Directory,
     /// The write path with what follows each write (`follows.rs`).
     writer: Writer,
 }
@@ -219,6 +225,27 @@ impl App {
                 wrapping,
             ),
         );
+        let second_factors = SecondFactors::new(
+            db.clone(),
+            access.clone(),
+            keyring.clone(),
+            options.require_mfa,
+        );
+        let accounts = Accounts::new(
+            db.clone(),
+            contracts,
+            faucet.clone(),
+            limiter.clone(),
+            second_factors.clone(),
+            people.clone(),
+            writer.clone(),
+            // Password hashing and keystore sealing run on the blocking pool, this many at a
+            // time, so a burst of logins never stalls the async workers that answer the rest.
+            Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
+            accounts::dummy_hash().into(),
+        );
         let sessions = Sessions::new(db.clone(), options.session_idle);
         let anchors = Anchors::new(
             db.clone(),
@@ -232,11 +259,32 @@ impl App {
             contracts,
             indexer.clone(),
         );
-        let second_factors = SecondFactors::new(
+        let wallet = Wallet::new(
             db.clone(),
+            options.ledger.clone(),
+            contracts,
+            keyring.clone(),
+            accounts.clone(),
+            people.clone(),
+        );
+        let enrolment = Enrolment::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            accounts.clone(),
+            people.clone(),
+            writer.clone(),
+        );
+        let directory = Directory::new(
+            db.clone(),
+            contracts,
             access.clone(),
             keyring.clone(),
-            options.require_mfa,
+            limiter.clone(),
+            accounts.clone(),
+            people.clone(),
+            readlog.clone(),
+            writer.clone(),
         );
         let app = App {
             inner: Arc::new(Inner {
@@ -249,22 +297,21 @@ impl App {
                 safe_harbor: options.safe_harbor,
                 journal,
                 faucet,
-                limiter,
                 emergency_window: options.emergency_window,
                 max_upload_bytes: options.max_upload_bytes,
                 second_factors,
                 sessions,
                 explorer,
                 anchors,
-                dummy_hash: dummy_hash(),
-                kdf_slots: Arc::new(tokio::sync::Semaphore::new(
-                    std::thread::available_parallelism().map_or(1, |n| n.get()),
-                )),
+                accounts,
                 indexer,
                 readlog,
                 access,
                 people,
                 writer,
+                wallet,
+                enrolment,
+                directory,
             }),
         };
         // Writes a crash left open are settled before anything else runs. A SQLite file has one
@@ -313,6 +360,26 @@ impl App {
             .readlog
             .disclose(reader, shown, purpose, how)
             .await
+    }
+
+    /// Accounts: created, registered, logged in, their passwords and keystores.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// The use case of `wallet.rs`.
+    pub fn wallet(&self) -> &Wallet {
+        &self.inner.wallet
+    }
+
+    /// The use case of `enrolment.rs`.
+    pub fn enrolment(&self) -> &Enrolment {
+        &self.inner.enrolment
+    }
+
+    /// The use case of `directory.rs`.
+    pub fn directory(&self) -> &Directory {
+        &self.inner.directory
     }
 
     /// Who is who: accounts, roles, the directory.
@@ -406,16 +473,6 @@ impl App {
     /// The wrapped keys' table.
     pub(crate) fn wraps(&self) -> crate::store::wraps::Wraps<'_> {
         crate::store::wraps::Wraps(&self.inner.db)
-    }
-
-    /// The faucet (new accounts' ether, top-ups).
-    pub(crate) fn faucet(&self) -> &Faucet {
-        &self.inner.faucet
-    }
-
-    /// The limits every server counts against together.
-    pub(crate) fn limiter(&self) -> &Limiter {
-        &self.inner.limiter
     }
 
     /// The write path.
@@ -518,32 +575,6 @@ impl App {
     /// Second factors: set up, confirmed, checked, turned off.
     pub fn second_factors(&self) -> &SecondFactors {
         &self.inner.second_factors
-    }
-
-    pub(crate) fn dummy_hash(&self) -> &str {
-        &self.inner.dummy_hash
-    }
-
-    /// Runs a key-derivation step (argon2id, scrypt) on the blocking pool, at most one per core
-    /// at a time.
-    pub(crate) async fn kdf<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let _slot = self
-            .inner
-            .kdf_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::internal("kdf slots", e))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::internal("kdf task", e))?
-    }
-
-    pub(crate) fn registry(&self) -> Registry::RegistryInstance<DynProvider> {
-        self.inner.contracts.registry_on(&self.inner.ledger)
     }
 
     pub(crate) fn consent(&self) -> Consent::ConsentInstance<DynProvider> {
@@ -781,9 +812,4 @@ async fn first_start(db: &Db, options: &Options) -> Result<(Contracts, Bootstrap
             contracts,
         },
     ))
-}
-
-/// A hash to check wrong passwords of unknown names against, so they take as long as known ones.
-fn dummy_hash() -> String {
-    accounts::hash_password("medledger dummy password").unwrap_or_default()
 }

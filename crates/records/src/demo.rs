@@ -71,7 +71,7 @@ impl App {
         ];
         let mut ids = Vec::new();
         for h in &hospitals {
-            ids.push(self.add_hospital(admin, h).await?.0);
+            ids.push(self.directory().add_hospital(admin, h).await?.0);
         }
         let doctors = [
             (
@@ -107,8 +107,13 @@ impl App {
             };
             // Demo doctors take up their own enrolment links at once (with passwords made up
             // here and printed once): in real use each doctor opens theirs.
-            let (invite, _) = self.invite_doctor(admin, &input).await?;
-            doctor_accounts.push(self.enrol(&invite.token, username, &password).await?.0);
+            let (invite, _) = self.enrolment().invite_doctor(admin, &input).await?;
+            doctor_accounts.push(
+                self.enrolment()
+                    .enrol(&invite.token, username, &password)
+                    .await?
+                    .0,
+            );
             logins.push(Login {
                 role: "doctor",
                 username: username.into(),
@@ -121,18 +126,19 @@ impl App {
         ];
         for (i, (username, name, born)) in patients.into_iter().enumerate() {
             let password = accounts::generate_password();
-            self.sign_up_patient(&PatientSignup {
-                username: username.into(),
-                password: password.clone(),
-                wallet: None,
-                profile: Profile {
-                    name: name.into(),
-                    date_of_birth: born.into(),
-                    contact: format!("{username}@example.org"),
-                },
-            })
-            .await?;
-            let patient = self.login(username, &password).await?;
+            self.directory()
+                .sign_up_patient(&PatientSignup {
+                    username: username.into(),
+                    password: password.clone(),
+                    wallet: None,
+                    profile: Profile {
+                        name: name.into(),
+                        date_of_birth: born.into(),
+                        contact: format!("{username}@example.org"),
+                    },
+                })
+                .await?;
+            let patient = self.accounts().login(username, &password).await?;
             let report = NewReport {
                 title: if i == 0 {
                     "Blood test".into()

@@ -5,10 +5,15 @@ use alloy::{primitives::Address, sol_types::SolCall};
 use medledger_vault::{Dek, seal};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use crate::{
+    access::Access, accounts::Accounts, db::Db, disclosure::ReadLog, follows::Writer,
+    keyring::Keyring, ledger::Contracts, limits::Limiter, people::People,
+};
 use crate::{
     access::Allowed,
     accounts::{Account, NewKey, Person},
-    app::App,
     contracts::Registry,
     disclosure::{Logged, PROFILE_CONTACT, PROFILE_IDENTITY, Unlogged},
     error::{Error, Result},
@@ -145,16 +150,57 @@ pub struct ProfileView {
     pub emergency: bool,
 }
 
-impl App {
+#[derive(Clone)]
+pub struct Directory {
+    db: Db,
+    contracts: Contracts,
+    access: Access,
+    keyring: Arc<Keyring>,
+    limiter: Limiter,
+    accounts: Accounts,
+    people: People,
+    readlog: ReadLog,
+    writer: Writer,
+}
+
+impl Directory {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: Db,
+        contracts: Contracts,
+        access: Access,
+        keyring: Arc<Keyring>,
+        limiter: Limiter,
+        accounts: Accounts,
+        people: People,
+        readlog: ReadLog,
+        writer: Writer,
+    ) -> Directory {
+        Directory {
+            db,
+            contracts,
+            access,
+            keyring,
+            limiter,
+            accounts,
+            people,
+            readlog,
+            writer,
+        }
+    }
+}
+
+impl Directory {
     /// An admin's write to the Registry, signed by the admin.
     async fn registry_write(
         &self,
         admin: &Person,
         input: Vec<u8>,
     ) -> Result<(TxInfo, alloy::rpc::types::TransactionReceipt)> {
-        self.people().require_role(admin, Role::Admin)?;
-        let registry = self.contracts().registry;
-        self.write(&admin.signer, registry, input, Follow::Nothing)
+        self.people.require_role(admin, Role::Admin)?;
+        let registry = self.contracts.registry;
+        self.writer
+            .write(&admin.signer, registry, input, Follow::Nothing)
             .await?
             .mined()
     }
@@ -164,7 +210,7 @@ impl App {
         admin: &Person,
         input: &HospitalInput,
     ) -> Result<(u64, TxInfo)> {
-        self.people().require_role(admin, Role::Admin)?;
+        self.people.require_role(admin, Role::Admin)?;
         input.check()?;
         let call = Registry::addHospitalCall {
             name: input.name.trim().to_string(),
@@ -188,7 +234,7 @@ impl App {
         id: u64,
         input: &HospitalInput,
     ) -> Result<TxInfo> {
-        self.people().require_role(admin, Role::Admin)?;
+        self.people.require_role(admin, Role::Admin)?;
         input.check()?;
         let call = Registry::updateHospitalCall {
             id,
@@ -256,9 +302,10 @@ impl App {
         client: Option<std::net::IpAddr>,
     ) -> Result<(Account, TxInfo)> {
         signup.profile.check()?;
-        self.check_new_account(&signup.username, key.password())
+        self.accounts
+            .check_new_account(&signup.username, key.password())
             .await?;
-        self.limiter().count_sign_up(client).await?;
+        self.limiter.count_sign_up(client).await?;
         let address = key.address();
         let identity = Identity {
             name: signup.profile.name.trim().to_string(),
@@ -278,10 +325,13 @@ impl App {
             (object, dek, sealed)
         });
         let also = async |account: &Account| {
-            Users(self.db())
+            Users(&self.db)
                 .set_profile(account.id, &sealed[0].2, &sealed[1].2)
                 .await?;
-            let (wraps, escrow) = (self.wraps(), self.keyring().escrow_public());
+            let (wraps, escrow) = (
+                crate::store::wraps::Wraps(&self.db),
+                self.keyring.as_ref().escrow_public(),
+            );
             for (object, dek, _) in &sealed {
                 wraps
                     .put(
@@ -296,7 +346,8 @@ impl App {
             Ok(())
         };
         let call = Registry::registerPatientCall {}.abi_encode();
-        self.register_account(key, Role::Patient, &signup.username, call, also)
+        self.accounts
+            .register_account(key, Role::Patient, &signup.username, call, also)
             .await
     }
 
@@ -307,6 +358,7 @@ impl App {
             .profile_parts(reader, patient, PROFILE_IDENTITY | PROFILE_CONTACT)
             .await?;
         Ok(self
+            .readlog
             .disclose(reader, shown, Purpose::Treatment, Logged::Viewed)
             .await?
             .into_inner())
@@ -321,7 +373,7 @@ impl App {
         patient: Address,
         want: u8,
     ) -> Result<Unlogged<Option<ProfileView>>> {
-        let (proofs, emergency) = self.access().profile_allowed(reader, patient, want).await?;
+        let (proofs, emergency) = self.access.profile_allowed(reader, patient, want).await?;
         let part = |field| proofs.iter().find(|a| a.fields() == field);
         let Some(identity) = part(PROFILE_IDENTITY) else {
             return Ok(Unlogged::nothing(None));
@@ -367,11 +419,16 @@ impl App {
         patient: Address,
         allowed: &Allowed,
     ) -> Result<Option<Unlogged<Vec<u8>>>> {
-        let Some(key) = self.keyring().unlock(self.wraps(), reader, allowed).await? else {
+        let Some(key) = self
+            .keyring
+            .as_ref()
+            .unlock(crate::store::wraps::Wraps(&self.db), reader, allowed)
+            .await?
+        else {
             return Ok(None);
         };
         let object = allowed.object();
-        let Some(sealed) = Users(self.db()).sealed_profile(patient, &object).await? else {
+        let Some(sealed) = Users(&self.db).sealed_profile(patient, &object).await? else {
             return Ok(None);
         };
         Ok(Some(key.open(&object.aad(), &sealed)?))

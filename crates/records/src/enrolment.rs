@@ -16,8 +16,14 @@ use alloy::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    accounts::Accounts,
+    db::Db,
+    follows::Writer,
+    ledger::{Contracts, Ledger},
+    people::People,
+};
+use crate::{
     accounts::{Account, NewKey, Person},
-    app::App,
     contracts::Registry,
     error::{Error, Kind, Result},
     journal::Follow,
@@ -78,14 +84,45 @@ fn not_a_link() -> Error {
     Error::not_found("this enrolment link is not valid; ask an admin for a new one")
 }
 
-impl App {
+#[derive(Clone)]
+pub struct Enrolment {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    accounts: Accounts,
+    people: People,
+    writer: Writer,
+}
+
+impl Enrolment {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: Db,
+        ledger: Ledger,
+        contracts: Contracts,
+        accounts: Accounts,
+        people: People,
+        writer: Writer,
+    ) -> Enrolment {
+        Enrolment {
+            db,
+            ledger,
+            contracts,
+            accounts,
+            people,
+            writer,
+        }
+    }
+}
+
+impl Enrolment {
     /// An admin invites a doctor: the invitation on chain (signed by the admin) and its link.
     pub async fn invite_doctor(
         &self,
         admin: &Person,
         input: &DoctorInvite,
     ) -> Result<(NewInvite, TxInfo)> {
-        self.people().require_admin(admin)?;
+        self.people.require_admin(admin)?;
         let name = input.name.trim();
         if name.is_empty() {
             return Err(Error::invalid("a doctor needs a name"));
@@ -93,8 +130,8 @@ impl App {
         if name.len() > 200 || input.specialty.len() > 200 || input.licence_id.len() > 100 {
             return Err(Error::invalid("name, specialty or licence id is too long"));
         }
-        self.people().hospital(input.hospital_id).await?;
-        let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
+        self.people.hospital(input.hospital_id).await?;
+        let expires_at = self.ledger.now().await? + LINK_LIFETIME_SECS;
         let (token, key) = new_link()?;
         let call = Registry::inviteDoctorCall {
             inviteKey: key.address(),
@@ -136,7 +173,7 @@ impl App {
         admin: &Person,
         name: &str,
     ) -> Result<(NewInvite, TxInfo)> {
-        self.people().require_admin(admin)?;
+        self.people.require_admin(admin)?;
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
             return Err(Error::invalid("a name of 1 to 200 characters is required").on("name"));
@@ -160,8 +197,8 @@ impl App {
         name: &str,
         call: impl FnOnce(Address, u64) -> Vec<u8>,
     ) -> Result<(NewInvite, TxInfo)> {
-        self.people().require_admin(admin)?;
-        let expires_at = self.ledger().now().await? + LINK_LIFETIME_SECS;
+        self.people.require_admin(admin)?;
+        let expires_at = self.ledger.now().await? + LINK_LIFETIME_SECS;
         let (token, key) = new_link()?;
         let input = call(key.address(), expires_at);
         self.send_invite(admin, role, name, None, &token, &key, expires_at, input)
@@ -181,7 +218,7 @@ impl App {
         call: Vec<u8>,
     ) -> Result<(NewInvite, TxInfo)> {
         let stored = async {
-            Invites(self.db())
+            Invites(&self.db)
                 .insert(&NewInviteRow {
                     key: key.address(),
                     token_hash: token_hash(token),
@@ -193,8 +230,9 @@ impl App {
                 })
                 .await
         };
-        let registry = self.contracts().registry;
+        let registry = self.contracts.registry;
         let (tx, _) = self
+            .writer
             .write_after(
                 &admin.signer,
                 registry,
@@ -217,8 +255,8 @@ impl App {
     }
 
     /// What an enrolment link is for, as the chain says now.
-    pub async fn enrolment(&self, token: &str) -> Result<InviteView> {
-        let key = Invites(self.db())
+    pub async fn link(&self, token: &str) -> Result<InviteView> {
+        let key = Invites(&self.db)
             .by_token_hash(&token_hash(token))
             .await?
             .ok_or_else(not_a_link)?;
@@ -227,14 +265,15 @@ impl App {
 
     async fn invite_view(&self, key: Address) -> Result<InviteView> {
         let invite = self
-            .registry()
+            .contracts
+            .registry_on(&self.ledger)
             .getInvite(key)
             .call()
             .await
-            .map_err(|e| self.ledger().call_error(e))?;
+            .map_err(|e| self.ledger.call_error(e))?;
         let role = Role::try_from(invite.role).unwrap_or(Role::None);
         let used_by = (invite.account != Address::ZERO).then_some(invite.account);
-        let now = self.ledger().now().await?;
+        let now = self.ledger.now().await?;
         let status = match (invite.used, used_by) {
             (true, Some(_)) => "used",
             (true, None) => "withdrawn",
@@ -254,9 +293,9 @@ impl App {
 
     /// The invitations an admin made that are still open.
     pub async fn open_invites(&self, admin: &Person) -> Result<Vec<InviteView>> {
-        self.people().require_admin(admin)?;
+        self.people.require_admin(admin)?;
         let mut out = Vec::new();
-        for key in Invites(self.db()).unused().await? {
+        for key in Invites(&self.db).unused().await? {
             let view = self.invite_view(key).await?;
             if view.status == "open" {
                 out.push(view);
@@ -267,10 +306,11 @@ impl App {
 
     /// An admin withdraws an invitation nobody took up.
     pub async fn withdraw_invite(&self, admin: &Person, key: Address) -> Result<TxInfo> {
-        self.people().require_admin(admin)?;
+        self.people.require_admin(admin)?;
         let call = Registry::revokeInviteCall { inviteKey: key };
-        let registry = self.contracts().registry;
+        let registry = self.contracts.registry;
         Ok(self
+            .writer
             .write(&admin.signer, registry, call.abi_encode(), Follow::Nothing)
             .await?
             .mined()?
@@ -298,7 +338,7 @@ impl App {
         username: &str,
         key: &NewKey<'_>,
     ) -> Result<(Account, TxInfo)> {
-        let invite = self.enrolment(token).await?;
+        let invite = self.link(token).await?;
         match invite.status {
             "open" => {}
             "expired" => {
@@ -328,12 +368,14 @@ impl App {
                 "a researcher's exports are recorded on chain by the server as they finish: enrol a researcher with a password, not a wallet",
             ));
         }
-        self.check_new_account(username, key.password()).await?;
+        self.accounts
+            .check_new_account(username, key.password())
+            .await?;
         let inner = keccak256(
             (
                 "medledger invite",
-                self.contracts().registry,
-                U256::from(self.ledger().chain_id()),
+                self.contracts.registry,
+                U256::from(self.ledger.chain_id()),
                 key.address(),
             )
                 .abi_encode_params(),
@@ -347,14 +389,15 @@ impl App {
             s: B256::from(signature.s()),
             v: 27 + u8::from(signature.v()),
         };
-        self.register_account(
-            key,
-            role,
-            username,
-            call.abi_encode(),
-            async |_: &Account| Ok(()),
-        )
-        .await
+        self.accounts
+            .register_account(
+                key,
+                role,
+                username,
+                call.abi_encode(),
+                async |_: &Account| Ok(()),
+            )
+            .await
     }
 }
 

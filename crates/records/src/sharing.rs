@@ -266,6 +266,7 @@ impl App {
         let mut out = Unlogged::nothing(Vec::new());
         for (address, (until, emergency)) in until {
             let profile = self
+                .directory()
                 .profile_parts(doctor, address, PROFILE_IDENTITY)
                 .await?;
             out.push(profile.map(|profile| SharedPatient {
@@ -315,6 +316,7 @@ impl App {
             .doctor_records(doctor, patient, Purpose::Treatment)
             .await?;
         let profile = self
+            .directory()
             .profile_parts(doctor, patient, PROFILE_IDENTITY | PROFILE_CONTACT)
             .await?;
         // Until when, and whether by an emergency: the chain's, nothing sealed.

@@ -14,8 +14,16 @@ use rand::{Rng, distributions::Alphanumeric, rngs::OsRng};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use std::sync::Arc;
+
 use crate::{
-    app::App,
+    accounts::Accounts,
+    db::Db,
+    keyring::Keyring,
+    ledger::{Contracts, Ledger},
+    people::People,
+};
+use crate::{
     error::{Error, Kind, Result},
     model::unix_now,
     person::{Person, Signer},
@@ -104,14 +112,45 @@ fn key_from_signature(signature: &Signature, account: Address) -> Result<SecretK
     Ok(SecretKey::derive(okm.as_ref()))
 }
 
-impl App {
+#[derive(Clone)]
+pub struct Wallet {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    keyring: Arc<Keyring>,
+    accounts: Accounts,
+    people: People,
+}
+
+impl Wallet {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: Db,
+        ledger: Ledger,
+        contracts: Contracts,
+        keyring: Arc<Keyring>,
+        accounts: Accounts,
+        people: People,
+    ) -> Wallet {
+        Wallet {
+            db,
+            ledger,
+            contracts,
+            keyring,
+            accounts,
+            people,
+        }
+    }
+}
+
+impl Wallet {
     /// The message whose signature gives `account`'s encryption key: fixed for this
     /// deployment (its Registry and chain) and the account, so it signs the same every time.
     pub fn key_message(&self, account: Address) -> String {
         format!(
             "medledger: unlock my encryption key\n\nThis signature makes the key that opens the medical records of this account. It is not a transaction and costs nothing. Sign it only for the medledger deployment below.\n\nAccount: {account}\nDeployment: Registry {} on chain {}\nVersion: 1",
-            self.contracts().registry,
-            self.ledger().chain_id()
+            self.contracts.registry,
+            self.ledger.chain_id()
         )
     }
 
@@ -122,12 +161,12 @@ impl App {
             .map(|_| OsRng.sample(Alphanumeric) as char)
             .collect();
         let now = unix_now();
-        Nonces(self.db()).add(&nonce, NONCE_LIFETIME_SECS).await?;
+        Nonces(&self.db).add(&nonce, NONCE_LIFETIME_SECS).await?;
         let mut challenge = Challenge {
             nonce,
             domain: site.domain.clone(),
             uri: format!("{}/", site.origin),
-            chain_id: self.ledger().chain_id(),
+            chain_id: self.ledger.chain_id(),
             statement: STATEMENT,
             issued_at: rfc3339(now)?,
             expiration_time: rfc3339(now + NONCE_LIFETIME_SECS)?,
@@ -178,11 +217,11 @@ impl App {
                 site.origin
             )));
         }
-        if message.chain_id != self.ledger().chain_id() {
+        if message.chain_id != self.ledger.chain_id() {
             return Err(refused(format!(
                 "this sign-in message names chain id {}, but this site's chain is {}: switch your wallet to it",
                 message.chain_id,
-                self.ledger().chain_id()
+                self.ledger.chain_id()
             )));
         }
         let now = time::OffsetDateTime::now_utc();
@@ -223,7 +262,7 @@ impl App {
             )
             .on("signature"));
         }
-        if !Nonces(self.db())
+        if !Nonces(&self.db)
             .take(&message.nonce, NONCE_LIFETIME_SECS)
             .await?
         {
@@ -257,7 +296,7 @@ impl App {
     /// one). Refused when its key signature gives another key than the one registered: the
     /// wallet does not sign deterministically, and could not open the account's data.
     pub async fn wallet_login(&self, login: WalletLogin, code: Option<&str>) -> Result<Person> {
-        let Some(row) = Users(self.db()).by_address(login.address).await? else {
+        let Some(row) = Users(&self.db).by_address(login.address).await? else {
             return Err(Error::new(
                 Kind::Unauthenticated,
                 format!(
@@ -290,14 +329,14 @@ impl App {
             secret: login.secret,
             must_set_up_second_factor: false,
         };
-        self.second_factor_at_login(person, code).await
+        self.accounts.second_factor_at_login(person, code).await
     }
 
     /// The person behind a wallet that just made its account (pending until its registration is
     /// mined): enough of a session to complete that registration.
     pub async fn wallet_newcomer(&self, login: WalletLogin) -> Result<Person> {
         let account = self
-            .people()
+            .people
             .account_by_address(login.address)
             .await?
             .ok_or_else(|| Error::internal("wallet sign-up", "no account"))?;
@@ -333,14 +372,15 @@ impl App {
         }
         let public = login.secret.public_key();
         let mut keys = 0;
-        let moved = Users(self.db())
+        let moved = Users(&self.db)
             .move_to_wallet(
                 person.id,
                 person.address,
                 &public.to_hex(),
                 |object, wrapped| {
                     keys += 1;
-                    self.keyring()
+                    self.keyring
+                        .as_ref()
                         .rewrap_own(&person.secret, object, wrapped, &public)
                 },
             )

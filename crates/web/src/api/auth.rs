@@ -30,6 +30,7 @@ pub(crate) async fn login(
 ) -> ApiResult<Response> {
     let person = state
         .app
+        .accounts()
         .login_with(&body.username, &body.password, body.code.as_deref())
         .await?;
     let answer = json!({
@@ -145,6 +146,7 @@ pub(crate) async fn change_password(
 ) -> ApiResult<StatusCode> {
     state
         .app
+        .accounts()
         .change_password(&auth.person, &body.current_password, &body.new_password)
         .await?;
     state
@@ -158,7 +160,7 @@ pub(crate) async fn change_password(
 /// `GET /api/v1/me/keystore`: the person's key as a Web3 Secret Storage file, still encrypted
 /// under their password (importable into MetaMask or geth).
 pub(crate) async fn keystore(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let json = state.app.keystore(&auth.person).await?;
+    let json = state.app.accounts().keystore(&auth.person).await?;
     let name = format!("medledger-{:#x}.json", auth.person.address);
     Ok((
         [

@@ -59,7 +59,11 @@ pub(crate) async fn add_hospital(
     auth: Auth,
     Json(body): Json<HospitalInput>,
 ) -> ApiResult<Response> {
-    let (id, tx) = state.app.add_hospital(&auth.person, &body).await?;
+    let (id, tx) = state
+        .app
+        .directory()
+        .add_hospital(&auth.person, &body)
+        .await?;
     let h = state.app.people().hospital(id).await?;
     Ok(written(StatusCode::CREATED, h, &tx))
 }
@@ -72,7 +76,11 @@ pub(crate) async fn update_hospital(
     Json(body): Json<HospitalInput>,
 ) -> ApiResult<Response> {
     let id = hospital_id(&id)?;
-    let tx = state.app.update_hospital(&auth.person, id, &body).await?;
+    let tx = state
+        .app
+        .directory()
+        .update_hospital(&auth.person, id, &body)
+        .await?;
     let h = state.app.people().hospital(id).await?;
     Ok(written(StatusCode::OK, h, &tx))
 }
@@ -86,6 +94,7 @@ async fn set_hospital(
     let id = hospital_id(&id)?;
     let tx = state
         .app
+        .directory()
         .set_hospital_active(&auth.person, id, active)
         .await?;
     let h = state.app.people().hospital(id).await?;
@@ -144,13 +153,17 @@ pub(crate) async fn invite_doctor(
     auth: Auth,
     Json(body): Json<DoctorInvite>,
 ) -> ApiResult<Response> {
-    let (invite, tx) = state.app.invite_doctor(&auth.person, &body).await?;
+    let (invite, tx) = state
+        .app
+        .enrolment()
+        .invite_doctor(&auth.person, &body)
+        .await?;
     Ok(written(StatusCode::CREATED, invited(&invite), &tx))
 }
 
 /// `POST /api/v1/admins` (admin): an invitation for another admin, and its enrolment link.
 pub(crate) async fn invite_admin(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let (invite, tx) = state.app.invite_admin(&auth.person).await?;
+    let (invite, tx) = state.app.enrolment().invite_admin(&auth.person).await?;
     Ok(written(StatusCode::CREATED, invited(&invite), &tx))
 }
 
@@ -166,7 +179,7 @@ pub(super) fn invited(invite: &NewInvite) -> serde_json::Value {
 
 /// `GET /api/v1/enrolments` (admin): the invitations nobody has taken up yet.
 pub(crate) async fn enrolments(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let list = state.app.open_invites(&auth.person).await?;
+    let list = state.app.enrolment().open_invites(&auth.person).await?;
     Ok(axum::Json(json!({ "enrolments": list })).into_response())
 }
 
@@ -177,7 +190,11 @@ pub(crate) async fn withdraw_enrolment(
     Path(key): Path<String>,
 ) -> ApiResult<Response> {
     let key = address(&key)?;
-    let tx = state.app.withdraw_invite(&auth.person, key).await?;
+    let tx = state
+        .app
+        .enrolment()
+        .withdraw_invite(&auth.person, key)
+        .await?;
     Ok(written(
         StatusCode::OK,
         json!({ "invite_key": key, "withdrawn": true }),
@@ -190,7 +207,7 @@ pub(crate) async fn enrolment(
     State(state): State<ApiState>,
     Path(token): Path<String>,
 ) -> ApiResult<Response> {
-    let view = state.app.enrolment(&token).await?;
+    let view = state.app.enrolment().link(&token).await?;
     Ok(axum::Json(view).into_response())
 }
 
@@ -213,15 +230,17 @@ pub(crate) async fn enrol(
     Json(body): Json<Enrol>,
 ) -> ApiResult<Response> {
     if let Some(proof) = &body.wallet {
-        let login = state.app.verify_wallet(proof, &site).await?;
+        let login = state.app.wallet().verify_wallet(proof, &site).await?;
         let outcome = state
             .app
+            .enrolment()
             .enrol_with(&token, &body.username, &NewKey::Wallet(&login))
             .await;
         return registration_prepared(&state, login, outcome).await;
     }
     let (account, tx) = state
         .app
+        .enrolment()
         .enrol(&token, &body.username, &body.password)
         .await?;
     Ok(written(
@@ -240,6 +259,7 @@ async fn set_doctor(
     let account = address(&account)?;
     let tx = state
         .app
+        .directory()
         .set_doctor_active(&auth.person, account, active)
         .await?;
     let d = state.app.people().doctor(account).await?;
@@ -272,14 +292,19 @@ pub(crate) async fn sign_up(
     Json(body): Json<PatientSignup>,
 ) -> ApiResult<Response> {
     if let Some(proof) = &body.wallet {
-        let login = state.app.verify_wallet(proof, &site).await?;
+        let login = state.app.wallet().verify_wallet(proof, &site).await?;
         let outcome = state
             .app
+            .directory()
             .sign_up_patient_with(&body, &NewKey::Wallet(&login), client.0)
             .await;
         return registration_prepared(&state, login, outcome).await;
     }
-    let (account, tx) = state.app.sign_up_patient_from(&body, client.0).await?;
+    let (account, tx) = state
+        .app
+        .directory()
+        .sign_up_patient_from(&body, client.0)
+        .await?;
     Ok(written(
         StatusCode::CREATED,
         json!({ "username": account.username, "address": account.address, "role": "patient" }),

@@ -26,6 +26,7 @@ pub(crate) async fn invite_researcher(
 ) -> ApiResult<Response> {
     let (invite, tx) = state
         .app
+        .enrolment()
         .invite_researcher(&auth.person, &body.name)
         .await?;
     Ok(written(StatusCode::CREATED, invited(&invite), &tx))

@@ -76,7 +76,7 @@ pub(crate) async fn nonce(
         })?
     };
     let address = request.address;
-    let challenge = state.app.siwe_challenge(&site, address).await?;
+    let challenge = state.app.wallet().siwe_challenge(&site, address).await?;
     Ok((StatusCode::CREATED, axum::Json(challenge)).into_response())
 }
 
@@ -94,8 +94,12 @@ pub(crate) async fn sign_in(
     SiteOf(site): SiteOf,
     Json(body): Json<SignIn>,
 ) -> ApiResult<Response> {
-    let login = state.app.verify_wallet(&body.proof, &site).await?;
-    let person = state.app.wallet_login(login, body.code.as_deref()).await?;
+    let login = state.app.wallet().verify_wallet(&body.proof, &site).await?;
+    let person = state
+        .app
+        .wallet()
+        .wallet_login(login, body.code.as_deref())
+        .await?;
     session_answer(&state, &person, StatusCode::OK, json!({})).await
 }
 
@@ -143,7 +147,7 @@ pub(crate) async fn registration_prepared<T>(
             return Err(Error::internal("wallet registration", "sent without the wallet").into());
         }
     };
-    let person = state.app.wallet_newcomer(login).await?;
+    let person = state.app.wallet().wallet_newcomer(login).await?;
     let complete = format!("/api/v1/writes/{}", prepared.id);
     session_answer(
         state,
@@ -206,7 +210,11 @@ pub(crate) async fn move_to_wallet(
     auth: Auth,
     Json(proof): Json<WalletProof>,
 ) -> ApiResult<Response> {
-    let login = state.app.verify_wallet(&proof, &site).await?;
-    let person = state.app.move_to_wallet(&auth.person, login).await?;
+    let login = state.app.wallet().verify_wallet(&proof, &site).await?;
+    let person = state
+        .app
+        .wallet()
+        .move_to_wallet(&auth.person, login)
+        .await?;
     session_answer(&state, &person, StatusCode::OK, json!({ "moved": true })).await
 }

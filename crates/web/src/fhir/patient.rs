@@ -25,7 +25,7 @@ use crate::ApiState;
 
 /// The patient's own profile, or one the chain lets the reader see (logged on chain first).
 async fn read_patient(state: &ApiState, reader: &Person, address: Address) -> FhirResult<Patient> {
-    let profile = state.app.profile(reader, address).await?.ok_or_else(|| {
+    let profile = state.app.directory().profile(reader, address).await?.ok_or_else(|| {
         FhirError::new(
             Kind::NotFound,
             "no Patient with this id that you may see: the patient has not shared their details with you",

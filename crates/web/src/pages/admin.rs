@@ -112,7 +112,12 @@ async fn add_hospital(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.submitted_by(&state, Role::Admin, &fields)?;
-    match state.app.add_hospital(&me, &hospital_input(&fields)).await {
+    match state
+        .app
+        .directory()
+        .add_hospital(&me, &hospital_input(&fields))
+        .await
+    {
         Ok((_, tx)) => Ok(after_write("/admin/hospitals", &tx.hash)),
         // A wallet's call: the page that hands it to the wallet.
         Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
@@ -165,6 +170,7 @@ async fn update_hospital(
     let id = hospital_id(&page, &state, &raw)?;
     match state
         .app
+        .directory()
         .update_hospital(&me, id, &hospital_input(&fields))
         .await
     {
@@ -203,6 +209,7 @@ async fn set_hospital(
     };
     let tx = state
         .app
+        .directory()
         .set_hospital_active(&me, id, active)
         .await
         .or_page(&page, &state)?;
@@ -228,7 +235,12 @@ async fn doctors_page(
         .hospitals(None, None)
         .await
         .or_page(page, state)?;
-    let invites = state.app.open_invites(&me).await.or_page(page, state)?;
+    let invites = state
+        .app
+        .enrolment()
+        .open_invites(&me)
+        .await
+        .or_page(page, state)?;
     let names: std::collections::BTreeMap<String, String> = hospitals
         .iter()
         .map(|h| (h.id.to_string(), h.name.clone()))
@@ -293,7 +305,7 @@ async fn add_doctor(
         licence_id: field(&fields, "licence_id").to_string(),
         hospital_id,
     };
-    match state.app.invite_doctor(&me, &input).await {
+    match state.app.enrolment().invite_doctor(&me, &input).await {
         Ok((invite, tx)) => invited(&state, &page, invite, tx).await,
         // A wallet's call: the page that hands it to the wallet.
         Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
@@ -316,7 +328,12 @@ async fn add_admin(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.submitted_by(&state, Role::Admin, &fields)?;
-    let (invite, tx) = state.app.invite_admin(&me).await.or_page(&page, &state)?;
+    let (invite, tx) = state
+        .app
+        .enrolment()
+        .invite_admin(&me)
+        .await
+        .or_page(&page, &state)?;
     invited(&state, &page, invite, tx).await
 }
 
@@ -333,6 +350,7 @@ async fn withdraw_invite(
         .map_err(|_| page.fail(&state, Error::invalid("bad invitation key")))?;
     let tx = state
         .app
+        .enrolment()
         .withdraw_invite(&me, key)
         .await
         .or_page(&page, &state)?;
@@ -356,6 +374,7 @@ async fn set_doctor(
     };
     let tx = state
         .app
+        .directory()
         .set_doctor_active(&me, account, active)
         .await
         .or_page(&page, &state)?;

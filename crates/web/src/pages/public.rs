@@ -47,7 +47,12 @@ async fn account_page(
         .balance(me.address)
         .await
         .or_page(page, state)?;
-    let funded = state.app.funded_wei(me).await.or_page(page, state)?;
+    let funded = state
+        .app
+        .accounts()
+        .funded_wei(me)
+        .await
+        .or_page(page, state)?;
     let spent = funded.saturating_sub(balance);
     let tx = page.tx_box(state).await;
     let mfa_on = state
@@ -145,7 +150,12 @@ async fn enrol_form(
     page: Page,
     Path(token): Path<String>,
 ) -> PageResult {
-    let invite = state.app.enrolment(&token).await.or_page(&page, &state)?;
+    let invite = state
+        .app
+        .enrolment()
+        .link(&token)
+        .await
+        .or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "enrol.html",
@@ -161,7 +171,12 @@ async fn enrol(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     page.submitted(&state, &fields)?;
-    let invite = state.app.enrolment(&token).await.or_page(&page, &state)?;
+    let invite = state
+        .app
+        .enrolment()
+        .link(&token)
+        .await
+        .or_page(&page, &state)?;
     let username = field(&fields, "username").trim();
     let password = field(&fields, "password");
     let values = context! { username => username };
@@ -179,7 +194,12 @@ async fn enrol(
             "the two passwords differ".into(),
         ));
     }
-    match state.app.enrol(&token, username, password).await {
+    match state
+        .app
+        .enrolment()
+        .enrol(&token, username, password)
+        .await
+    {
         Ok(_) => Ok(Redirect::to("/login?enrolled=1").into_response()),
         Err(e) => Ok(failed(crate::error::answered(&e), e.message)),
     }
@@ -252,6 +272,7 @@ async fn login(State(state): State<ApiState>, page: Page, Form(fields): Form<Fie
     let code = Some(field(&fields, "code"));
     match state
         .app
+        .accounts()
         .login_with(&username, field(&fields, "password"), code)
         .await
     {
@@ -355,7 +376,12 @@ async fn signup(
             contact: field(&fields, "contact").trim().to_string(),
         },
     };
-    let tx = match state.app.sign_up_patient_from(&signup, client.0).await {
+    let tx = match state
+        .app
+        .directory()
+        .sign_up_patient_from(&signup, client.0)
+        .await
+    {
         Ok((_, tx)) => tx,
         Err(e) => {
             let status = crate::error::answered(&e);
@@ -367,7 +393,7 @@ async fn signup(
             );
         }
     };
-    let Ok(person) = state.app.login(&signup.username, password).await else {
+    let Ok(person) = state.app.accounts().login(&signup.username, password).await else {
         return Redirect::to("/login").into_response();
     };
     let token = match state.app.sessions().start_session(&person).await {
@@ -423,6 +449,7 @@ async fn change_password(
         errors.insert("new_password2", "the two passwords differ".to_string());
     } else if let Err(e) = state
         .app
+        .accounts()
         .change_password(&me, field(&fields, "current_password"), new)
         .await
     {

@@ -146,6 +146,7 @@ async fn invite(
     let me = page.submitted_by(&state, Role::Admin, &fields)?;
     match state
         .app
+        .enrolment()
         .invite_researcher(&me, field(&fields, "name"))
         .await
     {
