@@ -32,6 +32,8 @@ use crate::{
     model::Role,
     people::People,
     reports::Anchors,
+    reports::Reports,
+    research::Research,
     sessions::Sessions,
     store::{
         settings::Settings,
@@ -92,13 +94,10 @@ struct Inner {
     ledger: Ledger,
     contracts: Contracts,
     blobs: BlobStore,
-    keyring: Arc<Keyring>,
     /// The write path, the faucet it tops signers up from, and the limits they count against:
     /// each built once here, holding only what it uses.
     journal: Journal,
     faucet: Faucet,
-    /// The de-identification rules of research exports.
-    safe_harbor: crate::research::deidentify::SafeHarbor,
     emergency_window: Duration,
     max_upload_bytes: usize,
     /// Second factors (`mfa.rs`).
@@ -125,6 +124,10 @@ struct Inner {
     enrolment: Enrolment,
     /// `directory.rs`.
     directory: Directory,
+    /// `research/mod.rs`.
+    research: Research,
+    /// `reports.rs`.
+    reports: Reports,
     /// The write path with what follows each write (`follows.rs`).
     writer: Writer,
 }
@@ -286,6 +289,30 @@ impl App {
             readlog.clone(),
             writer.clone(),
         );
+        let research = Research::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            access.clone(),
+            keyring.clone(),
+            anchors.clone(),
+            people.clone(),
+            writer.clone(),
+            options.safe_harbor,
+        );
+        let reports = Reports::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            options.blobs.clone(),
+            access.clone(),
+            anchors.clone(),
+            keyring.clone(),
+            people.clone(),
+            readlog.clone(),
+            writer.clone(),
+            options.max_upload_bytes,
+        );
         let app = App {
             inner: Arc::new(Inner {
                 db,
@@ -293,8 +320,6 @@ impl App {
                 ledger: options.ledger,
                 contracts,
                 blobs: options.blobs,
-                keyring,
-                safe_harbor: options.safe_harbor,
                 journal,
                 faucet,
                 emergency_window: options.emergency_window,
@@ -312,6 +337,8 @@ impl App {
                 wallet,
                 enrolment,
                 directory,
+                reports,
+                research,
             }),
         };
         // Writes a crash left open are settled before anything else runs. A SQLite file has one
@@ -380,6 +407,16 @@ impl App {
     /// The use case of `directory.rs`.
     pub fn directory(&self) -> &Directory {
         &self.inner.directory
+    }
+
+    /// The use case of `research/mod.rs`.
+    pub fn research(&self) -> &Research {
+        &self.inner.research
+    }
+
+    /// The use case of `reports.rs`.
+    pub fn reports(&self) -> &Reports {
+        &self.inner.reports
     }
 
     /// Who is who: accounts, roles, the directory.
@@ -459,15 +496,6 @@ impl App {
     /// The blob store (it holds sealed bodies only).
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
-    }
-
-    pub(crate) fn safe_harbor(&self) -> &crate::research::deidentify::SafeHarbor {
-        &self.inner.safe_harbor
-    }
-
-    /// The holder of the deployment's secrets: it opens keys only for proofs of access.
-    pub(crate) fn keyring(&self) -> &Keyring {
-        &self.inner.keyring
     }
 
     /// The wrapped keys' table.
@@ -550,11 +578,6 @@ impl App {
     /// How long a session may go without a request.
     pub fn session_idle(&self) -> Duration {
         self.inner.sessions.idle()
-    }
-
-    /// Records against their anchors on chain.
-    pub(crate) fn anchors(&self) -> &Anchors {
-        &self.inner.anchors
     }
 
     /// Checks every stored record against its anchor on chain.

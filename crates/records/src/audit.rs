@@ -292,7 +292,11 @@ impl App {
                     .unwrap_or_default();
                 let export = u64::try_from(alloy::primitives::U256::from_be_bytes(word(3).0))
                     .unwrap_or_default();
-                let researcher = self.study_researcher(study).await?.unwrap_or_default();
+                let researcher = self
+                    .research()
+                    .study_researcher(study)
+                    .await?
+                    .unwrap_or_default();
                 (
                     Action::IncludedInExport,
                     patient,
@@ -338,6 +342,7 @@ impl App {
             }
             Detail::Exported(study, export) => {
                 let title = self
+                    .research()
                     .study_title(study)
                     .await?
                     .map(|t| format!(" \u{201c}{t}\u{201d}"))
@@ -395,7 +400,7 @@ impl App {
         let mut titles = Vec::new();
         if person.role == Role::Patient {
             for id in &event.record_ids {
-                if let Some(t) = self.record_title(person, id).await? {
+                if let Some(t) = self.reports().record_title(person, id).await? {
                     titles.push(t);
                 }
             }
@@ -449,7 +454,7 @@ impl Context<'_> {
             return Ok(t.clone());
         }
         let t = match self.asker {
-            Some(patient) => app.record_title(patient, &id).await?,
+            Some(patient) => app.reports().record_title(patient, &id).await?,
             None => None,
         };
         self.titles.insert(id, t.clone());

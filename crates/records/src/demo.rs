@@ -151,7 +151,7 @@ impl App {
                 bytes: format!("Demo report for {name}.\nAll values within normal ranges.\n")
                     .into_bytes(),
             };
-            self.share_report(&patient, report).await?;
+            self.reports().share_report(&patient, report).await?;
             let grant = GrantInput {
                 doctor: Some(doctor_accounts[i].address),
                 hospital_id: None,

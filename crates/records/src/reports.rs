@@ -22,9 +22,21 @@ pub use structured::Entry;
 use self::anchor::Checked;
 pub(crate) use crate::store::records::{RecordRow, Whose};
 use crate::store::records::{blob_key, object_id};
+use std::sync::Arc;
+
+use medledger_vault::BlobStore;
+
+use crate::{
+    access::Access,
+    db::Db,
+    disclosure::ReadLog,
+    follows::Writer,
+    keyring::Keyring,
+    ledger::{Contracts, Ledger},
+    people::People,
+};
 use crate::{
     access::Allowed,
-    app::App,
     contracts::Records,
     disclosure::{Logged, Unlogged},
     error::{Error, Kind, Result},
@@ -33,7 +45,6 @@ use crate::{
     model::unix_now,
     model::{Integrity, Purpose, RecordKind, Role},
     person::Person,
-    sharing::GrantInput,
     store::{records::Records as RecordsTable, wraps::Reader},
 };
 
@@ -163,7 +174,7 @@ fn meta_aad(id: &B256) -> Vec<u8> {
     format!("meta:{id}").into_bytes()
 }
 
-fn resources_aad(id: &B256) -> Vec<u8> {
+pub(crate) fn resources_aad(id: &B256) -> Vec<u8> {
     format!("resources:{id}").into_bytes()
 }
 
@@ -173,76 +184,69 @@ pub fn parse_record_id(s: &str) -> Result<B256> {
         .map_err(|_| Error::invalid("a record id is 0x followed by 64 hex digits"))
 }
 
-impl App {
+#[derive(Clone)]
+pub struct Reports {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    blobs: BlobStore,
+    access: Access,
+    anchors: Anchors,
+    keyring: Arc<Keyring>,
+    people: People,
+    readlog: ReadLog,
+    writer: Writer,
+    max_upload_bytes: usize,
+}
+
+impl Reports {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: Db,
+        ledger: Ledger,
+        contracts: Contracts,
+        blobs: BlobStore,
+        access: Access,
+        anchors: Anchors,
+        keyring: Arc<Keyring>,
+        people: People,
+        readlog: ReadLog,
+        writer: Writer,
+        max_upload_bytes: usize,
+    ) -> Reports {
+        Reports {
+            db,
+            ledger,
+            contracts,
+            blobs,
+            access,
+            anchors,
+            keyring,
+            people,
+            readlog,
+            writer,
+            max_upload_bytes,
+        }
+    }
+}
+
+impl Reports {
     pub(crate) async fn record_row(&self, id: &B256) -> Result<RecordRow> {
-        RecordsTable(self.db()).get(id).await
+        RecordsTable(&self.db).get(id).await
     }
 
     /// A patient's (or an author's) anchored records; those whose anchor is not mined yet are
     /// not there for anyone.
     pub(crate) async fn record_rows(&self, whose: Whose, who: Address) -> Result<Vec<RecordRow>> {
-        RecordsTable(self.db()).of(whose, who).await
-    }
-
-    /// A patient shares a report and, in the same step, grants it to whom `with` names. All of
-    /// it is checked before anything is written: the report's fields, that every doctor and the
-    /// hospital exist, the days. The API and the share page both come here.
-    pub async fn share_report_with(
-        &self,
-        patient: &Person,
-        report: NewReport,
-        with: &ShareWith,
-    ) -> Result<Shared> {
-        self.people().require_patient(patient)?;
-        let checked = self.check_report(&report)?;
-        if !with.doctors.is_empty() || with.hospital.is_some() {
-            // Each step is its own transaction in the person's wallet: sharing, then each
-            // grant. One page cannot chain them, so they are asked for one at a time.
-            if matches!(patient.signer, crate::accounts::Signer::Wallet(_)) {
-                return Err(Error::unprocessable(
-                    "with your own wallet, share the report first, then give access from Sharing: each is its own transaction to confirm",
-                )
-                .on("share_with"));
-            }
-            if !(1..=3650).contains(&with.days) {
-                return Err(
-                    Error::invalid("a number of days between 1 and 3650").on("expires_in_days")
-                );
-            }
-            for doctor in &with.doctors {
-                self.people()
-                    .doctor(*doctor)
-                    .await
-                    .map_err(|e| e.on("share_with"))?;
-            }
-            if let Some(h) = with.hospital {
-                self.people()
-                    .hospital(h)
-                    .await
-                    .map_err(|e| e.on("hospital_id"))?;
-            }
-        }
-        let (record, tx) = self.store_report(patient, report, checked).await?;
-        let mut grants = Vec::new();
-        let targets = with
-            .doctors
-            .iter()
-            .map(|d| (Some(*d), None))
-            .chain(with.hospital.map(|h| (None, Some(h))));
-        for (doctor, hospital_id) in targets {
-            let input = GrantInput {
-                doctor,
-                hospital_id,
-                ..GrantInput::records(Address::ZERO, vec![record.id], with.purpose, with.days)
-            };
-            grants.push(self.grant(patient, &input).await?);
-        }
-        Ok(Shared { record, tx, grants })
+        RecordsTable(&self.db).of(whose, who).await
     }
 
     /// The rules a shared report's fields must meet; returns its media type, judged from its
     /// bytes, and, for a FHIR Bundle, its resources (which must meet R4's rules).
-    fn check_report(&self, report: &NewReport) -> Result<(&'static str, Option<Vec<Entry>>)> {
+    pub(crate) fn check_report(
+        &self,
+        report: &NewReport,
+    ) -> Result<(&'static str, Option<Vec<Entry>>)> {
         if report.kind == RecordKind::Prescription {
             return Err(Error::invalid(
                 "a patient shares reports or other records; prescriptions come from doctors",
@@ -262,12 +266,12 @@ impl App {
         if report.bytes.is_empty() {
             return Err(Error::invalid("the file is empty").on("file"));
         }
-        if report.bytes.len() > self.max_upload_bytes() {
+        if report.bytes.len() > self.max_upload_bytes {
             return Err(Error::new(
                 Kind::TooLarge,
                 format!(
                     "the file is larger than the {} MiB limit",
-                    self.max_upload_bytes() / (1024 * 1024)
+                    self.max_upload_bytes / (1024 * 1024)
                 ),
             )
             .on("file"));
@@ -297,14 +301,14 @@ impl App {
         patient: &Person,
         report: NewReport,
     ) -> Result<(RecordView, TxInfo)> {
-        self.people().require_patient(patient)?;
+        self.people.require_patient(patient)?;
         let checked = self.check_report(&report)?;
         self.store_report(patient, report, checked).await
     }
 
     /// `share_report` of a report `check_report` has judged (its media type and, for a
     /// bundle, its resources), so a bundle is parsed and checked once.
-    async fn store_report(
+    pub(crate) async fn store_report(
         &self,
         patient: &Person,
         report: NewReport,
@@ -332,13 +336,13 @@ impl App {
                 entries.as_deref(),
             )
             .await?;
-        self.writer()
+        self.writer
             .wrapping()
             .sync_wraps(patient.address, Some(&patient.secret))
             .await?;
         // A bundle shared while taking part in a study is the study's to export too.
         if entries.is_some() {
-            self.writer()
+            self.writer
                 .wrapping()
                 .sync_research_wraps(patient.address, Some(&patient.secret))
                 .await?;
@@ -405,15 +409,15 @@ impl App {
         // The blob, the row and the wrapped keys go first, so an anchor on chain never points
         // at nothing; the journal removes them only once the anchor surely never lands.
         let stored = async {
-            self.blobs().put(&blob_key(&id), sealed).await?;
-            RecordsTable(self.db()).insert(&row).await?;
+            self.blobs.put(&blob_key(&id), sealed).await?;
+            RecordsTable(&self.db).insert(&row).await?;
             let patient_key = self
-                .people()
+                .people
                 .account_by_address(patient)
                 .await?
                 .ok_or_else(|| Error::not_found("there is no such patient"))?
                 .enc_public;
-            let wraps = self.wraps();
+            let wraps = crate::store::wraps::Wraps(&self.db);
             wraps
                 .put(&object, Reader::Account(patient), &patient_key, &dek)
                 .await?;
@@ -427,11 +431,12 @@ impl App {
                     )
                     .await?;
             }
-            let escrow = self.keyring().escrow_public();
+            let escrow = self.keyring.as_ref().escrow_public();
             wraps.put(&object, Reader::Escrow, &escrow, &dek).await
         };
-        let records = self.contracts().records;
+        let records = self.contracts.records;
         let (tx, _) = self
+            .writer
             .write_after(
                 &author.signer,
                 records,
@@ -468,7 +473,12 @@ impl App {
         row: &RecordRow,
         allowed: &Allowed,
     ) -> Result<Option<Unlogged<Meta>>> {
-        let Some(key) = self.keyring().unlock(self.wraps(), reader, allowed).await? else {
+        let Some(key) = self
+            .keyring
+            .as_ref()
+            .unlock(crate::store::wraps::Wraps(&self.db), reader, allowed)
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(key.open(&meta_aad(&row.id), &row.meta)?.and_then(
@@ -517,7 +527,7 @@ impl App {
         allowed: Option<&Allowed>,
         with_body: bool,
     ) -> Result<Unlogged<RecordView>> {
-        let (checked, _) = self.anchors().check_record(row, with_body).await?;
+        let (checked, _) = self.anchors.check_record(row, with_body).await?;
         let file = match checked.file {
             None if !checked.details => Some(Integrity::Mismatch),
             file => file,
@@ -531,10 +541,10 @@ impl App {
     pub async fn record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<RecordView> {
         let row = self.record_row(&id).await?;
         let allowed = self
-            .access()
+            .access
             .check_record_access(reader, &row, purpose)
             .await?;
-        let (checked, _) = self.anchors().check_record(&row, true).await?;
+        let (checked, _) = self.anchors.check_record(&row, true).await?;
         if !checked.details {
             return Err(altered());
         }
@@ -542,6 +552,7 @@ impl App {
             .view(reader, &row, Some(&allowed), true, checked.file)
             .await?;
         Ok(self
+            .readlog
             .disclose(reader, view, purpose, Logged::Viewed)
             .await?
             .into_inner())
@@ -550,12 +561,12 @@ impl App {
     /// A patient's own records (reports and others; prescriptions are listed apart), each
     /// checked against its anchor (with its file too when `verify` is set).
     pub async fn my_records(&self, patient: &Person, verify: bool) -> Result<Vec<RecordView>> {
-        self.people().require_patient(patient)?;
+        self.people.require_patient(patient)?;
         let mut out = Vec::new();
         for row in self.record_rows(Whose::Patient, patient.address).await? {
             if row.kind != RecordKind::Prescription {
                 let own = self
-                    .access()
+                    .access
                     .record_allowed(patient, &row, Purpose::Treatment)
                     .await?;
                 let view = self.listed(patient, &row, own.as_ref(), verify).await?;
@@ -574,7 +585,7 @@ impl App {
             return Ok(None);
         }
         let Some(own) = self
-            .access()
+            .access
             .record_allowed(patient, &row, Purpose::Treatment)
             .await?
         else {
@@ -596,6 +607,7 @@ impl App {
     ) -> Result<Vec<RecordView>> {
         let list = self.doctor_records(doctor, patient, purpose).await?;
         Ok(self
+            .readlog
             .disclose(doctor, list, purpose, Logged::Viewed)
             .await?
             .into_inner())
@@ -620,14 +632,14 @@ impl App {
                 return Err(Error::forbidden("a patient sees only their own records"));
             }
             Role::Patient => {}
-            _ => self.people().require_active_doctor(reader).await?,
+            _ => self.people.require_active_doctor(reader).await?,
         }
         let mut kept = Vec::new();
         for row in self.record_rows(Whose::Patient, patient).await? {
             if row.kind == RecordKind::Prescription {
                 continue;
             }
-            let Some(allowed) = self.access().record_allowed(reader, &row, purpose).await? else {
+            let Some(allowed) = self.access.record_allowed(reader, &row, purpose).await? else {
                 continue;
             };
             let bare = self.view(reader, &row, None, false, None).await?;
@@ -644,6 +656,7 @@ impl App {
             page.push(self.listed(reader, &row, Some(&allowed), false).await?);
         }
         let page = self
+            .readlog
             .disclose(reader, page, purpose, Logged::Viewed)
             .await?
             .into_inner();
@@ -658,10 +671,10 @@ impl App {
         patient: Address,
         purpose: Purpose,
     ) -> Result<Unlogged<Vec<RecordView>>> {
-        self.people().require_active_doctor(doctor).await?;
+        self.people.require_active_doctor(doctor).await?;
         let mut out = Unlogged::nothing(Vec::new());
         for row in self.record_rows(Whose::Patient, patient).await? {
-            if let Some(allowed) = self.access().record_allowed(doctor, &row, purpose).await? {
+            if let Some(allowed) = self.access.record_allowed(doctor, &row, purpose).await? {
                 out.push(self.listed(doctor, &row, Some(&allowed), false).await?);
             }
         }
@@ -673,19 +686,20 @@ impl App {
     pub async fn open_record(&self, reader: &Person, id: B256, purpose: Purpose) -> Result<Opened> {
         let row = self.record_row(&id).await?;
         let allowed = self
-            .access()
+            .access
             .check_record_access(reader, &row, purpose)
             .await?;
         let key = self
-            .keyring()
-            .unlock(self.wraps(), reader, &allowed)
+            .keyring
+            .as_ref()
+            .unlock(crate::store::wraps::Wraps(&self.db), reader, &allowed)
             .await?
             .ok_or_else(|| {
                 Error::forbidden(
                     "no key to this record was shared with you; ask the patient to share it",
                 )
             })?;
-        let (checked, body) = self.anchors().check_record(&row, true).await?;
+        let (checked, body) = self.anchors.check_record(&row, true).await?;
         let body = match (checked, body) {
             (Checked { details: true, .. }, Some(body)) => body,
             (
@@ -710,6 +724,7 @@ impl App {
             Ok((meta.media_type, bytes))
         })?;
         let disclosed = self
+            .readlog
             .disclose(reader, opened, purpose, Logged::Opened)
             .await?;
         let (tx, emergency) = (disclosed.tx.clone(), disclosed.emergency);

@@ -10,6 +10,7 @@ use alloy::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::reports::{NewReport, ShareWith, Shared};
 use crate::{
     app::App,
     contracts::Consent,
@@ -103,6 +104,65 @@ pub struct Chart {
 }
 
 impl App {
+    /// A patient shares a report and, in the same step, grants it to whom `with` names. All of
+    /// it is checked before anything is written: the report's fields, that every doctor and the
+    /// hospital exist, the days. The API and the share page both come here.
+    pub async fn share_report_with(
+        &self,
+        patient: &Person,
+        report: NewReport,
+        with: &ShareWith,
+    ) -> Result<Shared> {
+        self.people().require_patient(patient)?;
+        let checked = self.reports().check_report(&report)?;
+        if !with.doctors.is_empty() || with.hospital.is_some() {
+            // Each step is its own transaction in the person's wallet: sharing, then each
+            // grant. One page cannot chain them, so they are asked for one at a time.
+            if matches!(patient.signer, crate::accounts::Signer::Wallet(_)) {
+                return Err(Error::unprocessable(
+                    "with your own wallet, share the report first, then give access from Sharing: each is its own transaction to confirm",
+                )
+                .on("share_with"));
+            }
+            if !(1..=3650).contains(&with.days) {
+                return Err(
+                    Error::invalid("a number of days between 1 and 3650").on("expires_in_days")
+                );
+            }
+            for doctor in &with.doctors {
+                self.people()
+                    .doctor(*doctor)
+                    .await
+                    .map_err(|e| e.on("share_with"))?;
+            }
+            if let Some(h) = with.hospital {
+                self.people()
+                    .hospital(h)
+                    .await
+                    .map_err(|e| e.on("hospital_id"))?;
+            }
+        }
+        let (record, tx) = self
+            .reports()
+            .store_report(patient, report, checked)
+            .await?;
+        let mut grants = Vec::new();
+        let targets = with
+            .doctors
+            .iter()
+            .map(|d| (Some(*d), None))
+            .chain(with.hospital.map(|h| (None, Some(h))));
+        for (doctor, hospital_id) in targets {
+            let input = GrantInput {
+                doctor,
+                hospital_id,
+                ..GrantInput::records(Address::ZERO, vec![record.id], with.purpose, with.days)
+            };
+            grants.push(self.grant(patient, &input).await?);
+        }
+        Ok(Shared { record, tx, grants })
+    }
+
     /// A patient grants access, on chain, then wraps the covered records' keys for the grantees.
     pub async fn grant(&self, patient: &Person, input: &GrantInput) -> Result<(GrantView, TxInfo)> {
         self.people().require_patient(patient)?;
@@ -117,7 +177,7 @@ impl App {
                 return Err(Error::invalid("scope records needs 1 to 100 record ids"));
             }
             for id in &input.record_ids {
-                let row = self.record_row(id).await?;
+                let row = self.reports().record_row(id).await?;
                 if row.patient != patient.address {
                     return Err(Error::not_found("there is no such record"));
                 }
@@ -313,6 +373,7 @@ impl App {
     /// doctor may open and until when — logged on chain as one view before it is returned.
     pub async fn patient_chart(&self, doctor: &Person, patient: Address) -> Result<Chart> {
         let records = self
+            .reports()
             .doctor_records(doctor, patient, Purpose::Treatment)
             .await?;
         let profile = self

@@ -8,12 +8,12 @@ use super::{Anchor, Meta, RecordRow, Whose};
 use crate::store::records::object_id;
 use crate::{
     access::Allowed,
-    app::App,
     disclosure::{Logged, Unlogged},
     error::{Error, Result},
     ledger::TxInfo,
     model::{Integrity, Purpose, RecordKind, Role},
     person::Person,
+    reports::Reports,
 };
 
 /// One medication line of a prescription.
@@ -45,7 +45,7 @@ pub struct PrescriptionView {
     pub anchor: Anchor,
 }
 
-impl App {
+impl Reports {
     /// A doctor prescribes for a patient they may treat (the contract decides; we check first to
     /// answer clearly).
     pub async fn prescribe(
@@ -54,7 +54,7 @@ impl App {
         patient: Address,
         body: &PrescriptionBody,
     ) -> Result<(PrescriptionView, TxInfo)> {
-        self.people().require_doctor(doctor)?;
+        self.people.require_doctor(doctor)?;
         if body.medications.is_empty() || body.medications.len() > 50 {
             return Err(Error::invalid(
                 "a prescription has 1 to 50 medication lines",
@@ -77,11 +77,12 @@ impl App {
             return Err(Error::invalid("notes are limited to 10,000 characters"));
         }
         let can_treat = self
-            .consent()
+            .contracts
+            .consent_on(&self.ledger)
             .canTreat(patient, doctor.address)
             .call()
             .await
-            .map_err(|e| self.ledger().call_error(e))?;
+            .map_err(|e| self.ledger.call_error(e))?;
         if !can_treat {
             return Err(Error::forbidden(
                 "you may not treat this patient: no live treatment grant or emergency",
@@ -139,7 +140,7 @@ impl App {
             .filter(|r| r.kind == RecordKind::Prescription)
         {
             let allowed = self
-                .access()
+                .access
                 .record_allowed(person, &row, Purpose::Treatment)
                 .await?;
             let (body, integrity) = match allowed {
@@ -160,6 +161,7 @@ impl App {
             });
         }
         Ok(self
+            .readlog
             .disclose(person, out, Purpose::Treatment, Logged::Viewed)
             .await?
             .into_inner())
@@ -173,11 +175,16 @@ impl App {
         row: &RecordRow,
         allowed: &Allowed,
     ) -> Result<(Option<Unlogged<PrescriptionBody>>, Option<Integrity>)> {
-        let (checked, body) = self.anchors().check_record(row, true).await?;
+        let (checked, body) = self.anchors.check_record(row, true).await?;
         let Some(blob) = body.filter(|_| checked.details) else {
             return Ok((None, checked.file));
         };
-        let Some(key) = self.keyring().unlock(self.wraps(), reader, allowed).await? else {
+        let Some(key) = self
+            .keyring
+            .as_ref()
+            .unlock(crate::store::wraps::Wraps(&self.db), reader, allowed)
+            .await?
+        else {
             return Ok((None, checked.file));
         };
         let body = key

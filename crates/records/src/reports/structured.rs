@@ -14,12 +14,12 @@ use serde_json::Value;
 
 use super::{RecordRow, Whose, resources_aad};
 use crate::{
-    access::{Allowed, Participating},
-    app::App,
+    access::Allowed,
     disclosure::{Logged, Unlogged},
     error::{Error, Kind, Result},
     model::{Purpose, RecordKind, Role},
     person::Person,
+    reports::Reports,
     store::records::Records as RecordsTable,
 };
 
@@ -637,7 +637,7 @@ fn targets_of(entries: &[Entry]) -> HashMap<String, (String, usize)> {
 }
 
 /// Parses opened structured content.
-fn entries_of(plain: Vec<u8>) -> Result<Vec<Entry>> {
+pub(crate) fn entries_of(plain: Vec<u8>) -> Result<Vec<Entry>> {
     serde_json::from_slice(&plain).map_err(|e| Error::internal("resources", e))
 }
 
@@ -657,7 +657,7 @@ fn clinical(row: &RecordRow, entries: Vec<Entry>) -> Vec<Clinical> {
         .collect()
 }
 
-impl App {
+impl Reports {
     /// The structured content of `row`, opened with the key `allowed` unlocks, still to be
     /// logged; nothing when the reader has no key, or when the row's sealed content is not what
     /// the chain anchors (an altered bundle shows nothing).
@@ -670,11 +670,16 @@ impl App {
         let Some(sealed) = &row.resources else {
             return Ok(Unlogged::nothing(Vec::new()));
         };
-        let (checked, _) = self.anchors().check_record(row, false).await?;
+        let (checked, _) = self.anchors.check_record(row, false).await?;
         if !checked.details {
             return Ok(Unlogged::nothing(Vec::new()));
         }
-        let Some(key) = self.keyring().unlock(self.wraps(), reader, allowed).await? else {
+        let Some(key) = self
+            .keyring
+            .as_ref()
+            .unlock(crate::store::wraps::Wraps(&self.db), reader, allowed)
+            .await?
+        else {
             return Ok(Unlogged::nothing(Vec::new()));
         };
         key.open(&resources_aad(&row.id), sealed)?
@@ -703,14 +708,14 @@ impl App {
                 return Err(Error::forbidden("a patient sees only their own records"));
             }
             Role::Patient => {}
-            _ => self.people().require_active_doctor(reader).await?,
+            _ => self.people.require_active_doctor(reader).await?,
         }
         let mut looked_into = Unlogged::nothing(Vec::new());
         for row in self.record_rows(Whose::Patient, patient).await? {
             if row.kind == RecordKind::Prescription || row.resources.is_none() {
                 continue;
             }
-            let Some(allowed) = self.access().record_allowed(reader, &row, purpose).await? else {
+            let Some(allowed) = self.access.record_allowed(reader, &row, purpose).await? else {
                 continue;
             };
             looked_into.push(self.clinical_of(reader, &row, &allowed).await?);
@@ -721,6 +726,7 @@ impl App {
             (total, kept.into_iter().skip(skip).take(take).collect())
         });
         Ok(self
+            .readlog
             .disclose(reader, found, purpose, Logged::Searched(searched))
             .await?
             .into_inner())
@@ -739,16 +745,16 @@ impl App {
         if record_prefix.is_empty() || !record_prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(missing());
         }
-        let id = RecordsTable(self.db())
+        let id = RecordsTable(&self.db)
             .bundle_by_prefix(&record_prefix.to_lowercase())
             .await?
             .ok_or_else(missing)?;
         let row = self.record_row(&id).await?;
         if reader.role == Role::Doctor {
-            self.people().require_active_doctor(reader).await?;
+            self.people.require_active_doctor(reader).await?;
         }
         let allowed = self
-            .access()
+            .access
             .record_allowed(reader, &row, purpose)
             .await?
             .ok_or_else(missing)?;
@@ -759,56 +765,10 @@ impl App {
             .transpose()
             .ok_or_else(missing)?;
         Ok(self
+            .readlog
             .disclose(reader, found, purpose, Logged::Viewed)
             .await?
             .into_inner())
-    }
-
-    /// The resources of every bundle a study's participant shared, opened with the research
-    /// key's wraps (which exist only while they take part in a study), for the research export
-    /// `participating` proves their live opt-in to. What leaves is de-identified, and only once
-    /// the export is recorded on chain naming them (`Research.recordExport`).
-    pub(crate) async fn research_resources(
-        &self,
-        participating: &Participating,
-    ) -> Result<Vec<Value>> {
-        let mut out = Unlogged::nothing(Vec::new());
-        for row in self
-            .record_rows(Whose::Patient, participating.patient())
-            .await?
-        {
-            let Some(sealed) = &row.resources else {
-                continue;
-            };
-            if row.kind == RecordKind::Prescription {
-                continue;
-            }
-            let (checked, _) = self.anchors().check_record(&row, false).await?;
-            if !checked.details {
-                continue;
-            }
-            let Some(key) = self
-                .keyring()
-                .unlock_for_research(self.wraps(), participating, &row)
-                .await?
-            else {
-                continue;
-            };
-            out.push(
-                key.open(&resources_aad(&row.id), sealed)?
-                    .and_then(|plain| {
-                        Ok(entries_of(plain)?
-                            .into_iter()
-                            .map(|e| e.resource)
-                            .collect::<Vec<Value>>())
-                    })?,
-            );
-        }
-        Ok(out
-            .for_export(participating)?
-            .into_iter()
-            .flatten()
-            .collect())
     }
 }
 

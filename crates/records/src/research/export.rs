@@ -13,14 +13,17 @@ use alloy::{
 use serde::Serialize;
 
 use super::deidentify::{SafeHarbor, Subject, Suppressed, deidentify};
+use serde_json::Value;
+
+use crate::{access::Participating, disclosure::Unlogged, model::RecordKind};
 use crate::{
-    app::App,
-    contracts::Research,
+    contracts::Research as Contract,
     error::{Error, Kind, Result},
     journal::Follow,
     model::Role,
     model::unix_now,
     person::Person,
+    research::Research,
     store::{
         exports::{ExportRow, Exports},
         users::Users,
@@ -75,7 +78,58 @@ pub fn files_hash(files: &BTreeMap<String, String>) -> B256 {
     keccak256(&all)
 }
 
-impl App {
+impl Research {
+    /// The resources of every bundle a study's participant shared, opened with the research
+    /// key's wraps (which exist only while they take part in a study), for the research export
+    /// `participating` proves their live opt-in to. What leaves is de-identified, and only once
+    /// the export is recorded on chain naming them (`Research.recordExport`).
+    pub(crate) async fn research_resources(
+        &self,
+        participating: &Participating,
+    ) -> Result<Vec<Value>> {
+        let mut out = Unlogged::nothing(Vec::new());
+        for row in crate::store::records::Records(&self.db)
+            .of(
+                crate::store::records::Whose::Patient,
+                participating.patient(),
+            )
+            .await?
+        {
+            let Some(sealed) = &row.resources else {
+                continue;
+            };
+            if row.kind == RecordKind::Prescription {
+                continue;
+            }
+            let (checked, _) = self.anchors.check_record(&row, false).await?;
+            if !checked.details {
+                continue;
+            }
+            let Some(key) = self
+                .keyring
+                .as_ref()
+                .unlock_for_research(crate::store::wraps::Wraps(&self.db), participating, &row)
+                .await?
+            else {
+                continue;
+            };
+            out.push(
+                key.open(&crate::reports::resources_aad(&row.id), sealed)?
+                    .and_then(|plain| {
+                        Ok(crate::reports::structured::entries_of(plain)?
+                            .into_iter()
+                            .map(|e| e.resource)
+                            .collect::<Vec<Value>>())
+                    })?,
+            );
+        }
+        Ok(out
+            .for_export(participating)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
     /// A researcher starts an export for their running study; it runs in the background and
     /// its id is returned at once.
     pub async fn start_export(&self, researcher: &Person, study: u64) -> Result<String> {
@@ -92,7 +146,7 @@ impl App {
             ));
         }
         // An export still "running" an hour after it started was cut off by a stopped server.
-        let exports = Exports(self.db());
+        let exports = Exports(&self.db);
         exports
             .fail_stale(
                 unix_now() - STALE_SECS,
@@ -113,7 +167,7 @@ impl App {
             let data = view.data.clone();
             if let Err(e) = app.run_export(&job, study, &data, &signer).await {
                 tracing::warn!(export = %job, error = %e, "research export failed");
-                let _ = Exports(app.db()).fail(&job, &e.message).await;
+                let _ = Exports(&app.db).fail(&job, &e.message).await;
             }
         });
         Ok(id)
@@ -126,13 +180,13 @@ impl App {
         data: &[String],
         researcher: &crate::accounts::Signer,
     ) -> Result<()> {
-        let patients = Users(self.db()).active_patients().await?;
-        let exports = Exports(self.db());
+        let patients = Users(&self.db).active_patients().await?;
+        let exports = Exports(&self.db);
         exports.total(job, patients.len() as u64).await?;
         let mut subjects = Vec::new();
         for (n, patient) in patients.iter().copied().enumerate() {
             // Only a live opt-in opens a patient's data to the export.
-            if let Some(participating) = self.access().participating_in(patient, study).await? {
+            if let Some(participating) = self.access.participating_in(patient, study).await? {
                 subjects.push(Subject {
                     patient,
                     date_of_birth: None,
@@ -141,11 +195,11 @@ impl App {
             }
             exports.progress(job, (n + 1) as u64).await?;
         }
-        let rules = self.safe_harbor().clone();
-        let this_year: i64 = crate::model::rfc3339(self.ledger().now().await? as i64)[..4]
+        let rules = self.safe_harbor.clone();
+        let this_year: i64 = crate::model::rfc3339(self.ledger.now().await? as i64)[..4]
             .parse()
             .unwrap_or(1970);
-        let key = self.keyring().pseudonym_key(study);
+        let key = self.keyring.as_ref().pseudonym_key(study);
         let out = deidentify(&subjects, data, &key, &rules, this_year);
         let files: BTreeMap<String, String> = out
             .files
@@ -183,19 +237,20 @@ impl App {
         if out.included.is_empty() {
             return exports.done(job, &report_json, &hash, None).await;
         }
-        let call = Research::recordExportCall {
+        let call = Contract::recordExportCall {
             studyId: study,
             filesHash: hash,
             resources: resources as u32,
             patients: out.included.clone(),
         };
-        let research = self.contracts().research;
+        let research = self.contracts.research;
         let (tx, receipt) = self
+            .writer
             .write(researcher, research, call.abi_encode(), Follow::Nothing)
             .await?
             .mined()?;
         let export_id = receipt
-            .decoded_log::<Research::ExportRecorded>()
+            .decoded_log::<Contract::ExportRecorded>()
             .map(|l| l.data.exportId);
         exports
             .done(job, &report_json, &hash, Some((tx.hash, export_id)))
@@ -204,7 +259,7 @@ impl App {
 
     /// An export of the researcher's, as it stands.
     pub async fn export(&self, researcher: &Person, id: &str) -> Result<ExportView> {
-        let row = Exports(self.db())
+        let row = Exports(&self.db)
             .of_researcher(id, researcher.address)
             .await?
             .ok_or_else(|| Error::not_found("there is no such export of yours"))?;
@@ -217,14 +272,14 @@ impl App {
             return Err(Error::forbidden("only researchers make exports"));
         }
         let mut out = Vec::new();
-        for row in Exports(self.db()).all_of(researcher.address).await? {
+        for row in Exports(&self.db).all_of(researcher.address).await? {
             out.push(self.export_view(row).await?);
         }
         Ok(out)
     }
 
     async fn export_view(&self, row: ExportRow) -> Result<ExportView> {
-        let files = Exports(self.db()).files(&row.id).await?;
+        let files = Exports(&self.db).files(&row.id).await?;
         Ok(ExportView {
             study: row.study,
             state: row.state,
@@ -248,7 +303,7 @@ impl App {
         if view.state != "done" {
             return Err(Error::conflict("this export has not finished"));
         }
-        Exports(self.db())
+        Exports(&self.db)
             .file(id, kind)
             .await?
             .ok_or_else(|| Error::not_found("this export has no such file"))

@@ -12,9 +12,19 @@ use alloy::{
 };
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::{
-    app::App,
-    contracts::Research,
+    access::Access,
+    db::Db,
+    follows::Writer,
+    keyring::Keyring,
+    ledger::{Contracts, Ledger},
+    people::People,
+    reports::Anchors,
+};
+use crate::{
+    contracts::Research as Contract,
     error::{Error, Kind, Result},
     journal::Follow,
     ledger::TxInfo,
@@ -26,6 +36,7 @@ use crate::{
         users::Users,
     },
 };
+use deidentify::SafeHarbor;
 
 /// The FHIR resource types a study may ask for (structured data only: never report files).
 pub const STUDY_DATA: [&str; 8] = [
@@ -93,7 +104,47 @@ pub struct ResearcherView {
     pub name: String,
 }
 
-impl App {
+#[derive(Clone)]
+pub struct Research {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    access: Access,
+    keyring: Arc<Keyring>,
+    anchors: Anchors,
+    people: People,
+    writer: Writer,
+    safe_harbor: SafeHarbor,
+}
+
+impl Research {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: Db,
+        ledger: Ledger,
+        contracts: Contracts,
+        access: Access,
+        keyring: Arc<Keyring>,
+        anchors: Anchors,
+        people: People,
+        writer: Writer,
+        safe_harbor: SafeHarbor,
+    ) -> Research {
+        Research {
+            db,
+            ledger,
+            contracts,
+            access,
+            keyring,
+            anchors,
+            people,
+            writer,
+            safe_harbor,
+        }
+    }
+}
+
+impl Research {
     /// The researchers enrolled, with the names their invitations gave them.
     pub async fn researchers(&self, person: &Person) -> Result<Vec<ResearcherView>> {
         if person.role != Role::Admin && person.role != Role::Researcher {
@@ -101,7 +152,7 @@ impl App {
                 "only admins and researchers list researchers",
             ));
         }
-        Ok(Users(self.db())
+        Ok(Users(&self.db)
             .researchers()
             .await?
             .into_iter()
@@ -120,7 +171,7 @@ impl App {
         admin: &Person,
         study: &NewStudy,
     ) -> Result<(StudyView, TxInfo)> {
-        self.people().require_admin(admin)?;
+        self.people.require_admin(admin)?;
         let title = study.title.trim();
         if title.is_empty() || title.len() > 200 {
             return Err(Error::invalid("a title of 1 to 200 characters is required").on("title"));
@@ -148,7 +199,7 @@ impl App {
             ))
             .on("data"));
         }
-        let now = self.ledger().now().await?;
+        let now = self.ledger.now().await?;
         if study.ends_at <= now {
             return Err(
                 Error::new(Kind::Unprocessable, "a study must end in the future").on("ends_at"),
@@ -170,15 +221,16 @@ impl App {
         };
         let json = serde_json::to_string(&details).map_err(|e| Error::internal("study", e))?;
         let hash = keccak256(json.as_bytes());
-        let call = Research::registerStudyCall {
+        let call = Contract::registerStudyCall {
             researcher: study.researcher,
             detailsHash: hash,
             endsAt: study.ends_at,
         };
         let stored =
-            Studies(self.db()).insert(&hash, study.researcher, &json, study.ends_at, admin.address);
-        let research = self.contracts().research;
+            Studies(&self.db).insert(&hash, study.researcher, &json, study.ends_at, admin.address);
+        let research = self.contracts.research;
         let (tx, _) = self
+            .writer
             .write_after(
                 &admin.signer,
                 research,
@@ -197,9 +249,9 @@ impl App {
     }
 
     async fn study_by_hash(&self, hash: &B256) -> Result<Option<StudyView>> {
-        match Studies(self.db()).by_hash(hash).await? {
+        match Studies(&self.db).by_hash(hash).await? {
             Some(row) => {
-                let now = self.ledger().now().await?;
+                let now = self.ledger.now().await?;
                 Ok(Some(self.study_view(&row, None, now).await?))
             }
             None => Ok(None),
@@ -215,7 +267,7 @@ impl App {
         let details: StudyDetails =
             serde_json::from_str(&row.details).map_err(|e| Error::internal("study details", e))?;
         let researcher = row.researcher;
-        let name = Invites(self.db()).researcher_name(researcher).await?;
+        let name = Invites(&self.db).researcher_name(researcher).await?;
         let (id, ends_at) = (row.id, row.ends_at);
         let opted_in = match patient {
             Some(p) => Some(self.opted_in(p, id).await?),
@@ -240,12 +292,12 @@ impl App {
     /// researcher their own; an admin all of them.
     pub async fn studies(&self, person: &Person) -> Result<Vec<StudyView>> {
         let rows = match person.role {
-            Role::Patient | Role::Admin => Studies(self.db()).registered(None).await?,
-            Role::Researcher => Studies(self.db()).registered(Some(person.address)).await?,
+            Role::Patient | Role::Admin => Studies(&self.db).registered(None).await?,
+            Role::Researcher => Studies(&self.db).registered(Some(person.address)).await?,
             _ => return Err(Error::forbidden("doctors take no part in studies")),
         };
         let patient = (person.role == Role::Patient).then_some(person.address);
-        let now = self.ledger().now().await?;
+        let now = self.ledger.now().await?;
         let mut out = Vec::new();
         for row in &rows {
             out.push(self.study_view(row, patient, now).await?);
@@ -264,12 +316,12 @@ impl App {
 
     /// Who runs study `id`, if it is registered here.
     pub(crate) async fn study_researcher(&self, id: u64) -> Result<Option<Address>> {
-        Studies(self.db()).researcher_of(id).await
+        Studies(&self.db).researcher_of(id).await
     }
 
     /// Study `id`'s title, if it is registered here.
     pub(crate) async fn study_title(&self, id: u64) -> Result<Option<String>> {
-        let details = Studies(self.db()).details_of(id).await?;
+        let details = Studies(&self.db).details_of(id).await?;
         Ok(details
             .and_then(|d| serde_json::from_str::<StudyDetails>(&d).ok())
             .map(|d| d.title))
@@ -277,13 +329,13 @@ impl App {
 
     /// Whether `patient`'s opt-in to study `id` is live, as the chain says now.
     pub async fn opted_in(&self, patient: Address, id: u64) -> Result<bool> {
-        self.access().opted_in(patient, id).await
+        self.access.opted_in(patient, id).await
     }
 
     /// A patient joins a running study, or leaves one, by their own transaction; from their
     /// leaving on, no export includes them.
     pub async fn take_part(&self, patient: &Person, id: u64, choice: Choice) -> Result<TxInfo> {
-        self.people().require_patient(patient)?;
+        self.people.require_patient(patient)?;
         let study = self.study(patient, id).await?;
         let joined = study.opted_in == Some(true);
         let input = match choice {
@@ -297,14 +349,15 @@ impl App {
                 return Err(Error::conflict("you are already in this study"));
             }
             Choice::Leave if !joined => return Err(Error::conflict("you are not in this study")),
-            Choice::Join => Research::optInCall { studyId: id }.abi_encode(),
-            Choice::Leave => Research::withdrawCall { studyId: id }.abi_encode(),
+            Choice::Join => Contract::optInCall { studyId: id }.abi_encode(),
+            Choice::Leave => Contract::withdrawCall { studyId: id }.abi_encode(),
         };
-        let research = self.contracts().research;
+        let research = self.contracts.research;
         let follow = Follow::Research {
             patient: patient.address,
         };
         Ok(self
+            .writer
             .write_after(
                 &patient.signer,
                 research,

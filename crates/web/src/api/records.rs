@@ -64,10 +64,11 @@ pub(crate) async fn list(
             let patient = address(&patient)?;
             state
                 .app
+                .reports()
                 .records_for_doctor(&auth.person, patient, purpose(q.purpose.as_deref())?)
                 .await?
         }
-        None => state.app.my_records(&auth.person, false).await?,
+        None => state.app.reports().my_records(&auth.person, false).await?,
     };
     Ok(axum::Json(json!({ "records": list })).into_response())
 }
@@ -87,6 +88,7 @@ pub(crate) async fn metadata(
     let id = parse_record_id(&id)?;
     let view = state
         .app
+        .reports()
         .record(&auth.person, id, purpose(q.purpose.as_deref())?)
         .await?;
     Ok(axum::Json(view).into_response())
@@ -102,6 +104,7 @@ pub(crate) async fn content(
     let id = parse_record_id(&id)?;
     let opened = state
         .app
+        .reports()
         .open_record(&auth.person, id, purpose(q.purpose.as_deref())?)
         .await?;
     Ok(attachment(&id, opened))
@@ -160,6 +163,7 @@ pub(crate) async fn prescribe(
 ) -> ApiResult<Response> {
     let (view, tx) = state
         .app
+        .reports()
         .prescribe(&auth.person, body.patient, &body.body)
         .await?;
     Ok(written(StatusCode::CREATED, view, &tx))
@@ -170,6 +174,6 @@ pub(crate) async fn prescriptions(
     State(state): State<ApiState>,
     auth: Auth,
 ) -> ApiResult<Response> {
-    let list = state.app.prescriptions(&auth.person).await?;
+    let list = state.app.reports().prescriptions(&auth.person).await?;
     Ok(axum::Json(json!({ "prescriptions": list })).into_response())
 }

@@ -34,7 +34,7 @@ pub(crate) async fn invite_researcher(
 
 /// `GET /api/v1/researchers` (admin, researcher).
 pub(crate) async fn researchers(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let list = state.app.researchers(&auth.person).await?;
+    let list = state.app.research().researchers(&auth.person).await?;
     Ok(axum::Json(json!({ "researchers": list })).into_response())
 }
 
@@ -44,14 +44,18 @@ pub(crate) async fn register_study(
     auth: Auth,
     Json(body): Json<NewStudy>,
 ) -> ApiResult<Response> {
-    let (study, tx) = state.app.register_study(&auth.person, &body).await?;
+    let (study, tx) = state
+        .app
+        .research()
+        .register_study(&auth.person, &body)
+        .await?;
     Ok(written(StatusCode::CREATED, study, &tx))
 }
 
 /// `GET /api/v1/studies`: every study for a patient (with whether they are in it) or an admin;
 /// a researcher's own.
 pub(crate) async fn studies(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let list = state.app.studies(&auth.person).await?;
+    let list = state.app.research().studies(&auth.person).await?;
     Ok(axum::Json(json!({ "studies": list })).into_response())
 }
 
@@ -65,7 +69,11 @@ pub(crate) async fn study(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let study = state.app.study(&auth.person, study_id(&id)?).await?;
+    let study = state
+        .app
+        .research()
+        .study(&auth.person, study_id(&id)?)
+        .await?;
     Ok(axum::Json(study).into_response())
 }
 
@@ -95,7 +103,11 @@ async fn take_part(
     choice: Choice,
 ) -> ApiResult<Response> {
     let id = study_id(&id)?;
-    let tx = state.app.take_part(&auth.person, id, choice).await?;
-    let study = state.app.study(&auth.person, id).await?;
+    let tx = state
+        .app
+        .research()
+        .take_part(&auth.person, id, choice)
+        .await?;
+    let study = state.app.research().study(&auth.person, id).await?;
     Ok(written(StatusCode::OK, study, &tx))
 }

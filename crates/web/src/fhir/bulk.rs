@@ -48,7 +48,7 @@ pub(crate) async fn kick_off(
     let study: u64 = study
         .parse()
         .map_err(|_| FhirError::new(Kind::NotFound, "a study's Group id is the study's number"))?;
-    let id = state.app.start_export(person, study).await?;
+    let id = state.app.research().start_export(person, study).await?;
     let base = base_url(&headers, &state);
     let mut response = (
         StatusCode::ACCEPTED,
@@ -75,7 +75,7 @@ pub(crate) async fn status(
     Path(id): Path<String>,
 ) -> FhirResult<Response> {
     let person = researcher(&reader)?;
-    let export = state.app.export(person, &id).await?;
+    let export = state.app.research().export(person, &id).await?;
     match export.state.as_str() {
         "running" => {
             let mut response = StatusCode::ACCEPTED.into_response();
@@ -142,6 +142,6 @@ pub(crate) async fn file(
     let kind = file
         .strip_suffix(".ndjson")
         .ok_or_else(|| FhirError::new(Kind::NotFound, "an export's files are named Type.ndjson"))?;
-    let body = state.app.export_file(person, &id, kind).await?;
+    let body = state.app.research().export_file(person, &id, kind).await?;
     Ok(([(header::CONTENT_TYPE, "application/fhir+ndjson")], body).into_response())
 }

@@ -37,6 +37,7 @@ pub(crate) async fn page(
         let (skip, take) = pager.window();
         let (kept, page) = state
             .app
+            .reports()
             .clinical_page(
                 reader,
                 *patient,
@@ -102,6 +103,7 @@ pub(crate) async fn read(
     let (prefix, index) = parse_clinical_id(id).ok_or_else(missing)?;
     let found = state
         .app
+        .reports()
         .clinical_resource(reader, prefix, index, Purpose::Treatment)
         .await
         .map_err(|e| match e.kind {

@@ -126,6 +126,7 @@ async fn prescription_provenance(
 ) -> FhirResult<Vec<Provenance>> {
     Ok(state
         .app
+        .reports()
         .prescriptions(reader)
         .await?
         .iter()
@@ -192,6 +193,7 @@ pub(crate) async fn provenances(
         let (skip, take) = pager.window();
         let (kept, page) = state
             .app
+            .reports()
             .reports_page(
                 person,
                 patient,
@@ -242,6 +244,7 @@ pub(crate) async fn provenance(
     }
     let view = state
         .app
+        .reports()
         .record(person, record, Purpose::Treatment)
         .await
         .map_err(unseen("Provenance"))?;

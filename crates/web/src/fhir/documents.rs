@@ -51,6 +51,7 @@ pub(crate) async fn documents(
         let (skip, take) = pager.window();
         let (kept, page) = state
             .app
+            .reports()
             .reports_page(
                 person,
                 patient,
@@ -86,6 +87,7 @@ pub(crate) async fn document(
     let id = parse_record(&id)?;
     let view = state
         .app
+        .reports()
         .record(reader.require("DocumentReference")?, id, Purpose::Treatment)
         .await
         .map_err(unseen("DocumentReference"))?;
@@ -111,6 +113,7 @@ pub(crate) async fn binary(
     let id = parse_record(&id)?;
     let opened = state
         .app
+        .reports()
         .open_record(reader.require("Binary")?, id, Purpose::Treatment)
         .await
         .map_err(unseen("Binary"))?;

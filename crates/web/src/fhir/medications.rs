@@ -28,6 +28,7 @@ pub(super) async fn all_medication_requests(
 ) -> FhirResult<Vec<MedicationRequest>> {
     Ok(state
         .app
+        .reports()
         .prescriptions(reader)
         .await?
         .iter()

@@ -104,6 +104,7 @@ pub(crate) async fn everything(
     let mut resources: Vec<Value> = vec![read_patient(&state, person, patient).await?.to_json()];
     let (_, reports) = state
         .app
+        .reports()
         .reports_page(person, patient, Purpose::Treatment, |_| true, 0, usize::MAX)
         .await?;
     resources.extend(reports.iter().map(|v| document_resource(v).to_json()));
@@ -118,6 +119,7 @@ pub(crate) async fn everything(
     // The resources of the bundles they shared, of every type served here.
     let (_, imported) = state
         .app
+        .reports()
         .clinical_page(
             person,
             patient,

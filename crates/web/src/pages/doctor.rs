@@ -143,7 +143,7 @@ async fn prescribe(
         medications,
         notes: field(&fields, "notes").trim().to_string(),
     };
-    match state.app.prescribe(&me, patient, &body).await {
+    match state.app.reports().prescribe(&me, patient, &body).await {
         Ok((_, tx)) => Ok(after_write(
             &format!("/doctor/patients/{patient}"),
             &tx.hash,
@@ -197,7 +197,12 @@ async fn emergency(
 
 async fn prescriptions(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
-    let list = state.app.prescriptions(&me).await.or_page(&page, &state)?;
+    let list = state
+        .app
+        .reports()
+        .prescriptions(&me)
+        .await
+        .or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "doctor/prescriptions.html",

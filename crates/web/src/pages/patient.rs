@@ -42,6 +42,7 @@ async fn records(State(state): State<ApiState>, page: Page) -> PageResult {
     // The verified mark comes from a fresh check of each blob against its anchor.
     let list = state
         .app
+        .reports()
         .my_records(&me, true)
         .await
         .or_page(&page, &state)?;
@@ -62,6 +63,7 @@ async fn record(State(state): State<ApiState>, page: Page, Path(id): Path<String
     };
     let view = state
         .app
+        .reports()
         .record(&me, id, purpose)
         .await
         .or_page(&page, &state)?;
@@ -87,6 +89,7 @@ async fn download(
     };
     let opened = state
         .app
+        .reports()
         .open_record(&me, id, purpose)
         .await
         .or_page(&page, &state)?;
@@ -178,7 +181,12 @@ async fn share(State(state): State<ApiState>, page: Page, form: Multipart) -> Pa
 
 async fn prescriptions(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Patient)?;
-    let list = state.app.prescriptions(&me).await.or_page(&page, &state)?;
+    let list = state
+        .app
+        .reports()
+        .prescriptions(&me)
+        .await
+        .or_page(&page, &state)?;
     let mut doctors = std::collections::BTreeMap::new();
     for p in &list {
         if let Ok(d) = state.app.people().doctor(p.doctor).await {

@@ -43,7 +43,12 @@ fn study_id(page: &Page, state: &ApiState, raw: &str) -> Result<u64, axum::respo
 
 async fn patient_studies(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Patient)?;
-    let studies = state.app.studies(&me).await.or_page(&page, &state)?;
+    let studies = state
+        .app
+        .research()
+        .studies(&me)
+        .await
+        .or_page(&page, &state)?;
     let tx = page.tx_box(&state).await;
     Ok(page.render(
         &state,
@@ -81,6 +86,7 @@ async fn take_part(
     let id = study_id(page, state, raw)?;
     let tx = state
         .app
+        .research()
         .take_part(&me, id, choice)
         .await
         .or_page(page, state)?;
@@ -89,8 +95,18 @@ async fn take_part(
 
 async fn researcher(State(state): State<ApiState>, page: Page) -> PageResult {
     let me = page.require(&state, Role::Researcher)?;
-    let studies = state.app.studies(&me).await.or_page(&page, &state)?;
-    let exports = state.app.exports(&me).await.or_page(&page, &state)?;
+    let studies = state
+        .app
+        .research()
+        .studies(&me)
+        .await
+        .or_page(&page, &state)?;
+    let exports = state
+        .app
+        .research()
+        .exports(&me)
+        .await
+        .or_page(&page, &state)?;
     let running = exports.iter().any(|e| e.state == "running");
     Ok(page.render(
         &state,
@@ -109,6 +125,7 @@ async fn export(
     let id = study_id(&page, &state, &raw)?;
     state
         .app
+        .research()
         .start_export(&me, id)
         .await
         .or_page(&page, &state)?;
@@ -123,8 +140,18 @@ async fn admin_page(
     extra: minijinja::Value,
 ) -> PageResult {
     let me = page.require(state, Role::Admin)?;
-    let researchers = state.app.researchers(&me).await.or_page(page, state)?;
-    let studies = state.app.studies(&me).await.or_page(page, state)?;
+    let researchers = state
+        .app
+        .research()
+        .researchers(&me)
+        .await
+        .or_page(page, state)?;
+    let studies = state
+        .app
+        .research()
+        .studies(&me)
+        .await
+        .or_page(page, state)?;
     Ok(page.render_status(
         state,
         status,
@@ -195,7 +222,7 @@ async fn register(
         })
     })();
     let result = match study {
-        Ok(study) => state.app.register_study(&me, &study).await,
+        Ok(study) => state.app.research().register_study(&me, &study).await,
         Err(e) => Err(e),
     };
     match result {

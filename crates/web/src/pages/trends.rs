@@ -206,6 +206,7 @@ fn trends(observations: &[Clinical]) -> Vec<Trend> {
 async fn trends_page(state: &ApiState, page: &Page, me: &Person, patient: Address) -> PageResult {
     let (_, observations) = state
         .app
+        .reports()
         .clinical_page(
             me,
             patient,

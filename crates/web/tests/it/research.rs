@@ -162,7 +162,13 @@ async fn studies_are_registered_on_chain_and_patients_opt_in_and_withdraw_themse
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
     let opted = |who: String| {
         let t = &t;
-        async move { t.app.opted_in(who.parse().unwrap(), id).await.unwrap() }
+        async move {
+            t.app
+                .research()
+                .opted_in(who.parse().unwrap(), id)
+                .await
+                .unwrap()
+        }
     };
     assert!(opted(patient_address.clone()).await);
     // Nobody else can opt in or withdraw for them; doctors take no part.
