@@ -518,6 +518,7 @@ async fn seed_demo(
         .await
         .map_err(|e| domain(e).context("demo: logging in as admin"))?;
     let logins = app
+        .demo()
         .seed_demo(&admin)
         .await
         .map_err(|e| domain(e).context("seeding the demo"))?;

@@ -496,3 +496,29 @@ impl Reason {
         keccak256(&salted)
     }
 }
+impl Access {
+    /// The reason of the emergency declared in `tx_hash` with `reason_hash` on chain, for its
+    /// patient or its doctor, and whether it was declared around the server (no stored reason
+    /// whose hash is that one): what its patient and the admins are told.
+    pub(crate) async fn declared_reason(
+        &self,
+        reader: &Person,
+        tx_hash: &B256,
+        reason_hash: B256,
+    ) -> Result<(Option<String>, bool)> {
+        let Some(stored) = Emergencies(&self.db).by_tx(tx_hash).await? else {
+            return Ok((None, true));
+        };
+        if stored.reason_hash.is_some_and(|h| h != reason_hash) {
+            return Ok((None, true));
+        }
+        let Some(own) = self.own(reader, stored.object).await? else {
+            return Ok((None, false));
+        };
+        Ok(match self.emergency_reason_of(reader, &own).await? {
+            Some(reason) if reason.hash() == reason_hash => (Some(reason.text), false),
+            Some(_) => (None, true),
+            None => (None, false),
+        })
+    }
+}

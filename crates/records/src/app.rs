@@ -6,7 +6,6 @@ use std::{sync::Arc, time::Duration};
 
 use alloy::{
     primitives::{Address, U256},
-    providers::DynProvider,
     signers::local::PrivateKeySigner,
 };
 use medledger_vault::BlobStore;
@@ -14,17 +13,19 @@ use medledger_vault::BlobStore;
 use crate::{
     access::Access,
     accounts::{self, Accounts},
-    contracts::Consent,
+    audit::Audit,
     db::{self, Database, Db, Engine},
+    demo::Demo,
     directory::Directory,
-    disclosure::{Disclosed, Logged, ReadLog, Unlogged},
+    disclosure::ReadLog,
+    emergency::BreakGlass,
     enrolment::Enrolment,
     error::{Error, Result},
     explorer::Explorer,
     faucet::Faucet,
     follows::{Followups, Writer},
-    index::{Events, Indexer},
-    journal::{Follow, Journal, Resolved, Sent},
+    index::Indexer,
+    journal::{Journal, Resolved},
     keyring::Keyring,
     ledger::{Contracts, Ledger},
     limits::Limiter,
@@ -35,6 +36,7 @@ use crate::{
     reports::Reports,
     research::Research,
     sessions::Sessions,
+    sharing::Sharing,
     store::{
         settings::Settings,
         users::{NewUser, Users},
@@ -112,8 +114,6 @@ struct Inner {
     accounts: Accounts,
     /// The chain index listings read (`index.rs`).
     indexer: Indexer,
-    /// The read log every disclosure goes through (`disclosure.rs`).
-    readlog: ReadLog,
     /// Who may see what, as the chain says (`access.rs`).
     access: Access,
     /// Who is who (`people.rs`).
@@ -128,6 +128,14 @@ struct Inner {
     research: Research,
     /// `reports.rs`.
     reports: Reports,
+    /// `audit.rs`.
+    audit: Audit,
+    /// `sharing.rs`.
+    sharing: Sharing,
+    /// `emergency.rs`.
+    emergency: BreakGlass,
+    /// `demo.rs`.
+    demo: Demo,
     /// The write path with what follows each write (`follows.rs`).
     writer: Writer,
 }
@@ -313,6 +321,43 @@ impl App {
             writer.clone(),
             options.max_upload_bytes,
         );
+        let audit = Audit::new(
+            contracts,
+            indexer.clone(),
+            journal.clone(),
+            access.clone(),
+            people.clone(),
+            reports.clone(),
+            research.clone(),
+        );
+        let sharing = Sharing::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            directory.clone(),
+            people.clone(),
+            reports.clone(),
+            readlog.clone(),
+            writer.clone(),
+        );
+        let emergency = BreakGlass::new(
+            db.clone(),
+            options.ledger.clone(),
+            contracts,
+            access.clone(),
+            indexer.clone(),
+            people.clone(),
+            audit.clone(),
+            writer.clone(),
+        );
+        let demo = Demo::new(
+            accounts.clone(),
+            directory.clone(),
+            enrolment.clone(),
+            people.clone(),
+            reports.clone(),
+            sharing.clone(),
+        );
         let app = App {
             inner: Arc::new(Inner {
                 db,
@@ -330,7 +375,6 @@ impl App {
                 anchors,
                 accounts,
                 indexer,
-                readlog,
                 access,
                 people,
                 writer,
@@ -339,6 +383,10 @@ impl App {
                 directory,
                 reports,
                 research,
+                audit,
+                sharing,
+                emergency,
+                demo,
             }),
         };
         // Writes a crash left open are settled before anything else runs. A SQLite file has one
@@ -374,21 +422,6 @@ impl App {
         &self.inner.db
     }
 
-    /// What a response is about to show someone other than the patient, logged on chain first
-    /// (`ReadLog::disclose`).
-    pub(crate) async fn disclose<T>(
-        &self,
-        reader: &crate::accounts::Person,
-        shown: Unlogged<T>,
-        purpose: crate::model::Purpose,
-        how: Logged,
-    ) -> Result<Disclosed<T>> {
-        self.inner
-            .readlog
-            .disclose(reader, shown, purpose, how)
-            .await
-    }
-
     /// Accounts: created, registered, logged in, their passwords and keystores.
     pub fn accounts(&self) -> &Accounts {
         &self.inner.accounts
@@ -419,14 +452,29 @@ impl App {
         &self.inner.reports
     }
 
+    /// The use case of `audit.rs`.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
+    }
+
+    /// The use case of `sharing.rs`.
+    pub fn sharing(&self) -> &Sharing {
+        &self.inner.sharing
+    }
+
+    /// The use case of `emergency.rs`.
+    pub fn emergency(&self) -> &BreakGlass {
+        &self.inner.emergency
+    }
+
+    /// The use case of `demo.rs`.
+    pub fn demo(&self) -> &Demo {
+        &self.inner.demo
+    }
+
     /// Who is who: accounts, roles, the directory.
     pub fn people(&self) -> &People {
         &self.inner.people
-    }
-
-    /// Who may see what (the Consent and Research bindings): the only maker of access proofs.
-    pub(crate) fn access(&self) -> &Access {
-        &self.inner.access
     }
 
     /// Whether the chain lets `reader` open `record` of `patient` for `purpose`.
@@ -457,14 +505,6 @@ impl App {
     /// Brings the chain index up to the chain's head; returns the head indexed.
     pub async fn index_chain(&self) -> Result<u64> {
         self.inner.indexer.index_chain().await
-    }
-
-    /// The contracts' logs that `query` asks for, newest first, from the chain index.
-    pub(crate) async fn indexed_events(
-        &self,
-        query: Events<'_>,
-    ) -> Result<Vec<alloy::rpc::types::Log>> {
-        self.inner.indexer.indexed_events(query).await
     }
 
     /// Brings the index up to the chain every `every`, so a request seldom waits for it. Runs
@@ -498,49 +538,6 @@ impl App {
         &self.inner.blobs
     }
 
-    /// The wrapped keys' table.
-    pub(crate) fn wraps(&self) -> crate::store::wraps::Wraps<'_> {
-        crate::store::wraps::Wraps(&self.inner.db)
-    }
-
-    /// The write path.
-    pub(crate) fn journal(&self) -> &Journal {
-        &self.inner.journal
-    }
-
-    /// The write path as the use cases hold it (the journal and what follows each write).
-    pub(crate) fn writer(&self) -> &Writer {
-        &self.inner.writer
-    }
-
-    /// A state change signed by `signer`, journalled (`Journal::write`), its outcome followed
-    /// by the use case it belongs to.
-    pub(crate) async fn write(
-        &self,
-        signer: &crate::accounts::Signer,
-        to: Address,
-        input: Vec<u8>,
-        follow: Follow,
-    ) -> Result<Sent> {
-        self.inner.writer.write(signer, to, input, follow).await
-    }
-
-    /// `Journal::write_after`: what must be stored first, then the write.
-    pub(crate) async fn write_after(
-        &self,
-        signer: &crate::accounts::Signer,
-        to: Address,
-        input: Vec<u8>,
-        follow: Follow,
-        secret: Option<&medledger_vault::SecretKey>,
-        stored: impl std::future::Future<Output = Result<()>>,
-    ) -> Result<Sent> {
-        self.inner
-            .writer
-            .write_after(signer, to, input, follow, secret, stored)
-            .await
-    }
-
     /// Completes `person`'s prepared write `id` with the transaction `hash` their wallet sent
     /// (`Journal::complete_write`).
     pub async fn complete_write(
@@ -560,6 +557,18 @@ impl App {
     /// Resolves the writes left open at least `min_age_secs` ago (`Journal::resolve`).
     pub async fn resolve_journal(&self, min_age_secs: i64) -> Result<Resolved> {
         self.inner.writer.resolve(min_age_secs).await
+    }
+
+    /// The write path, for the journal's unit tests.
+    #[cfg(test)]
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    /// The journal, for its unit tests.
+    #[cfg(test)]
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.inner.journal
     }
 
     /// How many writes are still open (for the health check).
@@ -598,10 +607,6 @@ impl App {
     /// Second factors: set up, confirmed, checked, turned off.
     pub fn second_factors(&self) -> &SecondFactors {
         &self.inner.second_factors
-    }
-
-    pub(crate) fn consent(&self) -> Consent::ConsentInstance<DynProvider> {
-        self.inner.contracts.consent_on(&self.inner.ledger)
     }
 
     /// What the health check reports: the chain, and whether the database and blob store answer.

@@ -12,8 +12,11 @@ use alloy::{
 use serde::Serialize;
 
 use crate::{
-    app::App,
-    contracts::{Consent, Research},
+    access::Access, index::Indexer, journal::Journal, ledger::Contracts, people::People,
+    reports::Reports, research::Research,
+};
+use crate::{
+    contracts::{Consent, Research as ResearchContract},
     disclosure::{PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
     index::{Cursor, Events},
@@ -100,16 +103,50 @@ const ACCESS_EVENTS: [B256; 6] = [
     Consent::ProfileViewed::SIGNATURE_HASH,
     Consent::EmergencyDeclared::SIGNATURE_HASH,
     Consent::EmergencyEnded::SIGNATURE_HASH,
-    Research::IncludedInExport::SIGNATURE_HASH,
+    ResearchContract::IncludedInExport::SIGNATURE_HASH,
 ];
 
-impl App {
+#[derive(Clone)]
+pub struct Audit {
+    contracts: Contracts,
+    indexer: Indexer,
+    journal: Journal,
+    access: Access,
+    people: People,
+    reports: Reports,
+    research: Research,
+}
+
+impl Audit {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        contracts: Contracts,
+        indexer: Indexer,
+        journal: Journal,
+        access: Access,
+        people: People,
+        reports: Reports,
+        research: Research,
+    ) -> Audit {
+        Audit {
+            contracts,
+            indexer,
+            journal,
+            access,
+            people,
+            reports,
+            research,
+        }
+    }
+}
+
+impl Audit {
     /// A page of the access log of a patient's data (for the patient), or of what a doctor did
     /// (for the doctor), the most recent first, older than `before`, as the chain logged it
     /// (read from the chain index, brought up to the chain first).
     pub async fn audit(&self, person: &Person, before: Option<Cursor>) -> Result<AuditPage> {
         log_owner(person)?;
-        self.index_chain().await?;
+        self.indexer.index_chain().await?;
         let mut logs = self
             .access_logs(person, 0, before, Some(AUDIT_PAGE + 1))
             .await?;
@@ -143,7 +180,7 @@ impl App {
         person: &Person,
         since: u64,
     ) -> Result<Vec<AccessEvent>> {
-        self.index_chain().await?;
+        self.indexer.index_chain().await?;
         let mut logs = self.access_logs(person, since, None, None).await?;
         logs.reverse();
         self.entries(person, &logs).await
@@ -157,15 +194,16 @@ impl App {
         before: Option<Cursor>,
         limit: Option<usize>,
     ) -> Result<Vec<Log>> {
-        self.indexed_events(Events {
-            addresses: vec![self.contracts().consent, self.contracts().research],
-            topics0: &ACCESS_EVENTS,
-            topic: Some(log_owner(person)?),
-            since,
-            before,
-            limit,
-        })
-        .await
+        self.indexer
+            .indexed_events(Events {
+                addresses: vec![self.contracts.consent, self.contracts.research],
+                topics0: &ACCESS_EVENTS,
+                topic: Some(log_owner(person)?),
+                since,
+                before,
+                limit,
+            })
+            .await
     }
 
     /// The entries `logs` (oldest first) make.
@@ -284,7 +322,7 @@ impl App {
                     detail,
                 )
             }
-            Research::IncludedInExport::SIGNATURE_HASH if person.role == Role::Patient => {
+            ResearchContract::IncludedInExport::SIGNATURE_HASH if person.role == Role::Patient => {
                 // Every field is a topic: patient, study, export.
                 let word = |i: usize| log.topics().get(i).copied().unwrap_or_default();
                 let patient = Address::from_word(word(1));
@@ -293,7 +331,7 @@ impl App {
                 let export = u64::try_from(alloy::primitives::U256::from_be_bytes(word(3).0))
                     .unwrap_or_default();
                 let researcher = self
-                    .research()
+                    .research
                     .study_researcher(study)
                     .await?
                     .unwrap_or_default();
@@ -328,6 +366,7 @@ impl App {
             Detail::Profile(_) => "viewed the profile".into(),
             Detail::Declared(until, reason_hash) => {
                 let (reason, outside) = self
+                    .access
                     .declared_reason(person, &event.tx_hash, reason_hash)
                     .await?;
                 let reason = match reason {
@@ -342,7 +381,7 @@ impl App {
             }
             Detail::Exported(study, export) => {
                 let title = self
-                    .research()
+                    .research
                     .study_title(study)
                     .await?
                     .map(|t| format!(" \u{201c}{t}\u{201d}"))
@@ -400,13 +439,13 @@ impl App {
         let mut titles = Vec::new();
         if person.role == Role::Patient {
             for id in &event.record_ids {
-                if let Some(t) = self.reports().record_title(person, id).await? {
+                if let Some(t) = self.reports.record_title(person, id).await? {
                     titles.push(t);
                 }
             }
         }
         let n = event.record_ids.len();
-        if let Some(what) = self.journal().read_note(&event.tx_hash).await? {
+        if let Some(what) = self.journal.read_note(&event.tx_hash).await? {
             let whose = if person.role == Role::Patient {
                 "your"
             } else {
@@ -440,21 +479,21 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    async fn name(&mut self, app: &App, account: Address) -> Result<Option<String>> {
+    async fn name(&mut self, app: &Audit, account: Address) -> Result<Option<String>> {
         if let Some(n) = self.names.get(&account) {
             return Ok(n.clone());
         }
-        let n = app.people().display_name(account).await?;
+        let n = app.people.display_name(account).await?;
         self.names.insert(account, n.clone());
         Ok(n)
     }
 
-    async fn title(&mut self, app: &App, id: B256) -> Result<Option<String>> {
+    async fn title(&mut self, app: &Audit, id: B256) -> Result<Option<String>> {
         if let Some(t) = self.titles.get(&id) {
             return Ok(t.clone());
         }
         let t = match self.asker {
-            Some(patient) => app.reports().record_title(patient, &id).await?,
+            Some(patient) => app.reports.record_title(patient, &id).await?,
             None => None,
         };
         self.titles.insert(id, t.clone());

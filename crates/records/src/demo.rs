@@ -3,8 +3,11 @@
 //! sees a working system at once.
 
 use crate::{
+    accounts::Accounts, directory::Directory, enrolment::Enrolment, people::People,
+    reports::Reports, sharing::Sharing,
+};
+use crate::{
     accounts::{self, Person},
-    app::App,
     directory::{HospitalInput, PatientSignup, Profile},
     enrolment::DoctorInvite,
     error::Result,
@@ -38,11 +41,42 @@ fn hospital(
     }
 }
 
-impl App {
+#[derive(Clone)]
+pub struct Demo {
+    accounts: Accounts,
+    directory: Directory,
+    enrolment: Enrolment,
+    people: People,
+    reports: Reports,
+    sharing: Sharing,
+}
+
+impl Demo {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        accounts: Accounts,
+        directory: Directory,
+        enrolment: Enrolment,
+        people: People,
+        reports: Reports,
+        sharing: Sharing,
+    ) -> Demo {
+        Demo {
+            accounts,
+            directory,
+            enrolment,
+            people,
+            reports,
+            sharing,
+        }
+    }
+}
+
+impl Demo {
     /// Seeds the demo, signed by `admin`. Does nothing (and returns no logins) if the directory
     /// already has hospitals.
     pub async fn seed_demo(&self, admin: &Person) -> Result<Vec<Login>> {
-        if !self.people().hospitals(None, None).await?.is_empty() {
+        if !self.people.hospitals(None, None).await?.is_empty() {
             return Ok(Vec::new());
         }
         let mut logins = Vec::new();
@@ -71,7 +105,7 @@ impl App {
         ];
         let mut ids = Vec::new();
         for h in &hospitals {
-            ids.push(self.directory().add_hospital(admin, h).await?.0);
+            ids.push(self.directory.add_hospital(admin, h).await?.0);
         }
         let doctors = [
             (
@@ -107,9 +141,9 @@ impl App {
             };
             // Demo doctors take up their own enrolment links at once (with passwords made up
             // here and printed once): in real use each doctor opens theirs.
-            let (invite, _) = self.enrolment().invite_doctor(admin, &input).await?;
+            let (invite, _) = self.enrolment.invite_doctor(admin, &input).await?;
             doctor_accounts.push(
-                self.enrolment()
+                self.enrolment
                     .enrol(&invite.token, username, &password)
                     .await?
                     .0,
@@ -126,7 +160,7 @@ impl App {
         ];
         for (i, (username, name, born)) in patients.into_iter().enumerate() {
             let password = accounts::generate_password();
-            self.directory()
+            self.directory
                 .sign_up_patient(&PatientSignup {
                     username: username.into(),
                     password: password.clone(),
@@ -138,7 +172,7 @@ impl App {
                     },
                 })
                 .await?;
-            let patient = self.accounts().login(username, &password).await?;
+            let patient = self.accounts.login(username, &password).await?;
             let report = NewReport {
                 title: if i == 0 {
                     "Blood test".into()
@@ -151,7 +185,7 @@ impl App {
                 bytes: format!("Demo report for {name}.\nAll values within normal ranges.\n")
                     .into_bytes(),
             };
-            self.reports().share_report(&patient, report).await?;
+            self.reports.share_report(&patient, report).await?;
             let grant = GrantInput {
                 doctor: Some(doctor_accounts[i].address),
                 hospital_id: None,
@@ -162,7 +196,7 @@ impl App {
                 expires_at: None,
                 expires_in_days: Some(30),
             };
-            self.grant(&patient, &grant).await?;
+            self.sharing.grant(&patient, &grant).await?;
             logins.push(Login {
                 role: "patient",
                 username: username.into(),

@@ -10,8 +10,16 @@ use medledger_vault::{Dek, seal};
 use serde::Serialize;
 
 use crate::{
+    access::Access,
+    audit::Audit,
+    db::Db,
+    follows::Writer,
+    index::Indexer,
+    ledger::{Contracts, Ledger},
+    people::People,
+};
+use crate::{
     access::Reason,
-    app::App,
     audit::Action,
     contracts::Consent,
     error::{Error, Result},
@@ -67,7 +75,44 @@ pub struct EmergencyView {
     pub tx_hash: B256,
 }
 
-impl App {
+#[derive(Clone)]
+pub struct BreakGlass {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    access: Access,
+    indexer: Indexer,
+    people: People,
+    audit: Audit,
+    writer: Writer,
+}
+
+impl BreakGlass {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: Db,
+        ledger: Ledger,
+        contracts: Contracts,
+        access: Access,
+        indexer: Indexer,
+        people: People,
+        audit: Audit,
+        writer: Writer,
+    ) -> BreakGlass {
+        BreakGlass {
+            db,
+            ledger,
+            contracts,
+            access,
+            indexer,
+            people,
+            audit,
+            writer,
+        }
+    }
+}
+
+impl BreakGlass {
     /// A doctor declares an emergency for a patient. The reason stays off chain, sealed for the
     /// patient and the doctor; the chain gets a salted hash of it.
     pub async fn declare_emergency(
@@ -76,13 +121,13 @@ impl App {
         patient: Address,
         reason: &str,
     ) -> Result<(Emergency, TxInfo)> {
-        self.people().require_doctor(doctor)?;
+        self.people.require_doctor(doctor)?;
         let reason = reason.trim();
         if reason.is_empty() || reason.len() > 2000 {
             return Err(Error::invalid("give a reason of 1 to 2000 characters"));
         }
         let patient_account = self
-            .people()
+            .people
             .account_by_address(patient)
             .await?
             .filter(|a| a.role == Role::Patient)
@@ -103,7 +148,7 @@ impl App {
         // The sealed reason is stored first, so the patient can read why once the chain says it
         // (and the escrow opens nothing under a declaration whose reason is not held).
         let stored = async {
-            Emergencies(self.db())
+            Emergencies(&self.db)
                 .insert(&NewEmergency {
                     object,
                     patient,
@@ -113,7 +158,7 @@ impl App {
                     created_at: unix_now(),
                 })
                 .await?;
-            let wraps = self.wraps();
+            let wraps = crate::store::wraps::Wraps(&self.db);
             wraps
                 .put(
                     &object,
@@ -131,8 +176,9 @@ impl App {
                 )
                 .await
         };
-        let consent = self.contracts().consent;
+        let consent = self.contracts.consent;
         let (tx, receipt) = self
+            .writer
             .write_after(
                 &doctor.signer,
                 consent,
@@ -176,8 +222,9 @@ impl App {
             patient: e.patient,
             doctor: e.doctor,
         };
-        let consent = self.contracts().consent;
+        let consent = self.contracts.consent;
         let (tx, _) = self
+            .writer
             .write(&person.signer, consent, call.abi_encode(), Follow::Nothing)
             .await?
             .mined()?;
@@ -185,12 +232,13 @@ impl App {
     }
 
     async fn chain_emergency(&self, id: u64) -> Result<Consent::Emergency> {
-        self.consent()
+        self.contracts
+            .consent_on(&self.ledger)
             .getEmergency(U256::from(id))
             .call()
             .await
             .map_err(|e| {
-                let e = self.ledger().call_error(e);
+                let e = self.ledger.call_error(e);
                 if e.kind == crate::Kind::NotFound {
                     Error::not_found("there is no such emergency")
                 } else {
@@ -210,11 +258,12 @@ impl App {
             Role::Researcher => return Err(Error::forbidden("researchers see no emergency")),
             Role::None => return Err(Error::forbidden("log in to see emergencies")),
         };
-        let now = self.ledger().now().await?;
-        self.index_chain().await?;
+        let now = self.ledger.now().await?;
+        self.indexer.index_chain().await?;
         let logs = self
+            .indexer
             .indexed_events(Events {
-                addresses: vec![self.contracts().consent],
+                addresses: vec![self.contracts.consent],
                 topics0: &[Consent::EmergencyDeclared::SIGNATURE_HASH],
                 topic,
                 since: 0,
@@ -237,24 +286,28 @@ impl App {
         // What was done under them: the patient's log since the first of them.
         let since = shown.iter().filter_map(|(log, ..)| log.block_number).min();
         let events = match since {
-            Some(since) if person.role == Role::Patient => self.audit_since(person, since).await?,
+            Some(since) if person.role == Role::Patient => {
+                self.audit.audit_since(person, since).await?
+            }
             _ => Vec::new(),
         };
         let mut out = Vec::new();
         for (log, id, e, open) in shown {
             let tx_hash = log.transaction_hash.unwrap_or_default();
-            let (reason, declared_outside) =
-                self.declared_reason(person, &tx_hash, e.reasonHash).await?;
-            let doctor = self.people().doctor(e.doctor).await?;
+            let (reason, declared_outside) = self
+                .access
+                .declared_reason(person, &tx_hash, e.reasonHash)
+                .await?;
+            let doctor = self.people.doctor(e.doctor).await?;
             let hospital = self
-                .people()
+                .people
                 .hospital(doctor.hospital_id)
                 .await
                 .map(|h| h.name)
                 .unwrap_or_default();
             let ended_by = (e.endedBy != Address::ZERO).then_some(e.endedBy);
             let ended_by_name = match ended_by {
-                Some(a) => self.people().display_name(a).await?,
+                Some(a) => self.people.display_name(a).await?,
                 None => None,
             };
             let used = if person.role == Role::Patient {
@@ -289,32 +342,5 @@ impl App {
             });
         }
         Ok(out)
-    }
-
-    /// The reason of the emergency declared in `tx_hash` with `reason_hash` on chain, for its
-    /// patient or its doctor, and whether it was declared around the server (no stored reason
-    /// whose hash is that one): what its patient and the admins are told.
-    pub(crate) async fn declared_reason(
-        &self,
-        reader: &Person,
-        tx_hash: &B256,
-        reason_hash: B256,
-    ) -> Result<(Option<String>, bool)> {
-        let Some(stored) = Emergencies(self.db()).by_tx(tx_hash).await? else {
-            return Ok((None, true));
-        };
-        if stored.reason_hash.is_some_and(|h| h != reason_hash) {
-            return Ok((None, true));
-        }
-        let Some(own) = self.access().own(reader, stored.object).await? else {
-            return Ok((None, false));
-        };
-        Ok(
-            match self.access().emergency_reason_of(reader, &own).await? {
-                Some(reason) if reason.hash() == reason_hash => (Some(reason.text), false),
-                Some(_) => (None, true),
-                None => (None, false),
-            },
-        )
     }
 }

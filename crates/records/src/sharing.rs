@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::reports::{NewReport, ShareWith, Shared};
 use crate::{
-    app::App,
     contracts::Consent,
     disclosure::{Logged, PROFILE_CONTACT, PROFILE_IDENTITY, Unlogged},
     error::{Error, Result},
@@ -21,6 +20,15 @@ use crate::{
     model::{Purpose, RecordKind, Role, Scope},
     person::Person,
     store::{emergencies::Emergencies, grants::Grants},
+};
+use crate::{
+    db::Db,
+    directory::Directory,
+    disclosure::ReadLog,
+    follows::Writer,
+    ledger::{Contracts, Ledger},
+    people::People,
+    reports::Reports,
 };
 
 /// A grant as a patient asks for it (the words of scope, kinds and purpose become the domain's
@@ -103,7 +111,44 @@ pub struct Chart {
     pub records: Vec<crate::reports::RecordView>,
 }
 
-impl App {
+#[derive(Clone)]
+pub struct Sharing {
+    db: Db,
+    ledger: Ledger,
+    contracts: Contracts,
+    directory: Directory,
+    people: People,
+    reports: Reports,
+    readlog: ReadLog,
+    writer: Writer,
+}
+
+impl Sharing {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: Db,
+        ledger: Ledger,
+        contracts: Contracts,
+        directory: Directory,
+        people: People,
+        reports: Reports,
+        readlog: ReadLog,
+        writer: Writer,
+    ) -> Sharing {
+        Sharing {
+            db,
+            ledger,
+            contracts,
+            directory,
+            people,
+            reports,
+            readlog,
+            writer,
+        }
+    }
+}
+
+impl Sharing {
     /// A patient shares a report and, in the same step, grants it to whom `with` names. All of
     /// it is checked before anything is written: the report's fields, that every doctor and the
     /// hospital exist, the days. The API and the share page both come here.
@@ -113,8 +158,8 @@ impl App {
         report: NewReport,
         with: &ShareWith,
     ) -> Result<Shared> {
-        self.people().require_patient(patient)?;
-        let checked = self.reports().check_report(&report)?;
+        self.people.require_patient(patient)?;
+        let checked = self.reports.check_report(&report)?;
         if !with.doctors.is_empty() || with.hospital.is_some() {
             // Each step is its own transaction in the person's wallet: sharing, then each
             // grant. One page cannot chain them, so they are asked for one at a time.
@@ -130,22 +175,19 @@ impl App {
                 );
             }
             for doctor in &with.doctors {
-                self.people()
+                self.people
                     .doctor(*doctor)
                     .await
                     .map_err(|e| e.on("share_with"))?;
             }
             if let Some(h) = with.hospital {
-                self.people()
+                self.people
                     .hospital(h)
                     .await
                     .map_err(|e| e.on("hospital_id"))?;
             }
         }
-        let (record, tx) = self
-            .reports()
-            .store_report(patient, report, checked)
-            .await?;
+        let (record, tx) = self.reports.store_report(patient, report, checked).await?;
         let mut grants = Vec::new();
         let targets = with
             .doctors
@@ -165,7 +207,7 @@ impl App {
 
     /// A patient grants access, on chain, then wraps the covered records' keys for the grantees.
     pub async fn grant(&self, patient: &Person, input: &GrantInput) -> Result<(GrantView, TxInfo)> {
-        self.people().require_patient(patient)?;
+        self.people.require_patient(patient)?;
         let scope = input.scope;
         let grantee = input.grantee()?;
         let mask = input.kinds.iter().fold(0u8, |m, k| m | k.mask_bit());
@@ -177,14 +219,14 @@ impl App {
                 return Err(Error::invalid("scope records needs 1 to 100 record ids"));
             }
             for id in &input.record_ids {
-                let row = self.reports().record_row(id).await?;
+                let row = self.reports.record_row(id).await?;
                 if row.patient != patient.address {
                     return Err(Error::not_found("there is no such record"));
                 }
             }
         }
         let purpose = u8::from(input.purpose);
-        let now = self.ledger().now().await?;
+        let now = self.ledger.now().await?;
         let expires_at = match (input.expires_at, input.expires_in_days) {
             (Some(at), None) => at,
             (None, Some(days)) if (1..=3650).contains(&days) => now + days * 86_400,
@@ -224,8 +266,9 @@ impl App {
             }
             .abi_encode(),
         };
-        let consent = self.contracts().consent;
+        let consent = self.contracts.consent;
         let (tx, receipt) = self
+            .writer
             .write_after(
                 &patient.signer,
                 consent,
@@ -247,26 +290,27 @@ impl App {
 
     pub async fn grant_view(&self, id: u64) -> Result<GrantView> {
         let g = self
-            .consent()
+            .contracts
+            .consent_on(&self.ledger)
             .getGrant(U256::from(id))
             .call()
             .await
-            .map_err(|e| self.ledger().call_error(e))?;
-        crate::wrapping::view_from(g, self.ledger().now().await?)
+            .map_err(|e| self.ledger.call_error(e))?;
+        crate::wrapping::view_from(g, self.ledger.now().await?)
     }
 
     /// The transaction that made grant `id`, as this server recorded it (none for a grant made
     /// elsewhere).
     pub async fn grant_tx(&self, id: u64) -> Result<Option<B256>> {
-        Grants(self.db()).tx_of(id).await
+        Grants(&self.db).tx_of(id).await
     }
 
     /// A patient's grants (all of them, live or not), or those given to a doctor.
     pub async fn grants(&self, person: &Person) -> Result<Vec<GrantView>> {
         match person.role {
-            Role::Patient => self.writer().wrapping().grants_of(person.address).await,
+            Role::Patient => self.writer.wrapping().grants_of(person.address).await,
             Role::Doctor => {
-                self.people().require_active_doctor(person).await?;
+                self.people.require_active_doctor(person).await?;
                 self.grants_to(person).await
             }
             _ => Err(Error::forbidden("only patients and doctors have grants")),
@@ -275,9 +319,9 @@ impl App {
 
     /// The grants given to a doctor or to their hospital (the caller checked they are active).
     async fn grants_to(&self, doctor: &Person) -> Result<Vec<GrantView>> {
-        let hospital = self.people().doctor(doctor.address).await?.hospital_id;
+        let hospital = self.people.doctor(doctor.address).await?.hospital_id;
         let mut out = Vec::new();
-        for id in Grants(self.db()).to(doctor.address, hospital).await? {
+        for id in Grants(&self.db).to(doctor.address, hospital).await? {
             out.push(self.grant_view(id).await?);
         }
         Ok(out)
@@ -285,10 +329,11 @@ impl App {
 
     /// A patient revokes a grant; the grantees' wrapped keys go with it.
     pub async fn revoke(&self, patient: &Person, id: u64) -> Result<TxInfo> {
-        self.people().require_patient(patient)?;
+        self.people.require_patient(patient)?;
         let call = Consent::revokeCall { id: U256::from(id) };
-        let consent = self.contracts().consent;
+        let consent = self.contracts.consent;
         let (tx, _) = self
+            .writer
             .write_after(
                 &patient.signer,
                 consent,
@@ -309,6 +354,7 @@ impl App {
     pub async fn my_patients(&self, doctor: &Person) -> Result<Vec<SharedPatient>> {
         let list = self.shared_patients(doctor).await?;
         Ok(self
+            .readlog
             .disclose(doctor, list, Purpose::Treatment, Logged::Viewed)
             .await?
             .into_inner())
@@ -326,7 +372,7 @@ impl App {
         let mut out = Unlogged::nothing(Vec::new());
         for (address, (until, emergency)) in until {
             let profile = self
-                .directory()
+                .directory
                 .profile_parts(doctor, address, PROFILE_IDENTITY)
                 .await?;
             out.push(profile.map(|profile| SharedPatient {
@@ -343,7 +389,7 @@ impl App {
     /// Each patient who shares with an active `doctor` now: until when, and whether only by an
     /// open emergency.
     async fn sharing_with(&self, doctor: &Person) -> Result<BTreeMap<Address, (u64, bool)>> {
-        self.people().require_active_doctor(doctor).await?;
+        self.people.require_active_doctor(doctor).await?;
         // patient => (access until, by emergency)
         let mut until: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
         for g in self.grants_to(doctor).await? {
@@ -352,14 +398,15 @@ impl App {
                 e.0 = e.0.max(g.expires_at);
             }
         }
-        let now = self.ledger().now().await?;
-        for patient in Emergencies(self.db()).patients_of(doctor.address).await? {
+        let now = self.ledger.now().await?;
+        for patient in Emergencies(&self.db).patients_of(doctor.address).await? {
             let end = self
-                .consent()
+                .contracts
+                .consent_on(&self.ledger)
                 .emergencyUntil(patient, doctor.address)
                 .call()
                 .await
-                .map_err(|e| self.ledger().call_error(e))?;
+                .map_err(|e| self.ledger.call_error(e))?;
             if end > now {
                 let e = until.entry(patient).or_default();
                 e.0 = e.0.max(end);
@@ -373,16 +420,17 @@ impl App {
     /// doctor may open and until when — logged on chain as one view before it is returned.
     pub async fn patient_chart(&self, doctor: &Person, patient: Address) -> Result<Chart> {
         let records = self
-            .reports()
+            .reports
             .doctor_records(doctor, patient, Purpose::Treatment)
             .await?;
         let profile = self
-            .directory()
+            .directory
             .profile_parts(doctor, patient, PROFILE_IDENTITY | PROFILE_CONTACT)
             .await?;
         // Until when, and whether by an emergency: the chain's, nothing sealed.
         let entry = self.sharing_with(doctor).await?.remove(&patient);
         let shown = self
+            .readlog
             .disclose(
                 doctor,
                 records.zip(profile),

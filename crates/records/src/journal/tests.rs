@@ -124,6 +124,7 @@ async fn a_write_goes_from_its_intent_to_done_and_does_what_follows() {
     let registry = t.app.contracts().registry;
     let sent = t
         .app
+        .writer()
         .write_after(
             &signer,
             registry,
@@ -156,6 +157,7 @@ async fn a_write_the_node_refuses_undoes_what_was_stored() {
     let registry = t.app.contracts().registry;
     // Registered once; the second registration is refused by the contract.
     t.app
+        .writer()
         .write(&signer, registry, register(), Follow::Nothing)
         .await
         .unwrap()
@@ -163,6 +165,7 @@ async fn a_write_the_node_refuses_undoes_what_was_stored() {
         .unwrap();
     let refused = t
         .app
+        .writer()
         .write_after(
             &signer,
             registry,
@@ -189,6 +192,7 @@ async fn a_write_mined_and_reverted_is_failed_and_undone() {
     let registry = t.app.contracts().registry;
     // Registered first, so the journalled registration reverts when mined.
     t.app
+        .writer()
         .write(
             &Signer::Custodial(signer.clone()),
             registry,
@@ -280,6 +284,7 @@ async fn a_wallet_write_waits_for_its_wallet_and_is_found_on_chain_or_given_up()
     for key in [sent_key, lost_key] {
         let sent = t
             .app
+            .writer()
             .write_after(
                 &Signer::Wallet(wallet.address()),
                 registry,
@@ -407,6 +412,7 @@ async fn only_a_logged_read_is_stood_in_for_by_its_earlier_transaction() {
     // The same call as a state change is always sent anew.
     assert!(matches!(
         t.app
+            .writer()
             .write(&signer, consent, empty_read(), Follow::Nothing)
             .await
             .unwrap(),

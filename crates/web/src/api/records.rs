@@ -28,6 +28,7 @@ pub(crate) async fn share(
     let (report, with) = form.request()?;
     let shared = state
         .app
+        .sharing()
         .share_report_with(&auth.person, report, &with)
         .await?;
     let grants: Vec<_> = shared

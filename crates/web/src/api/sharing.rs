@@ -19,13 +19,13 @@ pub(crate) async fn grant(
     auth: Auth,
     Json(body): Json<GrantInput>,
 ) -> ApiResult<Response> {
-    let (grant, tx) = state.app.grant(&auth.person, &body).await?;
+    let (grant, tx) = state.app.sharing().grant(&auth.person, &body).await?;
     Ok(written(StatusCode::CREATED, grant, &tx))
 }
 
 /// `GET /api/v1/grants`: a patient's grants, or those given to a doctor.
 pub(crate) async fn grants(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let list = state.app.grants(&auth.person).await?;
+    let list = state.app.sharing().grants(&auth.person).await?;
     Ok(axum::Json(json!({ "grants": list })).into_response())
 }
 
@@ -36,14 +36,14 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id: u64 = id.parse().map_err(|_| bad_param("grant id"))?;
-    let tx = state.app.revoke(&auth.person, id).await?;
-    let grant = state.app.grant_view(id).await?;
+    let tx = state.app.sharing().revoke(&auth.person, id).await?;
+    let grant = state.app.sharing().grant_view(id).await?;
     Ok(written(StatusCode::OK, grant, &tx))
 }
 
 /// `GET /api/v1/patients` (doctor): who shared with me, until when.
 pub(crate) async fn my_patients(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let list = state.app.my_patients(&auth.person).await?;
+    let list = state.app.sharing().my_patients(&auth.person).await?;
     Ok(axum::Json(json!({ "patients": list })).into_response())
 }
 
@@ -61,6 +61,7 @@ pub(crate) async fn emergency(
 ) -> ApiResult<Response> {
     let (emergency, tx) = state
         .app
+        .emergency()
         .declare_emergency(&auth.person, body.patient, &body.reason)
         .await?;
     Ok(written(StatusCode::CREATED, emergency, &tx))
@@ -69,7 +70,7 @@ pub(crate) async fn emergency(
 /// `GET /api/v1/emergencies`: those open on me or ended within a week (patient), those I
 /// declared (doctor), every open one (admin).
 pub(crate) async fn emergencies(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
-    let list = state.app.emergencies(&auth.person).await?;
+    let list = state.app.emergency().emergencies(&auth.person).await?;
     Ok(axum::Json(json!({ "emergencies": list })).into_response())
 }
 
@@ -80,7 +81,11 @@ pub(crate) async fn end_emergency(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id: u64 = id.parse().map_err(|_| bad_param("emergency id"))?;
-    let tx = state.app.end_emergency(&auth.person, id).await?;
+    let tx = state
+        .app
+        .emergency()
+        .end_emergency(&auth.person, id)
+        .await?;
     Ok(written(
         StatusCode::OK,
         json!({ "id": id, "ended": true }),
@@ -96,7 +101,7 @@ pub(crate) async fn audit(
     auth: Auth,
     Query(q): Query<Before>,
 ) -> ApiResult<Response> {
-    let page = state.app.audit(&auth.person, q.cursor()?).await?;
+    let page = state.app.audit().audit(&auth.person, q.cursor()?).await?;
     let next = page
         .older
         .as_ref()

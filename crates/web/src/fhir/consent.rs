@@ -28,8 +28,8 @@ use crate::ApiState;
 /// Every grant the reader may see (given or received), as a Consent.
 pub(super) async fn all_consents(state: &ApiState, reader: &Person) -> FhirResult<Vec<Consent>> {
     let mut out = Vec::new();
-    for g in state.app.grants(reader).await? {
-        let tx = state.app.grant_tx(g.id).await?;
+    for g in state.app.sharing().grants(reader).await? {
+        let tx = state.app.sharing().grant_tx(g.id).await?;
         out.push(consent_resource(&g, tx));
     }
     Ok(out)
@@ -90,7 +90,7 @@ pub(crate) async fn audit_events(
         .one("_before")?
         .map(medledger_records::index::Cursor::parse)
         .transpose()?;
-    let page = state.app.audit(person, before).await?;
+    let page = state.app.audit().audit(person, before).await?;
     let base = base_url(&headers, &state);
     let entries: Vec<(String, Value)> = page
         .events

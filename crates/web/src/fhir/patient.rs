@@ -61,7 +61,7 @@ pub(crate) async fn patients(
     let person = reader.require("Patient")?;
     let candidates: Vec<Address> = match person.role {
         Role::Patient => vec![person.address],
-        Role::Doctor => state.app.sharing_patients(person).await?,
+        Role::Doctor => state.app.sharing().sharing_patients(person).await?,
         _ => {
             return Err(FhirError::new(
                 Kind::Forbidden,

@@ -112,7 +112,9 @@ pub(crate) async fn patients_in_scope(
 ) -> FhirResult<Vec<Address>> {
     match patient_of(search, reader)? {
         Some(p) => Ok(vec![p]),
-        None if reader.role == Role::Doctor => Ok(state.app.sharing_patients(reader).await?),
+        None if reader.role == Role::Doctor => {
+            Ok(state.app.sharing().sharing_patients(reader).await?)
+        }
         None => Err(FhirError::new(
             Kind::Forbidden,
             "only patients and doctors read patients' data",

@@ -50,7 +50,12 @@ async fn dashboard(State(state): State<ApiState>, page: Page) -> PageResult {
         .await
         .or_page(&page, &state)?;
     let blocks: Vec<_> = blocks.into_iter().rev().collect();
-    let emergencies = state.app.emergencies(&me).await.or_page(&page, &state)?;
+    let emergencies = state
+        .app
+        .emergency()
+        .emergencies(&me)
+        .await
+        .or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "admin/dashboard.html",

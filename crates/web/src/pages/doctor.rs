@@ -44,7 +44,12 @@ async fn patients_page(
     refused: Option<Error>,
     values: minijinja::Value,
 ) -> PageResult {
-    let list = state.app.my_patients(me).await.or_page(page, state)?;
+    let list = state
+        .app
+        .sharing()
+        .my_patients(me)
+        .await
+        .or_page(page, state)?;
     let tx = page.tx_box(state).await;
     let (status, error) = refusal(refused);
     Ok(page.render_status(
@@ -79,6 +84,7 @@ async fn chart_page(
 ) -> PageResult {
     let chart = state
         .app
+        .sharing()
         .patient_chart(me, patient)
         .await
         .or_page(page, state)?;
@@ -182,6 +188,7 @@ async fn emergency(
     };
     match state
         .app
+        .emergency()
         .declare_emergency(&me, patient, field(&fields, "reason"))
         .await
     {
@@ -217,7 +224,12 @@ async fn openings(
 ) -> PageResult {
     let me = page.require(&state, Role::Doctor)?;
     let before = q.cursor().or_page(&page, &state)?;
-    let log = state.app.audit(&me, before).await.or_page(&page, &state)?;
+    let log = state
+        .app
+        .audit()
+        .audit(&me, before)
+        .await
+        .or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "doctor/openings.html",

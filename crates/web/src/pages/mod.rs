@@ -201,9 +201,12 @@ impl FromRequestParts<ApiState> for Page {
             })
             .unwrap_or_default();
         let emergencies = match &person {
-            Some(p) if p.role == Role::Patient => {
-                state.app.emergencies(p).await.map_err(|e| e.message)
-            }
+            Some(p) if p.role == Role::Patient => state
+                .app
+                .emergency()
+                .emergencies(p)
+                .await
+                .map_err(|e| e.message),
             _ => Ok(Vec::new()),
         };
         let after_wallet = if parts.method == axum::http::Method::GET {

@@ -167,7 +167,13 @@ async fn share(State(state): State<ApiState>, page: Page, form: Multipart) -> Pa
     };
     page.check_csrf(Some(&csrf)).or_page(&page, &state)?;
     let shared = match form.request() {
-        Ok((report, with)) => state.app.share_report_with(&me, report, &with).await,
+        Ok((report, with)) => {
+            state
+                .app
+                .sharing()
+                .share_report_with(&me, report, &with)
+                .await
+        }
         Err(e) => Err(e),
     };
     match shared {
@@ -212,7 +218,7 @@ async fn sharing_page(
     status: StatusCode,
     error: Option<String>,
 ) -> PageResult {
-    let grants = state.app.grants(me).await.or_page(page, state)?;
+    let grants = state.app.sharing().grants(me).await.or_page(page, state)?;
     let doctors = state
         .app
         .people()
@@ -286,7 +292,7 @@ async fn grant(
         expires_at: None,
         expires_in_days: field(&fields, "expires_in_days").parse().ok(),
     };
-    match state.app.grant(&me, &input).await {
+    match state.app.sharing().grant(&me, &input).await {
         Ok((_, tx)) => Ok(after_write("/patient/sharing", &tx.hash)),
         // A wallet's call: the page that hands it to the wallet.
         Err(e) if e.wallet.is_some() => Err(page.fail(&state, e)),
@@ -313,7 +319,12 @@ async fn revoke(
     let id: u64 = id
         .parse()
         .map_err(|_| page.fail(&state, Error::invalid("bad grant id")))?;
-    let tx = state.app.revoke(&me, id).await.or_page(&page, &state)?;
+    let tx = state
+        .app
+        .sharing()
+        .revoke(&me, id)
+        .await
+        .or_page(&page, &state)?;
     Ok(after_write("/patient/sharing", &tx.hash))
 }
 
@@ -324,7 +335,12 @@ async fn access_log(
 ) -> PageResult {
     let me = page.require(&state, Role::Patient)?;
     let before = q.cursor().or_page(&page, &state)?;
-    let log = state.app.audit(&me, before).await.or_page(&page, &state)?;
+    let log = state
+        .app
+        .audit()
+        .audit(&me, before)
+        .await
+        .or_page(&page, &state)?;
     Ok(page.render(
         &state,
         "patient/access_log.html",

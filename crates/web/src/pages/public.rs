@@ -218,6 +218,7 @@ async fn end_emergency(
         .map_err(|_| page.fail(&state, Error::invalid("bad emergency id")))?;
     let tx = state
         .app
+        .emergency()
         .end_emergency(&me, id)
         .await
         .or_page(&page, &state)?;
