@@ -135,7 +135,7 @@ pub enum NewKey<'a> {
         signer: PrivateKeySigner,
         password: &'a str,
     },
-    Wallet(&'a crate::wallet::WalletLogin),
+    Wallet(&'a crate::person::WalletLogin),
 }
 
 impl NewKey<'_> {

@@ -169,7 +169,7 @@ impl App {
             _ => {}
         }
         let chain_id = options.ledger.chain_id();
-        let (contracts, bootstrap) = match load_contracts(&db).await? {
+        let (contracts, bootstrap) = match crate::store::settings::load_contracts(&db).await? {
             Some((stored_chain, contracts)) => {
                 if stored_chain != chain_id {
                     return Err(Error::misconfigured(format!(
@@ -751,31 +751,6 @@ async fn setting(db: &Db, key: &str) -> Result<Option<String>> {
 
 async fn put_setting(db: &Db, key: &str, value: &str) -> Result<()> {
     Settings(db).put(key, value).await
-}
-
-pub(crate) async fn load_contracts(db: &Db) -> Result<Option<(u64, Contracts)>> {
-    let get = |key: &'static str| async move { setting(db, key).await };
-    let (Some(chain), Some(registry), Some(records), Some(consent), Some(research), Some(at)) = (
-        get("chain_id").await?,
-        get("registry").await?,
-        get("records").await?,
-        get("consent").await?,
-        get("research").await?,
-        get("deployed_at").await?,
-    ) else {
-        return Ok(None);
-    };
-    let bad = |what: &str| Error::internal("stored settings", format!("bad {what}"));
-    Ok(Some((
-        chain.parse().map_err(|_| bad("chain id"))?,
-        Contracts {
-            registry: registry.parse().map_err(|_| bad("registry"))?,
-            records: records.parse().map_err(|_| bad("records"))?,
-            consent: consent.parse().map_err(|_| bad("consent"))?,
-            research: research.parse().map_err(|_| bad("research"))?,
-            deployed_at: at.parse().map_err(|_| bad("block"))?,
-        },
-    )))
 }
 
 /// Creates the admin account and deploys the contracts signed by it.

@@ -83,42 +83,6 @@ pub struct Contracts {
     pub deployed_at: u64,
 }
 
-impl Contracts {
-    /// The Registry, called through `ledger`.
-    pub(crate) fn registry_on(
-        &self,
-        ledger: &crate::ledger::Ledger,
-    ) -> Registry::RegistryInstance<alloy::providers::DynProvider> {
-        Registry::new(self.registry, ledger.provider().clone())
-    }
-
-    /// Consent, called through `ledger`.
-    pub(crate) fn consent_on(
-        &self,
-        ledger: &crate::ledger::Ledger,
-    ) -> Consent::ConsentInstance<alloy::providers::DynProvider> {
-        Consent::new(self.consent, ledger.provider().clone())
-    }
-
-    /// Research, called through `ledger`.
-    pub(crate) fn research_on(
-        &self,
-        ledger: &crate::ledger::Ledger,
-    ) -> Research::ResearchInstance<alloy::providers::DynProvider> {
-        // (Destructured: `self.research` names the research key to the tidy test.)
-        let Contracts { research, .. } = self;
-        Research::new(*research, ledger.provider().clone())
-    }
-
-    /// Records, called through `ledger`.
-    pub(crate) fn records_on(
-        &self,
-        ledger: &crate::ledger::Ledger,
-    ) -> Records::RecordsInstance<alloy::providers::DynProvider> {
-        Records::new(self.records, ledger.provider().clone())
-    }
-}
-
 /// One of the four medledger contracts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Known {

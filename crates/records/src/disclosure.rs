@@ -4,7 +4,7 @@
 //! module can take; whatever is computed from it (a filtered list, a count, a total) stays
 //! `Unlogged` and reveals all it was computed from. It leaves this module in two ways only: to
 //! the patient whose data it all is (`Unlogged::own`), or as a `Disclosed` value, which only
-//! `App::disclose` makes, once the reader's log entry is mined (signed by the reader:
+//! `ReadLog::disclose` makes, once the reader's log entry is mined (signed by the reader:
 //! `Consent.logAccess` or `Consent.logViews`) or their wallet's transaction completed.
 
 use std::collections::BTreeMap;
@@ -53,7 +53,7 @@ impl Reveals {
 }
 
 /// A patient's data, opened and not yet logged for its reader. Its contents leave only through
-/// `own` (the patient) or `App::disclose` (anyone else, once logged).
+/// `own` (the patient) or `ReadLog::disclose` (anyone else, once logged).
 #[must_use = "opened data is either disclosed (logged) or dropped"]
 pub(crate) struct Unlogged<T> {
     value: T,
@@ -162,7 +162,7 @@ pub(crate) enum Logged {
 }
 
 /// A patient's data that may now be shown to its reader: logged on chain first when the reader
-/// is anyone but the patient. Only `App::disclose` makes one.
+/// is anyone but the patient. Only `ReadLog::disclose` makes one.
 pub struct Disclosed<T> {
     value: T,
     /// The reader's log entry (`None` for the patient's own data).

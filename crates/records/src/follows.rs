@@ -146,10 +146,7 @@ impl Followups {
     /// Removes an account whose on-chain registration will never be mined (and its profile's
     /// wrapped keys), so the name can be used again. Safe to repeat.
     pub(crate) async fn forget_account(&self, account: Address) -> Result<()> {
-        for object in [
-            crate::directory::profile_object(account),
-            crate::directory::contact_object(account),
-        ] {
+        for object in [ObjectId::Profile(account), ObjectId::Contact(account)] {
             crate::store::wraps::Wraps(&self.db)
                 .drop_all(&object)
                 .await?;

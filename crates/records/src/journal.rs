@@ -35,7 +35,7 @@ pub(crate) enum Follow {
     Nothing,
     /// A logged read (`Consent.logAccess`, `Consent.logViews`): nothing follows, and it is the
     /// only kind of write whose completed wallet transaction may stand in for the same read
-    /// asked for again (`App::log_read`).
+    /// asked for again (`Journal::log_read`).
     LoggedRead,
     /// A record's anchor: its row, wrapped keys and blob were stored first. Mined: the row
     /// gets its transaction. Failed: all three go.

@@ -731,6 +731,43 @@ fn consent_refusal(e: Consent::ConsentErrors) -> Refusal {
     }
 }
 
+/// The contracts, called through a ledger.
+impl Contracts {
+    /// The Registry, called through `ledger`.
+    pub(crate) fn registry_on(
+        &self,
+        ledger: &Ledger,
+    ) -> crate::contracts::Registry::RegistryInstance<alloy::providers::DynProvider> {
+        crate::contracts::Registry::new(self.registry, ledger.provider().clone())
+    }
+
+    /// Consent, called through `ledger`.
+    pub(crate) fn consent_on(
+        &self,
+        ledger: &Ledger,
+    ) -> crate::contracts::Consent::ConsentInstance<alloy::providers::DynProvider> {
+        crate::contracts::Consent::new(self.consent, ledger.provider().clone())
+    }
+
+    /// Research, called through `ledger`.
+    pub(crate) fn research_on(
+        &self,
+        ledger: &Ledger,
+    ) -> crate::contracts::Research::ResearchInstance<alloy::providers::DynProvider> {
+        // (Destructured: `self.research` names the research key to the tidy test.)
+        let Contracts { research, .. } = self;
+        crate::contracts::Research::new(*research, ledger.provider().clone())
+    }
+
+    /// Records, called through `ledger`.
+    pub(crate) fn records_on(
+        &self,
+        ledger: &Ledger,
+    ) -> crate::contracts::Records::RecordsInstance<alloy::providers::DynProvider> {
+        crate::contracts::Records::new(self.records, ledger.provider().clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

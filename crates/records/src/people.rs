@@ -6,12 +6,13 @@ use alloy::primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    accounts::{Account, Person},
     contracts::Registry,
     db::Db,
     error::{Error, Result},
     ledger::{Contracts, Ledger},
+    model::Account,
     model::Role,
+    person::Person,
     store::users::Users,
 };
 

@@ -66,3 +66,10 @@ impl fmt::Debug for Person {
 pub fn encryption_key(signer: &PrivateKeySigner) -> SecretKey {
     SecretKey::derive(signer.to_bytes().as_slice())
 }
+
+/// A wallet that proved its account, and the encryption key its signature gives. Made only by
+/// `Wallet::verify_wallet` (`wallet.rs`).
+pub struct WalletLogin {
+    pub(crate) address: Address,
+    pub(crate) secret: SecretKey,
+}

@@ -59,24 +59,6 @@ pub struct NewReport {
     pub bytes: Vec<u8>,
 }
 
-/// With whom a report is shared as it is shared: each doctor, and every doctor of a hospital,
-/// gets a grant of this one record, for one purpose, for a number of days.
-#[derive(Debug, Clone)]
-pub struct ShareWith {
-    pub doctors: Vec<Address>,
-    pub hospital: Option<u64>,
-    pub purpose: Purpose,
-    pub days: u64,
-}
-
-/// A report shared, and the grants made with it.
-#[derive(Debug, Clone)]
-pub struct Shared {
-    pub record: RecordView,
-    pub tx: TxInfo,
-    pub grants: Vec<(crate::sharing::GrantView, TxInfo)>,
-}
-
 /// The sealed metadata of a record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {

@@ -10,7 +10,7 @@ use alloy::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::reports::{NewReport, ShareWith, Shared};
+use crate::reports::{NewReport, RecordView};
 use crate::{
     contracts::Consent,
     disclosure::{Logged, PROFILE_CONTACT, PROFILE_IDENTITY, Unlogged},
@@ -100,6 +100,24 @@ pub struct SharedPatient {
 }
 
 pub use crate::wrapping::GrantView;
+
+/// With whom a report is shared as it is shared: each doctor, and every doctor of a hospital,
+/// gets a grant of this one record, for one purpose, for a number of days.
+#[derive(Debug, Clone)]
+pub struct ShareWith {
+    pub doctors: Vec<Address>,
+    pub hospital: Option<u64>,
+    pub purpose: Purpose,
+    pub days: u64,
+}
+
+/// A report shared, and the grants made with it.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub record: RecordView,
+    pub tx: TxInfo,
+    pub grants: Vec<(GrantView, TxInfo)>,
+}
 
 /// A doctor's view of one patient.
 #[derive(Debug, Clone, Serialize)]

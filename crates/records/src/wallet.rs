@@ -46,7 +46,7 @@ pub struct Site {
 }
 
 /// What a wallet hands over to sign in: an EIP-4361 message and its `personal_sign` signature,
-/// and the signature of the key message (`App::key_message`) its encryption key comes from.
+/// and the signature of the key message (`Wallet::key_message`) its encryption key comes from.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct WalletProof {
     pub message: String,
@@ -54,12 +54,7 @@ pub struct WalletProof {
     pub key_signature: String,
 }
 
-/// A wallet that proved its account, and the encryption key its signature gives. Made only by
-/// `App::verify_wallet`.
-pub struct WalletLogin {
-    pub(crate) address: Address,
-    pub(crate) secret: SecretKey,
-}
+pub use crate::person::WalletLogin;
 
 /// A fresh nonce and what a message built on it must say, for the page or script to sign.
 #[derive(Debug, Clone, Serialize)]

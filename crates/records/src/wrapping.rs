@@ -13,7 +13,6 @@ use crate::{
     access::Access,
     contracts::Consent,
     db::Db,
-    directory::{contact_object, profile_object},
     disclosure::{PROFILE_CONTACT, PROFILE_IDENTITY},
     error::{Error, Result},
     keyring::Keyring,
@@ -187,12 +186,12 @@ impl Wrapping {
         let me = Reader::Account(patient);
         let mut objects: Vec<(ObjectId, Part, Address)> = vec![
             (
-                profile_object(patient),
+                ObjectId::Profile(patient),
                 Part::Profile(PROFILE_IDENTITY),
                 patient,
             ),
             (
-                contact_object(patient),
+                ObjectId::Contact(patient),
                 Part::Profile(PROFILE_CONTACT),
                 patient,
             ),

@@ -10,7 +10,8 @@ use medledger_records::primitives::Address;
 use medledger_records::{
     Error, Kind,
     model::{Purpose, RecordKind},
-    reports::{NewReport, ShareWith},
+    reports::NewReport,
+    sharing::ShareWith,
 };
 
 /// Longest text field of the form.

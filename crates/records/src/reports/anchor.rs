@@ -259,7 +259,7 @@ pub async fn verify_store(
     blobs: &BlobStore,
 ) -> Result<BlobReport> {
     let db = db::connect(database, true).await?;
-    let (chain_id, contracts) = crate::app::load_contracts(&db)
+    let (chain_id, contracts) = crate::store::settings::load_contracts(&db)
         .await?
         .ok_or_else(|| Error::invalid("this database has no deployment yet"))?;
     if chain_id != ledger.chain_id() {

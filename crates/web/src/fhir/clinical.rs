@@ -1,5 +1,5 @@
 //! The resources of the FHIR Bundles patients shared as reports (Observation, Condition,
-//! MedicationStatement, …): searched and read through `App::clinical_page`, which shows only
+//! MedicationStatement, …): searched and read through `Reports::clinical_page`, which shows only
 //! those of reports the chain lets the reader see, pages after that filtering, and logs on chain
 //! the reports the page shows. Each is served under an id made of its report's and its place in
 //! the bundle, with the bundle's references rewritten to what this server serves; the types, the

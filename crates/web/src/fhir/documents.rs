@@ -1,5 +1,5 @@
 //! DocumentReference and Binary: the reports the reader may see, searched and read through
-//! `App::reports_page` and `App::record` (which log on chain what they show), and a report's
+//! `Reports::reports_page` and `Reports::record` (which log on chain what they show), and a report's
 //! bytes opened like a download, the opening logged on chain before a byte leaves.
 
 use axum::{

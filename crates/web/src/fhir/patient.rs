@@ -1,5 +1,5 @@
 //! Patient: `GET /fhir/Patient/{id}`, the search (a patient finds themselves, a doctor the
-//! patients who share with them) and `$everything`, each profile read through `App::profile`,
+//! patients who share with them) and `$everything`, each profile read through `Directory::profile`,
 //! which shows it only as far as the patient shared it and logs on chain what it shows.
 
 use axum::{

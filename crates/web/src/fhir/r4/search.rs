@@ -299,7 +299,7 @@ mod tests {
             let mut seen = Vec::new();
             let mut flat = Vec::new();
             for (patient, &n) in kept.iter().enumerate() {
-                // Each part answers as `App::reports_page` does: all it kept, and the window.
+                // Each part answers as `Reports::reports_page` does: all it kept, and the window.
                 let (skip, take) = pager.window();
                 let part: Vec<(usize, usize)> =
                     (0..n).map(|i| (patient, i)).skip(skip).take(take).collect();
