@@ -107,6 +107,11 @@ pub(crate) struct ServeArgs {
     /// Top-ups one account gets per 24 hours when its ether runs below a quarter of the funding.
     #[arg(long, default_value_t = 3)]
     top_ups_per_day: u32,
+    /// The one origin users reach this deployment at (`https://records.example`): Sign-In with
+    /// Ethereum accepts only messages for it, and FHIR and enrolment links are built on it.
+    /// Default: the web server's own address (fine on one machine; set it for anything else).
+    #[arg(long, env = "MEDLEDGER_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Set this when users reach the server over HTTPS: cookies are then Secure and named with
     /// the `__Host-` prefix (only the host itself can set them).
     #[arg(long)]
@@ -246,6 +251,12 @@ impl ServeArgs {
         config.max_upload_bytes = self.max_upload_mib * 1024 * 1024;
         config.require_mfa = require_mfa;
         config.secure_cookies = self.secure_cookies;
+        config.public_url = self
+            .public_url
+            .as_deref()
+            .map(medledger_web::origin::PublicUrl::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--public-url: {e}"))?;
         config.wallet_rpc_url = self.wallet_rpc_url;
         config.demo = self.demo;
         let table = match &self.safe_harbor_zip3 {

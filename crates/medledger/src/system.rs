@@ -104,6 +104,8 @@ pub struct Config {
     /// A session ends after this long without a request.
     pub session_idle: Duration,
     pub secure_cookies: bool,
+    /// The one origin the deployment answers as; `None`: the web server's own address.
+    pub public_url: Option<medledger_web::origin::PublicUrl>,
     /// The JSON-RPC URL wallets are told to use (`--wallet-rpc-url`); `None`: the chain's own.
     pub wallet_rpc_url: Option<String>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -156,6 +158,7 @@ impl Config {
             require_mfa: Vec::new(),
             session_idle: medledger_records::sessions::IDLE,
             secure_cookies: false,
+            public_url: None,
             wallet_rpc_url: None,
             trusted_proxies: Vec::new(),
             limits: Default::default(),
@@ -234,6 +237,18 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         .await
         .with_context(|| format!("binding the web server to {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
+    let public = match &config.public_url {
+        Some(public) => public.clone(),
+        None => {
+            if !http_addr.ip().is_loopback() {
+                tracing::warn!(
+                    "no --public-url: this server answers as http://{http_addr}, so wallets can sign in only at that address, and links are built on it; set --public-url to the address users reach"
+                );
+            }
+            medledger_web::origin::PublicUrl::parse(&format!("http://{http_addr}"))
+                .map_err(|e| anyhow::anyhow!("the web server's own address: {e}"))?
+        }
+    };
 
     let mut node = None;
     let (chain_url, funder) = match config.chain {
@@ -346,6 +361,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         session_idle: config.session_idle,
         limits: config.limits,
         safe_harbor: config.safe_harbor.clone(),
+        public_origin: public.origin().to_string(),
     };
     let (app, bootstrap) = App::open(options).await.map_err(domain)?;
     let demo = if config.demo {
@@ -366,7 +382,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         "the chain indexer",
         until_stopped(indexer, stop.subscribe()),
     ));
-    let mut state = ApiState::new(app.clone());
+    let mut state = ApiState::new(app.clone(), public);
     state.secure_cookies = config.secure_cookies;
     state.wallet_rpc_url = config
         .wallet_rpc_url

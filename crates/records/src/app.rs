@@ -72,6 +72,9 @@ pub struct Options {
     pub require_mfa: Vec<Role>,
     /// A session ends after this long without a request.
     pub session_idle: Duration,
+    /// The one origin this deployment answers as (`https://records.example`): what a Sign-In
+    /// with Ethereum message and the wallet key message must name.
+    pub public_origin: String,
     /// Sign-ups per client, the faucet's fundings per day, top-ups per account.
     pub limits: crate::limits::Limits,
 }
@@ -189,6 +192,21 @@ impl App {
                 (contracts, Some(bootstrap))
             }
         };
+        // The site the wallet key message names, fixed once: a wallet account's key comes from
+        // its signature of that message, so a later --public-url must not change it. Wallet
+        // accounts made before the message named a site keep the message they signed.
+        let key_site = match setting(&db, "wallet_key_site").await? {
+            Some(site) => site,
+            None => {
+                let site = if Users(&db).any_wallet().await? {
+                    String::new()
+                } else {
+                    options.public_origin.clone()
+                };
+                put_setting(&db, "wallet_key_site", &site).await?;
+                site
+            }
+        };
         put_setting(&db, "escrow_public", &escrow_public.to_hex()).await?;
         put_setting(&db, "research_public", &research_public.to_hex()).await?;
         drop(deploying);
@@ -277,6 +295,7 @@ impl App {
             keyring.clone(),
             accounts.clone(),
             people.clone(),
+            key_site,
         );
         let enrolment = Enrolment::new(
             db.clone(),

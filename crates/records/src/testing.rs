@@ -74,6 +74,7 @@ pub(crate) async fn app() -> TestApp {
         require_mfa: Vec::new(),
         session_idle: Duration::from_secs(1800),
         limits: Default::default(),
+        public_origin: "http://127.0.0.1".to_string(),
     };
     let (app, _) = App::open(options).await.expect("the app opens");
     TestApp {

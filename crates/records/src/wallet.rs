@@ -66,12 +66,10 @@ pub struct Challenge {
     pub statement: &'static str,
     pub issued_at: String,
     pub expiration_time: String,
-    /// For the address asked about: the whole sign-in message, ready to sign, and the message
+    /// The whole sign-in message for the address asked about, ready to sign, and the message
     /// whose signature gives its encryption key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_message: Option<String>,
+    pub message: String,
+    pub key_message: String,
 }
 
 fn rfc3339(unix: i64) -> Result<String> {
@@ -115,6 +113,9 @@ pub struct Wallet {
     keyring: Arc<Keyring>,
     accounts: Accounts,
     people: People,
+    /// The site the key message names (`App::open`: the deployment's public origin when its
+    /// first wallet account was made; empty for a deployment whose wallet accounts predate it).
+    key_site: String,
 }
 
 impl Wallet {
@@ -126,6 +127,7 @@ impl Wallet {
         keyring: Arc<Keyring>,
         accounts: Accounts,
         people: People,
+        key_site: String,
     ) -> Wallet {
         Wallet {
             db,
@@ -134,55 +136,69 @@ impl Wallet {
             keyring,
             accounts,
             people,
+            key_site,
         }
     }
 }
 
 impl Wallet {
     /// The message whose signature gives `account`'s encryption key: fixed for this
-    /// deployment (its Registry and chain) and the account, so it signs the same every time.
+    /// deployment (its site, its Registry and chain) and the account, so it signs the same every
+    /// time, and names the one site it may be signed for.
     pub fn key_message(&self, account: Address) -> String {
-        format!(
-            "medledger: unlock my encryption key\n\nThis signature makes the key that opens the medical records of this account. It is not a transaction and costs nothing. Sign it only for the medledger deployment below.\n\nAccount: {account}\nDeployment: Registry {} on chain {}\nVersion: 1",
+        let site = if self.key_site.is_empty() {
+            "the medledger deployment below".to_string()
+        } else {
+            self.key_site.clone()
+        };
+        let mut message = format!(
+            "medledger: unlock my encryption key\n\nThis signature makes the key that opens the medical records of this account. It is not a transaction and costs nothing. Sign it only on {site}.\n\nAccount: {account}\n"
+        );
+        if !self.key_site.is_empty() {
+            message.push_str(&format!("Site: {}\n", self.key_site));
+        }
+        message.push_str(&format!(
+            "Deployment: Registry {} on chain {}\nVersion: 1",
             self.contracts.registry,
             self.ledger.chain_id()
-        )
+        ));
+        message
     }
 
-    /// A fresh single-use nonce for `site`, with what a sign-in message on it must say (and,
-    /// for `address`, the whole message and the key message).
-    pub async fn siwe_challenge(&self, site: &Site, address: Option<Address>) -> Result<Challenge> {
+    /// A fresh single-use nonce for `address` on `site`, with what a sign-in message on it must
+    /// say: the whole message and the key message. The nonce signs in only that address.
+    pub async fn siwe_challenge(&self, site: &Site, address: Address) -> Result<Challenge> {
         let nonce: String = (0..24)
             .map(|_| OsRng.sample(Alphanumeric) as char)
             .collect();
         let now = unix_now();
-        Nonces(&self.db).add(&nonce, NONCE_LIFETIME_SECS).await?;
-        let mut challenge = Challenge {
+        Nonces(&self.db)
+            .add(&nonce, address, NONCE_LIFETIME_SECS)
+            .await?;
+        let (uri, chain_id) = (format!("{}/", site.origin), self.ledger.chain_id());
+        let (issued_at, expiration_time) = (rfc3339(now)?, rfc3339(now + NONCE_LIFETIME_SECS)?);
+        let message = format!(
+            "{} wants you to sign in with your Ethereum account:\n{}\n\n{}\n\nURI: {}\nVersion: 1\nChain ID: {}\nNonce: {}\nIssued At: {}\nExpiration Time: {}",
+            site.domain,
+            address.to_checksum(None),
+            STATEMENT,
+            uri,
+            chain_id,
+            nonce,
+            issued_at,
+            expiration_time
+        );
+        Ok(Challenge {
             nonce,
             domain: site.domain.clone(),
-            uri: format!("{}/", site.origin),
-            chain_id: self.ledger.chain_id(),
+            uri,
+            chain_id,
             statement: STATEMENT,
-            issued_at: rfc3339(now)?,
-            expiration_time: rfc3339(now + NONCE_LIFETIME_SECS)?,
-            message: None,
-            key_message: None,
-        };
-        if let Some(address) = address {
-            challenge.message = Some(format!(
-                "{} wants you to sign in with your Ethereum account:\n{}\n\n{}\n\nURI: {}\nVersion: 1\nChain ID: {}\nNonce: {}\nIssued At: {}\nExpiration Time: {}",
-                challenge.domain,
-                address.to_checksum(None),
-                STATEMENT,
-                challenge.uri,
-                challenge.chain_id,
-                challenge.nonce,
-                challenge.issued_at,
-                challenge.expiration_time
-            ));
-            challenge.key_message = Some(self.key_message(address));
-        }
-        Ok(challenge)
+            issued_at,
+            expiration_time,
+            message,
+            key_message: self.key_message(address),
+        })
     }
 
     /// Checks a wallet's sign-in for `site`: the message (domain, URI, chain id, issued-at,
@@ -258,12 +274,12 @@ impl Wallet {
             .on("signature"));
         }
         if !Nonces(&self.db)
-            .take(&message.nonce, NONCE_LIFETIME_SECS)
+            .take(&message.nonce, address, NONCE_LIFETIME_SECS)
             .await?
         {
             return Err(Error::new(
                 Kind::Unauthenticated,
-                "this sign-in message's nonce was used already, or was never given by this site: ask for a new one and sign again",
+                "this sign-in message's nonce was used already, or was never given by this site for this account: ask for a new one and sign again",
             )
             .on("message"));
         }

@@ -8,6 +8,7 @@ mod client;
 pub mod error;
 pub mod fhir;
 mod forms;
+pub mod origin;
 pub mod pages;
 pub mod session;
 
@@ -36,12 +37,15 @@ pub struct ApiState {
     /// The JSON-RPC URL wallets are told to add (`wallet_addEthereumChain`): the embedded
     /// node's, the external chain's, or `--wallet-rpc-url`.
     pub wallet_rpc_url: String,
+    /// The one origin the deployment answers as (`--public-url`).
+    pub public: origin::PublicUrl,
 }
 
 impl ApiState {
-    pub fn new(app: App) -> ApiState {
+    pub fn new(app: App, public: origin::PublicUrl) -> ApiState {
         ApiState {
             app,
+            public,
             templates: Arc::new(Templates::load()),
             secure_cookies: false,
             trusted_proxies: Vec::new(),

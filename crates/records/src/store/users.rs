@@ -158,6 +158,14 @@ impl Users<'_> {
         row.as_ref().map(user_from).transpose()
     }
 
+    /// Whether any account signs with its own wallet.
+    pub(crate) async fn any_wallet(self) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE mode = 'wallet'")
+            .fetch_one(self.0)
+            .await?;
+        Ok(n > 0)
+    }
+
     pub(crate) async fn with_role(self, role: Role) -> Result<Vec<Account>> {
         let rows = sqlx::query("SELECT * FROM users WHERE role = $1 ORDER BY id")
             .bind(role.as_str())

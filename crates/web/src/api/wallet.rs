@@ -22,61 +22,44 @@ use crate::{
     session::{self, Auth},
 };
 
-/// The site a request came to, as a sign-in message must name it (the Host header; `https`
-/// when the server is behind HTTPS, `--secure-cookies`).
+/// The site a sign-in is for: this deployment's public origin (`--public-url`), and only when
+/// the request was addressed to it. A request sent with another `Host` (a phishing site relaying
+/// its visitor's signature) is refused before anything is looked at.
 pub(crate) struct SiteOf(pub(crate) Site);
 
 impl FromRequestParts<ApiState> for SiteOf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<SiteOf, ApiError> {
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-            .ok_or_else(|| {
-                ApiError::new(Kind::Invalid, "the request names no host (Host header)")
-            })?;
-        let scheme = if state.secure_cookies {
-            "https"
-        } else {
-            "http"
-        };
+        state
+            .public
+            .addressed_by(&parts.headers)
+            .map_err(|why| ApiError::new(Kind::Invalid, why))?;
         Ok(SiteOf(Site {
-            origin: format!("{scheme}://{host}"),
-            domain: host,
+            origin: state.public.origin().to_string(),
+            domain: state.public.host().to_string(),
         }))
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 pub(crate) struct NonceRequest {
-    #[serde(default)]
-    address: Option<Address>,
+    /// The account that will sign in: the nonce signs in only that one.
+    address: Address,
 }
 
-/// `POST /api/v1/auth/siwe/nonce`: a single-use nonce and what the message must say; with an
-/// `address`, the whole message to sign and the key message.
+/// `POST /api/v1/auth/siwe/nonce` with `{"address": "0x…"}`: a single-use nonce for that
+/// account, the whole message to sign and the key message.
 pub(crate) async fn nonce(
     State(state): State<ApiState>,
     SiteOf(site): SiteOf,
-    body: axum::body::Bytes,
+    Json(request): Json<NonceRequest>,
 ) -> ApiResult<Response> {
-    // The body is optional: none, or `{"address": "0x…"}`.
-    let request: NonceRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        NonceRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                Kind::Unprocessable,
-                format!("the request body is not acceptable: {e}"),
-            )
-        })?
-    };
-    let address = request.address;
-    let challenge = state.app.wallet().siwe_challenge(&site, address).await?;
+    let challenge = state
+        .app
+        .wallet()
+        .siwe_challenge(&site, request.address)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(challenge)).into_response())
 }
 

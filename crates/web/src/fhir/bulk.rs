@@ -49,7 +49,7 @@ pub(crate) async fn kick_off(
         .parse()
         .map_err(|_| FhirError::new(Kind::NotFound, "a study's Group id is the study's number"))?;
     let id = state.app.research().start_export(person, study).await?;
-    let base = base_url(&headers, &state);
+    let base = base_url(&state);
     let mut response = (
         StatusCode::ACCEPTED,
         Fhir(json!({
@@ -71,7 +71,6 @@ pub(crate) async fn kick_off(
 pub(crate) async fn status(
     State(state): State<ApiState>,
     reader: Reader,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> FhirResult<Response> {
     let person = researcher(&reader)?;
@@ -99,7 +98,7 @@ pub(crate) async fn status(
             ),
         )),
         _ => {
-            let base = base_url(&headers, &state);
+            let base = base_url(&state);
             let output: Vec<_> = export
                 .files
                 .iter()

@@ -3,7 +3,6 @@
 
 use axum::{
     extract::State,
-    http::HeaderMap,
     response::{IntoResponse, Response},
 };
 
@@ -13,17 +12,14 @@ use super::search::base_url;
 use crate::ApiState;
 
 /// `GET /fhir/metadata`: what this server does, exactly.
-pub(crate) async fn metadata(State(state): State<ApiState>, headers: HeaderMap) -> Fhir {
-    let base = base_url(&headers, &state);
+pub(crate) async fn metadata(State(state): State<ApiState>) -> Fhir {
+    let base = base_url(&state);
     Fhir(capability_statement(&base))
 }
 
 /// `GET /.well-known/smart-configuration`: how a SMART client gets a token here.
-pub(crate) async fn smart_configuration(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-) -> Response {
-    let base = base_url(&headers, &state);
+pub(crate) async fn smart_configuration(State(state): State<ApiState>) -> Response {
+    let base = base_url(&state);
     let root = base.trim_end_matches("/fhir");
     axum::Json(smart_document(root)).into_response()
 }

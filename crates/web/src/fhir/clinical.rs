@@ -7,7 +7,6 @@
 
 use axum::{
     extract::{Path, State},
-    http::HeaderMap,
     routing::{MethodRouter, get},
 };
 use medledger_records::{Kind, Person, model::Purpose, primitives::Address};
@@ -59,7 +58,6 @@ async fn search(
     t: &'static ClinicalType,
     state: ApiState,
     reader: Reader,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     let filters = Filters::of(t, &search)?;
@@ -78,7 +76,6 @@ async fn search(
         .collect();
     Ok(answer(
         &state,
-        &headers,
         t.name,
         &search,
         (offset, count),
@@ -119,11 +116,7 @@ pub(crate) async fn read(
 /// The search route of an imported type.
 pub(crate) fn search_route(name: &'static str) -> MethodRouter<ApiState> {
     let t = clinical_type(name).expect("a clinical type");
-    get(
-        move |State(state): State<ApiState>, reader: Reader, headers: HeaderMap, q: Search| {
-            search(t, state, reader, headers, q)
-        },
-    )
+    get(move |State(state): State<ApiState>, reader: Reader, q: Search| search(t, state, reader, q))
 }
 
 /// The read route of an imported type.

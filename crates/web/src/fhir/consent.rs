@@ -2,10 +2,7 @@
 //! log, as the chain logged it) and Provenance (who wrote a prescription or a report, when, and
 //! the transaction that anchored it).
 
-use axum::{
-    extract::{Path, State},
-    http::HeaderMap,
-};
+use axum::extract::{Path, State};
 use medledger_records::{
     Kind, Person,
     model::{Purpose, RecordKind},
@@ -39,7 +36,6 @@ pub(super) async fn all_consents(state: &ApiState, reader: &Person) -> FhirResul
 pub(crate) async fn consents(
     State(state): State<ApiState>,
     reader: Reader,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     search.only(&params_of("Consent"))?;
@@ -58,7 +54,7 @@ pub(crate) async fn consents(
         .filter(|c| id.is_none_or(|id| c.id == id))
         .filter(|c| statuses.iter().all(|s| s.split(',').any(|s| s == c.status)))
         .collect();
-    page_of(&state, &headers, &search, all)
+    page_of(&state, &search, all)
 }
 
 /// `GET /fhir/Consent/{id}`.
@@ -80,7 +76,6 @@ pub(crate) async fn consent(
 pub(crate) async fn audit_events(
     State(state): State<ApiState>,
     reader: Reader,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     search.only(&params_of("AuditEvent"))?;
@@ -91,7 +86,7 @@ pub(crate) async fn audit_events(
         .map(medledger_records::index::Cursor::parse)
         .transpose()?;
     let page = state.app.audit().audit(person, before).await?;
-    let base = base_url(&headers, &state);
+    let base = base_url(&state);
     let entries: Vec<(String, Value)> = page
         .events
         .iter()
@@ -155,7 +150,6 @@ async fn prescription_provenance(
 pub(crate) async fn provenances(
     State(state): State<ApiState>,
     reader: Reader,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     search.only(&params_of("Provenance"))?;
@@ -218,7 +212,6 @@ pub(crate) async fn provenances(
         .collect();
     Ok(answer(
         &state,
-        &headers,
         "Provenance",
         &search,
         (offset, count),

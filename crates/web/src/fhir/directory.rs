@@ -1,10 +1,7 @@
 //! The public directory as FHIR: Practitioner, PractitionerRole (a doctor at their hospital)
 //! and Organization (a hospital), read by id and searched, with no patient's data in any.
 
-use axum::{
-    extract::{Path, State},
-    http::HeaderMap,
-};
+use axum::extract::{Path, State};
 use medledger_records::Kind;
 
 use super::r4::{
@@ -52,7 +49,6 @@ pub(crate) async fn organization(
 /// `GET /fhir/Practitioner`.
 pub(crate) async fn practitioners(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     search.only(&params_of("Practitioner"))?;
@@ -68,13 +64,12 @@ pub(crate) async fn practitioners(
         .filter(|d| name.is_none_or(|n| contains(&d.name, n)))
         .map(practitioner_resource)
         .collect();
-    page_of(&state, &headers, &search, all)
+    page_of(&state, &search, all)
 }
 
 /// `GET /fhir/PractitionerRole`.
 pub(crate) async fn practitioner_roles(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     search.only(&params_of("PractitionerRole"))?;
@@ -101,13 +96,12 @@ pub(crate) async fn practitioner_roles(
         })
         .map(role_resource)
         .collect();
-    page_of(&state, &headers, &search, all)
+    page_of(&state, &search, all)
 }
 
 /// `GET /fhir/Organization`.
 pub(crate) async fn organizations(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     search.only(&params_of("Organization"))?;
@@ -123,5 +117,5 @@ pub(crate) async fn organizations(
         .filter(|h| name.is_none_or(|n| contains(&h.name, n)))
         .map(organization_resource)
         .collect();
-    page_of(&state, &headers, &search, all)
+    page_of(&state, &search, all)
 }

@@ -38,7 +38,6 @@ pub(crate) struct Format {
 pub(crate) async fn documents(
     State(state): State<ApiState>,
     reader: Reader,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     search.only(&params_of("DocumentReference"))?;
@@ -69,7 +68,6 @@ pub(crate) async fn documents(
     }
     Ok(answer(
         &state,
-        &headers,
         "DocumentReference",
         &search,
         (offset, count),

@@ -2,10 +2,7 @@
 //! doctor wrote), then the MedicationRequests of the bundles patients shared, searched and paged
 //! across both.
 
-use axum::{
-    extract::{Path, State},
-    http::HeaderMap,
-};
+use axum::extract::{Path, State};
 use medledger_records::{Kind, Person, model::Role};
 use serde_json::Value;
 
@@ -41,7 +38,6 @@ pub(super) async fn all_medication_requests(
 pub(crate) async fn medication_requests(
     State(state): State<ApiState>,
     reader: Reader,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     let t = clinical_type("MedicationRequest").expect("a clinical type");
@@ -98,7 +94,6 @@ pub(crate) async fn medication_requests(
         .collect();
     Ok(answer(
         &state,
-        &headers,
         "MedicationRequest",
         &search,
         (offset, count),

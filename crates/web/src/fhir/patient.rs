@@ -2,10 +2,7 @@
 //! patients who share with them) and `$everything`, each profile read through `Directory::profile`,
 //! which shows it only as far as the patient shared it and logs on chain what it shows.
 
-use axum::{
-    extract::{Path, State},
-    http::HeaderMap,
-};
+use axum::extract::{Path, State};
 use medledger_records::{Kind, Person, model::Purpose, model::Role, primitives::Address};
 use serde_json::{Value, json};
 
@@ -49,7 +46,6 @@ pub(crate) async fn patient(
 pub(crate) async fn patients(
     State(state): State<ApiState>,
     reader: Reader,
-    headers: HeaderMap,
     search: Search,
 ) -> FhirResult<Fhir> {
     search.only(&params_of("Patient"))?;
@@ -80,9 +76,7 @@ pub(crate) async fn patients(
         let p = read_patient(&state, person, address).await?;
         entries.push((format!("Patient/{}", p.id), p.to_json()));
     }
-    Ok(answer(
-        &state, &headers, "Patient", &search, page, total, entries,
-    ))
+    Ok(answer(&state, "Patient", &search, page, total, entries))
 }
 
 /// `GET /fhir/Patient/{id}/$everything`: the patient, their reports, prescriptions and grants,
@@ -90,7 +84,6 @@ pub(crate) async fn patients(
 pub(crate) async fn everything(
     State(state): State<ApiState>,
     reader: Reader,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> FhirResult<Fhir> {
     let patient = account_id(&id)?;
@@ -138,7 +131,7 @@ pub(crate) async fn everything(
             .filter(|c| c.patient.reference == patient_ref)
             .map(|c| c.to_json()),
     );
-    let base = base_url(&headers, &state);
+    let base = base_url(&state);
     let entries: Vec<(String, Value)> = resources
         .into_iter()
         .map(|r| {

@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{FromRequestParts, Query},
-    http::{HeaderMap, header, request::Parts},
+    http::request::Parts,
 };
 use medledger_records::{Kind, Person, model::Role, primitives::Address};
 use serde_json::Value;
@@ -28,42 +28,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Search {
     }
 }
 
-/// The server's FHIR base URL as the client reached it (for `fullUrl` and page links).
-pub(crate) fn base_url(headers: &HeaderMap, state: &ApiState) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    let scheme = if state.secure_cookies {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host}/fhir")
+/// The server's FHIR base URL (for `fullUrl` and page links): on its public origin, never on
+/// the `Host` a client sent.
+pub(crate) fn base_url(state: &ApiState) -> String {
+    format!("{}/fhir", state.public.origin())
 }
 
 /// A search's answer, as the client reached the server: `r4::search::searchset` at its base URL.
 pub(crate) fn answer(
     state: &ApiState,
-    headers: &HeaderMap,
     kind: &str,
     search: &Search,
     page: (usize, usize),
     total: usize,
     entries: Vec<(String, Value)>,
 ) -> Fhir {
-    let base = base_url(headers, state);
+    let base = base_url(state);
     Fhir(searchset(&base, kind, search, page, total, entries))
 }
 
 /// The one page of `all` a search asks for, as a Bundle.
 pub(crate) fn page_of<R: Resource>(
     state: &ApiState,
-    headers: &HeaderMap,
     search: &Search,
     all: Vec<R>,
 ) -> FhirResult<Fhir> {
@@ -75,15 +61,7 @@ pub(crate) fn page_of<R: Resource>(
         .take(page.1)
         .map(|r| (format!("{}/{}", R::TYPE, r.id()), r.to_json()))
         .collect();
-    Ok(answer(
-        state,
-        headers,
-        R::TYPE,
-        search,
-        page,
-        total,
-        entries,
-    ))
+    Ok(answer(state, R::TYPE, search, page, total, entries))
 }
 
 /// The patient a search is about: `patient=` if given; otherwise a patient themselves.

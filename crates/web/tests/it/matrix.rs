@@ -1066,11 +1066,16 @@ fn cases(f: &Fixture) -> Vec<Case> {
                     "date_of_birth": "1990-01-01", "contact": "" }),
             everyone(201),
         ),
-        // Wallets: a nonce for anyone; a sign-in or a move with no signed message is refused
+        // Wallets: a nonce for anyone who names the account it is for; a sign-in or a move with no signed message is refused
         // as bad input; nobody completes or cancels a write that is not their wallet's. Write 1,
         // the journal's first, is a custodial write: no wallet waits on it, not even its
         // sender's, and a custodial account is told there is no such write.
-        post("/api/v1/auth/siwe/nonce", json!({}), everyone(201)),
+        post(
+            "/api/v1/auth/siwe/nonce",
+            json!({ "address": "0x00000000000000000000000000000000000000a1" }),
+            everyone(201),
+        ),
+        post("/api/v1/auth/siwe/nonce", json!({}), everyone(422)),
         post(
             "/api/v1/auth/siwe",
             json!({ "message": "sign me in", "signature": "0x00", "key_signature": "0x00" }),

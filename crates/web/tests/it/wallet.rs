@@ -628,6 +628,115 @@ async fn sign_in_refuses_replays_other_sites_other_chains_other_signers_and_old_
     .await;
 }
 
+/// A phishing site cannot relay its visitor's sign-in: the server answers only as its public
+/// URL, never as the `Host` a request names; a nonce signs in only the account it was asked for;
+/// the key message names the site; and FHIR's links stay on the public URL whatever `Host` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_relayed_by_another_site_is_refused() {
+    let t = TestApp::spawn(crate::Backend::Embedded).await;
+    let w = Wallet::new(&t);
+    wallet_patient(&t, &w, "vera").await;
+    let public = t.url.trim_end_matches('/').to_string();
+    let host = public.trim_start_matches("http://").to_string();
+    let phish = "medledger.phish.example";
+    let with_host = async |path: &str, host: &str, body: Value| {
+        let response = t
+            .http
+            .post(format!("{}{path}", t.url))
+            .header(reqwest::header::HOST, host)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let before = (sessions(&t).await, rows(&t, "users").await);
+
+    // The phishing site asks for a nonce as itself: refused before anything is given out.
+    let (status, body) = with_host(
+        "/api/v1/auth/siwe/nonce",
+        phish,
+        json!({ "address": w.address() }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("answers as {public}")),
+        "{message}"
+    );
+    assert_eq!(rows(&t, "siwe_nonces").await, 0, "no nonce was given out");
+
+    // It gets a real nonce, has its visitor sign a message for its own domain, and relays it
+    // with `Host:` set to that domain: refused, no session.
+    let challenge = w.challenge(&t).await;
+    let relayed = challenge["message"].as_str().unwrap().replace(&host, phish);
+    let (status, body) =
+        with_host("/api/v1/auth/siwe", phish, w.proof_of(&challenge, &relayed)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // The same, sent with this server's Host: the message names another site.
+    let (status, body) = t
+        .post("/api/v1/auth/siwe", None, w.proof_of(&challenge, &relayed))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!((sessions(&t).await, rows(&t, "users").await), before);
+
+    // A nonce asked for one account does not sign in another.
+    let mallory = Wallet::new(&t);
+    let theirs = mallory.challenge(&t).await;
+    let mine = w.challenge(&t).await;
+    let borrowed = mine["message"]
+        .as_str()
+        .unwrap()
+        .replace(theirs["nonce"].as_str().unwrap(), "x")
+        .replace(
+            mine["nonce"].as_str().unwrap(),
+            theirs["nonce"].as_str().unwrap(),
+        );
+    let (status, body) = t
+        .post("/api/v1/auth/siwe", None, w.proof_of(&mine, &borrowed))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("for this account")
+    );
+    // A nonce is asked for an account.
+    let (status, body) = t.post("/api/v1/auth/siwe/nonce", None, json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // The key message names the site it may be signed on.
+    let key_message = mine["key_message"].as_str().unwrap();
+    assert!(
+        key_message.contains(&format!("Site: {public}")),
+        "{key_message}"
+    );
+    assert!(
+        key_message.contains(&format!("Account: {}", w.address())),
+        "{key_message}"
+    );
+    // And the real sign-in still works.
+    w.sign_in(&t).await;
+
+    // FHIR builds its links on the public URL, whatever Host the request names.
+    let response = t
+        .http
+        .get(format!("{}/fhir/metadata", t.url))
+        .header(reqwest::header::HOST, phish)
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(phish), "{text}");
+    assert!(text.contains(&format!("{public}/fhir")), "{text}");
+}
+
 /// A transaction the user rejects, and transactions that are not the prepared call (another
 /// sender, another contract, other data), change nothing; the prepared call still completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
