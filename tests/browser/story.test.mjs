@@ -328,8 +328,10 @@ describe("medledger in a browser", { timeout: 600_000 }, () => {
       await shot(page, "admin-doctor-form");
       await navigation(page, () => button(page, "Add doctor").click());
       story.addDoctorTx = await confirmation(page);
-      story.enrolmentLink = (await page.locator("#enrolment-link").innerText()).trim();
-      assert.match(story.enrolmentLink, /^\/enrol\/[0-9a-f]{64}$/, "a one-time enrolment link is shown");
+      const shown = (await page.locator("#enrolment-link").innerText()).trim();
+      assert.match(shown, /^http:\/\/[^/]+\/enrol\/[0-9a-f]{64}$/, "a one-time enrolment link is shown, whole");
+      assert.ok(shown.startsWith(server.url + "/enrol/"), `the link is on the server's public URL: ${shown}`);
+      story.enrolmentLink = new URL(shown).pathname;
       const waiting = page.getByRole("row").filter({ hasText: DOCTOR.name });
       assert.equal(await waiting.count(), 1, "the doctor waits for enrolment");
       assert.ok((await waiting.innerText()).includes(HOSPITAL.Name), "at their hospital");

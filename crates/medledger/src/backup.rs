@@ -55,10 +55,16 @@ pub struct Summary {
 
 const MANIFEST: &str = "manifest.json";
 
+/// A new file only its owner may read (0600), written and synced.
 fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let mut file =
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())
@@ -77,6 +83,10 @@ pub async fn backup(
             to.display()
         );
     }
+    // Only its owner may enter the backup (0700) from the first byte on: it holds every
+    // keystore and password hash, sealed records and, with --with-keys, the keys themselves.
+    std::fs::create_dir_all(to)?;
+    restrict_dir(to)?;
     std::fs::create_dir_all(to.join("database"))?;
     // The chain first: copying it takes its lock, so a running `serve` stops the backup before
     // anything is read (and nothing changes while the rest is copied).
@@ -136,7 +146,7 @@ pub async fn backup(
         );
     }
     let manifest = json!({
-        "format": 1,
+        "format": 2,
         "database": database.engine().as_str(),
         "tables": counts,
         "blobs": names.len(),
@@ -144,6 +154,9 @@ pub async fn backup(
         "keys": keys,
     });
     write_synced(&to.join(MANIFEST), &serde_json::to_vec_pretty(&manifest)?)?;
+    // And every file in it only its owner's, every directory only theirs to enter (the blob
+    // store and the chain write theirs as the process's umask says).
+    restrict_tree(to)?;
     Ok(Summary {
         rows,
         blobs: names.len(),
@@ -164,6 +177,33 @@ fn restrict(_: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
+fn restrict_dir(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_dir(_: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Files 0600 and directories 0700, all the way down.
+fn restrict_tree(dir: &Path) -> anyhow::Result<()> {
+    restrict_dir(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            restrict_tree(&path)?;
+        } else {
+            restrict(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Brings the backup in `from` back as `deployment` (whose database, blob store and data
 /// directory must hold no deployment yet). Key files the backup holds are put where the
 /// deployment expects them; those it does not hold must be put there by the operator (the
@@ -177,7 +217,9 @@ pub async fn restore(from: &Path, deployment: &Deployment) -> anyhow::Result<Sum
             )
         })?)
         .context("the backup's manifest")?;
-    if manifest["format"] != 1 {
+    // Format 1 had no research tables (studies, exports): they restore empty.
+    let format = manifest["format"].as_u64().unwrap_or(0);
+    if !(1..=2).contains(&format) {
         bail!(
             "the backup's format {} is not one this version reads",
             manifest["format"]
@@ -194,6 +236,10 @@ pub async fn restore(from: &Path, deployment: &Deployment) -> anyhow::Result<Sum
     let mut loaded = Vec::new();
     for table in tables::TABLES {
         let path = from.join("database").join(format!("{table}.json"));
+        if format == 1 && ["studies", "exports", "export_files"].contains(&table) {
+            loaded.push((table.to_string(), Vec::new()));
+            continue;
+        }
         let rows: Vec<tables::Row> = serde_json::from_slice(
             &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
         )

@@ -60,6 +60,90 @@ async fn share(url: &str) -> String {
         .expect("the report is acknowledged")
 }
 
+/// A researcher is enrolled and a study registered for them by the admin; the patient joins it.
+/// The study's id.
+async fn join_a_study(url: &str) -> u64 {
+    let client = client();
+    let post = async |path: &str, token: Option<&str>, body: Value| {
+        let mut request = client.post(format!("{url}{path}")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    };
+    let admin = login(&client, url, "admin", ADMIN_PASSWORD).await.unwrap();
+    let invited = post(
+        "/api/v1/researchers",
+        Some(&admin),
+        json!({ "name": "Prof. Ruth" }),
+    )
+    .await;
+    let link = invited["enrolment_url"].as_str().unwrap();
+    let token = &link[link.rfind('/').unwrap() + 1..];
+    let enrolled = post(
+        &format!("/api/v1/enrol/{token}"),
+        None,
+        json!({ "username": "ruth", "password": PASSWORD }),
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let study = post(
+        "/api/v1/studies",
+        Some(&admin),
+        json!({ "researcher": enrolled["address"], "title": "Kidney function over time",
+                "description": "eGFR", "data": ["Observation"], "ends_at": now + 30 * 86_400 }),
+    )
+    .await;
+    let id = study["id"].as_u64().unwrap();
+    let rosa = login(&client, url, "rosa", PASSWORD).await.unwrap();
+    post(
+        &format!("/api/v1/studies/{id}/opt-in"),
+        Some(&rosa),
+        json!({}),
+    )
+    .await;
+    id
+}
+
+/// The patient logs in on `url` and withdraws from study `id` (on chain, signed by them).
+async fn withdraws(url: &str, id: u64) {
+    let client = client();
+    let rosa = login(&client, url, "rosa", PASSWORD).await.unwrap();
+    let response = client
+        .post(format!("{url}/api/v1/studies/{id}/withdraw"))
+        .bearer_auth(&rosa)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert_eq!(status, 200, "{}", response.text().await.unwrap());
+}
+
+/// Only the owner may enter `dir` or read anything in it.
+#[cfg(unix)]
+fn only_the_owners(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", dir.display());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            only_the_owners(&entry.path());
+        } else {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", entry.path().display());
+        }
+    }
+}
+
 /// The patient logs in on `url` and opens the report, byte for byte.
 async fn opens(url: &str, id: &str) {
     let client = client();
@@ -84,6 +168,7 @@ async fn a_backup_of_the_embedded_defaults_restores_verifies_serves_and_moves_to
     cmd.env("MEDLEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD);
     let server = start_serve(cmd);
     let id = share(&server.url).await;
+    let study = join_a_study(&server.url).await;
     // The key files where `serve_command` keeps them.
     let (escrow_at, faucet_at) = (dir.path().join("escrow.key"), dir.path().join("faucet.key"));
     let own_keys = [
@@ -119,6 +204,9 @@ async fn a_backup_of_the_embedded_defaults_restores_verifies_serves_and_moves_to
     assert_eq!(manifest["keys"]["research"]["present"], true, "{manifest}");
     assert_eq!(manifest["keys"]["research"]["copied"], false, "{manifest}");
     assert_eq!(manifest["chain"], "embedded, copied", "{manifest}");
+    assert_eq!(manifest["tables"]["studies"], 1, "{manifest}");
+    #[cfg(unix)]
+    only_the_owners(&plain);
     // Nothing of the report or the patient's name is in plain text in it.
     let mut files = Vec::new();
     collect(&plain, &mut files);
@@ -172,6 +260,8 @@ async fn a_backup_of_the_embedded_defaults_restores_verifies_serves_and_moves_to
     );
     let server = start_serve(serve_command(elsewhere.path(), &[]));
     opens(&server.url, &id).await;
+    // The study came back with it: the patient can still leave it.
+    withdraws(&server.url, study).await;
     drop(server);
 
     // The same backup moves the deployment from SQLite into PostgreSQL.

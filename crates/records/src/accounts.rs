@@ -366,18 +366,15 @@ impl Accounts {
                 "too many failed logins for this name; try again in 15 minutes",
             ));
         }
-        let Some(row) = Users(&self.db).by_name(username).await? else {
-            // Spend the time a real check would, so timing does not reveal the name is unknown.
+        // An unknown name and a wallet account's name (which has no password) are refused as a
+        // wrong password is, after the time a real check takes: the answer does not tell
+        // which names exist, nor which of them are wallets'.
+        let row = Users(&self.db).by_name(username).await?;
+        let Some((row, hash)) = row.and_then(|r| r.password_hash.clone().map(|h| (r, h))) else {
             let (password, dummy) = (password.to_string(), self.dummy_hash.to_string());
             self.kdf(move || Ok(password_matches(&password, &dummy)))
                 .await?;
             return Err(refused());
-        };
-        let Some(hash) = row.password_hash.clone() else {
-            return Err(Error::new(
-                Kind::Unauthenticated,
-                "this account signs in with its wallet (Sign in with Ethereum), not with a password",
-            ));
         };
         let matches = {
             let password = password.to_string();

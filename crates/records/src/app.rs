@@ -254,10 +254,13 @@ impl App {
                 wrapping,
             ),
         );
+        let sessions = Sessions::new(db.clone(), options.session_idle);
         let second_factors = SecondFactors::new(
             db.clone(),
             access.clone(),
             keyring.clone(),
+            limiter.clone(),
+            sessions.clone(),
             options.require_mfa,
         );
         let accounts = Accounts::new(
@@ -275,7 +278,6 @@ impl App {
             )),
             accounts::dummy_hash().into(),
         );
-        let sessions = Sessions::new(db.clone(), options.session_idle);
         let anchors = Anchors::new(
             db.clone(),
             options.ledger.clone(),

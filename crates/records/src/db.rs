@@ -191,6 +191,19 @@ pub async fn has_table(db: &Db, engine: Engine, table: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// The tables of the app database (without the migrations' own), as its schema has them now.
+pub async fn tables(db: &Db, engine: Engine) -> Result<Vec<String>> {
+    let query = match engine {
+        Engine::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name"
+        }
+        Engine::Postgres => {
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' ORDER BY table_name"
+        }
+    };
+    Ok(sqlx::query_scalar(query).fetch_all(db).await?)
+}
+
 /// Whether `database` holds a deployment already (contracts deployed, keys wrapped for an escrow
 /// key): a new one may create its key files, an existing one needs them. Creates nothing.
 pub async fn holds_deployment(database: &Database) -> Result<bool> {

@@ -59,13 +59,23 @@ fn wrong_code() -> Error {
     )
 }
 
+/// Codes tried per account in a window, on every path that asks for one (a password login, a
+/// wallet sign-in, replacing or turning off the factor); a right code starts it again.
+const CODE_ATTEMPTS: crate::limits::Limit = crate::limits::Limit {
+    max: 5,
+    window: std::time::Duration::from_secs(15 * 60),
+};
+
 /// Second factors, a use case of their own: the users' sealed TOTP secrets, the keyring that
-/// opens a person's own, and which roles must have one.
+/// opens a person's own, the limit on codes tried, the sessions a change ends, and which roles
+/// must have one.
 #[derive(Clone)]
 pub struct SecondFactors {
     db: Db,
     access: Access,
     keyring: Arc<Keyring>,
+    limiter: crate::limits::Limiter,
+    sessions: crate::sessions::Sessions,
     required: Vec<crate::model::Role>,
 }
 
@@ -74,19 +84,36 @@ impl SecondFactors {
         db: Db,
         access: Access,
         keyring: Arc<Keyring>,
+        limiter: crate::limits::Limiter,
+        sessions: crate::sessions::Sessions,
         required: Vec<crate::model::Role>,
     ) -> SecondFactors {
         SecondFactors {
             db,
             access,
             keyring,
+            limiter,
+            sessions,
             required,
         }
     }
 
     /// Starts setting up a second factor: a fresh secret, kept pending (sealed) until a code
-    /// made from it confirms the person's app has it.
-    pub async fn start_second_factor(&self, person: &Person) -> Result<SecondFactorSetup> {
+    /// made from it confirms the person's app has it. Replacing one that is on takes a
+    /// `current` code from it: a session alone cannot swap it for the holder's own.
+    pub async fn start_second_factor(
+        &self,
+        person: &Person,
+        current: Option<&str>,
+    ) -> Result<SecondFactorSetup> {
+        if self.second_factor_on(person).await? {
+            let Some(code) = current.filter(|c| !c.trim().is_empty()) else {
+                return Err(Error::forbidden(
+                    "a second factor is on: give a current code from it (\"code\") to replace it",
+                ));
+            };
+            self.check_second_factor(person, code).await?;
+        }
         let mut secret = vec![0u8; 20];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
         let totp = totp(secret.clone(), &person.username)?;
@@ -98,8 +125,14 @@ impl SecondFactors {
         })
     }
 
-    /// Turns the second factor on, once `code` shows the person's app holds the pending secret.
-    pub async fn confirm_second_factor(&self, person: &Person, code: &str) -> Result<()> {
+    /// Turns the second factor on, once `code` shows the person's app holds the pending secret;
+    /// every other session of the account ends (`session`, the one asking, stays).
+    pub async fn confirm_second_factor(
+        &self,
+        person: &Person,
+        code: &str,
+        session: &str,
+    ) -> Result<()> {
         let Some(secret) = self.sealed_secret(person, true).await? else {
             return Err(Error::conflict(
                 "there is no second factor being set up: start again",
@@ -111,11 +144,20 @@ impl SecondFactors {
             .ok_or_else(wrong_code)?;
         let sealed = self.seal_secret(person, false, &secret).await?;
         Wraps(&self.db).drop_all(&object(person, true)).await?;
-        Users(&self.db).confirm_mfa(person.id, &sealed, step).await
+        Users(&self.db)
+            .confirm_mfa(person.id, &sealed, step)
+            .await?;
+        self.sessions.end_other_sessions(person.id, session).await
     }
 
-    /// Turns the second factor off (with a current code), unless the person's role needs one.
-    pub async fn turn_off_second_factor(&self, person: &Person, code: &str) -> Result<()> {
+    /// Turns the second factor off (with a current code), unless the person's role needs one;
+    /// every other session of the account ends.
+    pub async fn turn_off_second_factor(
+        &self,
+        person: &Person,
+        code: &str,
+        session: &str,
+    ) -> Result<()> {
         if self.second_factor_required(person.role) {
             return Err(Error::forbidden(
                 "your role must have a second factor; it cannot be turned off",
@@ -127,7 +169,7 @@ impl SecondFactors {
         self.check_second_factor(person, code).await?;
         Users(&self.db).clear_mfa(person.id).await?;
         Wraps(&self.db).drop_all(&object(person, false)).await?;
-        Ok(())
+        self.sessions.end_other_sessions(person.id, session).await
     }
 
     /// Whether every account of `role` must have a second factor.
@@ -141,11 +183,20 @@ impl SecondFactors {
     }
 
     /// Checks a code against the person's second factor, accepting each time step once (also
-    /// across servers: the step is compared and moved on in one statement).
+    /// across servers: the step is compared and moved on in one statement). Every try is
+    /// counted against the account before it is judged; past `CODE_ATTEMPTS` in the window, no
+    /// code is looked at until it passes.
     pub(crate) async fn check_second_factor(&self, person: &Person, code: &str) -> Result<()> {
         let Some(secret) = self.sealed_secret(person, false).await? else {
             return Ok(());
         };
+        let key = format!("second factor {}", person.id);
+        if !self.limiter.count_against(&key, CODE_ATTEMPTS).await? {
+            return Err(Error::new(
+                Kind::TooManyAttempts,
+                "too many wrong codes for this account; try again in 15 minutes",
+            ));
+        }
         let totp = totp(secret, &person.username)?;
         let step = totp
             .check(code.trim(), unix_now() as u64)
@@ -153,7 +204,7 @@ impl SecondFactors {
         if !Users(&self.db).use_mfa_step(person.id, step).await? {
             return Err(wrong_code());
         }
-        Ok(())
+        self.limiter.clear_count(&key).await
     }
 
     /// Seals a secret under a fresh key wrapped for the person's own key (replacing any).

@@ -89,6 +89,7 @@ async fn harden(mut response: Response) -> Response {
 /// The whole HTTP application: the REST API, the FHIR API and the pages, each router built on
 /// its own and merged here, the one place they meet, with the state and the layers they share.
 pub fn router(state: ApiState) -> Router {
+    let https = state.secure_cookies;
     Router::new()
         .merge(api::router(&state))
         .merge(fhir::router())
@@ -97,6 +98,21 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::map_response(harden))
+        .layer(axum::middleware::map_response(move |response| {
+            hsts(response, https)
+        }))
+}
+
+/// Behind HTTPS (`--secure-cookies`), browsers are told to come back only over HTTPS for a
+/// year, to this host and its subdomains.
+async fn hsts(mut response: Response, https: bool) -> Response {
+    if https {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
 }
 
 /// A method a route does not take: under `/fhir` an OperationOutcome (the FHIR API reads only),

@@ -91,6 +91,8 @@ const wallet = (() => {
     return data.transaction;
   }
 
+  // A path on this site, or the home page: never another site.
+  const local = (next) => (next && next.startsWith("/") && !next.startsWith("//") && !next.includes("\\") ? next : "/");
   // `next` (a local path) showing the transaction's confirmation box.
   const withTx = (next, hash) => {
     const url = new URL(next, location.origin);
@@ -144,7 +146,7 @@ const wallet = (() => {
         if (code) body.code = code;
         const answer = await api("POST", "/api/v1/auth/siwe", body);
         if (answer.status !== 200) throw refusal(answer.data);
-        location.assign(button.dataset.next || "/");
+        location.assign(local(button.dataset.next));
       });
     }
     // Sign up (patients) or enrol (doctors, admins) with the wallet, from the form the button

@@ -83,13 +83,35 @@ pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<R
     .into_response())
 }
 
+#[derive(Deserialize, Default)]
+pub(crate) struct Replacing {
+    /// A current code, when a second factor is on already.
+    #[serde(default)]
+    code: Option<String>,
+}
+
 /// `POST /api/v1/me/mfa`: a new TOTP secret to add to an authenticator app (pending until
-/// confirmed).
-pub(crate) async fn start_mfa(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+/// confirmed); replacing one that is on takes a current `code` from it.
+pub(crate) async fn start_mfa(
+    State(state): State<ApiState>,
+    auth: Auth,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    // The body is optional: none, or `{"code": "123456"}`.
+    let body: Replacing = if body.iter().all(u8::is_ascii_whitespace) {
+        Replacing::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            crate::error::ApiError::new(
+                medledger_records::Kind::Unprocessable,
+                format!("the request body is not acceptable: {e}"),
+            )
+        })?
+    };
     let setup = state
         .app
         .second_factors()
-        .start_second_factor(&auth.person)
+        .start_second_factor(&auth.person, body.code.as_deref())
         .await?;
     Ok((StatusCode::CREATED, axum::Json(setup)).into_response())
 }
@@ -108,7 +130,7 @@ pub(crate) async fn confirm_mfa(
     state
         .app
         .second_factors()
-        .confirm_second_factor(&auth.person, &body.code)
+        .confirm_second_factor(&auth.person, &body.code, &auth.token)
         .await?;
     state
         .app
@@ -127,7 +149,7 @@ pub(crate) async fn mfa_off(
     state
         .app
         .second_factors()
-        .turn_off_second_factor(&auth.person, &body.code)
+        .turn_off_second_factor(&auth.person, &body.code, &auth.token)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -158,22 +158,23 @@ pub(crate) async fn invite_doctor(
         .enrolment()
         .invite_doctor(&auth.person, &body)
         .await?;
-    Ok(written(StatusCode::CREATED, invited(&invite), &tx))
+    Ok(written(StatusCode::CREATED, invited(&state, &invite), &tx))
 }
 
 /// `POST /api/v1/admins` (admin): an invitation for another admin, and its enrolment link.
 pub(crate) async fn invite_admin(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
     let (invite, tx) = state.app.enrolment().invite_admin(&auth.person).await?;
-    Ok(written(StatusCode::CREATED, invited(&invite), &tx))
+    Ok(written(StatusCode::CREATED, invited(&state, &invite), &tx))
 }
 
-pub(super) fn invited(invite: &NewInvite) -> serde_json::Value {
+/// A new invitation as the API answers it; its link on the deployment's public URL.
+pub(super) fn invited(state: &ApiState, invite: &NewInvite) -> serde_json::Value {
     json!({
         "role": invite.role,
         "invite_key": invite.invite_key,
         "expires_at": invite.expires_at,
         "token": invite.token,
-        "enrolment_url": format!("/enrol/{}", invite.token),
+        "enrolment_url": format!("{}/enrol/{}", state.public.origin(), invite.token),
     })
 }
 

@@ -29,7 +29,7 @@ pub(crate) async fn invite_researcher(
         .enrolment()
         .invite_researcher(&auth.person, &body.name)
         .await?;
-    Ok(written(StatusCode::CREATED, invited(&invite), &tx))
+    Ok(written(StatusCode::CREATED, invited(&state, &invite), &tx))
 }
 
 /// `GET /api/v1/researchers` (admin, researcher).

@@ -272,7 +272,7 @@ async fn doctors(State(state): State<ApiState>, page: Page) -> PageResult {
 /// never put in a URL (it would stay in the browser's history).
 async fn invited(state: &ApiState, page: &Page, invite: NewInvite, tx: TxInfo) -> PageResult {
     let link = context! {
-        url => format!("/enrol/{}", invite.token), role => invite.role, expires_at => invite.expires_at,
+        url => format!("{}/enrol/{}", state.public.origin(), invite.token), role => invite.role, expires_at => invite.expires_at,
     };
     doctors_page(
         state,

@@ -94,7 +94,7 @@ async fn start_mfa(
     let setup = state
         .app
         .second_factors()
-        .start_second_factor(&me)
+        .start_second_factor(&me, Some(field(&fields, "current_code")))
         .await
         .or_page(&page, &state)?;
     account_page(
@@ -114,21 +114,20 @@ async fn confirm_mfa(
     Form(fields): Form<Fields>,
 ) -> PageResult {
     let me = page.submitted_by_anyone(&state, &fields)?;
+    let token = session_token(&headers, state.secure_cookies).unwrap_or_default();
     match state
         .app
         .second_factors()
-        .confirm_second_factor(&me, field(&fields, "code"))
+        .confirm_second_factor(&me, field(&fields, "code"), &token)
         .await
     {
         Ok(()) => {
-            if let Some(token) = session_token(&headers, state.secure_cookies) {
-                state
-                    .app
-                    .sessions()
-                    .lift_session_restriction(&token)
-                    .await
-                    .or_page(&page, &state)?;
-            }
+            state
+                .app
+                .sessions()
+                .lift_session_restriction(&token)
+                .await
+                .or_page(&page, &state)?;
             Ok(Redirect::to("/account?mfa=on").into_response())
         }
         Err(e) => {
@@ -255,7 +254,8 @@ async fn home(State(state): State<ApiState>, page: Page) -> Response {
 }
 
 async fn login_form(State(state): State<ApiState>, page: Page) -> Response {
-    let next = page.query.get("next").cloned();
+    // Only a path on this site: the form and the wallet's button go on to it after sign-in.
+    let next = safe_next(page.query.get("next").map(String::as_str));
     let enrolled = page.query.contains_key("enrolled");
     page.render(
         &state,

@@ -179,7 +179,7 @@ async fn invite(
     {
         Ok((invite, tx)) => {
             let link = context! {
-                url => format!("/enrol/{}", invite.token), role => invite.role, expires_at => invite.expires_at,
+                url => format!("{}/enrol/{}", state.public.origin(), invite.token), role => invite.role, expires_at => invite.expires_at,
             };
             admin_page(
                 &state,

@@ -294,9 +294,7 @@ async fn a_mined_declarations_reason_is_never_deleted() {
     let proof = wallet.proof(&t).await;
     let (status, answer) = t
         .post(
-            &invited["enrolment_url"]
-                .as_str()
-                .unwrap()
+            &t.path_of(invited["enrolment_url"].as_str().unwrap())
                 .replace("/enrol/", "/api/v1/enrol/"),
             None,
             json!({ "username": "dr.keep", "wallet": proof }),

@@ -14,6 +14,7 @@ mod limits;
 mod matrix;
 mod on_chain;
 mod pages;
+mod perimeter;
 mod research;
 mod security;
 mod servers;
@@ -574,6 +575,13 @@ impl TestApp {
         self.call(Method::GET, path, token, None).await
     }
 
+    /// The path of `url`, a link the server built on its public URL (this server's own).
+    pub fn path_of(&self, url: &str) -> String {
+        url.strip_prefix(self.url.trim_end_matches('/'))
+            .unwrap_or_else(|| panic!("{url} is not on this server's public URL {}", self.url))
+            .to_string()
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, token, Some(body)).await
     }
@@ -629,14 +637,20 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        let link = body["enrolment_url"].as_str().unwrap().to_string();
+        let link = self.path_of(body["enrolment_url"].as_str().unwrap());
         let address = self.enrol(&link, username).await;
         (address, self.login(username, PASSWORD).await)
     }
 
     /// Takes up an enrolment link (`/enrol/TOKEN`) with `username` and the test password;
     /// returns the new account's address.
+    /// Enrols through `link` (the whole link an invitation answered, or its path).
     pub async fn enrol(&self, link: &str, username: &str) -> String {
+        let link = if link.starts_with('/') {
+            link.to_string()
+        } else {
+            self.path_of(link)
+        };
         let (status, body) = self
             .post(
                 &format!("/api{link}").replace("/api/enrol/", "/api/v1/enrol/"),

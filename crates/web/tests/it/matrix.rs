@@ -908,9 +908,12 @@ async fn fixture(t: &TestApp) -> (Fixture, [Option<String>; CALLERS]) {
         .as_str()
         .unwrap()
         .to_string();
-    let enrol_token = invite("Dr. Linked").await["enrolment_url"]
-        .as_str()
-        .unwrap()
+    let enrol_token = t
+        .path_of(
+            invite("Dr. Linked").await["enrolment_url"]
+                .as_str()
+                .unwrap(),
+        )
         .trim_start_matches("/enrol/")
         .to_string();
     t.advance(120).await; // the expired grant lapses

@@ -357,6 +357,20 @@ async fn login_returns_to_the_page_asked_for_and_errors_stay_next_to_their_field
         )
         .await;
     assert_eq!(r.headers()[header::LOCATION], "/patient");
+    // Nor through the login page's wallet button, which goes where the page says.
+    for elsewhere in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+    ] {
+        let (_, html) = b
+            .get(&format!("/login?next={}", urlencoding(elsewhere)))
+            .await;
+        assert!(!html.contains("evil.example"), "{elsewhere}: {html}");
+        assert_eq!(data_next(&html), "/", "{elsewhere}");
+    }
+    let (_, html) = b.get("/login?next=/patient/sharing").await;
+    assert_eq!(data_next(&html), "/patient/sharing");
     // That login made a new session, whose forms have a token of their own.
     b.read_csrf("/signup").await;
 
@@ -453,4 +467,23 @@ async fn a_doctors_refused_form_comes_back_with_its_error_and_what_was_typed() {
     let (r, html) = b.get("/doctor?error=Call%20555-0100%20now").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(!html.contains("Call 555-0100"), "{html}");
+}
+
+/// Where the login page's wallet button goes on to (its `data-next`, unescaped).
+fn data_next(html: &str) -> String {
+    let start = html.find("data-next=\"").expect("a data-next attribute") + "data-next=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].replace("&#x2f;", "/")
+}
+
+/// `text` as a query value.
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

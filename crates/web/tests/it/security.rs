@@ -723,7 +723,7 @@ async fn malformed_requests_get_clear_4xx_answers() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let link = body["enrolment_url"].as_str().unwrap();
+    let link = t.path_of(body["enrolment_url"].as_str().unwrap());
     let (status, body) = t
         .post(
             &format!("/api/v1{link}"),

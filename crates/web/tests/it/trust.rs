@@ -424,9 +424,10 @@ async fn the_operator_cannot_become_a_doctor_doctors_enrol_through_one_time_link
         .await;
     assert_eq!(status, StatusCode::CREATED, "{invited}");
     crate::assert_transaction(&invited);
-    let link = invited["enrolment_url"].as_str().unwrap().to_string();
     let token = invited["token"].as_str().unwrap().to_string();
-    assert_eq!(link, format!("/enrol/{token}"));
+    // The whole link, on the deployment's public URL, to send as it is.
+    assert_eq!(invited["enrolment_url"], format!("{}/enrol/{token}", t.url));
+    let link = t.path_of(invited["enrolment_url"].as_str().unwrap());
     let (status, _) = t
         .post(
             "/api/v1/auth/login",
@@ -587,7 +588,7 @@ async fn invite(t: &TestApp, admin: &str, hospital: u64) -> (String, String) {
         )
         .await;
     (
-        body["enrolment_url"].as_str().unwrap().to_string(),
+        t.path_of(body["enrolment_url"].as_str().unwrap()),
         body["invite_key"].as_str().unwrap().to_string(),
     )
 }

@@ -208,7 +208,7 @@ async fn prepare_share(t: &TestApp, token: &str, title: &str) -> Value {
 }
 
 /// A wallet patient signs up; their session token.
-async fn wallet_patient(t: &TestApp, wallet: &Wallet, username: &str) -> String {
+pub(crate) async fn wallet_patient(t: &TestApp, wallet: &Wallet, username: &str) -> String {
     let proof = wallet.proof(t).await;
     let (status, answer) = t
         .post(
@@ -261,12 +261,10 @@ async fn a_wallet_patient_and_a_wallet_doctor_do_everything_from_their_own_walle
             json!({ "username": "wanda", "password": PASSWORD }),
         )
         .await;
+    // Refused as any wrong password is: the answer does not tell it is a wallet's account.
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("wallet"),
+    assert_eq!(
+        body["error"]["message"], "wrong user name or password",
         "{body}"
     );
 
@@ -280,7 +278,7 @@ async fn a_wallet_patient_and_a_wallet_doctor_do_everything_from_their_own_walle
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{invited}");
-    let link = invited["enrolment_url"].as_str().unwrap();
+    let link = t.path_of(invited["enrolment_url"].as_str().unwrap());
     let dw = Wallet::new(&t);
     let proof = dw.proof(&t).await;
     let (status, answer) = t
@@ -309,9 +307,7 @@ async fn a_wallet_patient_and_a_wallet_doctor_do_everything_from_their_own_walle
     let users = rows(&t, "users").await;
     let (status, refused) = t
         .post(
-            &invited["enrolment_url"]
-                .as_str()
-                .unwrap()
+            &t.path_of(invited["enrolment_url"].as_str().unwrap())
                 .replace("/enrol/", "/api/v1/enrol/"),
             None,
             json!({ "username": "prof.wallet", "wallet": proof }),
@@ -1089,7 +1085,7 @@ async fn wallet_admin(t: &TestApp, admin: &str, wallet: &Wallet, username: &str)
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{invited}");
-    let link = invited["enrolment_url"].as_str().unwrap();
+    let link = t.path_of(invited["enrolment_url"].as_str().unwrap());
     let proof = wallet.proof(t).await;
     let (status, answer) = t
         .post(

@@ -1,0 +1,189 @@
+//! The perimeter: what a client outside can learn or drive. HSTS behind HTTPS; one answer for
+//! an unknown name, a wallet account's name and a wrong password.
+
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+use crate::{Backend, PASSWORD, TestApp, wallet::Wallet};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_https_browsers_are_told_to_stay_on_https() {
+    let (https, _) = TestApp::spawn_configured(crate::defaults(Backend::Embedded), false, |c| {
+        c.secure_cookies = true;
+    })
+    .await;
+    for path in ["/healthz", "/login", "/api/v1/doctors", "/fhir/metadata"] {
+        let response = https
+            .http
+            .get(format!("{}{path}", https.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get(header::STRICT_TRANSPORT_SECURITY)
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000; includeSubDomains"),
+            "{path}"
+        );
+    }
+    // Over plain HTTP (no --secure-cookies) the header would pin a host to HTTPS it may not
+    // serve: it is not sent.
+    let http = TestApp::spawn(Backend::Embedded).await;
+    let response = http
+        .http
+        .get(format!("{}/login", http.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get(header::STRICT_TRANSPORT_SECURITY)
+            .is_none()
+    );
+}
+
+/// A password login tells nothing of which names exist or which are wallets': an unknown name,
+/// a wallet account's name and a known name with a wrong password get the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_login_does_not_tell_which_names_exist() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let wallet = Wallet::new(&t);
+    crate::wallet::wallet_patient(&t, &wallet, "walt").await;
+    t.sign_up("pia", "Pia Known").await;
+    let mut answers = Vec::new();
+    for (username, password) in [
+        ("nobody.here", PASSWORD),
+        ("walt", PASSWORD),
+        ("pia", "a wrong password!"),
+    ] {
+        let (status, body) = t
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({ "username": username, "password": password }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{username}: {body}");
+        answers.push(body);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a wallet account's name is told apart"
+    );
+    assert_eq!(answers[0], answers[2], "a known name is told apart");
+}
+
+/// A second factor holds against a stolen session or password: codes are counted per account on
+/// every sign-in path, it cannot be replaced without a current code, and a change ends the
+/// account's other sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_cannot_be_guessed_replaced_or_dropped_with_a_session_alone() {
+    use crate::trust::{code_at, totp, wrong_code_for};
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let login = async |username: &str, code: Option<String>| {
+        let mut body = json!({ "username": username, "password": PASSWORD });
+        if let Some(code) = code {
+            body["code"] = json!(code);
+        }
+        t.post("/api/v1/auth/login", None, body).await
+    };
+    let alive = async |token: &str| t.get("/api/v1/me", Some(token)).await.0 == StatusCode::OK;
+    let (_, mine) = t.sign_up("mona", "Mona Factor").await;
+    let (_, other) = login("mona", None).await;
+    let other = other["token"].as_str().unwrap().to_string();
+    assert!(alive(&other).await);
+
+    // Set up from one session: the other one ends.
+    let (status, setup) = t.post("/api/v1/me/mfa", Some(&mine), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{setup}");
+    let totp = totp(setup["secret"].as_str().unwrap());
+    let (status, body) = t
+        .post(
+            "/api/v1/me/mfa/confirm",
+            Some(&mine),
+            json!({ "code": code_at(&totp, 0) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(alive(&mine).await, "the session that made the change stays");
+    assert!(!alive(&other).await, "every other session ends");
+
+    // A session alone cannot swap the factor for its holder's own.
+    let (status, body) = t.post("/api/v1/me/mfa", Some(&mine), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("current code")
+    );
+    let (status, _) = t
+        .post(
+            "/api/v1/me/mfa",
+            Some(&mine),
+            json!({ "code": wrong_code_for(&totp) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Guessing codes with the password: stopped within the limit, and then even the right code
+    // waits for the window (the guess above counted too).
+    let mut refused = 1;
+    let stopped = loop {
+        let (status, body) = login("mona", Some(wrong_code_for(&totp))).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break body;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        refused += 1;
+        assert!(refused <= 5, "more than 5 wrong codes were judged");
+    };
+    assert!(
+        stopped["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many wrong codes")
+    );
+    let (status, _) = login("mona", Some(code_at(&totp, 30))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Turning it off takes a code and ends the other sessions too (another account, whose
+    // count is its own).
+    let (_, first) = t.sign_up("otto", "Otto Off").await;
+    let (_, setup) = t.post("/api/v1/me/mfa", Some(&first), json!({})).await;
+    let totp = crate::trust::totp(setup["secret"].as_str().unwrap());
+    t.post(
+        "/api/v1/me/mfa/confirm",
+        Some(&first),
+        json!({ "code": code_at(&totp, -30) }),
+    )
+    .await;
+    let (status, second) = login("otto", Some(code_at(&totp, 0))).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let second = second["token"].as_str().unwrap().to_string();
+    let (status, _) = t
+        .post(
+            "/api/v1/me/mfa/off",
+            Some(&first),
+            json!({ "code": wrong_code_for(&totp) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(alive(&second).await);
+    let (status, body) = t
+        .post(
+            "/api/v1/me/mfa/off",
+            Some(&first),
+            json!({ "code": code_at(&totp, 30) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(
+        !alive(&second).await,
+        "turning it off ends the other sessions"
+    );
+    assert!(alive(&first).await);
+}
