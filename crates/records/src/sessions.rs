@@ -29,6 +29,22 @@ pub const ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
 /// half the idle limit if that is shorter.
 const TOUCH_EVERY_MS: i64 = 30_000;
 
+/// One of a person's live sessions, as their account page lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionView {
+    /// A handle to end it by; it opens nothing.
+    pub id: String,
+    pub started_at: i64,
+    pub last_seen: i64,
+    /// The session asking.
+    pub current: bool,
+}
+
+/// The handle of stored session id `id`: the first 16 bytes of its keccak hash, in hex.
+fn handle(id: &str) -> String {
+    hex::encode(&keccak256(id.as_bytes())[..16])
+}
+
 /// A live session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -188,6 +204,43 @@ impl Sessions {
         if let Some(parts) = split(token) {
             Table(&self.db).end(&parts.id).await?;
         }
+        Ok(())
+    }
+
+    /// The live sessions of `person`, the most recently used first; `current` marks the one of
+    /// that token. Each is named by a handle that opens nothing (a hash of its stored half).
+    pub async fn sessions_of(&self, person: &Person, current: &str) -> Result<Vec<SessionView>> {
+        let now = unix_now_ms();
+        let current = split(current).map(|p| p.id).unwrap_or_default();
+        let rows = Table(&self.db)
+            .of_user(
+                person.id,
+                (
+                    now - self.session_idle_ms(),
+                    now - ABSOLUTE.as_millis() as i64,
+                ),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, started, seen)| SessionView {
+                id: handle(&id),
+                started_at: started / 1000,
+                last_seen: seen / 1000,
+                current: id == current,
+            })
+            .collect())
+    }
+
+    /// Ends `person`'s session named `handle` (from `sessions_of`).
+    pub async fn end_session_of(&self, person: &Person, handle_of: &str) -> Result<()> {
+        let rows = Table(&self.db)
+            .of_user(person.id, (i64::MIN, i64::MIN))
+            .await?;
+        let Some((id, _, _)) = rows.into_iter().find(|(id, _, _)| handle(id) == handle_of) else {
+            return Err(Error::not_found("you have no such session"));
+        };
+        Table(&self.db).end_of_user(person.id, &id).await?;
         Ok(())
     }
 

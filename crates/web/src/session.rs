@@ -26,12 +26,61 @@ pub fn cookie_name(secure: bool) -> &'static str {
 /// The token a request carries: `Authorization: Bearer T` or the session cookie (of the name in
 /// use: with secure cookies, only the `__Host-` one).
 pub fn token_of(parts: &Parts, secure: bool) -> Option<String> {
-    if let Some(auth) = parts.headers.get(header::AUTHORIZATION)
-        && let Ok(value) = auth.to_str()
-        && let Some(token) = value.strip_prefix("Bearer ")
-    {
-        return Some(token.trim().to_string());
+    if let Some(token) = bearer_of(parts) {
+        return Some(token);
     }
+    cookie_token_of(parts, secure)
+}
+
+fn bearer_of(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim().to_string())
+}
+
+/// The header a page's script sends its CSRF token in (forms cannot send a header).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A cookie-authenticated request that changes something must show it came from this site's own
+/// page: the page's CSRF token in `X-CSRF-Token` (a header no form of another site can send), and
+/// an `Origin` and `Sec-Fetch-Site`, when the browser sends them, of this very origin. A cookie
+/// alone is what a sibling subdomain or another port on the host can make a browser send. A
+/// bearer token needs nothing more: no browser attaches one by itself.
+fn check_cookie_write(parts: &Parts, state: &ApiState, token: &str) -> Result<(), ApiError> {
+    if matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    ) || bearer_of(parts).is_some()
+    {
+        return Ok(());
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let refused = |why: &str| {
+        ApiError::new(
+            Kind::Forbidden,
+            format!(
+                "{why}: a change made with the session cookie must come from this site's own page, with its CSRF token in the X-CSRF-Token header (scripts send Authorization: Bearer instead)"
+            ),
+        )
+    };
+    let expected = medledger_records::sessions::form_token(token);
+    if !header(CSRF_HEADER).is_some_and(|t| constant_eq(t.as_bytes(), expected.as_bytes())) {
+        return Err(refused("no CSRF token, or not this session's"));
+    }
+    if header("origin").is_some_and(|o| o != state.public.origin()) {
+        return Err(refused("this request came from another site"));
+    }
+    if header("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
+        return Err(refused("this request came from another site"));
+    }
+    Ok(())
+}
+
+/// Byte strings compared in time that does not depend on where they differ.
+pub(crate) fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cookie_token_of(parts: &Parts, secure: bool) -> Option<String> {
     for cookie in parts.headers.get_all(header::COOKIE) {
         let Ok(cookie) = cookie.to_str() else {
             continue;
@@ -64,6 +113,7 @@ impl FromRequestParts<ApiState> for Auth {
             )
         };
         let token = token_of(parts, state.secure_cookies).ok_or_else(unauthenticated)?;
+        check_cookie_write(parts, state, &token)?;
         let session = state
             .app
             .sessions()
@@ -104,6 +154,7 @@ impl FromRequestParts<ApiState> for MaybeAuth {
         let Some(token) = token_of(parts, state.secure_cookies) else {
             return Ok(MaybeAuth(None));
         };
+        check_cookie_write(parts, state, &token)?;
         let session = state.app.sessions().session(&token).await?;
         Ok(MaybeAuth(
             session.filter(|s| !s.restricted).map(|s| s.person),

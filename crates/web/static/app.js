@@ -24,10 +24,14 @@ const wallet = (() => {
   const quantity = (n) => "0x" + BigInt(n).toString(16);
 
   async function api(method, path, body) {
+    // The page's CSRF token: a change made with the session cookie must carry it.
+    const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+    const headers = { "x-csrf-token": csrf };
+    if (body !== undefined) headers["content-type"] = "application/json";
     const response = await fetch(path, {
       method,
       credentials: "same-origin",
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     let data = null;

@@ -117,6 +117,44 @@ impl Sessions<'_> {
         Ok(())
     }
 
+    /// The live sessions of `user_id` (their ids, when they started and were last used, in ms),
+    /// the most recently used first.
+    pub(crate) async fn of_user(
+        self,
+        user_id: i64,
+        (idle_before, started_before): (i64, i64),
+    ) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, last_seen FROM sessions
+             WHERE user_id = $1 AND last_seen >= $2 AND created_at >= $3
+             ORDER BY last_seen DESC, id",
+        )
+        .bind(user_id)
+        .bind(idle_before)
+        .bind(started_before)
+        .fetch_all(self.0)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("created_at")?,
+                    r.try_get("last_seen")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Ends session `id` if it is `user_id`'s; whether it was.
+    pub(crate) async fn end_of_user(self, user_id: i64, id: &str) -> Result<bool> {
+        let ended = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(self.0)
+            .await?;
+        Ok(ended.rows_affected() == 1)
+    }
+
     /// Ends every session of `user_id` but `keep`.
     pub(crate) async fn end_others(self, user_id: i64, keep: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")

@@ -1,7 +1,7 @@
 //! Logging in and out, who am I, changing a password, and downloading one's own keystore.
 
 use axum::{
-    extract::State,
+    extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -81,6 +81,30 @@ pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<R
         "second_factor_required": state.app.second_factors().second_factor_required(p.role),
     }))
     .into_response())
+}
+
+/// `GET /api/v1/me/sessions`: the person's live sessions, the one asking marked `current`.
+pub(crate) async fn sessions(State(state): State<ApiState>, auth: Auth) -> ApiResult<Response> {
+    let sessions = state
+        .app
+        .sessions()
+        .sessions_of(&auth.person, &auth.token)
+        .await?;
+    Ok(axum::Json(json!({ "sessions": sessions })).into_response())
+}
+
+/// `DELETE /api/v1/me/sessions/{id}`: ends one of the person's sessions.
+pub(crate) async fn end_session(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .sessions()
+        .end_session_of(&auth.person, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, Default)]

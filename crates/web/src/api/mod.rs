@@ -48,6 +48,8 @@ pub fn router(state: &ApiState) -> Router<ApiState> {
         .route("/api/v1/me/password", post(auth::change_password))
         .route("/api/v1/me/keystore", get(auth::keystore))
         .route("/api/v1/me/mfa", post(auth::start_mfa))
+        .route("/api/v1/me/sessions", get(auth::sessions))
+        .route("/api/v1/me/sessions/{id}", delete(auth::end_session))
         .route("/api/v1/me/mfa/confirm", post(auth::confirm_mfa))
         .route("/api/v1/me/mfa/off", post(auth::mfa_off))
         .route(

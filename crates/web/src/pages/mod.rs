@@ -150,6 +150,8 @@ pub(crate) struct Page {
     emergencies: Result<Vec<EmergencyView>, String>,
     /// The session must set up a second factor before anything else.
     restricted: bool,
+    /// The session's token (for the account page's list of sessions, to mark this one).
+    session_token: Option<String>,
 }
 
 /// The pages a session that must first set up a second factor may open.
@@ -187,6 +189,7 @@ impl FromRequestParts<ApiState> for Page {
                 }
             },
         };
+        let session_token = session.as_ref().and(token.clone());
         let (person, restricted) = match session {
             Some(s) => (Some(s.person), s.restricted),
             None => (None, false),
@@ -226,6 +229,7 @@ impl FromRequestParts<ApiState> for Page {
             query,
             emergencies,
             restricted,
+            session_token,
         })
     }
 }
@@ -454,9 +458,19 @@ impl Page {
 
     /// Checks the form's CSRF token: against the session's form token, or for a visitor the
     /// cookie (double submit).
+    /// The token of the session the page is shown in, if any.
+    pub(crate) fn session_token(&self) -> Option<&str> {
+        self.session_token.as_deref()
+    }
+
     pub(crate) fn check_csrf(&self, submitted: Option<&str>) -> Result<(), Error> {
         match submitted {
-            Some(t) if !self.new_csrf && constant_eq(t.as_bytes(), self.csrf.as_bytes()) => Ok(()),
+            Some(t)
+                if !self.new_csrf
+                    && crate::session::constant_eq(t.as_bytes(), self.csrf.as_bytes()) =>
+            {
+                Ok(())
+            }
             _ => Err(Error::forbidden(
                 "this form has expired or did not come from this site; reload the page and try again",
             )),
@@ -485,10 +499,6 @@ pub(crate) fn tx_of(tx: &medledger_records::TxInfo) -> Value {
         fee => tx.fee_wei.to_string(),
         ok => true,
     }
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub(crate) fn urlencode(s: &str) -> String {

@@ -29,6 +29,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/account/password", post(change_password))
         .route("/emergencies/{id}/end", post(end_emergency))
         .route("/account/mfa", post(start_mfa))
+        .route("/account/sessions/{id}/end", post(end_session))
         .route("/account/mfa/confirm", post(confirm_mfa))
         .route("/enrol/{token}", get(enrol_form).post(enrol))
 }
@@ -55,6 +56,12 @@ async fn account_page(
         .or_page(page, state)?;
     let spent = funded.saturating_sub(balance);
     let tx = page.tx_box(state).await;
+    let sessions = state
+        .app
+        .sessions()
+        .sessions_of(me, page.session_token().unwrap_or_default())
+        .await
+        .or_page(page, state)?;
     let mfa_on = state
         .app
         .second_factors()
@@ -74,6 +81,8 @@ async fn account_page(
             chain_name => format!("medledger (chain {})", state.app.ledger().chain_id()),
             rpc_url => state.wallet_rpc_url.clone(),
             moved => page.query.contains_key("moved"),
+            sessions => v(&sessions),
+            session_ended => page.query.contains_key("ended"),
             changed => page.query.contains_key("changed"),
             mfa_on => mfa_on,
             mfa_required => state.app.second_factors().second_factor_required(me.role),
@@ -82,6 +91,23 @@ async fn account_page(
             ..extra
         },
     ))
+}
+
+/// Ends one of the person's sessions (another device, a forgotten browser).
+async fn end_session(
+    State(state): State<ApiState>,
+    page: Page,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(fields): Form<Fields>,
+) -> PageResult {
+    let me = page.submitted_by_anyone(&state, &fields)?;
+    state
+        .app
+        .sessions()
+        .end_session_of(&me, &id)
+        .await
+        .or_page(&page, &state)?;
+    Ok(Redirect::to("/account?ended=1").into_response())
 }
 
 /// Starts a second factor: the page shows the secret to add to an authenticator app.

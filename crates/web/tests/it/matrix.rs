@@ -1050,6 +1050,14 @@ fn cases(f: &Fixture) -> Vec<Case> {
         // ---- One's own account.
         get("/api/v1/me", only(401, &[], ok, ok)),
         get("/api/v1/me/keystore", only(401, &[], ok, ok)),
+        // One's own sessions; nobody ends a session that is not theirs (a made-up handle).
+        get("/api/v1/me/sessions", only(401, &[], 0, ok)),
+        Case::new(
+            Method::DELETE,
+            "/api/v1/me/sessions/00000000000000000000000000000000",
+            Body::Empty,
+            only(401, &[], 0, 404),
+        ),
         post(
             "/api/v1/me/password",
             json!({ "current_password": "not the password", "new_password": "another long password" }),
@@ -1512,6 +1520,11 @@ fn page_cases(f: &Fixture) -> Vec<Case> {
             only(303, &[], 0, 400),
         ),
         form("/account/mfa", &[], only(303, &[], 0, ok)),
+        form(
+            "/account/sessions/00000000000000000000000000000000/end",
+            &[],
+            only(303, &[], 0, 404),
+        ),
         // A code that is no code is never right.
         form(
             "/account/mfa/confirm",

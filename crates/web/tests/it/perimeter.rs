@@ -187,3 +187,148 @@ async fn a_second_factor_cannot_be_guessed_replaced_or_dropped_with_a_session_al
     );
     assert!(alive(&first).await);
 }
+
+/// A change made with the session cookie alone (what a sibling subdomain or another port on the
+/// host can make a browser send) is refused; the page's own script, which sends the page's CSRF
+/// token from this origin, is not; a bearer token needs nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_alone_cannot_change_anything_through_the_api() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let (_, token) = t.sign_up("cora", "Cora Cookie").await;
+    let cookie = format!("medledger_session={token}");
+    // The page's CSRF token, as its script reads it.
+    let html = t
+        .http
+        .get(format!("{}/account", t.url))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = html
+        .split("<meta name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the page carries its CSRF token")
+        .to_string();
+    let public = t.url.trim_end_matches('/').to_string();
+    let change = async |headers: &[(&str, &str)]| {
+        let mut request = t
+            .http
+            .post(format!("{}/api/v1/me/mfa", t.url))
+            .header(header::COOKIE, &cookie)
+            .json(&json!({}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    let refusals: [&[(&str, &str)]; 5] = [
+        &[],
+        &[("x-csrf-token", "0000")],
+        &[("origin", "http://127.0.0.1:1")],
+        &[
+            ("x-csrf-token", &csrf),
+            ("origin", "https://neighbour.example"),
+        ],
+        &[("x-csrf-token", &csrf), ("sec-fetch-site", "same-site")],
+    ];
+    for headers in refusals {
+        let (status, body) = change(headers).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("X-CSRF-Token"),
+            "{body}"
+        );
+    }
+    let status = t
+        .http
+        .get(format!("{}/api/v1/me", t.url))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK, "a read needs no token");
+    // The page's own script: its token, from this origin.
+    let (status, body) = change(&[
+        ("x-csrf-token", &csrf),
+        ("origin", &public),
+        ("sec-fetch-site", "same-origin"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A script with the bearer token.
+    let (status, body) = t.post("/api/v1/me/mfa", Some(&token), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// The account lists where it is signed in, and ends any one of those sessions; nobody else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sees_their_sessions_and_ends_any_of_them() {
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let (_, here) = t.sign_up("sol", "Sol Sessions").await;
+    let laptop = t.login("sol", PASSWORD).await;
+    let phone = t.login("sol", PASSWORD).await;
+    let (_, stranger) = t.sign_up("sten", "Sten Stranger").await;
+    let alive = async |token: &str| t.get("/api/v1/me", Some(token)).await.0 == StatusCode::OK;
+
+    let (status, listed) = t.get("/api/v1/me/sessions", Some(&here)).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3, "{listed}");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    // The handles open nothing: none is a token or part of one.
+    for s in sessions {
+        let id = s["id"].as_str().unwrap();
+        assert!(
+            ![&here, &laptop, &phone].iter().any(|t| t.contains(id)),
+            "{id}"
+        );
+    }
+    // The phone's session, as the phone lists it, ended from here.
+    let (_, from_phone) = t.get("/api/v1/me/sessions", Some(&phone)).await;
+    let phones = from_phone["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A stranger cannot end it.
+    let (status, _) = t
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/me/sessions/{phones}"),
+            Some(&stranger),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(alive(&phone).await);
+    let (status, body) = t
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/me/sessions/{phones}"),
+            Some(&here),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(!alive(&phone).await, "the phone's session ended");
+    assert!(
+        alive(&laptop).await && alive(&here).await,
+        "the others go on"
+    );
+    let (_, listed) = t.get("/api/v1/me/sessions", Some(&here)).await;
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 2);
+}
