@@ -35,6 +35,7 @@ use crate::{
     reports::Anchors,
     reports::Reports,
     research::Research,
+    security::SecurityLog,
     sessions::Sessions,
     sharing::Sharing,
     store::{
@@ -121,6 +122,8 @@ struct Inner {
     access: Access,
     /// Who is who (`people.rs`).
     people: People,
+    /// The security log (`security.rs`).
+    security: SecurityLog,
     /// `wallet.rs`.
     wallet: Wallet,
     /// `enrolment.rs`.
@@ -255,6 +258,7 @@ impl App {
             ),
         );
         let sessions = Sessions::new(db.clone(), options.session_idle);
+        let security = SecurityLog::new(db.clone());
         let second_factors = SecondFactors::new(
             db.clone(),
             access.clone(),
@@ -398,6 +402,7 @@ impl App {
                 indexer,
                 access,
                 people,
+                security,
                 writer,
                 wallet,
                 enrolment,
@@ -491,6 +496,11 @@ impl App {
     /// The use case of `demo.rs`.
     pub fn demo(&self) -> &Demo {
         &self.inner.demo
+    }
+
+    /// The security log: events recorded, the latest read by an admin.
+    pub fn security(&self) -> &SecurityLog {
+        &self.inner.security
     }
 
     /// Who is who: accounts, roles, the directory.

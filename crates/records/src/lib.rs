@@ -29,6 +29,7 @@ pub mod people;
 pub mod person;
 pub mod reports;
 pub mod research;
+pub mod security;
 pub mod sessions;
 pub mod sharing;
 pub(crate) mod store;

@@ -10,6 +10,7 @@ pub mod fhir;
 mod forms;
 pub mod origin;
 pub mod pages;
+pub(crate) mod security;
 pub mod session;
 
 use std::sync::Arc;

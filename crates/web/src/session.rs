@@ -75,6 +75,31 @@ fn check_cookie_write(parts: &Parts, state: &ApiState, token: &str) -> Result<()
     Ok(())
 }
 
+/// A change refused as forged goes in the security log, with the path it was for.
+async fn forged_refused(
+    parts: &mut Parts,
+    state: &ApiState,
+    checked: Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    if checked.is_err() {
+        let crate::client::ClientAddr(client) =
+            crate::client::ClientAddr::from_request_parts(parts, state)
+                .await
+                .unwrap_or(crate::client::ClientAddr(None));
+        state
+            .app
+            .security()
+            .record(
+                medledger_records::security::Event::ForgedRequestRefused,
+                &format!("{} {}", parts.method, parts.uri.path()),
+                client,
+                "forbidden",
+            )
+            .await;
+    }
+    checked
+}
+
 /// Byte strings compared in time that does not depend on where they differ.
 pub(crate) fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -113,7 +138,7 @@ impl FromRequestParts<ApiState> for Auth {
             )
         };
         let token = token_of(parts, state.secure_cookies).ok_or_else(unauthenticated)?;
-        check_cookie_write(parts, state, &token)?;
+        forged_refused(parts, state, check_cookie_write(parts, state, &token)).await?;
         let session = state
             .app
             .sessions()
@@ -154,7 +179,7 @@ impl FromRequestParts<ApiState> for MaybeAuth {
         let Some(token) = token_of(parts, state.secure_cookies) else {
             return Ok(MaybeAuth(None));
         };
-        check_cookie_write(parts, state, &token)?;
+        forged_refused(parts, state, check_cookie_write(parts, state, &token)).await?;
         let session = state.app.sessions().session(&token).await?;
         Ok(MaybeAuth(
             session.filter(|s| !s.restricted).map(|s| s.person),

@@ -36,6 +36,10 @@ const wallet = (() => {
     });
     let data = null;
     try { data = await response.json(); } catch { /* no body */ }
+    // A sign-in or enrolment started a session: its CSRF token replaces the visitor's.
+    if (data && typeof data.csrf === "string") {
+      document.querySelector('meta[name="csrf-token"]')?.setAttribute("content", data.csrf);
+    }
     return { status: response.status, data };
   }
   const refusal = (data) => new Error(data?.error?.message ?? "the server did not answer; try again");

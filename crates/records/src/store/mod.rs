@@ -11,6 +11,7 @@ pub(crate) mod invites;
 pub(crate) mod journal;
 pub(crate) mod rate_limits;
 pub(crate) mod records;
+pub(crate) mod security_events;
 pub(crate) mod sessions;
 pub(crate) mod settings;
 pub(crate) mod siwe;

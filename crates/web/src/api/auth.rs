@@ -5,6 +5,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
+use medledger_records::security::Event;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -26,13 +27,23 @@ pub(crate) struct Login {
 /// `POST /api/v1/auth/login`: a session as a cookie and as a bearer token.
 pub(crate) async fn login(
     State(state): State<ApiState>,
+    crate::client::ClientAddr(client): crate::client::ClientAddr,
     Json(body): Json<Login>,
 ) -> ApiResult<Response> {
     let person = state
         .app
         .accounts()
         .login_with(&body.username, &body.password, body.code.as_deref())
-        .await?;
+        .await;
+    crate::security::note(
+        &state,
+        (Event::SignedIn, Event::SignInRefused),
+        &body.username,
+        client,
+        &person,
+    )
+    .await;
+    let person = person?;
     let answer = json!({
         "username": person.username,
         "role": person.role.as_str(),
@@ -42,6 +53,7 @@ pub(crate) async fn login(
     });
     let token = state.app.sessions().start_session(&person).await?;
     let mut answer = answer;
+    answer["csrf"] = json!(medledger_records::sessions::form_token(&token));
     answer["token"] = json!(token);
     Ok((
         [(
@@ -81,6 +93,15 @@ pub(crate) async fn me(State(state): State<ApiState>, auth: Auth) -> ApiResult<R
         "second_factor_required": state.app.second_factors().second_factor_required(p.role),
     }))
     .into_response())
+}
+
+/// `GET /api/v1/security-events` (admin): the latest security events, newest first.
+pub(crate) async fn security_events(
+    State(state): State<ApiState>,
+    auth: Auth,
+) -> ApiResult<Response> {
+    let events = state.app.security().recent(&auth.person, 200).await?;
+    Ok(axum::Json(json!({ "events": events })).into_response())
 }
 
 /// `GET /api/v1/me/sessions`: the person's live sessions, the one asking marked `current`.
@@ -148,14 +169,24 @@ pub(crate) struct Code {
 /// `POST /api/v1/me/mfa/confirm`: a code from the app turns the second factor on.
 pub(crate) async fn confirm_mfa(
     State(state): State<ApiState>,
+    crate::client::ClientAddr(client): crate::client::ClientAddr,
     auth: Auth,
     Json(body): Json<Code>,
 ) -> ApiResult<StatusCode> {
-    state
+    let confirmed = state
         .app
         .second_factors()
         .confirm_second_factor(&auth.person, &body.code, &auth.token)
-        .await?;
+        .await;
+    crate::security::note(
+        &state,
+        (Event::SecondFactorOn, Event::SignInRefused),
+        &auth.person.username,
+        client,
+        &confirmed,
+    )
+    .await;
+    confirmed?;
     state
         .app
         .sessions()
@@ -167,14 +198,24 @@ pub(crate) async fn confirm_mfa(
 /// `POST /api/v1/me/mfa/off`: with a current code, turns it off (unless the role needs it).
 pub(crate) async fn mfa_off(
     State(state): State<ApiState>,
+    crate::client::ClientAddr(client): crate::client::ClientAddr,
     auth: Auth,
     Json(body): Json<Code>,
 ) -> ApiResult<StatusCode> {
-    state
+    let off = state
         .app
         .second_factors()
         .turn_off_second_factor(&auth.person, &body.code, &auth.token)
-        .await?;
+        .await;
+    crate::security::note(
+        &state,
+        (Event::SecondFactorOff, Event::SignInRefused),
+        &auth.person.username,
+        client,
+        &off,
+    )
+    .await;
+    off?;
     Ok(StatusCode::NO_CONTENT)
 }
 

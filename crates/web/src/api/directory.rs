@@ -226,6 +226,7 @@ pub(crate) struct Enrol {
 /// up by their own new account.
 pub(crate) async fn enrol(
     State(state): State<ApiState>,
+    crate::client::ClientAddr(client): crate::client::ClientAddr,
     SiteOf(site): SiteOf,
     Path(token): Path<String>,
     Json(body): Json<Enrol>,
@@ -239,11 +240,14 @@ pub(crate) async fn enrol(
             .await;
         return registration_prepared(&state, login, outcome).await;
     }
-    let (account, tx) = state
+    let enrolled = state
         .app
         .enrolment()
         .enrol(&token, &body.username, &body.password)
-        .await?;
+        .await;
+    let event = medledger_records::security::Event::Enrolled;
+    crate::security::note(&state, (event, event), &body.username, client, &enrolled).await;
+    let (account, tx) = enrolled?;
     Ok(written(
         StatusCode::CREATED,
         json!({ "username": account.username, "address": account.address, "role": account.role.as_str() }),

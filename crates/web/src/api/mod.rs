@@ -49,6 +49,7 @@ pub fn router(state: &ApiState) -> Router<ApiState> {
         .route("/api/v1/me/keystore", get(auth::keystore))
         .route("/api/v1/me/mfa", post(auth::start_mfa))
         .route("/api/v1/me/sessions", get(auth::sessions))
+        .route("/api/v1/security-events", get(auth::security_events))
         .route("/api/v1/me/sessions/{id}", delete(auth::end_session))
         .route("/api/v1/me/mfa/confirm", post(auth::confirm_mfa))
         .route("/api/v1/me/mfa/off", post(auth::mfa_off))

@@ -56,14 +56,25 @@ pub(crate) struct EmergencyInput {
 /// `POST /api/v1/emergency` (doctor): break-glass access for the configured window.
 pub(crate) async fn emergency(
     State(state): State<ApiState>,
+    crate::client::ClientAddr(client): crate::client::ClientAddr,
     auth: Auth,
     Json(body): Json<EmergencyInput>,
 ) -> ApiResult<Response> {
-    let (emergency, tx) = state
+    let declared = state
         .app
         .emergency()
         .declare_emergency(&auth.person, body.patient, &body.reason)
-        .await?;
+        .await;
+    let event = medledger_records::security::Event::EmergencyDeclared;
+    crate::security::note(
+        &state,
+        (event, event),
+        &auth.person.username,
+        client,
+        &declared,
+    )
+    .await;
+    let (emergency, tx) = declared?;
     Ok(written(StatusCode::CREATED, emergency, &tx))
 }
 

@@ -31,10 +31,28 @@ impl FromRequestParts<ApiState> for SiteOf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<SiteOf, ApiError> {
-        state
-            .public
-            .addressed_by(&parts.headers)
-            .map_err(|why| ApiError::new(Kind::Invalid, why))?;
+        if let Err(why) = state.public.addressed_by(&parts.headers) {
+            let crate::client::ClientAddr(client) =
+                crate::client::ClientAddr::from_request_parts(parts, state)
+                    .await
+                    .unwrap_or(crate::client::ClientAddr(None));
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            state
+                .app
+                .security()
+                .record(
+                    medledger_records::security::Event::ForgedRequestRefused,
+                    &format!("a sign-in addressed to {host}"),
+                    client,
+                    "invalid",
+                )
+                .await;
+            return Err(ApiError::new(Kind::Invalid, why));
+        }
         Ok(SiteOf(Site {
             origin: state.public.origin().to_string(),
             domain: state.public.host().to_string(),
@@ -74,15 +92,38 @@ pub(crate) struct SignIn {
 /// `POST /api/v1/auth/siwe`: a session for the wallet account the signed message proves.
 pub(crate) async fn sign_in(
     State(state): State<ApiState>,
+    crate::client::ClientAddr(client): crate::client::ClientAddr,
     SiteOf(site): SiteOf,
     Json(body): Json<SignIn>,
 ) -> ApiResult<Response> {
-    let login = state.app.wallet().verify_wallet(&body.proof, &site).await?;
-    let person = state
-        .app
-        .wallet()
-        .wallet_login(login, body.code.as_deref())
-        .await?;
+    let person = async {
+        let login = state.app.wallet().verify_wallet(&body.proof, &site).await?;
+        state
+            .app
+            .wallet()
+            .wallet_login(login, body.code.as_deref())
+            .await
+    }
+    .await;
+    // Who: the account the message names (its second line), as far as it is one.
+    let who = body.proof.message.lines().nth(1).unwrap_or_default();
+    let who: String = who
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(42)
+        .collect();
+    crate::security::note(
+        &state,
+        (
+            medledger_records::security::Event::SignedIn,
+            medledger_records::security::Event::SignInRefused,
+        ),
+        &who,
+        client,
+        &person,
+    )
+    .await;
+    let person = person?;
     session_answer(&state, &person, StatusCode::OK, json!({})).await
 }
 
@@ -100,6 +141,8 @@ pub(crate) async fn session_answer(
     extra["mode"] = json!(person.signer.mode());
     extra["idle_timeout_seconds"] = json!(state.app.session_idle().as_secs());
     extra["must_set_up_second_factor"] = json!(person.must_set_up_second_factor);
+    // The CSRF token of the new session, for a page's script that goes on with its cookie.
+    extra["csrf"] = json!(medledger_records::sessions::form_token(&token));
     extra["token"] = json!(token);
     Ok((
         status,

@@ -26,6 +26,7 @@ use crate::ApiState;
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/admin", get(dashboard))
+        .route("/admin/security", get(security))
         .route("/admin/hospitals", get(hospitals).post(add_hospital))
         .route("/admin/hospitals/{id}", get(hospital).post(update_hospital))
         .route("/admin/hospitals/{id}/{action}", post(set_hospital))
@@ -261,6 +262,23 @@ async fn doctors_page(
         "admin/doctors.html",
         context! { doctors => v(&list), hospitals => v(&hospitals), hospital_names => names,
         invites => v(&invites), values => context! {}, tx => tx, ..extra },
+    ))
+}
+
+/// The latest security events: sign-ins made and refused, forged requests refused, second
+/// factors changed, emergencies declared, enrolments.
+async fn security(State(state): State<ApiState>, page: Page) -> PageResult {
+    let me = page.require(&state, Role::Admin)?;
+    let events = state
+        .app
+        .security()
+        .recent(&me, 200)
+        .await
+        .or_page(&page, &state)?;
+    Ok(page.render(
+        &state,
+        "admin/security.html",
+        context! { events => v(&events) },
     ))
 }
 

@@ -80,6 +80,7 @@ impl Templates {
             "admin/hospitals.html",
             "admin/hospital.html",
             "admin/doctors.html",
+            "admin/security.html",
             "explorer/index.html",
             "explorer/block.html",
             "explorer/tx.html",

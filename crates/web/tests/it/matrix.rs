@@ -1249,6 +1249,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         // ---- Enrolment (invitations, links) and second factors (set up, never confirmed).
         post("/api/v1/admins", json!({}), only(401, &[ADMIN], 201, 403)),
         get("/api/v1/enrolments", only(401, &[ADMIN], ok, 403)),
+        get("/api/v1/security-events", only(401, &[ADMIN], ok, 403)),
         Case::new(
             Method::DELETE,
             format!("/api/v1/enrolments/{}", f.invite_key),
@@ -1607,6 +1608,7 @@ fn page_cases(f: &Fixture) -> Vec<Case> {
         get("/doctor/openings", only(303, DOCTORS, ok, 403)),
         // ---- The admin's.
         get("/admin", only(303, &[ADMIN], ok, 403)),
+        get("/admin/security", only(303, &[ADMIN], ok, 403)),
         get("/admin/hospitals", only(303, &[ADMIN], ok, 403)),
         // A hospital without a name.
         form(

@@ -332,3 +332,92 @@ async fn a_person_sees_their_sessions_and_ends_any_of_them() {
     let (_, listed) = t.get("/api/v1/me/sessions", Some(&here)).await;
     assert_eq!(listed["sessions"].as_array().unwrap().len(), 2);
 }
+
+/// An operator sees security events: who, what, from where, the outcome; never a password or a
+/// code. Only an admin reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_events_are_logged_for_the_admin_without_secrets() {
+    use crate::trust::{code_at, totp};
+    let t = TestApp::spawn(Backend::Embedded).await;
+    let (_, token) = t.sign_up("lia", "Lia Logged").await;
+    let wrong = "a wrong password for lia";
+    let (status, _) = t
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "username": "lia", "password": wrong }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    t.login("lia", PASSWORD).await;
+    // A forged change (the cookie alone) and a relayed sign-in.
+    let forged = t
+        .http
+        .post(format!("{}/api/v1/me/mfa", t.url))
+        .header(header::COOKIE, format!("medledger_session={token}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let relayed = t
+        .http
+        .post(format!("{}/api/v1/auth/siwe/nonce", t.url))
+        .header(header::HOST, "phish.example")
+        .json(&json!({ "address": "0x00000000000000000000000000000000000000a1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relayed.status(), StatusCode::BAD_REQUEST);
+    // A second factor turned on.
+    let (_, setup) = t.post("/api/v1/me/mfa", Some(&token), json!({})).await;
+    let code = code_at(&totp(setup["secret"].as_str().unwrap()), 0);
+    let (status, _) = t
+        .post(
+            "/api/v1/me/mfa/confirm",
+            Some(&token),
+            json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let (status, _) = t.get("/api/v1/security-events", Some(&token)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a patient does not read the log"
+    );
+    let admin = t.admin().await;
+    let (status, log) = t.get("/api/v1/security-events", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let events = log["events"].as_array().unwrap();
+    let has = |kind: &str, who: &str, outcome: &str| {
+        events.iter().any(|e| {
+            e["kind"] == kind
+                && e["who"].as_str().unwrap().contains(who)
+                && e["outcome"] == outcome
+                && e["client"] == "127.0.0.1"
+        })
+    };
+    assert!(has("sign_in_refused", "lia", "unauthenticated"), "{log}");
+    assert!(has("signed_in", "lia", "ok"), "{log}");
+    assert!(
+        has("forged_request_refused", "POST /api/v1/me/mfa", "forbidden"),
+        "{log}"
+    );
+    assert!(
+        has("forged_request_refused", "phish.example", "invalid"),
+        "{log}"
+    );
+    assert!(has("second_factor_on", "lia", "ok"), "{log}");
+    let text = log.to_string();
+    for secret in [wrong, PASSWORD, &code, &token] {
+        assert!(!text.contains(secret), "a secret is in the log: {secret}");
+    }
+    // The admin's page lists them too.
+    let mut browser = crate::pages::Browser::new(&t).await;
+    browser.login("admin", crate::ADMIN_PASSWORD).await;
+    let (head, html) = browser.get("/admin/security").await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(html.contains("second_factor_on") && html.contains("forged_request_refused"));
+}
