@@ -206,12 +206,14 @@ pub(crate) async fn enrol_doctor(
         json!({ "name": name, "hospital_id": hospital["id"] }),
     )
     .await?;
+    // The whole link, on the server's public URL; its last part is the token.
     let link = invited["enrolment_url"]
         .as_str()
         .context("enrolment link")?;
+    let token = link.rsplit('/').next().context("enrolment token")?;
     post(
         http,
-        &format!("{base}/api/v1{link}"),
+        &format!("{base}/api/v1/enrol/{token}"),
         None,
         json!({ "username": username, "password": PASSWORD }),
     )

@@ -93,6 +93,10 @@ pub(crate) struct ServeArgs {
     /// yet" (it is settled later). Raise it for a chain with slow blocks.
     #[arg(long, default_value_t = 120)]
     receipt_timeout_secs: u64,
+    /// How long any request may take before it is stopped with 503 (uploads and research
+    /// exports' files get 15 minutes). Default: the receipt timeout and 30 s more.
+    #[arg(long)]
+    request_timeout_secs: Option<u64>,
     /// Proxies (their addresses, comma-separated) in front of the server whose
     /// `X-Forwarded-For` names the client; without it the header is ignored and the client is
     /// the connection's peer.
@@ -195,6 +199,12 @@ impl ServeArgs {
         let mut config = Config::new(self.data_dir.clone());
         config.http_addr = self.http_addr;
         config.receipt_timeout = Duration::from_secs(self.receipt_timeout_secs);
+        if let Some(secs) = self.request_timeout_secs {
+            if secs == 0 || secs > 24 * 3600 {
+                bail!("--request-timeout-secs must be between 1 and 86400");
+            }
+            config.request_timeout = Some(Duration::from_secs(secs));
+        }
         config.trusted_proxies = self.trusted_proxy.clone();
         config.limits = Limits {
             sign_ups_per_client: Limit::per_hour(self.sign_ups_per_hour),

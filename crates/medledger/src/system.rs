@@ -118,6 +118,8 @@ pub struct Config {
     pub demo: bool,
     /// How long a write waits for its receipt before answering that it is pending.
     pub receipt_timeout: Duration,
+    /// How long a request may take; `None`: the receipt timeout and 30 s more.
+    pub request_timeout: Option<Duration>,
     /// How often writes left open are settled.
     pub resolve_every: Duration,
 }
@@ -165,6 +167,7 @@ impl Config {
             safe_harbor: Default::default(),
             demo: false,
             receipt_timeout: Duration::from_secs(120),
+            request_timeout: None,
             resolve_every: Duration::from_secs(5),
         }
     }
@@ -383,6 +386,10 @@ pub async fn spawn(config: Config) -> anyhow::Result<System> {
         until_stopped(indexer, stop.subscribe()),
     ));
     let mut state = ApiState::new(app.clone(), public);
+    state.request_limit = config
+        .request_timeout
+        .unwrap_or(config.receipt_timeout + Duration::from_secs(30));
+    state.long_request_limit = state.long_request_limit.max(state.request_limit);
     state.secure_cookies = config.secure_cookies;
     state.wallet_rpc_url = config
         .wallet_rpc_url

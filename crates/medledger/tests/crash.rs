@@ -205,10 +205,12 @@ async fn thirty_kill_9s_under_mixed_load_lose_nothing_acknowledged() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    // The whole link, on the server's public URL; its last part is the token.
     let link = body["enrolment_url"].as_str().unwrap();
+    let token = link.rsplit('/').next().unwrap();
     let (status, body) = post(
         &client,
-        &format!("{url}/api/v1{link}"),
+        &format!("{url}/api/v1/enrol/{token}"),
         None,
         json!({ "username": "dr.crash", "password": PASSWORD }),
     )

@@ -129,12 +129,11 @@ async fn enrol(
 ) -> (String, String) {
     let (status, invited) = post(&format!("{url}/api/v1/{what}"), Some(admin), body).await;
     assert_eq!(status, 201, "{invited}");
-    let link = invited["enrolment_url"]
-        .as_str()
-        .unwrap()
-        .replace("/enrol/", "/api/v1/enrol/");
+    // The whole link, on the server's public URL; its last part is the token.
+    let link = invited["enrolment_url"].as_str().unwrap();
+    let token = link.rsplit('/').next().unwrap();
     let (status, enrolled) = post(
-        &format!("{url}{link}"),
+        &format!("{url}/api/v1/enrol/{token}"),
         None,
         json!({ "username": username, "password": PASSWORD }),
     )

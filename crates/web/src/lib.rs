@@ -40,6 +40,11 @@ pub struct ApiState {
     pub wallet_rpc_url: String,
     /// The one origin the deployment answers as (`--public-url`).
     pub public: origin::PublicUrl,
+    /// How long a request may take (`--request-timeout-secs`): longer than a write waits for
+    /// its receipt, so a write answers for itself first.
+    pub request_limit: std::time::Duration,
+    /// How long an upload or a research export's file may take.
+    pub long_request_limit: std::time::Duration,
 }
 
 impl ApiState {
@@ -51,6 +56,8 @@ impl ApiState {
             secure_cookies: false,
             trusted_proxies: Vec::new(),
             wallet_rpc_url: String::new(),
+            request_limit: std::time::Duration::from_secs(150),
+            long_request_limit: std::time::Duration::from_secs(15 * 60),
         }
     }
 }
@@ -91,6 +98,7 @@ async fn harden(mut response: Response) -> Response {
 /// its own and merged here, the one place they meet, with the state and the layers they share.
 pub fn router(state: ApiState) -> Router {
     let https = state.secure_cookies;
+    let limits = (state.request_limit, state.long_request_limit);
     Router::new()
         .merge(api::router(&state))
         .merge(fhir::router())
@@ -102,6 +110,40 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::middleware::map_response(move |response| {
             hsts(response, https)
         }))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            time_limited(request, next, limits)
+        }))
+}
+
+/// Every request has a time limit; an upload and a research export's file have a longer one.
+/// A request stopped at its limit answers 503: what it had started writing is the journal's to
+/// settle (as after a client that went away), never half-kept.
+async fn time_limited(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    (limit, long): (std::time::Duration, std::time::Duration),
+) -> Response {
+    let path = request.uri().path();
+    let is_long = (request.method() == axum::http::Method::POST
+        && matches!(path, "/api/v1/records" | "/patient/share"))
+        || path.starts_with("/fhir/bulkfiles/");
+    let limit = if is_long { long } else { limit };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                "a request took longer than {} s and was stopped",
+                limit.as_secs()
+            );
+            axum::response::IntoResponse::into_response(ApiError::new(
+                medledger_records::Kind::Unavailable,
+                format!(
+                    "this request took longer than {} s and was stopped; anything it wrote on the ledger is settled in the background: look before trying again",
+                    limit.as_secs()
+                ),
+            ))
+        }
+    }
 }
 
 /// Behind HTTPS (`--secure-cookies`), browsers are told to come back only over HTTPS for a

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::{
     bad_param,
-    wallet::{SiteOf, registration_prepared},
+    wallet::{WalletSite, registration_prepared},
     written,
 };
 use crate::{ApiState, Json, error::ApiResult, session::Auth};
@@ -227,11 +227,12 @@ pub(crate) struct Enrol {
 pub(crate) async fn enrol(
     State(state): State<ApiState>,
     crate::client::ClientAddr(client): crate::client::ClientAddr,
-    SiteOf(site): SiteOf,
+    site: WalletSite,
     Path(token): Path<String>,
     Json(body): Json<Enrol>,
 ) -> ApiResult<Response> {
     if let Some(proof) = &body.wallet {
+        let site = site.checked(&state).await?;
         let login = state.app.wallet().verify_wallet(proof, &site).await?;
         let outcome = state
             .app
@@ -292,11 +293,12 @@ pub(crate) async fn reactivate_doctor(
 /// `POST /api/v1/patients`: anyone may sign up as a patient.
 pub(crate) async fn sign_up(
     State(state): State<ApiState>,
-    SiteOf(site): SiteOf,
+    site: WalletSite,
     client: crate::client::ClientAddr,
     Json(body): Json<PatientSignup>,
 ) -> ApiResult<Response> {
     if let Some(proof) = &body.wallet {
+        let site = site.checked(&state).await?;
         let login = state.app.wallet().verify_wallet(proof, &site).await?;
         let outcome = state
             .app

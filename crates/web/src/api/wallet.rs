@@ -31,32 +31,62 @@ impl FromRequestParts<ApiState> for SiteOf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<SiteOf, ApiError> {
-        if let Err(why) = state.public.addressed_by(&parts.headers) {
-            let crate::client::ClientAddr(client) =
-                crate::client::ClientAddr::from_request_parts(parts, state)
-                    .await
-                    .unwrap_or(crate::client::ClientAddr(None));
+        let site = WalletSite::from_request_parts(parts, state).await?;
+        Ok(SiteOf(site.checked(state).await?))
+    }
+}
+
+/// The site, checked only when a wallet's signature is in the request (a sign-up or an
+/// enrolment with a password needs no site: its `Host` decides nothing).
+pub(crate) struct WalletSite {
+    refused: Option<(String, String)>,
+    client: Option<std::net::IpAddr>,
+}
+
+impl FromRequestParts<ApiState> for WalletSite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<WalletSite, ApiError> {
+        let crate::client::ClientAddr(client) =
+            crate::client::ClientAddr::from_request_parts(parts, state)
+                .await
+                .unwrap_or(crate::client::ClientAddr(None));
+        let refused = state.public.addressed_by(&parts.headers).err().map(|why| {
             let host = parts
                 .headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .to_string();
+            (why, host)
+        });
+        Ok(WalletSite { refused, client })
+    }
+}
+
+impl WalletSite {
+    /// The public site, or the refusal of a request addressed to another host (logged).
+    pub(crate) async fn checked(self, state: &ApiState) -> Result<Site, ApiError> {
+        if let Some((why, host)) = self.refused {
             state
                 .app
                 .security()
                 .record(
                     medledger_records::security::Event::ForgedRequestRefused,
                     &format!("a sign-in addressed to {host}"),
-                    client,
+                    self.client,
                     "invalid",
                 )
                 .await;
             return Err(ApiError::new(Kind::Invalid, why));
         }
-        Ok(SiteOf(Site {
+        Ok(Site {
             origin: state.public.origin().to_string(),
             domain: state.public.host().to_string(),
-        }))
+        })
     }
 }
 

@@ -421,3 +421,36 @@ async fn security_events_are_logged_for_the_admin_without_secrets() {
     assert_eq!(head.status, StatusCode::OK);
     assert!(html.contains("second_factor_on") && html.contains("forged_request_refused"));
 }
+
+/// No request runs forever: one waiting on a chain that never answers is stopped at the
+/// request's time limit (set here below the receipt timeout) with a 503 that says so, and the
+/// server answers the next request at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_has_a_time_limit() {
+    let (t, proxy) = TestApp::spawn_configured(crate::defaults(Backend::Embedded), true, |c| {
+        c.receipt_timeout = std::time::Duration::from_secs(60);
+        c.request_timeout = Some(std::time::Duration::from_secs(2));
+    })
+    .await;
+    let proxy = proxy.unwrap();
+    let admin = t.admin().await;
+    // The chain takes the hospital's transaction, but its receipt never comes.
+    proxy
+        .hide_receipts
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = t
+        .post(
+            "/api/v1/hospitals",
+            Some(&admin),
+            json!({ "name": "Slow General", "city": "Nantes" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("took longer than 2 s"), "{message}");
+    proxy
+        .hide_receipts
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, _) = t.get("/api/v1/hospitals", None).await;
+    assert_eq!(status, StatusCode::OK);
+}

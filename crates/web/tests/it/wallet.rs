@@ -703,6 +703,24 @@ async fn a_sign_in_relayed_by_another_site_is_refused() {
             .unwrap()
             .contains("for this account")
     );
+    // A sign-up with a password needs no site: its Host decides nothing (a script may reach the
+    // server as localhost); one with a wallet's signature does.
+    let (status, body) = with_host(
+        "/api/v1/patients",
+        &format!("localhost:{}", host.rsplit(':').next().unwrap()),
+        json!({ "username": "pat.localhost", "password": PASSWORD, "name": "Pat Local" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let newcomer = Wallet::new(&t);
+    let proof = newcomer.proof(&t).await;
+    let (status, body) = with_host(
+        "/api/v1/patients",
+        phish,
+        json!({ "username": "pat.phished", "name": "Pat Phished", "wallet": proof }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // A nonce is asked for an account.
     let (status, body) = t.post("/api/v1/auth/siwe/nonce", None, json!({})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
