@@ -72,6 +72,20 @@ pub struct Challenge {
     pub key_message: String,
 }
 
+/// The key message of `account` on the deployment of `registry` on `chain_id`, naming `site`.
+/// Without a site (a deployment whose wallet accounts predate it) it is the first version's
+/// message, byte for byte: the keys of those accounts come from signatures of it.
+fn key_message(site: &str, account: Address, registry: Address, chain_id: u64) -> String {
+    if site.is_empty() {
+        return format!(
+            "medledger: unlock my encryption key\n\nThis signature makes the key that opens the medical records of this account. It is not a transaction and costs nothing. Sign it only for the medledger deployment below.\n\nAccount: {account}\nDeployment: Registry {registry} on chain {chain_id}\nVersion: 1"
+        );
+    }
+    format!(
+        "medledger: unlock my encryption key\n\nThis signature makes the key that opens the medical records of this account. It is not a transaction and costs nothing. Sign it only on {site}.\n\nAccount: {account}\nSite: {site}\nDeployment: Registry {registry} on chain {chain_id}\nVersion: 1"
+    )
+}
+
 fn rfc3339(unix: i64) -> Result<String> {
     let t =
         time::OffsetDateTime::from_unix_timestamp(unix).map_err(|e| Error::internal("time", e))?;
@@ -146,23 +160,12 @@ impl Wallet {
     /// deployment (its site, its Registry and chain) and the account, so it signs the same every
     /// time, and names the one site it may be signed for.
     pub fn key_message(&self, account: Address) -> String {
-        let site = if self.key_site.is_empty() {
-            "the medledger deployment below".to_string()
-        } else {
-            self.key_site.clone()
-        };
-        let mut message = format!(
-            "medledger: unlock my encryption key\n\nThis signature makes the key that opens the medical records of this account. It is not a transaction and costs nothing. Sign it only on {site}.\n\nAccount: {account}\n"
-        );
-        if !self.key_site.is_empty() {
-            message.push_str(&format!("Site: {}\n", self.key_site));
-        }
-        message.push_str(&format!(
-            "Deployment: Registry {} on chain {}\nVersion: 1",
+        key_message(
+            &self.key_site,
+            account,
             self.contracts.registry,
-            self.ledger.chain_id()
-        ));
-        message
+            self.ledger.chain_id(),
+        )
     }
 
     /// A fresh single-use nonce for `address` on `site`, with what a sign-in message on it must
@@ -453,6 +456,26 @@ mod tests {
             key_from_signature(&other, wallet.address())
                 .unwrap()
                 .public_key()
+        );
+    }
+
+    #[test]
+    fn the_key_message_names_its_site_and_an_older_deployments_stays_as_it_was() {
+        let (account, registry) = (Address::repeat_byte(0xa1), Address::repeat_byte(0x0e));
+        // The first version's message, as wallet accounts made before the site was named
+        // signed it: their keys depend on every byte.
+        assert_eq!(
+            key_message("", account, registry, 1337),
+            format!(
+                "medledger: unlock my encryption key\n\nThis signature makes the key that opens the medical records of this account. It is not a transaction and costs nothing. Sign it only for the medledger deployment below.\n\nAccount: {account}\nDeployment: Registry {registry} on chain 1337\nVersion: 1"
+            )
+        );
+        let named = key_message("https://records.example", account, registry, 1337);
+        assert!(named.contains("Sign it only on https://records.example."));
+        assert!(named.contains("\nSite: https://records.example\n"));
+        assert_ne!(
+            named,
+            key_message("https://records.example.phish", account, registry, 1337)
         );
     }
 

@@ -1742,7 +1742,34 @@ async fn send(
             request = request.multipart(parts);
         }
     }
-    let response = request.send().await.unwrap();
+    let response = match request.send().await {
+        Ok(response) => response,
+        // A request that did not answer in time: what the chain had then, for whoever reads
+        // the failure (Ganache has been seen leaving a transaction unmined under load).
+        Err(e) => {
+            let ask = |method: &'static str, params: Value| async move {
+                let answer = t
+                    .http
+                    .post(&t.chain_url)
+                    .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(a) => a.text().await.unwrap_or_default(),
+                    Err(e) => format!("{method} failed: {e}"),
+                }
+            };
+            panic!(
+                "{} {} as {}: no answer ({e}); the chain then: latest block {}; pending block {}; txpool {}",
+                case.method,
+                case.path,
+                WHO[caller],
+                ask("eth_blockNumber", json!([])).await,
+                ask("eth_getBlockByNumber", json!(["pending", false])).await,
+                ask("txpool_content", json!([])).await,
+            )
+        }
+    };
     let status = response.status();
     let location = response
         .headers()
