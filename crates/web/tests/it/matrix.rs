@@ -1759,11 +1759,28 @@ async fn send(
                     Err(e) => format!("{method} failed: {e}"),
                 }
             };
+            // The latest block's transactions, with their receipts as the node gives them.
+            let latest: Value =
+                serde_json::from_str(&ask("eth_getBlockByNumber", json!(["latest", false])).await)
+                    .unwrap_or_default();
+            let mut mined = String::new();
+            for hash in latest["result"]["transactions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                mined.push_str(&format!(
+                    "\n  {hash}: {} receipt {}",
+                    ask("eth_getTransactionByHash", json!([hash])).await,
+                    ask("eth_getTransactionReceipt", json!([hash])).await
+                ));
+            }
             panic!(
-                "{} {} as {}: no answer ({e}); the chain then: latest block {}; pending block {}; txpool {}",
+                "{} {} as {}: no answer ({e:?}); the server's open writes: {:?}; the chain then: latest block {}; pending block {}; txpool {}; the latest block's transactions:{mined}",
                 case.method,
                 case.path,
                 WHO[caller],
+                t.app.open_writes().await,
                 ask("eth_blockNumber", json!([])).await,
                 ask("eth_getBlockByNumber", json!(["pending", false])).await,
                 ask("txpool_content", json!([])).await,
