@@ -66,6 +66,9 @@ pub struct Ledger {
     inner: Arc<Inner>,
 }
 
+/// How long one call to the node may take before it fails (the node is then unavailable).
+const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 struct Inner {
     url: String,
     client: RpcClient,
@@ -82,7 +85,15 @@ impl Ledger {
         let parsed = url
             .parse()
             .map_err(|_| Error::invalid(format!("{url} is not a valid JSON-RPC URL")))?;
-        let client = RpcClient::new_http(parsed);
+        // Every call to the node has a bound: a node that never answers one (seen with Ganache
+        // under load) must not hold a request, or a lock a request waits on, forever. Receipts
+        // are polled with short calls, so the bound is per call, not per wait.
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(NODE_CALL_TIMEOUT)
+            .build()
+            .map_err(|e| Error::internal("the node's HTTP client", e))?;
+        let client = RpcClient::new_http_with_client(http, parsed);
         let provider = ProviderBuilder::new()
             .connect_client(client.clone())
             .erased();
