@@ -508,29 +508,9 @@ impl App {
         &self.inner.people
     }
 
-    /// Whether the chain lets `reader` open `record` of `patient` for `purpose`.
-    pub async fn can_access(
-        &self,
-        patient: Address,
-        reader: Address,
-        record: alloy::primitives::B256,
-        purpose: crate::model::Purpose,
-    ) -> Result<bool> {
-        self.inner
-            .access
-            .can_access(patient, reader, record, purpose)
-            .await
-    }
-
     /// Whether `doctor`'s emergency access to `patient` is open now.
     pub async fn emergency_open(&self, patient: Address, doctor: Address) -> Result<bool> {
         self.inner.access.emergency_open(patient, doctor).await
-    }
-
-    /// Which parts of `patient`'s profile the chain lets `reader` see now, and whether only
-    /// through an emergency.
-    pub async fn profile_access(&self, patient: Address, reader: Address) -> Result<(u8, bool)> {
-        self.inner.access.profile_access(patient, reader).await
     }
 
     /// Brings the chain index up to the chain's head; returns the head indexed.
